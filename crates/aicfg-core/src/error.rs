@@ -1,0 +1,50 @@
+//! Typed errors of the core library. Every message says what was wrong and what to do.
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum AicfgError {
+    #[error("unknown {what} '{given}'; known: {known}")]
+    Unknown {
+        what: &'static str,
+        given: String,
+        known: String,
+    },
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("model config {path}: {reason}")]
+    ModelConfig { path: String, reason: String },
+    #[error("unsupported architecture '{arch}' in {path}; supported families: {supported}")]
+    UnsupportedArchitecture {
+        arch: String,
+        path: String,
+        supported: String,
+    },
+    #[error("system file {path}: {reason}")]
+    SystemFile { path: String, reason: String },
+    #[error("system '{system}' has no {dtype} tensor cores, so quantization '{quant}' cannot run there; pick a mode that uses {available}")]
+    UnsupportedDtype {
+        system: String,
+        dtype: String,
+        quant: String,
+        available: String,
+    },
+    #[error("parallel configuration {parallel} is invalid for {model}: {reason}")]
+    Parallel {
+        parallel: String,
+        model: String,
+        reason: String,
+    },
+    #[error("calibration file: {0}")]
+    Calibration(String),
+}
+
+pub type Result<T> = std::result::Result<T, AicfgError>;
+
+impl AicfgError {
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        AicfgError::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}

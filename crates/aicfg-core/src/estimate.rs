@@ -1,0 +1,351 @@
+//! One deployment → one prediction: resolves quantization, builds workers, runs the serving
+//! model, and collects memory and per-op breakdowns.
+use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
+use crate::hardware::SystemSpec;
+use crate::memory::MemoryBreakdown;
+use crate::model::graph::Parallel;
+use crate::model::ModelSpec;
+use crate::perf::{EmpiricalParams, EmpiricalSource, OpTime, PerfSource, SolSource, Step};
+use crate::quant::{ComputeDtype, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
+use crate::serve::{self, Perf, ServeMode, Worker, Workload};
+use crate::DatabaseMode;
+use serde::Serialize;
+
+/// User-level quantization choices; `None` = infer from the checkpoint, then bf16.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QuantRequest {
+    pub gemm: Option<GemmQuant>,
+    pub moe: Option<MoeQuant>,
+    pub kvcache: Option<KvQuant>,
+    pub fmha: Option<FmhaQuant>,
+    pub comm: Option<crate::quant::CommQuant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WorkerSpec {
+    pub parallel: Parallel,
+    /// Agg: concurrent requests per worker. Disagg: max batch per worker.
+    pub batch_size: f64,
+    pub workers: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct EstimateRequest {
+    pub model: ModelSpec,
+    pub system: SystemSpec,
+    pub decode_system: Option<SystemSpec>,
+    pub backend: Backend,
+    pub mode: ServeMode,
+    pub workload: Workload,
+    pub quant: QuantRequest,
+    pub agg: WorkerSpec,
+    pub prefill: WorkerSpec,
+    pub decode: WorkerSpec,
+    pub database_mode: DatabaseMode,
+    pub free_gpu_memory_fraction: Option<f64>,
+    pub calibration: Option<EmpiricalParams>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerReport {
+    pub role: &'static str,
+    pub system: String,
+    pub parallel: String,
+    pub gpus: u32,
+    pub batch_size: f64,
+    pub workers: u32,
+    pub memory: MemoryBreakdown,
+    pub quant: QuantConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EstimateReport {
+    pub model: String,
+    pub backend: &'static str,
+    pub mode: ServeMode,
+    pub database_mode: &'static str,
+    pub isl: f64,
+    pub osl: f64,
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    pub request_latency_ms: f64,
+    pub tokens_per_s: f64,
+    pub tokens_per_s_per_gpu: f64,
+    pub tokens_per_s_per_user: f64,
+    pub request_rate: f64,
+    pub concurrency: f64,
+    pub num_gpus: u32,
+    /// Largest per-GPU memory among the workers (GiB).
+    pub memory_gib: f64,
+    pub oom: bool,
+    pub workers: Vec<WorkerReport>,
+    /// One prefill of one request (per-op ms).
+    pub context_ops: Vec<OpTime>,
+    pub context_ms: f64,
+    /// One decode step at the running batch (per-op ms).
+    pub decode_ops: Vec<OpTime>,
+    pub decode_step_ms: f64,
+    pub notes: Vec<String>,
+}
+
+fn is_blackwell(sys: &SystemSpec) -> bool {
+    sys.gpu.sm_version >= 100
+}
+
+/// Resolve the five modes: explicit > checkpoint > bf16, then hardware downgrades.
+pub fn resolve_quant(m: &ModelSpec, sys: &SystemSpec, r: &QuantRequest, backend: Backend) -> Result<QuantConfig> {
+    let ck = m.quant;
+    let mut gemm = r.gemm.or(ck.gemm).unwrap_or(GemmQuant::Bfloat16);
+    let mut moe = r.moe.or(ck.moe).unwrap_or(match r.gemm {
+        Some(g) => g.as_moe(),
+        None => MoeQuant::Bfloat16,
+    });
+    let low_precision_ckpt = matches!(ck.gemm, Some(GemmQuant::Fp8 | GemmQuant::Fp8Block | GemmQuant::Nvfp4 | GemmQuant::Fp8Static));
+    let kvcache = r.kvcache.or(ck.kvcache).unwrap_or(if low_precision_ckpt || matches!(r.gemm, Some(g) if g != GemmQuant::Bfloat16 && !g.weight_only()) {
+        KvQuant::Fp8
+    } else {
+        KvQuant::Bfloat16
+    });
+    let fmha = r.fmha.unwrap_or(if kvcache == KvQuant::Fp8 && backend != Backend::Vllm && sys.flops(ComputeDtype::Fp8).is_some() {
+        FmhaQuant::Fp8
+    } else {
+        FmhaQuant::Bfloat16
+    });
+    if !is_blackwell(sys) {
+        if gemm == GemmQuant::Nvfp4 && r.gemm.is_none() {
+            gemm = GemmQuant::Nvfp4Wo;
+        }
+        if moe == MoeQuant::Nvfp4 && r.moe.is_none() {
+            moe = MoeQuant::Nvfp4Wo;
+        }
+    }
+    let kv = if sys.flops(ComputeDtype::Fp8).is_none() && kvcache == KvQuant::Fp8 && r.kvcache.is_none() {
+        KvQuant::Int8
+    } else {
+        kvcache
+    };
+    let q = QuantConfig {
+        gemm,
+        moe,
+        kvcache: kv,
+        fmha,
+        comm: r.comm.unwrap_or(crate::quant::CommQuant::Half),
+    };
+    let check = |d: ComputeDtype, name: &str| -> Result<()> {
+        if sys.flops(d).is_none() {
+            return Err(AicfgError::UnsupportedDtype {
+                system: sys.name.clone(),
+                dtype: d.name().into(),
+                quant: name.into(),
+                available: sys.available_dtypes().join(", "),
+            });
+        }
+        Ok(())
+    };
+    check(q.gemm.compute(), q.gemm.name())?;
+    if m.family.is_moe() {
+        check(q.moe.compute(), q.moe.name())?;
+    }
+    check(q.fmha.compute(), q.fmha.name())?;
+    Ok(q)
+}
+
+fn validate(req: &EstimateRequest) -> Result<()> {
+    let w = &req.workload;
+    if !(w.isl.is_finite() && w.isl >= 1.0) {
+        return Err(AicfgError::invalid("isl", format!("must be a positive integer, got {}", w.isl)));
+    }
+    if !(w.osl.is_finite() && w.osl >= 1.0) {
+        return Err(AicfgError::invalid("osl", format!("must be a positive integer, got {}", w.osl)));
+    }
+    if w.prefix < 0.0 || w.prefix >= w.isl {
+        return Err(AicfgError::invalid("prefix", format!("must be in [0, isl), got {}", w.prefix)));
+    }
+    if !(0.0..=w.nextn as f64).contains(&w.nextn_accepted) {
+        return Err(AicfgError::invalid(
+            "nextn accept rate",
+            format!("accepted draft tokens {} must be between 0 and nextn {}", w.nextn_accepted, w.nextn),
+        ));
+    }
+    for (role, ws) in [("batch size", req.agg), ("prefill batch size", req.prefill), ("decode batch size", req.decode)] {
+        if !(ws.batch_size.is_finite() && ws.batch_size >= 1.0) {
+            return Err(AicfgError::invalid(role, format!("must be at least 1, got {}", ws.batch_size)));
+        }
+    }
+    if let Some(f) = req.free_gpu_memory_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(AicfgError::invalid("free gpu memory fraction", format!("must be in (0, 1], got {f}")));
+        }
+    }
+    Ok(())
+}
+
+/// TTFT and TPOT only (no breakdowns): the fast path used by harnesses and search.
+pub fn predict(req: &EstimateRequest) -> Result<Perf> {
+    validate(req)?;
+    let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
+    predict_with(req, &params)
+}
+
+/// As `predict`, with explicit empirical constants (calibration loops).
+pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<Perf> {
+    let calib = if req.database_mode == DatabaseMode::Sol {
+        crate::perf::BackendCalib { step_ms: 0.0, ttft_ms: 0.0, wait_steps: 0.0 }
+    } else {
+        params.backend(req.backend.name())
+    };
+    let empirical = EmpiricalSource { p: params.clone() };
+    let sol = SolSource;
+    let source: &dyn PerfSource = match req.database_mode {
+        DatabaseMode::Sol => &sol,
+        DatabaseMode::Empirical => &empirical,
+    };
+    let w = req.workload;
+    let m = &req.model;
+    match req.mode {
+        ServeMode::Agg | ServeMode::Static => {
+            let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            let wk = Worker::new(m, &req.agg.parallel, &q, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
+            Ok(if req.mode == ServeMode::Agg {
+                serve::agg(&wk, &w, req.agg.batch_size)
+            } else {
+                serve::static_batch(&wk, &w, req.agg.batch_size)
+            })
+        }
+        ServeMode::Disagg => {
+            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
+            let pre = Worker::new(m, &req.prefill.parallel, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
+            let dec = Worker::new(m, &req.decode.parallel, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
+            Ok(serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers).perf)
+        }
+    }
+}
+
+pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
+    validate(req)?;
+    let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
+    let calib = params.backend(req.backend.name());
+    let empirical = EmpiricalSource { p: params };
+    let sol = SolSource;
+    let source: &dyn PerfSource = match req.database_mode {
+        DatabaseMode::Sol => &sol,
+        DatabaseMode::Empirical => &empirical,
+    };
+    // SOL has no host overheads either.
+    let calib = if req.database_mode == DatabaseMode::Sol {
+        crate::perf::BackendCalib { step_ms: 0.0, ttft_ms: 0.0, wait_steps: 0.0 }
+    } else {
+        calib
+    };
+    let w = req.workload;
+    let m = &req.model;
+    let mk = |sys: &'_ SystemSpec, ws: &WorkerSpec| -> Result<(QuantConfig, Parallel)> {
+        let q = resolve_quant(m, sys, &req.quant, req.backend)?;
+        Ok((q, ws.parallel))
+    };
+    let mut notes = Vec::new();
+    let kv_avg = w.isl + w.osl / 2.0;
+    match req.mode {
+        ServeMode::Agg | ServeMode::Static => {
+            let (q, p) = mk(&req.system, &req.agg)?;
+            let wk = Worker::new(m, &p, &q, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
+            let perf: Perf = if req.mode == ServeMode::Agg {
+                serve::agg(&wk, &w, req.agg.batch_size)
+            } else {
+                serve::static_batch(&wk, &w, req.agg.batch_size)
+            };
+            let per_rank = (req.agg.batch_size / p.dp as f64).max(1.0);
+            let mem = wk.memory(per_rank, w.isl + w.osl, wk.backend.step_token_budget(req.system.capacity_gib()));
+            if perf.kv_queue_ms > 0.0 {
+                notes.push(format!(
+                    "KV cache holds {:.0} requests per rank; {:.0} requested, the rest queue ({:.0} ms mean wait)",
+                    perf.running_per_rank, per_rank, perf.kv_queue_ms
+                ));
+            }
+            let ctx = Step::context(1.0, w.isl - w.prefix, w.prefix);
+            let dec = Step::decode(perf.running_per_rank, kv_avg, 1.0 + w.nextn as f64);
+            Ok(report(req, perf, vec![worker_report("agg", &wk, req.agg, mem)], &wk, &ctx, &wk, &dec, notes))
+        }
+        ServeMode::Disagg => {
+            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+            let (qp, pp) = mk(&req.system, &req.prefill)?;
+            let (qd, pd) = mk(dsys, &req.decode)?;
+            let pre = Worker::new(m, &pp, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
+            let dec = Worker::new(m, &pd, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
+            let r = serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers);
+            let pb = (req.prefill.batch_size / pp.dp as f64).max(1.0);
+            let pmem = pre.memory(pb, w.isl + 1.0, pb * (w.isl - w.prefix));
+            let db = (req.decode.batch_size / pd.dp as f64).max(1.0);
+            let dmem = dec.memory(db, w.isl + w.osl, db * (1.0 + w.nextn as f64));
+            notes.push(format!(
+                "prefill {:.3} seq/s/worker, decode {:.3} seq/s/worker; KV transfer {:.2} ms exposed; prefill queue {:.1} ms",
+                r.prefill_seq_per_s_per_worker, r.decode_seq_per_s_per_worker, r.kv_transfer_ms, r.prefill_queue_ms
+            ));
+            let ctx = Step::context(pb, w.isl - w.prefix, w.prefix);
+            let dstep = Step::decode(r.perf.running_per_rank, kv_avg, 1.0 + w.nextn as f64);
+            let workers = vec![
+                worker_report("prefill", &pre, req.prefill, pmem),
+                worker_report("decode", &dec, req.decode, dmem),
+            ];
+            Ok(report(req, r.perf, workers, &pre, &ctx, &dec, &dstep, notes))
+        }
+    }
+}
+
+fn worker_report(role: &'static str, wk: &Worker, ws: WorkerSpec, memory: MemoryBreakdown) -> WorkerReport {
+    WorkerReport {
+        role,
+        system: wk.system.name.clone(),
+        parallel: wk.graph.parallel.label(),
+        gpus: wk.gpus(),
+        batch_size: ws.batch_size,
+        workers: ws.workers,
+        memory,
+        quant: wk.graph.quant,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    req: &EstimateRequest,
+    perf: Perf,
+    workers: Vec<WorkerReport>,
+    ctx_worker: &Worker,
+    ctx: &Step,
+    dec_worker: &Worker,
+    dec: &Step,
+    notes: Vec<String>,
+) -> EstimateReport {
+    let context_ops = ctx_worker.breakdown(ctx);
+    let decode_ops = dec_worker.breakdown(dec);
+    let memory_gib = workers.iter().map(|w| w.memory.total_gib).fold(0.0, f64::max);
+    let oom = workers.iter().any(|w| w.memory.oom);
+    EstimateReport {
+        model: req.model.name.clone(),
+        backend: req.backend.name(),
+        mode: req.mode,
+        database_mode: req.database_mode.name(),
+        isl: req.workload.isl,
+        osl: req.workload.osl,
+        ttft_ms: perf.ttft_ms,
+        tpot_ms: perf.tpot_ms,
+        request_latency_ms: perf.request_latency_ms,
+        tokens_per_s: perf.tokens_per_s,
+        tokens_per_s_per_gpu: perf.tokens_per_s_per_gpu,
+        tokens_per_s_per_user: perf.tokens_per_s_per_user,
+        request_rate: perf.request_rate,
+        concurrency: perf.concurrency,
+        num_gpus: perf.num_gpus,
+        memory_gib,
+        oom,
+        workers,
+        context_ms: context_ops.iter().map(|o| o.ms).sum(),
+        context_ops,
+        decode_step_ms: decode_ops.iter().map(|o| o.ms).sum(),
+        decode_ops,
+        notes,
+    }
+}

@@ -1,0 +1,310 @@
+//! GPU and node descriptions (MODELING.md §2). Built-in systems are embedded YAML files under
+//! `data/systems/`; users add their own directory of the same format.
+use crate::error::{AicfgError, Result};
+use crate::quant::ComputeDtype;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct GpuSpec {
+    /// HBM bandwidth, bytes/s.
+    pub mem_bw: f64,
+    /// Device memory, bytes.
+    pub mem_capacity: f64,
+    pub bfloat16_tc_flops: f64,
+    #[serde(default)]
+    pub int8_tc_flops: Option<f64>,
+    #[serde(default)]
+    pub fp8_tc_flops: Option<f64>,
+    #[serde(default)]
+    pub fp4_tc_flops: Option<f64>,
+    #[serde(default)]
+    pub power: f64,
+    #[serde(default)]
+    pub sm_version: u32,
+    #[serde(default = "default_bw_scale")]
+    pub mem_bw_empirical_scaling_factor: f64,
+    #[serde(default = "default_mem_latency")]
+    pub mem_empirical_constant_latency: f64,
+}
+
+fn default_bw_scale() -> f64 {
+    0.8
+}
+fn default_mem_latency() -> f64 {
+    3e-6
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NodeSpec {
+    pub num_gpus_per_node: u32,
+    #[serde(default)]
+    pub num_gpus_per_rack: Option<u32>,
+    /// NVLink bandwidth per GPU, one direction, bytes/s.
+    pub intra_node_bw: f64,
+    /// Scale-out bandwidth per GPU, one direction, bytes/s.
+    pub inter_node_bw: f64,
+    #[serde(default)]
+    pub inter_rack_bw: Option<f64>,
+    #[serde(default)]
+    pub pcie_bw: f64,
+    #[serde(default = "default_p2p")]
+    pub p2p_latency: f64,
+    #[serde(default)]
+    pub inter_rack_latency: Option<f64>,
+}
+
+fn default_p2p() -> f64 {
+    1e-5
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct MiscSpec {
+    #[serde(default)]
+    pub nccl_mem: BTreeMap<u32, f64>,
+    #[serde(default)]
+    pub other_mem: f64,
+    #[serde(default)]
+    pub nccl_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SystemSpec {
+    #[serde(default)]
+    pub name: String,
+    pub gpu: GpuSpec,
+    pub node: NodeSpec,
+    pub misc: MiscSpec,
+}
+
+impl SystemSpec {
+    /// Dense tensor-core FLOP/s for a compute dtype, or None when the GPU lacks it.
+    pub fn flops(&self, dtype: ComputeDtype) -> Option<f64> {
+        let v = match dtype {
+            ComputeDtype::Bf16 => Some(self.gpu.bfloat16_tc_flops),
+            ComputeDtype::Int8 => self.gpu.int8_tc_flops,
+            ComputeDtype::Fp8 => self.gpu.fp8_tc_flops,
+            ComputeDtype::Fp4 => self.gpu.fp4_tc_flops,
+        };
+        v.filter(|f| f.is_finite() && *f > 0.0)
+    }
+
+    pub fn available_dtypes(&self) -> Vec<&'static str> {
+        [
+            ComputeDtype::Bf16,
+            ComputeDtype::Int8,
+            ComputeDtype::Fp8,
+            ComputeDtype::Fp4,
+        ]
+        .into_iter()
+        .filter(|d| self.flops(*d).is_some())
+        .map(|d| d.name())
+        .collect()
+    }
+
+    /// GPUs that share one NVLink domain (a node, or an NVL72 rack).
+    pub fn nvlink_domain(&self) -> u32 {
+        self.node
+            .num_gpus_per_rack
+            .unwrap_or(self.node.num_gpus_per_node)
+            .max(self.node.num_gpus_per_node)
+    }
+
+    /// Per-GPU one-direction bandwidth of a group of `n` GPUs (bytes/s): NVLink inside the
+    /// domain, scale-out beyond it.
+    pub fn group_bw(&self, n: u32) -> f64 {
+        if n <= self.node.num_gpus_per_node {
+            self.node.intra_node_bw
+        } else if n <= self.nvlink_domain() {
+            self.node.inter_node_bw
+        } else {
+            self.node.inter_rack_bw.unwrap_or(self.node.inter_node_bw)
+        }
+    }
+
+    /// True when a group of `n` GPUs stays on NVLink.
+    pub fn on_nvlink(&self, n: u32) -> bool {
+        n <= self.nvlink_domain()
+            && (n <= self.node.num_gpus_per_node || self.node.num_gpus_per_rack.is_some())
+    }
+
+    /// NCCL buffer reserve per GPU for a TP group (keyed by min(tp, 8)).
+    pub fn nccl_mem(&self, tp: u32) -> f64 {
+        let key = tp.clamp(1, 8);
+        self.misc
+            .nccl_mem
+            .range(..=key)
+            .next_back()
+            .map(|(_, v)| *v)
+            .unwrap_or(0.0)
+    }
+
+    pub fn capacity_gib(&self) -> f64 {
+        self.gpu.mem_capacity / GIB
+    }
+
+    fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |reason: String| AicfgError::SystemFile {
+            path: origin.to_string(),
+            reason,
+        };
+        for (k, v) in [
+            ("gpu.mem_bw", self.gpu.mem_bw),
+            ("gpu.mem_capacity", self.gpu.mem_capacity),
+            ("gpu.bfloat16_tc_flops", self.gpu.bfloat16_tc_flops),
+            ("node.intra_node_bw", self.node.intra_node_bw),
+            ("node.inter_node_bw", self.node.inter_node_bw),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(format!("{k} must be a positive number, got {v}")));
+            }
+        }
+        if self.node.num_gpus_per_node == 0 {
+            return Err(bad("node.num_gpus_per_node must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Parse a system YAML; `name` is used when the file has no `name:` key.
+    pub fn from_yaml(text: &str, name: &str, origin: &str) -> Result<Self> {
+        let mut s: SystemSpec =
+            serde_norway::from_str(text).map_err(|e| AicfgError::SystemFile {
+                path: origin.to_string(),
+                reason: e.to_string(),
+            })?;
+        if s.name.is_empty() {
+            s.name = name.to_string();
+        }
+        s.validate(origin)?;
+        Ok(s)
+    }
+}
+
+pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+macro_rules! builtin_systems {
+    ($($n:literal),*) => {
+        &[$(($n, include_str!(concat!("../../../../data/systems/", $n, ".yaml")))),*]
+    };
+}
+
+const BUILTIN: &[(&str, &str)] = builtin_systems!(
+    "a100_pcie",
+    "a100_sxm",
+    "a30",
+    "b200_sxm",
+    "b300_sxm",
+    "gb200",
+    "gb300",
+    "h100_pcie",
+    "h100_sxm",
+    "h200_sxm",
+    "l4",
+    "l40s",
+    "rtx_pro_6000_server"
+);
+
+/// Built-in systems plus any user directories, looked up by name.
+#[derive(Debug, Clone)]
+pub struct SystemRegistry {
+    systems: BTreeMap<String, SystemSpec>,
+}
+
+impl SystemRegistry {
+    pub fn builtin() -> Self {
+        let systems = BUILTIN
+            .iter()
+            .map(|(n, t)| {
+                let s = SystemSpec::from_yaml(t, n, &format!("data/systems/{n}.yaml"))
+                    .expect("embedded system files are valid (checked by tests)");
+                (n.to_string(), s)
+            })
+            .collect();
+        SystemRegistry { systems }
+    }
+
+    /// Add every `*.yaml` in `dir`; a user file replaces a built-in of the same name.
+    pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
+        let entries = std::fs::read_dir(dir).map_err(|e| AicfgError::SystemFile {
+            path: dir.display().to_string(),
+            reason: format!("cannot read directory: {e}"),
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        paths.sort();
+        for p in &paths {
+            let text = std::fs::read_to_string(p).map_err(|e| AicfgError::SystemFile {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("system");
+            let s = SystemSpec::from_yaml(&text, stem, &p.display().to_string())?;
+            self.systems.insert(s.name.clone(), s);
+        }
+        Ok(paths.len())
+    }
+
+    pub fn get(&self, name: &str) -> Result<&SystemSpec> {
+        let key = name.trim().to_ascii_lowercase();
+        self.systems.get(&key).ok_or_else(|| AicfgError::Unknown {
+            what: "system",
+            given: name.to_string(),
+            known: self.names().join(", "),
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.systems.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_systems_load_with_datasheet_values() {
+        let r = SystemRegistry::builtin();
+        for n in [
+            "h100_sxm", "h200_sxm", "b200_sxm", "gb200", "a100_sxm", "b300_sxm", "gb300",
+        ] {
+            assert!(r.get(n).is_ok(), "{n}");
+        }
+        let h200 = r.get("h200_sxm").unwrap();
+        assert_eq!(h200.gpu.mem_bw, 4.8e12);
+        assert_eq!(h200.flops(ComputeDtype::Fp8), Some(1978e12));
+        assert_eq!(h200.flops(ComputeDtype::Fp4), None);
+        assert_eq!(h200.nccl_mem(2), 358612992.0);
+        assert_eq!(h200.nccl_mem(16), 411041792.0);
+        assert_eq!(r.get("a100_sxm").unwrap().flops(ComputeDtype::Fp8), None);
+    }
+
+    #[test]
+    fn bandwidth_tiers() {
+        let r = SystemRegistry::builtin();
+        let h100 = r.get("h100_sxm").unwrap();
+        assert_eq!(h100.group_bw(8), 450e9);
+        assert_eq!(h100.group_bw(16), 50e9);
+        let gb200 = r.get("gb200").unwrap();
+        assert_eq!(gb200.nvlink_domain(), 72);
+        assert_eq!(gb200.group_bw(16), 900e9);
+        assert!(gb200.on_nvlink(16));
+        assert!(!h100.on_nvlink(16));
+    }
+
+    #[test]
+    fn unknown_system_lists_known() {
+        let e = SystemRegistry::builtin().get("h300").unwrap_err().to_string();
+        assert!(e.starts_with("unknown system 'h300'; known: "), "{e}");
+        assert!(e.contains("h200_sxm"));
+    }
+
+    #[test]
+    fn bad_yaml_is_an_error() {
+        let e = SystemSpec::from_yaml("gpu: [1,2", "x", "x.yaml").unwrap_err();
+        assert!(matches!(e, AicfgError::SystemFile { .. }));
+    }
+}

@@ -1,0 +1,20 @@
+//! aicfg-core: predict how an LLM serves on a GPU cluster (TTFT, TPOT, throughput, memory)
+//! from an op-level performance model. No I/O beyond reading data files; the binary prints.
+pub mod backend;
+pub mod error;
+pub mod estimate;
+pub mod hardware;
+pub mod memory;
+pub mod model;
+pub mod perf;
+pub mod quant;
+pub mod serve;
+
+pub use backend::Backend;
+pub use error::{AicfgError, Result};
+pub use estimate::{estimate, EstimateReport, EstimateRequest, WorkerSpec};
+pub use hardware::{SystemRegistry, SystemSpec};
+pub use model::{ModelRegistry, ModelSpec};
+pub use perf::DatabaseMode;
+pub use quant::QuantConfig;
+pub use serve::{ServeMode, Workload};

@@ -1,0 +1,694 @@
+//! Model architectures: Hugging Face `config.json` parsing and the built-in model registry
+//! (MODELING.md §6.1–6.2). The op graph for a parallel configuration lives in `graph`.
+pub mod graph;
+
+use crate::error::{AicfgError, Result};
+use crate::quant::{GemmQuant, KvQuant, MoeQuant};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Non-gated FFN, learned positions (GPT-2 style).
+    Gpt,
+    /// Dense gated-FFN GQA/MHA (Llama, Qwen2/3, Mistral).
+    Llama,
+    /// GQA attention + routed experts (Mixtral, Qwen3-MoE, gpt-oss, MiniMax-M2).
+    Moe,
+    /// MLA attention + routed/shared experts (DeepSeek-V3/R1, Kimi-K2, GLM-5).
+    Deepseek,
+    /// Linear-attention (Gated DeltaNet) layers interleaved with gated full attention + MoE (Qwen3.5).
+    Hybrid,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Gpt => "GPT",
+            Family::Llama => "LLAMA",
+            Family::Moe => "MOE",
+            Family::Deepseek => "DEEPSEEK",
+            Family::Hybrid => "HYBRID_MOE",
+        }
+    }
+    pub fn is_moe(self) -> bool {
+        matches!(self, Family::Moe | Family::Deepseek | Family::Hybrid)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MoeSpec {
+    pub num_experts: u32,
+    pub top_k: u32,
+    /// Intermediate size of one routed expert.
+    pub expert_inter: u64,
+    /// Total intermediate of the always-on shared expert(s), 0 if none.
+    pub shared_inter: u64,
+    /// Leading layers that use a dense FFN instead of experts.
+    pub first_dense_layers: u32,
+    /// Intermediate of those dense layers.
+    pub dense_inter: u64,
+    pub gated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlaSpec {
+    /// 0 when queries are projected directly (no low-rank q).
+    pub q_lora_rank: u64,
+    pub kv_lora_rank: u64,
+    pub qk_nope_head_dim: u64,
+    pub qk_rope_head_dim: u64,
+    pub v_head_dim: u64,
+    /// DeepSeek sparse attention: keys attended per query (None = dense).
+    pub sparse_topk: Option<u64>,
+    pub indexer_heads: u64,
+    pub indexer_head_dim: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlidingSpec {
+    pub window: u64,
+    /// How many of the layers use the window.
+    pub windowed_layers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinearAttnSpec {
+    /// Layers that use linear attention (the rest use full attention).
+    pub layers: u32,
+    pub key_heads: u64,
+    pub value_heads: u64,
+    pub key_head_dim: u64,
+    pub value_head_dim: u64,
+    pub conv_kernel: u64,
+}
+
+/// Quantization the checkpoint itself declares.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct CheckpointQuant {
+    pub gemm: Option<GemmQuant>,
+    pub moe: Option<MoeQuant>,
+    pub kvcache: Option<KvQuant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSpec {
+    pub name: String,
+    pub architecture: String,
+    pub family: Family,
+    pub num_layers: u32,
+    pub hidden: u64,
+    pub num_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub intermediate: u64,
+    pub vocab: u64,
+    pub gated_ffn: bool,
+    pub qk_norm: bool,
+    /// Attention output gate (Qwen3.5): doubles the q projection width.
+    pub attn_output_gate: bool,
+    pub tie_embeddings: bool,
+    pub moe: Option<MoeSpec>,
+    pub mla: Option<MlaSpec>,
+    pub sliding: Option<SlidingSpec>,
+    pub linear_attn: Option<LinearAttnSpec>,
+    /// MTP draft layers the checkpoint ships.
+    pub nextn_layers: u32,
+    pub quant: CheckpointQuant,
+}
+
+const SUPPORTED: &str = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, \
+MiMoForCausalLM, GPT2LMHeadModel, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, \
+GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, KimiK25ForConditionalGeneration, \
+GlmMoeDsaForCausalLM, Qwen3_5MoeForConditionalGeneration";
+
+fn family_of(arch: &str) -> Option<Family> {
+    Some(match arch {
+        "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM"
+        | "MiMoForCausalLM" => Family::Llama,
+        "GPT2LMHeadModel" | "GPTBigCodeForCausalLM" => Family::Gpt,
+        "MixtralForCausalLM" | "Qwen2MoeForCausalLM" | "Qwen3MoeForCausalLM"
+        | "GptOssForCausalLM" | "MiniMaxM2ForCausalLM" => Family::Moe,
+        "DeepseekV3ForCausalLM" | "DeepseekV2ForCausalLM" | "KimiK25ForConditionalGeneration"
+        | "KimiK2ForCausalLM" | "GlmMoeDsaForCausalLM" => Family::Deepseek,
+        "Qwen3_5MoeForConditionalGeneration" | "Qwen3_5MoeForCausalLM" | "Qwen3NextForCausalLM" => {
+            Family::Hybrid
+        }
+        _ => return None,
+    })
+}
+
+struct Cfg<'a> {
+    v: &'a Value,
+    path: &'a str,
+}
+
+impl<'a> Cfg<'a> {
+    fn opt_u64(&self, keys: &[&str]) -> Option<u64> {
+        keys.iter().find_map(|k| {
+            let x = self.v.get(*k)?;
+            x.as_u64().or_else(|| x.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        })
+    }
+    fn u64(&self, keys: &[&str]) -> Result<u64> {
+        match self.opt_u64(keys) {
+            Some(0) => Err(self.err(format!("'{}' must be positive", keys[0]))),
+            Some(x) => Ok(x),
+            None => Err(self.err(format!(
+                "missing required field '{}'",
+                keys.join("' or '")
+            ))),
+        }
+    }
+    fn bool(&self, key: &str) -> Option<bool> {
+        self.v.get(key).and_then(Value::as_bool)
+    }
+    fn str(&self, key: &str) -> Option<&'a str> {
+        self.v.get(key).and_then(Value::as_str)
+    }
+    fn err(&self, reason: String) -> AicfgError {
+        AicfgError::ModelConfig {
+            path: self.path.to_string(),
+            reason,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Parse a Hugging Face `config.json` text. `name` is the model id to report.
+    pub fn from_hf_json(text: &str, name: &str, origin: &str) -> Result<Self> {
+        let root: Value = serde_json::from_str(text).map_err(|e| AicfgError::ModelConfig {
+            path: origin.to_string(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        if !root.is_object() {
+            return Err(AicfgError::ModelConfig {
+                path: origin.to_string(),
+                reason: "expected a JSON object".into(),
+            });
+        }
+        let arch = root
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(Value::as_str)
+            .ok_or_else(|| AicfgError::ModelConfig {
+                path: origin.to_string(),
+                reason: "missing 'architectures' (e.g. [\"LlamaForCausalLM\"])".into(),
+            })?
+            .to_string();
+        let family = family_of(&arch).ok_or_else(|| AicfgError::UnsupportedArchitecture {
+            arch: arch.clone(),
+            path: origin.to_string(),
+            supported: SUPPORTED.to_string(),
+        })?;
+        // Multimodal wrappers keep the language model under text_config.
+        let text_v = root.get("text_config").filter(|t| t.is_object()).unwrap_or(&root);
+        let c = Cfg {
+            v: text_v,
+            path: origin,
+        };
+        let hidden = c.u64(&["hidden_size", "n_embd", "d_model"])?;
+        let num_layers = c.u64(&["num_hidden_layers", "n_layer", "num_layers"])? as u32;
+        let num_heads = c.u64(&["num_attention_heads", "n_head"])?;
+        let num_kv_heads = c.opt_u64(&["num_key_value_heads"]).unwrap_or(num_heads).max(1);
+        let vocab = c.u64(&["vocab_size"])?;
+        let head_dim = match c.opt_u64(&["head_dim"]) {
+            Some(d) if d > 0 && family != Family::Deepseek => d,
+            _ => hidden / num_heads,
+        };
+        let intermediate = match family {
+            Family::Gpt => c.opt_u64(&["n_inner", "intermediate_size"]).unwrap_or(4 * hidden),
+            Family::Hybrid => c.opt_u64(&["intermediate_size"]).unwrap_or(0),
+            _ => c.u64(&["intermediate_size"])?,
+        };
+        if num_heads % num_kv_heads != 0 {
+            return Err(c.err(format!(
+                "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
+            )));
+        }
+        let model_type = c.str("model_type").unwrap_or("");
+        let qk_norm = arch.starts_with("Qwen3")
+            || c.bool("use_qk_norm").unwrap_or(false)
+            || family == Family::Hybrid;
+
+        let moe = if family.is_moe() {
+            let num_experts = c.u64(&[
+                "num_local_experts",
+                "n_routed_experts",
+                "num_experts",
+                "moe_num_experts",
+            ])? as u32;
+            let top_k =
+                c.u64(&["num_experts_per_tok", "top_k_experts", "moe_top_k", "experts_per_token"])?
+                    as u32;
+            let expert_inter = c
+                .opt_u64(&["moe_intermediate_size"])
+                .filter(|x| *x > 0)
+                .unwrap_or(intermediate);
+            let shared_inter = match c.opt_u64(&["shared_expert_intermediate_size"]) {
+                Some(s) => s,
+                None => {
+                    c.opt_u64(&["n_shared_experts"]).unwrap_or(0) * expert_inter
+                        + c.opt_u64(&["shared_intermediate_size"]).unwrap_or(0)
+                }
+            };
+            let first_dense_layers = c.opt_u64(&["first_k_dense_replace"]).unwrap_or(0) as u32;
+            if num_experts < top_k {
+                return Err(c.err(format!(
+                    "num_experts_per_tok {top_k} exceeds the number of experts {num_experts}"
+                )));
+            }
+            Some(MoeSpec {
+                num_experts,
+                top_k,
+                expert_inter,
+                shared_inter,
+                first_dense_layers: first_dense_layers.min(num_layers),
+                dense_inter: intermediate,
+                gated: true,
+            })
+        } else {
+            None
+        };
+
+        let mla = if family == Family::Deepseek {
+            let kv_lora_rank = c.u64(&["kv_lora_rank"])?;
+            let sparse = arch == "GlmMoeDsaForCausalLM" || model_type.contains("dsa");
+            Some(MlaSpec {
+                q_lora_rank: c.opt_u64(&["q_lora_rank"]).unwrap_or(0),
+                kv_lora_rank,
+                qk_nope_head_dim: c.u64(&["qk_nope_head_dim"])?,
+                qk_rope_head_dim: c.u64(&["qk_rope_head_dim"])?,
+                v_head_dim: c.u64(&["v_head_dim"])?,
+                sparse_topk: if sparse { c.opt_u64(&["index_topk"]) } else { None },
+                indexer_heads: if sparse { c.opt_u64(&["index_n_heads"]).unwrap_or(0) } else { 0 },
+                indexer_head_dim: if sparse { c.opt_u64(&["index_head_dim"]).unwrap_or(0) } else { 0 },
+            })
+        } else {
+            None
+        };
+
+        let sliding = match (c.opt_u64(&["sliding_window"]), text_v.get("layer_types")) {
+            (Some(w), Some(Value::Array(types))) if w > 0 => {
+                let n = types
+                    .iter()
+                    .filter(|t| t.as_str() == Some("sliding_attention"))
+                    .count() as u32;
+                (n > 0).then_some(SlidingSpec {
+                    window: w,
+                    windowed_layers: n,
+                })
+            }
+            (Some(w), _) if w > 0 && arch == "GptOssForCausalLM" => Some(SlidingSpec {
+                window: w,
+                windowed_layers: num_layers / 2,
+            }),
+            _ => None,
+        };
+
+        let linear_attn = if family == Family::Hybrid {
+            let layers = match text_v.get("layer_types") {
+                Some(Value::Array(t)) => t
+                    .iter()
+                    .filter(|x| x.as_str() == Some("linear_attention"))
+                    .count() as u32,
+                _ => {
+                    let every = c.opt_u64(&["full_attention_interval"]).unwrap_or(4).max(1) as u32;
+                    num_layers - num_layers / every
+                }
+            };
+            Some(LinearAttnSpec {
+                layers,
+                key_heads: c.u64(&["linear_num_key_heads"])?,
+                value_heads: c.u64(&["linear_num_value_heads"])?,
+                key_head_dim: c.u64(&["linear_key_head_dim"])?,
+                value_head_dim: c.u64(&["linear_value_head_dim"])?,
+                conv_kernel: c.opt_u64(&["linear_conv_kernel_dim"]).unwrap_or(4),
+            })
+        } else {
+            None
+        };
+
+        let nextn_layers = c
+            .opt_u64(&["num_nextn_predict_layers", "mtp_num_hidden_layers"])
+            .unwrap_or(0) as u32;
+        let quant = checkpoint_quant(&root, text_v);
+        let tie_embeddings = root
+            .get("tie_word_embeddings")
+            .and_then(Value::as_bool)
+            .unwrap_or(family == Family::Gpt);
+
+        Ok(ModelSpec {
+            name: name.to_string(),
+            architecture: arch.clone(),
+            family,
+            num_layers,
+            hidden,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            intermediate,
+            vocab,
+            gated_ffn: family != Family::Gpt,
+            qk_norm,
+            attn_output_gate: c.bool("attn_output_gate").unwrap_or(false),
+            tie_embeddings,
+            moe,
+            mla,
+            sliding,
+            linear_attn,
+            nextn_layers,
+            quant,
+        })
+    }
+
+    /// Layers with full softmax attention (the others are linear-attention layers).
+    pub fn full_attention_layers(&self) -> u32 {
+        self.num_layers - self.linear_attn.as_ref().map_or(0, |l| l.layers)
+    }
+
+    /// KV-cache elements per token per GPU over all layers, before dtype (MODELING.md §8.1).
+    pub fn kv_elems_per_token(&self, tp: u32, seq: f64) -> f64 {
+        let full = self.full_attention_layers() as f64;
+        if let Some(m) = &self.mla {
+            // Compressed latent + rope key, replicated on every TP rank.
+            return full * (m.kv_lora_rank + m.qk_rope_head_dim) as f64;
+        }
+        let kv_gpu = self.num_kv_heads.div_ceil(tp as u64) as f64;
+        let per_layer = 2.0 * kv_gpu * self.head_dim as f64;
+        match &self.sliding {
+            Some(s) if seq > 0.0 => {
+                let w = s.windowed_layers as f64;
+                let eff = (full - w) + w * (s.window as f64).min(seq) / seq;
+                per_layer * eff
+            }
+            _ => per_layer * full,
+        }
+    }
+
+    /// Recurrent state bytes per sequence per GPU (linear-attention layers), fp32 state.
+    pub fn linear_state_bytes(&self, tp: u32) -> f64 {
+        match &self.linear_attn {
+            Some(l) => {
+                let vh = (l.value_heads as f64 / tp as f64).max(1.0);
+                let kh = (l.key_heads as f64 / tp as f64).max(1.0);
+                let ssm = vh * (l.key_head_dim * l.value_head_dim) as f64 * 4.0;
+                let conv = (2.0 * kh * l.key_head_dim as f64 + vh * l.value_head_dim as f64)
+                    * l.conv_kernel as f64
+                    * 2.0;
+                l.layers as f64 * (ssm + conv)
+            }
+            None => 0.0,
+        }
+    }
+
+    /// Total parameters (for reports), counting every expert.
+    pub fn param_count(&self) -> f64 {
+        let g = graph::WorkerGraph::build(self, &graph::Parallel::single(), &Default::default())
+            .expect("tp=1 is always valid");
+        g.weight_elems_total()
+    }
+}
+
+fn checkpoint_quant(root: &Value, text: &Value) -> CheckpointQuant {
+    let qc = root
+        .get("quantization_config")
+        .or_else(|| text.get("quantization_config"));
+    let Some(qc) = qc else {
+        return CheckpointQuant::default();
+    };
+    let method = qc
+        .get("quant_method")
+        .or_else(|| qc.get("quant_algo"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let block = qc.get("weight_block_size").is_some();
+    let dynamic = qc.get("activation_scheme").and_then(Value::as_str) == Some("dynamic");
+    let (gemm, moe) = match method.as_str() {
+        "fp8" if block => (Some(GemmQuant::Fp8Block), Some(MoeQuant::Fp8Block)),
+        "fp8" if dynamic => (Some(GemmQuant::Fp8), Some(MoeQuant::Fp8)),
+        "fp8" => (Some(GemmQuant::Fp8Static), Some(MoeQuant::Fp8)),
+        "fp8_block" => (Some(GemmQuant::Fp8Block), Some(MoeQuant::Fp8Block)),
+        "nvfp4" | "modelopt_fp4" => (Some(GemmQuant::Nvfp4), Some(MoeQuant::Nvfp4)),
+        "mxfp4" => (Some(GemmQuant::Bfloat16), Some(MoeQuant::W4a16Mxfp4)),
+        // Kimi-K2.x ships int4 group-quantized experts with bf16 attention and shared experts.
+        "compressed-tensors" => (Some(GemmQuant::Bfloat16), Some(MoeQuant::Int4Wo)),
+        _ => (None, None),
+    };
+    let kv = qc
+        .get("kv_cache_quant_algo")
+        .and_then(Value::as_str)
+        .and_then(|s| KvQuant::parse(s).ok());
+    CheckpointQuant {
+        gemm,
+        moe,
+        kvcache: kv,
+    }
+}
+
+/// One entry of `data/models/index.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+struct IndexEntry {
+    id: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    file: String,
+    #[serde(default)]
+    quant: Option<String>,
+}
+
+macro_rules! model_files {
+    ($($f:literal),*) => {
+        &[$(($f, include_str!(concat!("../../../../data/models/", $f)))),*]
+    };
+}
+
+const MODEL_INDEX: &str = include_str!("../../../../data/models/index.yaml");
+const MODEL_FILES: &[(&str, &str)] = model_files!(
+    "Qwen--Qwen3-32B_config.json",
+    "Qwen--Qwen3-8B_config.json",
+    "Qwen--Qwen3-30B-A3B_config.json",
+    "Qwen--Qwen3-235B-A22B_config.json",
+    "Qwen--Qwen3-235B-A22B-FP8_config.json",
+    "Qwen--Qwen3.5-397B-A17B_config.json",
+    "meta-llama--Meta-Llama-3.1-8B_config.json",
+    "meta-llama--Meta-Llama-3.1-70B_config.json",
+    "meta-llama--Meta-Llama-3.1-405B_config.json",
+    "meta-llama--Llama-2-7b-hf_config.json",
+    "meta-llama--Llama-2-13b-hf_config.json",
+    "meta-llama--Llama-2-70b-hf_config.json",
+    "mistralai--Mixtral-8x7B-v0.1_config.json",
+    "mistralai--Mixtral-8x22B-v0.1_config.json",
+    "deepseek-ai--DeepSeek-V3_config.json",
+    "deepseek-ai--DeepSeek-R1_config.json",
+    "nvidia--DeepSeek-V3.1-NVFP4_config.json",
+    "moonshotai--Kimi-K2.5_config.json",
+    "MiniMaxAI--MiniMax-M2.5_config.json",
+    "openai--gpt-oss-120b_config.json",
+    "openai--gpt-oss-20b_config.json",
+    "zai-org--GLM-5_config.json",
+    "openai-community--gpt2-xl_config.json"
+);
+
+/// Built-in models by id and alias.
+pub struct ModelRegistry {
+    entries: Vec<IndexEntry>,
+}
+
+fn norm_name(s: &str) -> String {
+    s.trim().to_ascii_lowercase().replace(['-', '.'], "_")
+}
+
+impl ModelRegistry {
+    pub fn builtin() -> Self {
+        let entries: Vec<IndexEntry> =
+            serde_norway::from_str(MODEL_INDEX).expect("embedded model index is valid");
+        ModelRegistry { entries }
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    fn find(&self, name: &str) -> Option<&IndexEntry> {
+        let n = norm_name(name);
+        self.entries.iter().find(|e| {
+            norm_name(&e.id) == n || e.aliases.iter().any(|a| norm_name(a) == n)
+        })
+    }
+
+    /// Resolve a model by built-in name/id, or by a local `config.json` file or directory.
+    pub fn resolve(&self, name: &str) -> Result<ModelSpec> {
+        if let Some(e) = self.find(name) {
+            let text = MODEL_FILES
+                .iter()
+                .find(|(f, _)| *f == e.file)
+                .map(|(_, t)| *t)
+                .expect("index names an embedded file");
+            let mut m = ModelSpec::from_hf_json(text, &e.id, &format!("data/models/{}", e.file))?;
+            if let Some(q) = &e.quant {
+                let g = GemmQuant::parse(q)?;
+                m.quant.gemm = Some(g);
+                m.quant.moe = Some(g.as_moe());
+            }
+            return Ok(m);
+        }
+        let p = Path::new(name);
+        if p.exists() {
+            let file = if p.is_dir() { p.join("config.json") } else { p.to_path_buf() };
+            let text = std::fs::read_to_string(&file).map_err(|e| AicfgError::ModelConfig {
+                path: file.display().to_string(),
+                reason: format!("cannot read: {e}"),
+            })?;
+            let id = if p.is_dir() {
+                p.file_name().and_then(|s| s.to_str()).unwrap_or(name).to_string()
+            } else {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .and_then(|s| s.to_str())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(name)
+                    .to_string()
+            };
+            let mut m = ModelSpec::from_hf_json(&text, &id, &file.display().to_string())?;
+            // hf_quant_config.json (ModelOpt) beside config.json declares the checkpoint format.
+            if let Some(dir) = file.parent() {
+                if let Ok(q) = std::fs::read_to_string(dir.join("hf_quant_config.json")) {
+                    apply_hf_quant_config(&mut m, &q);
+                }
+            }
+            return Ok(m);
+        }
+        Err(AicfgError::Unknown {
+            what: "model",
+            given: name.to_string(),
+            known: format!(
+                "{} (or a path to a Hugging Face config.json or its directory)",
+                self.entries
+                    .iter()
+                    .map(|e| match e.aliases.first() {
+                        Some(a) => format!("{a} ({})", e.id),
+                        None => e.id.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+}
+
+fn apply_hf_quant_config(m: &mut ModelSpec, text: &str) {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let q = v.get("quantization").unwrap_or(&v);
+    let algo = q.get("quant_algo").and_then(Value::as_str).unwrap_or("");
+    let g = match algo.to_ascii_lowercase().as_str() {
+        "fp8" => Some(GemmQuant::Fp8),
+        "fp8_block_scales" | "fp8_block" => Some(GemmQuant::Fp8Block),
+        "nvfp4" => Some(GemmQuant::Nvfp4),
+        _ => None,
+    };
+    if let Some(g) = g {
+        m.quant.gemm = Some(g);
+        m.quant.moe = Some(g.as_moe());
+    }
+    if let Some(kv) = q
+        .get("kv_cache_quant_algo")
+        .and_then(Value::as_str)
+        .and_then(|s| KvQuant::parse(s).ok())
+    {
+        m.quant.kvcache = Some(kv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_parses() {
+        let r = ModelRegistry::builtin();
+        for id in r.ids() {
+            r.resolve(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    }
+
+    #[test]
+    fn names_and_hf_ids_reach_the_same_model() {
+        let r = ModelRegistry::builtin();
+        let a = r.resolve("QWEN3_32B").unwrap();
+        let b = r.resolve("Qwen/Qwen3-32B").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.family, Family::Llama);
+        assert_eq!((a.hidden, a.num_layers, a.num_heads, a.num_kv_heads), (5120, 64, 64, 8));
+        assert!(a.qk_norm);
+        assert_eq!(r.resolve("LLAMA3.1_70B").unwrap().intermediate, 28672);
+    }
+
+    #[test]
+    fn deepseek_fields() {
+        let m = ModelRegistry::builtin().resolve("DEEPSEEK_V3").unwrap();
+        assert_eq!(m.family, Family::Deepseek);
+        let moe = m.moe.as_ref().unwrap();
+        assert_eq!((moe.num_experts, moe.top_k, moe.expert_inter), (256, 8, 2048));
+        assert_eq!(moe.shared_inter, 2048);
+        assert_eq!(moe.first_dense_layers, 3);
+        let mla = m.mla.as_ref().unwrap();
+        assert_eq!((mla.kv_lora_rank, mla.qk_rope_head_dim), (512, 64));
+        assert_eq!(m.quant.gemm, Some(GemmQuant::Fp8Block));
+        assert_eq!(m.nextn_layers, 1);
+        // 576 latent elements per token per layer, not sharded by TP.
+        assert_eq!(m.kv_elems_per_token(8, 1000.0), 61.0 * 576.0);
+    }
+
+    #[test]
+    fn kv_per_token_matches_hand_values() {
+        let r = ModelRegistry::builtin();
+        // MODELING.md §6.2: Qwen3-32B 262144 B/token bf16, Llama-3.1-70B 327680.
+        assert_eq!(r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(1, 1.0) * 2.0, 262144.0);
+        assert_eq!(r.resolve("LLAMA3.1_70B").unwrap().kv_elems_per_token(1, 1.0) * 2.0, 327680.0);
+        // tp beyond kv heads replicates heads.
+        assert_eq!(r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(16, 1.0), 64.0 * 2.0 * 128.0);
+    }
+
+    #[test]
+    fn hybrid_and_sliding_models() {
+        let r = ModelRegistry::builtin();
+        let q = r.resolve("Qwen/Qwen3.5-397B-A17B").unwrap();
+        assert_eq!(q.family, Family::Hybrid);
+        assert_eq!(q.linear_attn.as_ref().unwrap().layers, 45);
+        assert_eq!(q.full_attention_layers(), 15);
+        let g = r.resolve("openai/gpt-oss-120b").unwrap();
+        assert_eq!(g.sliding.as_ref().unwrap().windowed_layers, 18);
+        assert_eq!(g.quant.moe, Some(MoeQuant::W4a16Mxfp4));
+        let glm = r.resolve("zhipuai/GLM-5").unwrap();
+        assert_eq!(glm.mla.as_ref().unwrap().sparse_topk, Some(2048));
+    }
+
+    #[test]
+    fn config_errors_are_typed() {
+        let e = ModelSpec::from_hf_json("{not json", "x", "c.json").unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        let e = ModelSpec::from_hf_json(r#"{"architectures":["FooForCausalLM"]}"#, "x", "c.json")
+            .unwrap_err();
+        assert!(e.to_string().contains("unsupported architecture 'FooForCausalLM'"), "{e}");
+        let e = ModelSpec::from_hf_json(
+            r#"{"architectures":["LlamaForCausalLM"],"hidden_size":4096}"#,
+            "x",
+            "c.json",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("missing required field 'num_hidden_layers"), "{e}");
+    }
+
+    #[test]
+    fn unknown_model_lists_known() {
+        let e = ModelRegistry::builtin().resolve("QWEN9").unwrap_err().to_string();
+        assert!(e.starts_with("unknown model 'QWEN9'"), "{e}");
+        assert!(e.contains("QWEN3_32B (Qwen/Qwen3-32B)"), "{e}");
+    }
+}

@@ -1,0 +1,180 @@
+//! Numeric formats per model component (MODELING.md §3): bytes per element and the tensor-core
+//! dtype that bounds compute.
+use crate::error::{AicfgError, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Tensor-core compute dtype; selects the system's FLOPS key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    Bf16,
+    Int8,
+    Fp8,
+    Fp4,
+}
+
+impl ComputeDtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeDtype::Bf16 => "bfloat16",
+            ComputeDtype::Int8 => "int8",
+            ComputeDtype::Fp8 => "fp8",
+            ComputeDtype::Fp4 => "fp4",
+        }
+    }
+}
+
+macro_rules! quant_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal, { $($var:ident => $s:literal, $bytes:expr, $dt:ident);* $(;)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $s)] $var),* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$var),*];
+            pub fn name(self) -> &'static str { match self { $($name::$var => $s),* } }
+            /// Bytes per stored element.
+            pub fn bytes(self) -> f64 { match self { $($name::$var => $bytes),* } }
+            /// Tensor-core dtype that bounds this mode's math.
+            pub fn compute(self) -> ComputeDtype { match self { $($name::$var => ComputeDtype::$dt),* } }
+            pub fn parse(s: &str) -> Result<Self> {
+                let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+                let norm = match norm.as_str() { "bf16" => "bfloat16".to_string(), "fp16" | "half" | "float16" if $what != "comm quant mode" => "bfloat16".to_string(), _ => norm };
+                $(if norm == $s { return Ok($name::$var); })*
+                Err(AicfgError::Unknown { what: $what, given: s.to_string(),
+                    known: $name::ALL.iter().map(|q| q.name()).collect::<Vec<_>>().join(", ") })
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.name()) }
+        }
+    };
+}
+
+quant_enum!(
+    /// GEMM weight/activation format.
+    GemmQuant, "gemm quant mode", {
+    Bfloat16 => "bfloat16", 2.0, Bf16;
+    Fp8 => "fp8", 1.0, Fp8;
+    Fp8Static => "fp8_static", 1.0, Fp8;
+    Fp8Block => "fp8_block", 1.0, Fp8;
+    Sq => "sq", 1.0, Int8;
+    Int8Wo => "int8_wo", 1.0, Bf16;
+    Int4Wo => "int4_wo", 0.5, Bf16;
+    Nvfp4 => "nvfp4", 0.5625, Fp4;
+    Nvfp4Wo => "nvfp4_wo", 0.5625, Bf16;
+    W4a16Nvfp4 => "w4a16_nvfp4", 0.5625, Bf16;
+});
+
+quant_enum!(
+    /// MoE expert format.
+    MoeQuant, "moe quant mode", {
+    Bfloat16 => "bfloat16", 2.0, Bf16;
+    Fp8 => "fp8", 1.0, Fp8;
+    Fp8Block => "fp8_block", 1.0, Fp8;
+    Int4Wo => "int4_wo", 0.5, Bf16;
+    W4afp8 => "w4afp8", 0.5, Fp8;
+    Nvfp4 => "nvfp4", 0.5625, Fp4;
+    Nvfp4Wo => "nvfp4_wo", 0.5625, Bf16;
+    W4a16Mxfp4 => "w4a16_mxfp4", 0.53125, Bf16;
+    W4a8Mxfp4Mxfp8 => "w4a8_mxfp4_mxfp8", 0.53125, Fp8;
+    W4a16Nvfp4 => "w4a16_nvfp4", 0.5625, Bf16;
+});
+
+quant_enum!(
+    /// Attention math format.
+    FmhaQuant, "fmha quant mode", {
+    Bfloat16 => "bfloat16", 2.0, Bf16;
+    Fp8 => "fp8", 1.0, Fp8;
+});
+
+quant_enum!(
+    /// KV-cache storage format (memory only).
+    KvQuant, "kvcache quant mode", {
+    Bfloat16 => "bfloat16", 2.0, Bf16;
+    Fp8 => "fp8", 1.0, Fp8;
+    Int8 => "int8", 1.0, Int8;
+});
+
+quant_enum!(
+    /// Communication payload format (memory only).
+    CommQuant, "comm quant mode", {
+    Half => "half", 2.0, Bf16;
+    Fp8 => "fp8", 1.0, Fp8;
+    Int8 => "int8", 1.0, Int8;
+});
+
+impl GemmQuant {
+    /// Weight-only modes dequantize to bf16 before the MMA.
+    pub fn weight_only(self) -> bool {
+        matches!(
+            self,
+            GemmQuant::Int8Wo | GemmQuant::Int4Wo | GemmQuant::Nvfp4Wo | GemmQuant::W4a16Nvfp4
+        )
+    }
+    /// The MoE mode that stores experts the same way.
+    pub fn as_moe(self) -> MoeQuant {
+        match self {
+            GemmQuant::Bfloat16 => MoeQuant::Bfloat16,
+            GemmQuant::Fp8 | GemmQuant::Fp8Static | GemmQuant::Sq => MoeQuant::Fp8,
+            GemmQuant::Fp8Block => MoeQuant::Fp8Block,
+            GemmQuant::Int8Wo | GemmQuant::Int4Wo => MoeQuant::Int4Wo,
+            GemmQuant::Nvfp4 => MoeQuant::Nvfp4,
+            GemmQuant::Nvfp4Wo => MoeQuant::Nvfp4Wo,
+            GemmQuant::W4a16Nvfp4 => MoeQuant::W4a16Nvfp4,
+        }
+    }
+}
+
+impl MoeQuant {
+    pub fn weight_only(self) -> bool {
+        matches!(
+            self,
+            MoeQuant::Int4Wo | MoeQuant::Nvfp4Wo | MoeQuant::W4a16Mxfp4 | MoeQuant::W4a16Nvfp4
+        )
+    }
+}
+
+/// The five per-component modes of one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    pub gemm: GemmQuant,
+    pub moe: MoeQuant,
+    pub kvcache: KvQuant,
+    pub fmha: FmhaQuant,
+    pub comm: CommQuant,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        QuantConfig {
+            gemm: GemmQuant::Bfloat16,
+            moe: MoeQuant::Bfloat16,
+            kvcache: KvQuant::Bfloat16,
+            fmha: FmhaQuant::Bfloat16,
+            comm: CommQuant::Half,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_bytes() {
+        assert_eq!(GemmQuant::parse("fp8_block").unwrap(), GemmQuant::Fp8Block);
+        assert_eq!(GemmQuant::parse("BF16").unwrap(), GemmQuant::Bfloat16);
+        assert_eq!(GemmQuant::parse("nvfp4").unwrap().bytes(), 9.0 / 16.0);
+        assert_eq!(KvQuant::parse("fp8").unwrap().bytes(), 1.0);
+        assert_eq!(CommQuant::parse("half").unwrap().bytes(), 2.0);
+        assert_eq!(MoeQuant::parse("w4afp8").unwrap().compute(), ComputeDtype::Fp8);
+    }
+
+    #[test]
+    fn unknown_lists_known() {
+        let e = GemmQuant::parse("fp3").unwrap_err().to_string();
+        assert!(e.contains("unknown gemm quant mode 'fp3'"), "{e}");
+        assert!(e.contains("fp8_block") && e.contains("nvfp4"), "{e}");
+    }
+}

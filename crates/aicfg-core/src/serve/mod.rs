@@ -1,0 +1,345 @@
+//! Serving models: static (one batch), aggregated in-flight batching, disaggregated xPyD.
+//!
+//! Aggregated serving is modelled as the steady state of a closed loop with `n` requests in
+//! flight per worker (what a concurrency benchmark runs): requests arrive at the rate they
+//! finish, so each scheduler step carries `λ·T` new prefills beside the running decodes. TTFT is
+//! the wait for the next step, the prefill step(s) themselves, the wait for a prefill slot when
+//! the step token budget is saturated, and the wait for KV-cache room when `n` exceeds what the
+//! KV budget holds — the delays a fixed multiplier cannot capture.
+use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
+use crate::hardware::SystemSpec;
+use crate::memory::{memory, MemoryBreakdown, MemoryInput};
+use crate::model::graph::{Parallel, WorkerGraph};
+use crate::model::ModelSpec;
+use crate::perf::{step::price_step, BackendCalib, OpTime, PerfSource, Step};
+use crate::quant::QuantConfig;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeMode {
+    Agg,
+    Disagg,
+    Static,
+}
+
+impl ServeMode {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "agg" => Ok(ServeMode::Agg),
+            "disagg" => Ok(ServeMode::Disagg),
+            "static" => Ok(ServeMode::Static),
+            _ => Err(AicfgError::Unknown {
+                what: "estimate mode",
+                given: s.to_string(),
+                known: "agg, disagg, static".into(),
+            }),
+        }
+    }
+}
+
+/// Request shape shared by every worker.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Workload {
+    pub isl: f64,
+    pub osl: f64,
+    pub prefix: f64,
+    pub nextn: u32,
+    /// Draft tokens accepted per step on average (0 without MTP).
+    pub nextn_accepted: f64,
+}
+
+impl Workload {
+    fn decode_iterations(&self) -> f64 {
+        ((self.osl - 1.0) / (1.0 + self.nextn_accepted)).max(0.0)
+    }
+    fn gen_tokens_per_req(&self) -> f64 {
+        1.0 + self.nextn as f64
+    }
+    fn new_tokens(&self) -> f64 {
+        (self.isl - self.prefix).max(1.0)
+    }
+    fn progress(&self) -> f64 {
+        1.0 + self.nextn_accepted
+    }
+}
+
+/// One kind of worker: model graph on a system under a backend.
+pub struct Worker<'a> {
+    pub model: &'a ModelSpec,
+    pub graph: WorkerGraph,
+    pub system: &'a SystemSpec,
+    pub backend: Backend,
+    pub calib: BackendCalib,
+    pub source: &'a dyn PerfSource,
+    pub free_gpu_memory_fraction: Option<f64>,
+    /// MTP draft layers as a multiplier on per-layer decode work.
+    pub layer_scale: f64,
+}
+
+impl<'a> Worker<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        model: &'a ModelSpec,
+        parallel: &Parallel,
+        quant: &QuantConfig,
+        system: &'a SystemSpec,
+        backend: Backend,
+        calib: BackendCalib,
+        source: &'a dyn PerfSource,
+        free_gpu_memory_fraction: Option<f64>,
+        nextn: u32,
+    ) -> Result<Self> {
+        let graph = WorkerGraph::build(model, parallel, quant)?;
+        let l = model.num_layers as f64;
+        Ok(Worker {
+            model,
+            graph,
+            system,
+            backend,
+            calib,
+            source,
+            free_gpu_memory_fraction,
+            layer_scale: (l + nextn as f64) / l,
+        })
+    }
+
+    /// GPU time of one step (ms), without host overhead.
+    pub fn step_ms(&self, s: &Step) -> f64 {
+        let scale = if s.gen_reqs > 0.0 { self.layer_scale } else { 1.0 };
+        price_step(&self.graph, self.system, self.source, s, scale, false).total_ms
+    }
+
+    pub fn breakdown(&self, s: &Step) -> Vec<OpTime> {
+        let scale = if s.gen_reqs > 0.0 { self.layer_scale } else { 1.0 };
+        price_step(&self.graph, self.system, self.source, s, scale, true).ops
+    }
+
+    pub fn gpus(&self) -> u32 {
+        self.graph.parallel.gpus()
+    }
+
+    fn budget(&self) -> f64 {
+        self.backend.step_token_budget(self.system.capacity_gib())
+    }
+
+    pub fn memory(&self, batch: f64, seq_len: f64, step_tokens: f64) -> MemoryBreakdown {
+        memory(
+            self.model,
+            &self.graph,
+            self.system,
+            self.backend,
+            &MemoryInput {
+                batch,
+                seq_len,
+                step_tokens,
+                free_gpu_memory_fraction: self.free_gpu_memory_fraction,
+            },
+        )
+    }
+}
+
+/// Result of one worker or one deployment at one operating point.
+#[derive(Debug, Clone, Serialize)]
+pub struct Perf {
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    pub request_latency_ms: f64,
+    /// Output tokens per second of the whole unit (worker or xPyD replica).
+    pub tokens_per_s: f64,
+    pub tokens_per_s_per_gpu: f64,
+    pub tokens_per_s_per_user: f64,
+    pub request_rate: f64,
+    pub concurrency: f64,
+    pub num_gpus: u32,
+    /// Requests that actually run at once per attention-DP rank (KV-capacity bound applied).
+    pub running_per_rank: f64,
+    /// Mean time a request waits for KV room before it can start (ms).
+    pub kv_queue_ms: f64,
+}
+
+fn finish(ttft: f64, tpot: f64, w: &Workload, concurrency: f64, gpus: u32, running: f64, q: f64) -> Perf {
+    let latency = ttft + tpot * (w.osl - 1.0).max(0.0);
+    let rate = if latency > 0.0 { concurrency / latency * 1000.0 } else { 0.0 };
+    let tokens = rate * w.osl;
+    Perf {
+        ttft_ms: ttft,
+        tpot_ms: tpot,
+        request_latency_ms: latency,
+        tokens_per_s: tokens,
+        tokens_per_s_per_gpu: tokens / gpus as f64,
+        tokens_per_s_per_user: if tpot > 0.0 { 1000.0 / tpot } else { 0.0 },
+        request_rate: rate,
+        concurrency,
+        num_gpus: gpus,
+        running_per_rank: running,
+        kv_queue_ms: q,
+    }
+}
+
+/// Aggregated worker under a closed loop of `concurrency` requests (all DP ranks together).
+pub fn agg(wk: &Worker, w: &Workload, concurrency: f64) -> Perf {
+    let p = wk.graph.parallel;
+    let dp = p.dp as f64;
+    let n = (concurrency / dp).max(1.0);
+    let s_new = w.new_tokens();
+    let kv_avg = w.isl + w.osl / 2.0;
+    let seq_max = w.isl + w.osl;
+    let mem = wk.memory(n, seq_max, wk.budget());
+    let running = n.min(mem.max_requests_by_kv.max(1.0)).min(wk.backend.max_running());
+    let budget = wk.budget();
+    let tpr = w.gen_tokens_per_req();
+    let d_iter = w.decode_iterations();
+    let c = wk.calib;
+
+    // Step with `a` arrivals prefilling beside the decoding rest of the running batch.
+    let step_with = |a: f64, tokens_each: f64| -> f64 {
+        let gen = (running - a).max(0.0);
+        if wk.backend.mixes_prefill_with_decode() {
+            let s = Step {
+                ctx_reqs: a,
+                ctx_tokens: tokens_each,
+                ctx_prefix: w.prefix,
+                gen_reqs: gen,
+                gen_kv_len: kv_avg,
+                gen_tokens_per_req: tpr,
+            };
+            wk.step_ms(&s) + c.step_ms
+        } else {
+            // Separate prefill batch then a decode step.
+            let pre = if a > 0.0 { wk.step_ms(&Step::context(a, tokens_each, w.prefix)) + c.step_ms } else { 0.0 };
+            let dec = if gen > 0.0 { wk.step_ms(&Step::decode(gen, kv_avg, tpr)) + c.step_ms } else { 0.0 };
+            pre + dec
+        }
+    };
+    let t_dec = step_with(0.0, 0.0);
+    let chunks = (s_new / budget).ceil().max(1.0);
+    let chunk_tokens = s_new / chunks;
+
+    // Fixed point: arrivals per step a = λ·T with λ = running / request latency.
+    let mut t = t_dec;
+    let mut ttft_run = c.ttft_ms + t_dec + step_with(1.0, chunk_tokens) * chunks;
+    let mut a = 0.0;
+    for _ in 0..40 {
+        let latency = ttft_run + d_iter * t;
+        let lambda = running / latency.max(1e-9);
+        // Arrivals of one step, bounded by the step token budget and by the batch.
+        let a_max = (budget / s_new).min(running);
+        let a_new = (lambda * t).min(a_max);
+        a = 0.5 * a + 0.5 * a_new;
+        let t_new = if a > 0.0 {
+            // Prefill work is spread over steps: average step carries `a` requests' tokens.
+            step_with(a, s_new)
+        } else {
+            t_dec
+        };
+        // The step that holds a request's own prefill carries it and its co-arrivals.
+        let own = step_with(a.max(1.0).min(running), chunk_tokens) * chunks;
+        ttft_run = c.ttft_ms + c.wait_steps * t_new + own;
+        t = 0.5 * t + 0.5 * t_new;
+    }
+    // Prefill saturation: when arrivals need more tokens than the budget, the loop slows down
+    // until one budget of prefill per step is enough; the extra time is spent waiting to start.
+    let latency = ttft_run + d_iter * t;
+    let lambda_demand = running / latency;
+    let lambda_cap = budget / s_new / t;
+    let mut ttft = ttft_run;
+    let lambda = if lambda_demand > lambda_cap {
+        let latency_sat = running / lambda_cap;
+        ttft = (latency_sat - d_iter * t).max(ttft_run);
+        lambda_cap
+    } else {
+        lambda_demand
+    };
+    // Requests beyond the KV capacity wait for a running one to finish.
+    let kv_queue = if n > running { (n - running) / lambda } else { 0.0 };
+    ttft += kv_queue;
+    let tpot = t / w.progress();
+    finish(ttft, tpot, w, concurrency, wk.gpus(), running, kv_queue)
+}
+
+/// One batch prefilled then decoded together (no arrivals in between).
+pub fn static_batch(wk: &Worker, w: &Workload, batch: f64) -> Perf {
+    let dp = wk.graph.parallel.dp as f64;
+    let b = (batch / dp).max(1.0);
+    let c = wk.calib;
+    let chunks = (b * w.new_tokens() / wk.budget()).ceil().max(1.0);
+    let ctx = wk.step_ms(&Step::context(b, w.new_tokens(), w.prefix)) + c.step_ms * chunks;
+    let dec = wk.step_ms(&Step::decode(b, w.isl + w.osl / 2.0, w.gen_tokens_per_req())) + c.step_ms;
+    let ttft = ctx + c.ttft_ms;
+    finish(ttft, dec / w.progress(), w, batch, wk.gpus(), b, 0.0)
+}
+
+/// Disaggregated replica: `x` prefill workers feeding `y` decode workers.
+pub struct DisaggResult {
+    pub perf: Perf,
+    pub prefill_seq_per_s_per_worker: f64,
+    pub decode_seq_per_s_per_worker: f64,
+    pub kv_transfer_ms: f64,
+    pub prefill_queue_ms: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn disagg(
+    pre: &Worker,
+    dec: &Worker,
+    w: &Workload,
+    prefill_batch: f64,
+    prefill_workers: u32,
+    decode_batch: f64,
+    decode_workers: u32,
+) -> DisaggResult {
+    let x = prefill_workers.max(1) as f64;
+    let y = decode_workers.max(1) as f64;
+    let pp = pre.graph.parallel;
+    let dpar = dec.graph.parallel;
+    let s_new = w.new_tokens();
+    let kv_avg = w.isl + w.osl / 2.0;
+
+    // Decode: continuous batching at `decode_batch` per worker, capped by KV room.
+    let b_rank = (decode_batch / dpar.dp as f64).max(1.0);
+    let dmem = dec.memory(b_rank, w.isl + w.osl, b_rank * w.gen_tokens_per_req());
+    let running = b_rank.min(dmem.max_requests_by_kv.max(1.0)).min(dec.backend.max_running());
+    let t_dec = dec.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + dec.calib.step_ms;
+    let tpot = t_dec / w.progress();
+    let decode_seq = running * dpar.dp as f64 / (tpot * (w.osl - 1.0).max(1.0)) * 1000.0;
+
+    // Prefill: each worker serves batches of up to `prefill_batch` requests per attention-DP rank.
+    let pb = (prefill_batch / pp.dp as f64).max(1.0);
+    let chunks = (pb * s_new / pre.budget()).ceil().max(1.0);
+    let t_pre = pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.step_ms * chunks;
+    let prefill_seq = pb * pp.dp as f64 / t_pre * 1000.0;
+
+    // KV hand-off, pipelined with the prefill layer by layer: the last layer's share and the
+    // link latency stay exposed; the rest overlaps unless the link is slower than compute.
+    let kv_bytes = crate::memory::kv_bytes_per_seq(pre.model, &pre.graph, w.isl) * pre.graph.parallel.pp as f64;
+    let same_domain = pre.system.name == dec.system.name
+        && (pre.gpus() + dec.gpus()) <= pre.system.nvlink_domain()
+        && pre.system.node.num_gpus_per_rack.is_some();
+    let link_bw = if same_domain { pre.system.node.inter_node_bw } else { pre.system.node.inter_node_bw.min(pre.system.node.intra_node_bw) };
+    let transfer_full = kv_bytes / link_bw * 1e3;
+    let layers = pre.model.num_layers as f64;
+    let kv_transfer = (transfer_full / layers).max(transfer_full - t_pre) + pre.system.node.p2p_latency * 1e3;
+
+    // Arrivals: the decode pool's completion rate (closed loop), bounded by prefill capacity.
+    let lambda = (decode_seq * y).min(prefill_seq * x * 0.999);
+    let rho = (lambda / (prefill_seq * x)).min(0.999);
+    // M/D/c-style wait with batching: half a service time per unit of load, growing as ρ→1.
+    let wait = pre.calib.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
+    let ttft = pre.calib.ttft_ms + t_pre + wait + kv_transfer + t_dec;
+    let gpus = (x as u32) * pre.gpus() + (y as u32) * dec.gpus();
+    let concurrency = running * dpar.dp as f64 * y;
+    let mut perf = finish(ttft, tpot, w, concurrency, gpus, running, 0.0);
+    // Throughput is the matched rate of the two pools.
+    perf.request_rate = lambda;
+    perf.tokens_per_s = lambda * w.osl;
+    perf.tokens_per_s_per_gpu = perf.tokens_per_s / gpus as f64;
+    DisaggResult {
+        perf,
+        prefill_seq_per_s_per_worker: prefill_seq,
+        decode_seq_per_s_per_worker: decode_seq,
+        kv_transfer_ms: kv_transfer,
+        prefill_queue_ms: wait,
+    }
+}

@@ -1,0 +1,53 @@
+//! `aicfg`: plan LLM serving deployments.
+mod bench;
+mod estimate_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "aicfg",
+    version,
+    about = "Plan LLM serving deployments: predict TTFT, TPOT, throughput and memory from an op-level performance model",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Planning commands (estimate one deployment, ...).
+    Cli {
+        #[command(subcommand)]
+        command: CliCmd,
+    },
+    /// Accuracy and calibration harnesses against measured serving runs.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CliCmd {
+    /// Predict one deployment (agg, disagg or static) with memory and a per-op time breakdown.
+    Estimate(Box<estimate_cmd::EstimateArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Top::Cli { command: CliCmd::Estimate(a) } => estimate_cmd::run(&a),
+        Top::Bench { command } => bench::run(command),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
