@@ -89,10 +89,6 @@ pub struct EstimateReport {
     pub notes: Vec<String>,
 }
 
-fn is_blackwell(sys: &SystemSpec) -> bool {
-    sys.gpu.sm_version >= 100
-}
-
 /// Resolve the five modes: explicit > checkpoint > bf16, then hardware downgrades.
 pub fn resolve_quant(m: &ModelSpec, sys: &SystemSpec, r: &QuantRequest, backend: Backend) -> Result<QuantConfig> {
     let ck = m.quant;
@@ -112,11 +108,12 @@ pub fn resolve_quant(m: &ModelSpec, sys: &SystemSpec, r: &QuantRequest, backend:
     } else {
         FmhaQuant::Bfloat16
     });
-    if !is_blackwell(sys) {
-        if gemm == GemmQuant::Nvfp4 && r.gemm.is_none() {
+    // Without FP4 tensor cores, NVFP4 checkpoints run as weight-only (dequantize to bf16).
+    if sys.flops(ComputeDtype::Fp4).is_none() {
+        if gemm == GemmQuant::Nvfp4 {
             gemm = GemmQuant::Nvfp4Wo;
         }
-        if moe == MoeQuant::Nvfp4 && r.moe.is_none() {
+        if moe == MoeQuant::Nvfp4 {
             moe = MoeQuant::Nvfp4Wo;
         }
     }
@@ -208,7 +205,7 @@ pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<P
             let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
             let wk = Worker::new(m, &req.agg.parallel, &q, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
             Ok(if req.mode == ServeMode::Agg {
-                serve::agg(&wk, &w, req.agg.batch_size)
+                serve::agg(&wk, &w, req.agg.batch_size, params.burst_waves)
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
             })
@@ -219,7 +216,7 @@ pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<P
             let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
             let pre = Worker::new(m, &req.prefill.parallel, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
             let dec = Worker::new(m, &req.decode.parallel, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
-            Ok(serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers).perf)
+            Ok(serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers, params.burst_waves).perf)
         }
     }
 }
@@ -228,6 +225,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
     validate(req)?;
     let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
     let calib = params.backend(req.backend.name());
+    let burst_waves = params.burst_waves;
     let empirical = EmpiricalSource { p: params };
     let sol = SolSource;
     let source: &dyn PerfSource = match req.database_mode {
@@ -253,7 +251,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
             let (q, p) = mk(&req.system, &req.agg)?;
             let wk = Worker::new(m, &p, &q, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
             let perf: Perf = if req.mode == ServeMode::Agg {
-                serve::agg(&wk, &w, req.agg.batch_size)
+                serve::agg(&wk, &w, req.agg.batch_size, burst_waves)
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
             };
@@ -275,7 +273,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
             let (qd, pd) = mk(dsys, &req.decode)?;
             let pre = Worker::new(m, &pp, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
             let dec = Worker::new(m, &pd, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
-            let r = serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers);
+            let r = serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers, burst_waves);
             let pb = (req.prefill.batch_size / pp.dp as f64).max(1.0);
             let pmem = pre.memory(pb, w.isl + 1.0, pb * (w.isl - w.prefix));
             let db = (req.decode.batch_size / pd.dp as f64).max(1.0);

@@ -156,14 +156,19 @@ impl RowMapper {
         let is_moe = model.family.is_moe();
         let par = |prefix: &str| -> Parallel {
             let g = |k: &str| r.par(&format!("{prefix}{k}"));
-            let tp = g("tp_size").unwrap_or(1);
+            let mut tp = g("tp_size").unwrap_or(1);
             let pp = g("pp_size").unwrap_or(1);
-            let dp = if is_moe { g("attention_dp_size").unwrap_or(1) } else { 1 };
-            let (mut etp, mut ep) = (g("moe_tp_size"), g("moe_ep_size"));
+            let mut dp = if is_moe { g("attention_dp_size").unwrap_or(1) } else { 1 };
             if !is_moe {
-                etp = Some(1);
-                ep = Some(1);
+                return Parallel { tp, pp, dp: 1, moe_tp: 1, moe_ep: 1 };
             }
+            // SGLang reports the world size as tp; when it cannot split the heads, attention runs
+            // data-parallel over those GPUs (--enable-dp-attention).
+            if dp == 1 && model.num_heads % tp as u64 != 0 {
+                dp = tp;
+                tp = 1;
+            }
+            let (etp, ep) = (g("moe_tp_size"), g("moe_ep_size"));
             let n = tp * dp;
             let (etp, ep) = match (etp, ep) {
                 (Some(t), Some(e)) if t * e == n => (t, e),

@@ -53,6 +53,9 @@ pub struct EmpiricalParams {
     pub comm_us_nvlink: f64,
     /// Latency of one collective across the scale-out network (µs).
     pub comm_us_network: f64,
+    /// Benchmark length in waves of `concurrency` requests: the first wave arrives at once and
+    /// queues for prefill; later waves arrive in groups spaced by the earlier prefills.
+    pub burst_waves: f64,
     /// Per-backend serving constants, keyed by backend name.
     pub backends: BTreeMap<String, BackendCalib>,
 }
@@ -116,6 +119,7 @@ impl EmpiricalParams {
             ("comm_eff".into(), &mut self.comm_eff),
             ("comm_us_nvlink".into(), &mut self.comm_us_nvlink),
             ("comm_us_network".into(), &mut self.comm_us_network),
+            ("burst_waves".into(), &mut self.burst_waves),
         ];
         for (name, b) in self.backends.iter_mut() {
             v.push((format!("backends.{name}.step_ms"), &mut b.step_ms));

@@ -179,21 +179,27 @@ fn finish(ttft: f64, tpot: f64, w: &Workload, concurrency: f64, gpus: u32, runni
 }
 
 /// Aggregated worker under a closed loop of `concurrency` requests (all DP ranks together).
-pub fn agg(wk: &Worker, w: &Workload, concurrency: f64) -> Perf {
+///
+/// Requests of a concurrency benchmark are identical, so those admitted in one step finish in one
+/// step and come back together: arrivals form groups of `g` requests (as many prompts as one step's
+/// token budget holds) that stay together wave after wave. The first wave arrives at once and is
+/// prefilled group after group; later groups find the prefill slot free (their predecessors were
+/// spaced by one prefill each).
+pub fn agg(wk: &Worker, w: &Workload, concurrency: f64, burst_waves: f64) -> Perf {
     let p = wk.graph.parallel;
     let dp = p.dp as f64;
     let n = (concurrency / dp).max(1.0);
     let s_new = w.new_tokens();
     let kv_avg = w.isl + w.osl / 2.0;
     let seq_max = w.isl + w.osl;
-    let mem = wk.memory(n, seq_max, wk.budget());
-    let running = n.min(mem.max_requests_by_kv.max(1.0)).min(wk.backend.max_running());
     let budget = wk.budget();
+    let mem = wk.memory(n, seq_max, budget);
+    let running = n.min(mem.max_requests_by_kv.max(1.0)).min(wk.backend.max_running());
     let tpr = w.gen_tokens_per_req();
     let d_iter = w.decode_iterations();
     let c = wk.calib;
 
-    // Step with `a` arrivals prefilling beside the decoding rest of the running batch.
+    // One step with `a` requests prefilling `tokens_each` beside the decoding rest of the batch.
     let step_with = |a: f64, tokens_each: f64| -> f64 {
         let gen = (running - a).max(0.0);
         if wk.backend.mixes_prefill_with_decode() {
@@ -207,51 +213,54 @@ pub fn agg(wk: &Worker, w: &Workload, concurrency: f64) -> Perf {
             };
             wk.step_ms(&s) + c.step_ms
         } else {
-            // Separate prefill batch then a decode step.
-            let pre = if a > 0.0 { wk.step_ms(&Step::context(a, tokens_each, w.prefix)) + c.step_ms } else { 0.0 };
-            let dec = if gen > 0.0 { wk.step_ms(&Step::decode(gen, kv_avg, tpr)) + c.step_ms } else { 0.0 };
+            // Prefill batches run on their own, then decoding resumes.
+            let pre = if a > 0.0 {
+                wk.step_ms(&Step::context(a, tokens_each, w.prefix)) + c.step_ms
+            } else {
+                0.0
+            };
+            let dec = if gen > 0.0 {
+                wk.step_ms(&Step::decode(gen, kv_avg, tpr)) + c.step_ms
+            } else {
+                0.0
+            };
             pre + dec
         }
     };
-    let t_dec = step_with(0.0, 0.0);
     let chunks = (s_new / budget).ceil().max(1.0);
     let chunk_tokens = s_new / chunks;
+    // Requests that share one prefill step.
+    let group = (budget / s_new).floor().clamp(1.0, running);
+    let t_group = step_with(group, chunk_tokens) * chunks;
 
-    // Fixed point: arrivals per step a = λ·T with λ = running / request latency.
+    // Steady state: per step, λ·T arrivals' prefill work rides along the decodes.
+    let t_dec = step_with(0.0, 0.0);
     let mut t = t_dec;
-    let mut ttft_run = c.ttft_ms + t_dec + step_with(1.0, chunk_tokens) * chunks;
+    let mut ttft_run = c.ttft_ms + c.wait_steps * t_dec + t_group;
     let mut a = 0.0;
-    for _ in 0..40 {
+    for _ in 0..30 {
         let latency = ttft_run + d_iter * t;
         let lambda = running / latency.max(1e-9);
-        // Arrivals of one step, bounded by the step token budget and by the batch.
-        let a_max = (budget / s_new).min(running);
-        let a_new = (lambda * t).min(a_max);
-        a = 0.5 * a + 0.5 * a_new;
-        let t_new = if a > 0.0 {
-            // Prefill work is spread over steps: average step carries `a` requests' tokens.
-            step_with(a, s_new)
-        } else {
-            t_dec
-        };
-        // The step that holds a request's own prefill carries it and its co-arrivals.
-        let own = step_with(a.max(1.0).min(running), chunk_tokens) * chunks;
-        ttft_run = c.ttft_ms + c.wait_steps * t_new + own;
-        t = 0.5 * t + 0.5 * t_new;
+        let a_new = (lambda * t).min(budget / s_new).min(running);
+        a = 0.5 * (a + a_new);
+        let t_new = if a > 0.0 { step_with(a, s_new) } else { t_dec };
+        t = 0.5 * (t + t_new);
+        ttft_run = c.ttft_ms + c.wait_steps * t + t_group;
     }
-    // Prefill saturation: when arrivals need more tokens than the budget, the loop slows down
-    // until one budget of prefill per step is enough; the extra time is spent waiting to start.
+    // Prefill saturation: the loop slows until one budget of prefill per step suffices.
     let latency = ttft_run + d_iter * t;
-    let lambda_demand = running / latency;
     let lambda_cap = budget / s_new / t;
-    let mut ttft = ttft_run;
-    let lambda = if lambda_demand > lambda_cap {
-        let latency_sat = running / lambda_cap;
-        ttft = (latency_sat - d_iter * t).max(ttft_run);
-        lambda_cap
-    } else {
-        lambda_demand
-    };
+    let mut lambda = running / latency;
+    let mut steady = ttft_run;
+    if lambda > lambda_cap {
+        lambda = lambda_cap;
+        steady = (running / lambda_cap - d_iter * t).max(ttft_run);
+    }
+    // First wave: groups prefill one after another.
+    let groups = (running / group).ceil();
+    let burst = c.ttft_ms + t_group * (groups + 1.0) / 2.0;
+    let waves = burst_waves.max(1.0);
+    let mut ttft = (burst.max(steady) + (waves - 1.0) * steady) / waves;
     // Requests beyond the KV capacity wait for a running one to finish.
     let kv_queue = if n > running { (n - running) / lambda } else { 0.0 };
     ttft += kv_queue;
@@ -289,6 +298,7 @@ pub fn disagg(
     prefill_workers: u32,
     decode_batch: f64,
     decode_workers: u32,
+    burst_waves: f64,
 ) -> DisaggResult {
     let x = prefill_workers.max(1) as f64;
     let y = decode_workers.max(1) as f64;
@@ -327,7 +337,13 @@ pub fn disagg(
     let rho = (lambda / (prefill_seq * x)).min(0.999);
     // M/D/c-style wait with batching: half a service time per unit of load, growing as ρ→1.
     let wait = pre.calib.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
-    let ttft = pre.calib.ttft_ms + t_pre + wait + kv_transfer + t_dec;
+    let steady = pre.calib.ttft_ms + t_pre + wait + kv_transfer + t_dec;
+    // First wave: every decode slot's request arrives at once and queues on the prefill pool.
+    let total = running * dpar.dp as f64 * y;
+    let rounds = (total / (pb * pp.dp as f64 * x)).ceil().max(1.0);
+    let burst = pre.calib.ttft_ms + t_pre * (rounds + 1.0) / 2.0 + kv_transfer + t_dec;
+    let waves = burst_waves.max(1.0);
+    let ttft = (burst.max(steady) + (waves - 1.0) * steady) / waves;
     let gpus = (x as u32) * pre.gpus() + (y as u32) * dec.gpus();
     let concurrency = running * dpar.dp as f64 * y;
     let mut perf = finish(ttft, tpot, w, concurrency, gpus, running, 0.0);
