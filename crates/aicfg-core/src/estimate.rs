@@ -25,7 +25,8 @@ pub struct QuantRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct WorkerSpec {
     pub parallel: Parallel,
-    /// Agg: concurrent requests per worker. Disagg: max batch per worker.
+    /// Requests per attention-DP rank: agg concurrency (worker concurrency = batch × dp), or the
+    /// batch of a prefill/decode worker.
     pub batch_size: f64,
     pub workers: u32,
 }
@@ -255,7 +256,7 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
             };
-            let per_rank = (req.agg.batch_size / p.dp as f64).max(1.0);
+            let per_rank = req.agg.batch_size.max(1.0);
             let mem = wk.memory(per_rank, w.isl + w.osl, wk.backend.step_token_budget(req.system.capacity_gib()));
             if perf.kv_queue_ms > 0.0 {
                 notes.push(format!(
@@ -274,9 +275,9 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
             let pre = Worker::new(m, &pp, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
             let dec = Worker::new(m, &pd, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
             let r = serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers, burst_waves);
-            let pb = (req.prefill.batch_size / pp.dp as f64).max(1.0);
+            let pb = req.prefill.batch_size.max(1.0);
             let pmem = pre.memory(pb, w.isl + 1.0, pb * (w.isl - w.prefix));
-            let db = (req.decode.batch_size / pd.dp as f64).max(1.0);
+            let db = req.decode.batch_size.max(1.0);
             let dmem = dec.memory(db, w.isl + w.osl, db * (1.0 + w.nextn as f64));
             notes.push(format!(
                 "prefill {:.3} seq/s/worker, decode {:.3} seq/s/worker; KV transfer {:.2} ms exposed; prefill queue {:.1} ms",

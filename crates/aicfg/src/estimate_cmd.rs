@@ -36,7 +36,7 @@ pub struct EstimateArgs {
     /// Cached prefix tokens of each prompt.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub prefix: i64,
-    /// Agg/static: concurrent requests per worker.
+    /// Agg/static: concurrent requests per attention-DP rank (worker concurrency = batch × dp).
     #[arg(long = "batch-size", alias = "batch_size", default_value_t = 1, allow_negative_numbers = true)]
     pub batch_size: i64,
     #[arg(long = "tp-size", alias = "tp_size", alias = "tp", default_value_t = 1)]

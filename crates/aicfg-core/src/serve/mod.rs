@@ -178,17 +178,18 @@ fn finish(ttft: f64, tpot: f64, w: &Workload, concurrency: f64, gpus: u32, runni
     }
 }
 
-/// Aggregated worker under a closed loop of `concurrency` requests (all DP ranks together).
+/// Aggregated worker under a closed loop of `batch` requests per attention-DP rank.
 ///
 /// Requests of a concurrency benchmark are identical, so those admitted in one step finish in one
 /// step and come back together: arrivals form groups of `g` requests (as many prompts as one step's
 /// token budget holds) that stay together wave after wave. The first wave arrives at once and is
 /// prefilled group after group; later groups find the prefill slot free (their predecessors were
 /// spaced by one prefill each).
-pub fn agg(wk: &Worker, w: &Workload, concurrency: f64, burst_waves: f64) -> Perf {
+pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     let p = wk.graph.parallel;
     let dp = p.dp as f64;
-    let n = (concurrency / dp).max(1.0);
+    let n = batch.max(1.0);
+    let concurrency = n * dp;
     let s_new = w.new_tokens();
     let kv_avg = w.isl + w.osl / 2.0;
     let seq_max = w.isl + w.osl;
@@ -268,16 +269,16 @@ pub fn agg(wk: &Worker, w: &Workload, concurrency: f64, burst_waves: f64) -> Per
     finish(ttft, tpot, w, concurrency, wk.gpus(), running, kv_queue)
 }
 
-/// One batch prefilled then decoded together (no arrivals in between).
+/// One batch (per attention-DP rank) prefilled then decoded together (no arrivals in between).
 pub fn static_batch(wk: &Worker, w: &Workload, batch: f64) -> Perf {
     let dp = wk.graph.parallel.dp as f64;
-    let b = (batch / dp).max(1.0);
+    let b = batch.max(1.0);
     let c = wk.calib;
     let chunks = (b * w.new_tokens() / wk.budget()).ceil().max(1.0);
     let ctx = wk.step_ms(&Step::context(b, w.new_tokens(), w.prefix)) + c.step_ms * chunks;
     let dec = wk.step_ms(&Step::decode(b, w.isl + w.osl / 2.0, w.gen_tokens_per_req())) + c.step_ms;
     let ttft = ctx + c.ttft_ms;
-    finish(ttft, dec / w.progress(), w, batch, wk.gpus(), b, 0.0)
+    finish(ttft, dec / w.progress(), w, b * dp, wk.gpus(), b, 0.0)
 }
 
 /// Disaggregated replica: `x` prefill workers feeding `y` decode workers.
@@ -307,8 +308,8 @@ pub fn disagg(
     let s_new = w.new_tokens();
     let kv_avg = w.isl + w.osl / 2.0;
 
-    // Decode: continuous batching at `decode_batch` per worker, capped by KV room.
-    let b_rank = (decode_batch / dpar.dp as f64).max(1.0);
+    // Decode: continuous batching at `decode_batch` per attention-DP rank, capped by KV room.
+    let b_rank = decode_batch.max(1.0);
     let dmem = dec.memory(b_rank, w.isl + w.osl, b_rank * w.gen_tokens_per_req());
     let running = b_rank.min(dmem.max_requests_by_kv.max(1.0)).min(dec.backend.max_running());
     let t_dec = dec.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + dec.calib.step_ms;
@@ -316,7 +317,7 @@ pub fn disagg(
     let decode_seq = running * dpar.dp as f64 / (tpot * (w.osl - 1.0).max(1.0)) * 1000.0;
 
     // Prefill: each worker serves batches of up to `prefill_batch` requests per attention-DP rank.
-    let pb = (prefill_batch / pp.dp as f64).max(1.0);
+    let pb = prefill_batch.max(1.0);
     let chunks = (pb * s_new / pre.budget()).ceil().max(1.0);
     let t_pre = pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.step_ms * chunks;
     let prefill_seq = pb * pp.dp as f64 / t_pre * 1000.0;
@@ -332,21 +333,34 @@ pub fn disagg(
     let layers = pre.model.num_layers as f64;
     let kv_transfer = (transfer_full / layers).max(transfer_full - t_pre) + pre.system.node.p2p_latency * 1e3;
 
-    // Arrivals: the decode pool's completion rate (closed loop), bounded by prefill capacity.
-    let lambda = (decode_seq * y).min(prefill_seq * x * 0.999);
-    let rho = (lambda / (prefill_seq * x)).min(0.999);
-    // M/D/c-style wait with batching: half a service time per unit of load, growing as ρ→1.
-    let wait = pre.calib.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
-    let steady = pre.calib.ttft_ms + t_pre + wait + kv_transfer + t_dec;
+    // Closed loop over the replica's decode slots: requests arrive as fast as they finish, so
+    // λ = N / latency, bounded by the prefill pool's capacity. When prefill is the bottleneck,
+    // the surplus requests wait in the prefill queue (Little's law gives that wait).
+    let n_total = running * dpar.dp as f64 * y;
+    let cap = prefill_seq * x;
+    let d_iter = w.decode_iterations();
+    let base = pre.calib.ttft_ms + t_pre + kv_transfer + t_dec;
+    let mut lambda = (n_total / (base + d_iter * t_dec) * 1000.0).min(cap);
+    let mut wait = 0.0;
+    for _ in 0..30 {
+        let rho = (lambda / cap).min(0.95);
+        // M/D/c-style wait with batching: grows as the pool's load ρ approaches 1.
+        wait = pre.calib.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
+        let next = (n_total / (base + wait + d_iter * t_dec) * 1000.0).min(cap);
+        lambda = 0.5 * (lambda + next);
+    }
+    let mut steady = base + wait;
+    let closed = n_total / lambda * 1000.0 - d_iter * t_dec;
+    if closed > steady {
+        steady = closed;
+    }
     // First wave: every decode slot's request arrives at once and queues on the prefill pool.
-    let total = running * dpar.dp as f64 * y;
-    let rounds = (total / (pb * pp.dp as f64 * x)).ceil().max(1.0);
+    let rounds = (n_total / (pb * pp.dp as f64 * x)).ceil().max(1.0);
     let burst = pre.calib.ttft_ms + t_pre * (rounds + 1.0) / 2.0 + kv_transfer + t_dec;
     let waves = burst_waves.max(1.0);
     let ttft = (burst.max(steady) + (waves - 1.0) * steady) / waves;
     let gpus = (x as u32) * pre.gpus() + (y as u32) * dec.gpus();
-    let concurrency = running * dpar.dp as f64 * y;
-    let mut perf = finish(ttft, tpot, w, concurrency, gpus, running, 0.0);
+    let mut perf = finish(ttft, tpot, w, n_total, gpus, running, 0.0);
     // Throughput is the matched rate of the two pools.
     perf.request_rate = lambda;
     perf.tokens_per_s = lambda * w.osl;
