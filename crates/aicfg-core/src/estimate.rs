@@ -188,6 +188,24 @@ pub fn predict(req: &EstimateRequest) -> Result<Perf> {
 
 /// As `predict`, with explicit empirical constants (calibration loops).
 pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<Perf> {
+    evaluate(req, params, false).map(|(perf, _)| perf)
+}
+
+/// Full prediction with memory and per-op breakdowns.
+pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
+    validate(req)?;
+    let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
+    let (_, report) = evaluate(req, &params, true)?;
+    Ok(report.expect("evaluate builds the report when asked"))
+}
+
+/// Build the workers, run the serving model, and (when `with_report`) collect the breakdowns.
+fn evaluate(
+    req: &EstimateRequest,
+    params: &EmpiricalParams,
+    with_report: bool,
+) -> Result<(Perf, Option<EstimateReport>)> {
+    // SOL has no host overheads either.
     let calib = if req.database_mode == DatabaseMode::Sol {
         crate::perf::BackendCalib { step_ms: 0.0, ttft_ms: 0.0, wait_steps: 0.0 }
     } else {
@@ -201,61 +219,21 @@ pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<P
     };
     let w = req.workload;
     let m = &req.model;
+    let fraction = req.free_gpu_memory_fraction;
+    let kv_avg = w.isl + w.osl / 2.0;
+    let mut notes = Vec::new();
     match req.mode {
         ServeMode::Agg | ServeMode::Static => {
             let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let wk = Worker::new(m, &req.agg.parallel, &q, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
-            Ok(if req.mode == ServeMode::Agg {
+            let wk = Worker::new(m, &req.agg.parallel, &q, &req.system, req.backend, calib, source, fraction, w.nextn)?;
+            let perf = if req.mode == ServeMode::Agg {
                 serve::agg(&wk, &w, req.agg.batch_size, params.burst_waves)
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
-            })
-        }
-        ServeMode::Disagg => {
-            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
-            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
-            let pre = Worker::new(m, &req.prefill.parallel, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
-            let dec = Worker::new(m, &req.decode.parallel, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
-            Ok(serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers, params.burst_waves).perf)
-        }
-    }
-}
-
-pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
-    validate(req)?;
-    let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
-    let calib = params.backend(req.backend.name());
-    let burst_waves = params.burst_waves;
-    let empirical = EmpiricalSource { p: params };
-    let sol = SolSource;
-    let source: &dyn PerfSource = match req.database_mode {
-        DatabaseMode::Sol => &sol,
-        DatabaseMode::Empirical => &empirical,
-    };
-    // SOL has no host overheads either.
-    let calib = if req.database_mode == DatabaseMode::Sol {
-        crate::perf::BackendCalib { step_ms: 0.0, ttft_ms: 0.0, wait_steps: 0.0 }
-    } else {
-        calib
-    };
-    let w = req.workload;
-    let m = &req.model;
-    let mk = |sys: &'_ SystemSpec, ws: &WorkerSpec| -> Result<(QuantConfig, Parallel)> {
-        let q = resolve_quant(m, sys, &req.quant, req.backend)?;
-        Ok((q, ws.parallel))
-    };
-    let mut notes = Vec::new();
-    let kv_avg = w.isl + w.osl / 2.0;
-    match req.mode {
-        ServeMode::Agg | ServeMode::Static => {
-            let (q, p) = mk(&req.system, &req.agg)?;
-            let wk = Worker::new(m, &p, &q, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
-            let perf: Perf = if req.mode == ServeMode::Agg {
-                serve::agg(&wk, &w, req.agg.batch_size, burst_waves)
-            } else {
-                serve::static_batch(&wk, &w, req.agg.batch_size)
             };
+            if !with_report {
+                return Ok((perf, None));
+            }
             let per_rank = req.agg.batch_size.max(1.0);
             let mem = wk.memory(per_rank, w.isl + w.osl, wk.backend.step_token_budget(req.system.capacity_gib()));
             if perf.kv_queue_ms > 0.0 {
@@ -266,15 +244,29 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
             }
             let ctx = Step::context(1.0, w.isl - w.prefix, w.prefix);
             let dec = Step::decode(perf.running_per_rank, kv_avg, 1.0 + w.nextn as f64);
-            Ok(report(req, perf, vec![worker_report("agg", &wk, req.agg, mem)], &wk, &ctx, &wk, &dec, notes))
+            let workers = vec![worker_report("agg", &wk, req.agg, mem)];
+            let r = report(req, perf.clone(), workers, &wk, &ctx, &wk, &dec, notes);
+            Ok((perf, Some(r)))
         }
         ServeMode::Disagg => {
             let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
-            let (qp, pp) = mk(&req.system, &req.prefill)?;
-            let (qd, pd) = mk(dsys, &req.decode)?;
-            let pre = Worker::new(m, &pp, &qp, &req.system, req.backend, calib, source, req.free_gpu_memory_fraction, 0)?;
-            let dec = Worker::new(m, &pd, &qd, dsys, req.backend, calib, source, req.free_gpu_memory_fraction, w.nextn)?;
-            let r = serve::disagg(&pre, &dec, &w, req.prefill.batch_size, req.prefill.workers, req.decode.batch_size, req.decode.workers, burst_waves);
+            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
+            let pre = Worker::new(m, &req.prefill.parallel, &qp, &req.system, req.backend, calib, source, fraction, 0)?;
+            let dec = Worker::new(m, &req.decode.parallel, &qd, dsys, req.backend, calib, source, fraction, w.nextn)?;
+            let r = serve::disagg(
+                &pre,
+                &dec,
+                &w,
+                req.prefill.batch_size,
+                req.prefill.workers,
+                req.decode.batch_size,
+                req.decode.workers,
+                params.burst_waves,
+            );
+            if !with_report {
+                return Ok((r.perf, None));
+            }
             let pb = req.prefill.batch_size.max(1.0);
             let pmem = pre.memory(pb, w.isl + 1.0, pb * (w.isl - w.prefix));
             let db = req.decode.batch_size.max(1.0);
@@ -289,7 +281,8 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
                 worker_report("prefill", &pre, req.prefill, pmem),
                 worker_report("decode", &dec, req.decode, dmem),
             ];
-            Ok(report(req, r.perf, workers, &pre, &ctx, &dec, &dstep, notes))
+            let rep = report(req, r.perf.clone(), workers, &pre, &ctx, &dec, &dstep, notes);
+            Ok((r.perf, Some(rep)))
         }
     }
 }
