@@ -14,7 +14,12 @@ impl Backend {
     pub const ALL: [Backend; 3] = [Backend::Trtllm, Backend::Vllm, Backend::Sglang];
 
     pub fn parse(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "")
+            .as_str()
+        {
             "trtllm" | "tensorrtllm" => Ok(Backend::Trtllm),
             "vllm" => Ok(Backend::Vllm),
             "sglang" => Ok(Backend::Sglang),

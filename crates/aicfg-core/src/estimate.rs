@@ -91,24 +91,41 @@ pub struct EstimateReport {
 }
 
 /// Resolve the five modes: explicit > checkpoint > bf16, then hardware downgrades.
-pub fn resolve_quant(m: &ModelSpec, sys: &SystemSpec, r: &QuantRequest, backend: Backend) -> Result<QuantConfig> {
+pub fn resolve_quant(
+    m: &ModelSpec,
+    sys: &SystemSpec,
+    r: &QuantRequest,
+    backend: Backend,
+) -> Result<QuantConfig> {
     let ck = m.quant;
     let mut gemm = r.gemm.or(ck.gemm).unwrap_or(GemmQuant::Bfloat16);
     let mut moe = r.moe.or(ck.moe).unwrap_or(match r.gemm {
         Some(g) => g.as_moe(),
         None => MoeQuant::Bfloat16,
     });
-    let low_precision_ckpt = matches!(ck.gemm, Some(GemmQuant::Fp8 | GemmQuant::Fp8Block | GemmQuant::Nvfp4 | GemmQuant::Fp8Static));
-    let kvcache = r.kvcache.or(ck.kvcache).unwrap_or(if low_precision_ckpt || matches!(r.gemm, Some(g) if g != GemmQuant::Bfloat16 && !g.weight_only()) {
-        KvQuant::Fp8
-    } else {
-        KvQuant::Bfloat16
-    });
-    let fmha = r.fmha.unwrap_or(if kvcache == KvQuant::Fp8 && backend != Backend::Vllm && sys.flops(ComputeDtype::Fp8).is_some() {
-        FmhaQuant::Fp8
-    } else {
-        FmhaQuant::Bfloat16
-    });
+    let low_precision_ckpt = matches!(
+        ck.gemm,
+        Some(GemmQuant::Fp8 | GemmQuant::Fp8Block | GemmQuant::Nvfp4 | GemmQuant::Fp8Static)
+    );
+    let kvcache = r.kvcache.or(ck.kvcache).unwrap_or(
+        if low_precision_ckpt
+            || matches!(r.gemm, Some(g) if g != GemmQuant::Bfloat16 && !g.weight_only())
+        {
+            KvQuant::Fp8
+        } else {
+            KvQuant::Bfloat16
+        },
+    );
+    let fmha = r.fmha.unwrap_or(
+        if kvcache == KvQuant::Fp8
+            && backend != Backend::Vllm
+            && sys.flops(ComputeDtype::Fp8).is_some()
+        {
+            FmhaQuant::Fp8
+        } else {
+            FmhaQuant::Bfloat16
+        },
+    );
     // Without FP4 tensor cores, NVFP4 checkpoints run as weight-only (dequantize to bf16).
     if sys.flops(ComputeDtype::Fp4).is_none() {
         if gemm == GemmQuant::Nvfp4 {
@@ -118,11 +135,13 @@ pub fn resolve_quant(m: &ModelSpec, sys: &SystemSpec, r: &QuantRequest, backend:
             moe = MoeQuant::Nvfp4Wo;
         }
     }
-    let kv = if sys.flops(ComputeDtype::Fp8).is_none() && kvcache == KvQuant::Fp8 && r.kvcache.is_none() {
-        KvQuant::Int8
-    } else {
-        kvcache
-    };
+    let kv =
+        if sys.flops(ComputeDtype::Fp8).is_none() && kvcache == KvQuant::Fp8 && r.kvcache.is_none()
+        {
+            KvQuant::Int8
+        } else {
+            kvcache
+        };
     let q = QuantConfig {
         gemm,
         moe,
@@ -152,28 +171,50 @@ pub fn resolve_quant(m: &ModelSpec, sys: &SystemSpec, r: &QuantRequest, backend:
 fn validate(req: &EstimateRequest) -> Result<()> {
     let w = &req.workload;
     if !(w.isl.is_finite() && w.isl >= 1.0) {
-        return Err(AicfgError::invalid("isl", format!("must be a positive integer, got {}", w.isl)));
+        return Err(AicfgError::invalid(
+            "isl",
+            format!("must be a positive integer, got {}", w.isl),
+        ));
     }
     if !(w.osl.is_finite() && w.osl >= 1.0) {
-        return Err(AicfgError::invalid("osl", format!("must be a positive integer, got {}", w.osl)));
+        return Err(AicfgError::invalid(
+            "osl",
+            format!("must be a positive integer, got {}", w.osl),
+        ));
     }
     if w.prefix < 0.0 || w.prefix >= w.isl {
-        return Err(AicfgError::invalid("prefix", format!("must be in [0, isl), got {}", w.prefix)));
+        return Err(AicfgError::invalid(
+            "prefix",
+            format!("must be in [0, isl), got {}", w.prefix),
+        ));
     }
     if !(0.0..=w.nextn as f64).contains(&w.nextn_accepted) {
         return Err(AicfgError::invalid(
             "nextn accept rate",
-            format!("accepted draft tokens {} must be between 0 and nextn {}", w.nextn_accepted, w.nextn),
+            format!(
+                "accepted draft tokens {} must be between 0 and nextn {}",
+                w.nextn_accepted, w.nextn
+            ),
         ));
     }
-    for (role, ws) in [("batch size", req.agg), ("prefill batch size", req.prefill), ("decode batch size", req.decode)] {
+    for (role, ws) in [
+        ("batch size", req.agg),
+        ("prefill batch size", req.prefill),
+        ("decode batch size", req.decode),
+    ] {
         if !(ws.batch_size.is_finite() && ws.batch_size >= 1.0) {
-            return Err(AicfgError::invalid(role, format!("must be at least 1, got {}", ws.batch_size)));
+            return Err(AicfgError::invalid(
+                role,
+                format!("must be at least 1, got {}", ws.batch_size),
+            ));
         }
     }
     if let Some(f) = req.free_gpu_memory_fraction {
         if !(f > 0.0 && f <= 1.0) {
-            return Err(AicfgError::invalid("free gpu memory fraction", format!("must be in (0, 1], got {f}")));
+            return Err(AicfgError::invalid(
+                "free gpu memory fraction",
+                format!("must be in (0, 1], got {f}"),
+            ));
         }
     }
     Ok(())
@@ -182,7 +223,10 @@ fn validate(req: &EstimateRequest) -> Result<()> {
 /// TTFT and TPOT only (no breakdowns): the fast path used by harnesses and search.
 pub fn predict(req: &EstimateRequest) -> Result<Perf> {
     validate(req)?;
-    let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
+    let params = req
+        .calibration
+        .clone()
+        .unwrap_or_else(EmpiricalParams::embedded);
     predict_with(req, &params)
 }
 
@@ -194,7 +238,10 @@ pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<P
 /// Full prediction with memory and per-op breakdowns.
 pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
     validate(req)?;
-    let params = req.calibration.clone().unwrap_or_else(EmpiricalParams::embedded);
+    let params = req
+        .calibration
+        .clone()
+        .unwrap_or_else(EmpiricalParams::embedded);
     let (_, report) = evaluate(req, &params, true)?;
     Ok(report.expect("evaluate builds the report when asked"))
 }
@@ -207,7 +254,11 @@ fn evaluate(
 ) -> Result<(Perf, Option<EstimateReport>)> {
     // SOL has no host overheads either.
     let calib = if req.database_mode == DatabaseMode::Sol {
-        crate::perf::BackendCalib { step_ms: 0.0, ttft_ms: 0.0, wait_steps: 0.0 }
+        crate::perf::BackendCalib {
+            step_ms: 0.0,
+            ttft_ms: 0.0,
+            wait_steps: 0.0,
+        }
     } else {
         params.backend(req.backend.name())
     };
@@ -225,7 +276,17 @@ fn evaluate(
     match req.mode {
         ServeMode::Agg | ServeMode::Static => {
             let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let wk = Worker::new(m, &req.agg.parallel, &q, &req.system, req.backend, calib, source, fraction, w.nextn)?;
+            let wk = Worker::new(
+                m,
+                &req.agg.parallel,
+                &q,
+                &req.system,
+                req.backend,
+                calib,
+                source,
+                fraction,
+                w.nextn,
+            )?;
             let perf = if req.mode == ServeMode::Agg {
                 serve::agg(&wk, &w, req.agg.batch_size, params.burst_waves)
             } else {
@@ -235,7 +296,11 @@ fn evaluate(
                 return Ok((perf, None));
             }
             let per_rank = req.agg.batch_size.max(1.0);
-            let mem = wk.memory(per_rank, w.isl + w.osl, wk.backend.step_token_budget(req.system.capacity_gib()));
+            let mem = wk.memory(
+                per_rank,
+                w.isl + w.osl,
+                wk.backend.step_token_budget(req.system.capacity_gib()),
+            );
             if perf.kv_queue_ms > 0.0 {
                 notes.push(format!(
                     "KV cache holds {:.0} requests per rank; {:.0} requested, the rest queue ({:.0} ms mean wait)",
@@ -252,8 +317,28 @@ fn evaluate(
             let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
             let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
             let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
-            let pre = Worker::new(m, &req.prefill.parallel, &qp, &req.system, req.backend, calib, source, fraction, 0)?;
-            let dec = Worker::new(m, &req.decode.parallel, &qd, dsys, req.backend, calib, source, fraction, w.nextn)?;
+            let pre = Worker::new(
+                m,
+                &req.prefill.parallel,
+                &qp,
+                &req.system,
+                req.backend,
+                calib,
+                source,
+                fraction,
+                0,
+            )?;
+            let dec = Worker::new(
+                m,
+                &req.decode.parallel,
+                &qd,
+                dsys,
+                req.backend,
+                calib,
+                source,
+                fraction,
+                w.nextn,
+            )?;
             let r = serve::disagg(
                 &pre,
                 &dec,
@@ -281,13 +366,27 @@ fn evaluate(
                 worker_report("prefill", &pre, req.prefill, pmem),
                 worker_report("decode", &dec, req.decode, dmem),
             ];
-            let rep = report(req, r.perf.clone(), workers, &pre, &ctx, &dec, &dstep, notes);
+            let rep = report(
+                req,
+                r.perf.clone(),
+                workers,
+                &pre,
+                &ctx,
+                &dec,
+                &dstep,
+                notes,
+            );
             Ok((r.perf, Some(rep)))
         }
     }
 }
 
-fn worker_report(role: &'static str, wk: &Worker, ws: WorkerSpec, memory: MemoryBreakdown) -> WorkerReport {
+fn worker_report(
+    role: &'static str,
+    wk: &Worker,
+    ws: WorkerSpec,
+    memory: MemoryBreakdown,
+) -> WorkerReport {
     WorkerReport {
         role,
         system: wk.system.name.clone(),
@@ -313,7 +412,10 @@ fn report(
 ) -> EstimateReport {
     let context_ops = ctx_worker.breakdown(ctx);
     let decode_ops = dec_worker.breakdown(dec);
-    let memory_gib = workers.iter().map(|w| w.memory.total_gib).fold(0.0, f64::max);
+    let memory_gib = workers
+        .iter()
+        .map(|w| w.memory.total_gib)
+        .fold(0.0, f64::max);
     let oom = workers.iter().any(|w| w.memory.oom);
     EstimateReport {
         model: req.model.name.clone(),

@@ -91,7 +91,11 @@ pub fn memory(
     }
     .max(0.0);
     let total = non_kv + kv;
-    let max_requests = if per_seq > 0.0 { (budget / per_seq).floor() } else { f64::INFINITY };
+    let max_requests = if per_seq > 0.0 {
+        (budget / per_seq).floor()
+    } else {
+        f64::INFINITY
+    };
     MemoryBreakdown {
         weights_gib: weights / GIB,
         kv_cache_gib: kv / GIB,
@@ -120,14 +124,22 @@ mod tests {
         // act 2·8192·5120·6.5 B (we use hidden size), nccl 358612992 B, other 3.5 GiB.
         let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
         let sys = SystemRegistry::builtin().get("h200_sxm").unwrap().clone();
-        let p = Parallel { tp: 2, ..Parallel::single() };
+        let p = Parallel {
+            tp: 2,
+            ..Parallel::single()
+        };
         let g = WorkerGraph::build(&m, &p, &QuantConfig::default()).unwrap();
         let mb = memory(
             &m,
             &g,
             &sys,
             Backend::Trtllm,
-            &MemoryInput { batch: 56.0, seq_len: 5000.0, step_tokens: 8192.0, free_gpu_memory_fraction: None },
+            &MemoryInput {
+                batch: 56.0,
+                seq_len: 5000.0,
+                step_tokens: 8192.0,
+                free_gpu_memory_fraction: None,
+            },
         );
         assert!((mb.weights_gib - 30.51).abs() < 0.01, "{}", mb.weights_gib);
         assert!((mb.kv_cache_gib - 56.0 * 5000.0 * 131072.0 / GIB).abs() < 1e-9);
@@ -146,7 +158,10 @@ mod tests {
         let m = ModelRegistry::builtin().resolve("LLAMA3.1_70B").unwrap();
         let mut last = f64::INFINITY;
         for tp in [1, 2, 4, 8] {
-            let p = Parallel { tp, ..Parallel::single() };
+            let p = Parallel {
+                tp,
+                ..Parallel::single()
+            };
             let g = WorkerGraph::build(&m, &p, &QuantConfig::default()).unwrap();
             let w = g.weight_bytes_per_gpu();
             assert!(w <= last);

@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(GemmQuant::parse("nvfp4").unwrap().bytes(), 9.0 / 16.0);
         assert_eq!(KvQuant::parse("fp8").unwrap().bytes(), 1.0);
         assert_eq!(CommQuant::parse("half").unwrap().bytes(), 2.0);
-        assert_eq!(MoeQuant::parse("w4afp8").unwrap().compute(), ComputeDtype::Fp8);
+        assert_eq!(
+            MoeQuant::parse("w4afp8").unwrap().compute(),
+            ComputeDtype::Fp8
+        );
     }
 
     #[test]

@@ -24,7 +24,13 @@ const DEPLOYMENTS: &[(&str, &str, u32, u32)] = &[
 
 const BACKENDS: [Backend; 3] = [Backend::Trtllm, Backend::Vllm, Backend::Sglang];
 
-const CASES: u32 = 64;
+/// Cases per property: 64 by default (fast), `PROPTEST_CASES=N` for a deeper search.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+}
 
 fn model(name: &str) -> ModelSpec {
     ModelRegistry::builtin()
@@ -121,7 +127,7 @@ fn ordered(lo: u32, hi: u32) -> impl Strategy<Value = (f64, f64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn static_latency_grows_with_batch(

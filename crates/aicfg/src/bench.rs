@@ -28,7 +28,11 @@ pub struct AccuracyArgs {
     /// CSV in the silicon_calib.csv schema (id, backend, model_path, system, mode, isl, osl, ...).
     #[arg(long)]
     pub csv: PathBuf,
-    #[arg(long = "database-mode", alias = "database_mode", default_value = "empirical")]
+    #[arg(
+        long = "database-mode",
+        alias = "database_mode",
+        default_value = "empirical"
+    )]
     pub database_mode: String,
     /// Write per-row predictions (id,pred_ttft_ms,pred_tpot_ms,status,detail).
     #[arg(long = "predictions-out", alias = "predictions_out")]
@@ -85,18 +89,39 @@ impl Row {
 }
 
 pub fn read_rows(path: &PathBuf) -> Result<Vec<Row>> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = rdr.headers()?.clone();
-    for need in ["id", "backend", "model_path", "system", "mode", "isl", "osl"] {
+    for need in [
+        "id",
+        "backend",
+        "model_path",
+        "system",
+        "mode",
+        "isl",
+        "osl",
+    ] {
         if !headers.iter().any(|h| h == need) {
-            anyhow::bail!("{}: missing column '{need}' (expected the silicon_calib.csv schema)", path.display());
+            anyhow::bail!(
+                "{}: missing column '{need}' (expected the silicon_calib.csv schema)",
+                path.display()
+            );
         }
     }
     let mut rows = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        let fields: HashMap<String, String> = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
-        let f = |k: &str| fields.get(k).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let fields: HashMap<String, String> = headers
+            .iter()
+            .zip(rec.iter())
+            .map(|(h, v)| (h.to_string(), v.to_string()))
+            .collect();
+        let f = |k: &str| {
+            fields
+                .get(k)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
         rows.push(Row {
             id: fields.get("id").cloned().unwrap_or_default(),
             ttft: f("silicon_ttft_ms"),
@@ -116,14 +141,26 @@ pub struct RowMapper {
 
 impl RowMapper {
     pub fn new() -> Self {
-        RowMapper { models: ModelRegistry::builtin(), systems: SystemRegistry::builtin(), cache: HashMap::new() }
+        RowMapper {
+            models: ModelRegistry::builtin(),
+            systems: SystemRegistry::builtin(),
+            cache: HashMap::new(),
+        }
     }
 
-    pub fn request(&mut self, r: &Row, mode: DatabaseMode) -> std::result::Result<EstimateRequest, (String, String)> {
+    pub fn request(
+        &mut self,
+        r: &Row,
+        mode: DatabaseMode,
+    ) -> std::result::Result<EstimateRequest, (String, String)> {
         let skip = |s: &str, d: String| Err((s.to_string(), d));
         let model_id = r.get("model_path").to_string();
         let models = &self.models;
-        let model = match self.cache.entry(model_id.clone()).or_insert_with(|| models.resolve(&model_id).map_err(|e| e.to_string())) {
+        let model = match self
+            .cache
+            .entry(model_id.clone())
+            .or_insert_with(|| models.resolve(&model_id).map_err(|e| e.to_string()))
+        {
             Ok(m) => m.clone(),
             Err(e) => return skip("unsupported", e.clone()),
         };
@@ -158,9 +195,19 @@ impl RowMapper {
             let g = |k: &str| r.par(&format!("{prefix}{k}"));
             let mut tp = g("tp_size").unwrap_or(1);
             let pp = g("pp_size").unwrap_or(1);
-            let mut dp = if is_moe { g("attention_dp_size").unwrap_or(1) } else { 1 };
+            let mut dp = if is_moe {
+                g("attention_dp_size").unwrap_or(1)
+            } else {
+                1
+            };
             if !is_moe {
-                return Parallel { tp, pp, dp: 1, moe_tp: 1, moe_ep: 1 };
+                return Parallel {
+                    tp,
+                    pp,
+                    dp: 1,
+                    moe_tp: 1,
+                    moe_ep: 1,
+                };
             }
             // SGLang reports the world size as tp; when it cannot split the heads, attention runs
             // data-parallel over those GPUs (--enable-dp-attention).
@@ -176,31 +223,53 @@ impl RowMapper {
                 (Some(t), _) if n % t == 0 => (t, n / t),
                 _ => (n, 1),
             };
-            Parallel { tp, pp, dp, moe_tp: etp, moe_ep: ep }
+            Parallel {
+                tp,
+                pp,
+                dp,
+                moe_tp: etp,
+                moe_ep: ep,
+            }
         };
-        let quant = QuantRequest { gemm, moe, ..Default::default() };
-        let workload = Workload { isl, osl, prefix: 0.0, nextn: 0, nextn_accepted: 0.0 };
-        let base = |m: ServeMode, agg: WorkerSpec, prefill: WorkerSpec, decode: WorkerSpec| EstimateRequest {
-            model: model.clone(),
-            system: system.clone(),
-            decode_system: None,
-            backend,
-            mode: m,
-            workload,
-            quant,
-            agg,
-            prefill,
-            decode,
-            database_mode: mode,
-            free_gpu_memory_fraction: None,
-            calibration: None,
+        let quant = QuantRequest {
+            gemm,
+            moe,
+            ..Default::default()
+        };
+        let workload = Workload {
+            isl,
+            osl,
+            prefix: 0.0,
+            nextn: 0,
+            nextn_accepted: 0.0,
+        };
+        let base = |m: ServeMode, agg: WorkerSpec, prefill: WorkerSpec, decode: WorkerSpec| {
+            EstimateRequest {
+                model: model.clone(),
+                system: system.clone(),
+                decode_system: None,
+                backend,
+                mode: m,
+                workload,
+                quant,
+                agg,
+                prefill,
+                decode,
+                database_mode: mode,
+                free_gpu_memory_fraction: None,
+                calibration: None,
+            }
         };
         match r.get("mode") {
             "agg" => {
                 let Some(bs) = r.num("batch_size").filter(|b| *b >= 1.0) else {
                     return skip("underspecified", "agg row without batch_size".into());
                 };
-                let w = WorkerSpec { parallel: par(""), batch_size: bs, workers: 1 };
+                let w = WorkerSpec {
+                    parallel: par(""),
+                    batch_size: bs,
+                    workers: 1,
+                };
                 Ok(base(ServeMode::Agg, w, w, w))
             }
             "disagg" => {
@@ -210,10 +279,21 @@ impl RowMapper {
                     r.num("decode_batch_size").filter(|v| *v >= 1.0),
                     r.par("decode_num_workers"),
                 ) else {
-                    return skip("underspecified", "disagg row without prefill/decode batch sizes and worker counts".into());
+                    return skip(
+                        "underspecified",
+                        "disagg row without prefill/decode batch sizes and worker counts".into(),
+                    );
                 };
-                let p = WorkerSpec { parallel: par("prefill_"), batch_size: pb, workers: pw };
-                let d = WorkerSpec { parallel: par("decode_"), batch_size: db, workers: dw };
+                let p = WorkerSpec {
+                    parallel: par("prefill_"),
+                    batch_size: pb,
+                    workers: pw,
+                };
+                let d = WorkerSpec {
+                    parallel: par("decode_"),
+                    batch_size: db,
+                    workers: dw,
+                };
                 Ok(base(ServeMode::Disagg, d, p, d))
             }
             m => skip("invalid", format!("unknown mode '{m}'")),
@@ -228,16 +308,26 @@ pub struct Prepared {
 
 pub fn prepare(rows: Vec<Row>, mode: DatabaseMode) -> Vec<Prepared> {
     let mut mapper = RowMapper::new();
-    rows.into_iter().map(|row| { let req = mapper.request(&row, mode); Prepared { row, req } }).collect()
+    rows.into_iter()
+        .map(|row| {
+            let req = mapper.request(&row, mode);
+            Prepared { row, req }
+        })
+        .collect()
 }
 
 /// Predictions for prepared rows: Ok((ttft, tpot)) or Err((status, detail)).
-pub fn predict_all(rows: &[Prepared], params: &EmpiricalParams) -> Vec<std::result::Result<(f64, f64), (String, String)>> {
+pub fn predict_all(
+    rows: &[Prepared],
+    params: &EmpiricalParams,
+) -> Vec<std::result::Result<(f64, f64), (String, String)>> {
     rows.iter()
         .map(|p| match &p.req {
             Err(e) => Err(e.clone()),
             Ok(req) => match predict_with(req, params) {
-                Ok(perf) if perf.ttft_ms.is_finite() && perf.tpot_ms.is_finite() => Ok((perf.ttft_ms, perf.tpot_ms)),
+                Ok(perf) if perf.ttft_ms.is_finite() && perf.tpot_ms.is_finite() => {
+                    Ok((perf.ttft_ms, perf.tpot_ms))
+                }
                 Ok(_) => Err(("error".into(), "prediction is not finite".into())),
                 Err(e) => Err(("error".into(), e.to_string())),
             },
@@ -259,7 +349,11 @@ fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 struct Summary {
@@ -278,11 +372,22 @@ fn summarize(signed: &[f64]) -> Summary {
     let w10 = abs.iter().filter(|x| **x <= 0.10).count() as f64 / n.max(1) as f64;
     let w25 = abs.iter().filter(|x| **x <= 0.25).count() as f64 / n.max(1) as f64;
     let mut s = signed.to_vec();
-    Summary { n, med: median(&mut abs), mean, w10, w25, bias: median(&mut s) }
+    Summary {
+        n,
+        med: median(&mut abs),
+        mean,
+        w10,
+        w25,
+        bias: median(&mut s),
+    }
 }
 
 fn pct(x: f64) -> String {
-    if x.is_nan() { "-".into() } else { format!("{:.1}%", 100.0 * x) }
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{:.1}%", 100.0 * x)
+    }
 }
 
 fn add_rows(t: &mut Table, label: &str, s: &Stats) {
@@ -291,8 +396,16 @@ fn add_rows(t: &mut Table, label: &str, s: &Stats) {
     t.add_row(vec![
         label.to_string(),
         format!("{}/{}", s.ok, s.rows),
-        pct(a.med), pct(a.mean), pct(a.w10), pct(a.w25), format!("{:+.1}%", 100.0 * a.bias),
-        pct(b.med), pct(b.mean), pct(b.w10), pct(b.w25), format!("{:+.1}%", 100.0 * b.bias),
+        pct(a.med),
+        pct(a.mean),
+        pct(a.w10),
+        pct(a.w25),
+        format!("{:+.1}%", 100.0 * a.bias),
+        pct(b.med),
+        pct(b.mean),
+        pct(b.w10),
+        pct(b.w25),
+        format!("{:+.1}%", 100.0 * b.bias),
     ]);
     let _ = (a.n, b.n);
 }
@@ -301,7 +414,9 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     let start = Instant::now();
     let mode = DatabaseMode::parse(&a.database_mode)?;
     let params = match &a.calibration {
-        Some(p) => EmpiricalParams::from_yaml(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?,
+        Some(p) => EmpiricalParams::from_yaml(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
         None => EmpiricalParams::embedded(),
     };
     let rows = read_rows(&a.csv)?;
@@ -310,12 +425,21 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     let elapsed = start.elapsed();
 
     if let Some(out) = &a.predictions_out {
-        let mut w = csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;
+        let mut w =
+            csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;
         w.write_record(["id", "pred_ttft_ms", "pred_tpot_ms", "status", "detail"])?;
         for (p, r) in prepared.iter().zip(&preds) {
             match r {
-                Ok((t, o)) => w.write_record([p.row.id.as_str(), &format!("{t:.3}"), &format!("{o:.3}"), "ok", ""])?,
-                Err((s, d)) => w.write_record([p.row.id.as_str(), "", "", s.as_str(), d.as_str()])?,
+                Ok((t, o)) => w.write_record([
+                    p.row.id.as_str(),
+                    &format!("{t:.3}"),
+                    &format!("{o:.3}"),
+                    "ok",
+                    "",
+                ])?,
+                Err((s, d)) => {
+                    w.write_record([p.row.id.as_str(), "", "", s.as_str(), d.as_str()])?
+                }
             }
         }
         w.flush()?;
@@ -325,7 +449,10 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     let mut groups: BTreeMap<(String, String), Stats> = BTreeMap::new();
     let mut status: BTreeMap<String, usize> = BTreeMap::new();
     for (p, r) in prepared.iter().zip(&preds) {
-        let keys: Vec<(String, String)> = ["system", "backend", "mode", "model_path"].iter().map(|k| (k.to_string(), p.row.group(k))).collect();
+        let keys: Vec<(String, String)> = ["system", "backend", "mode", "model_path"]
+            .iter()
+            .map(|k| (k.to_string(), p.row.group(k)))
+            .collect();
         overall.rows += 1;
         for k in &keys {
             groups.entry(k.clone()).or_default().rows += 1;
@@ -351,18 +478,37 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         }
     }
     let complete = overall.rows - status.get("underspecified").copied().unwrap_or(0);
-    println!("aicfg accuracy — {} ({} database)", a.csv.display(), mode.name());
+    println!(
+        "aicfg accuracy — {} ({} database)",
+        a.csv.display(),
+        mode.name()
+    );
     println!(
         "rows {}; predicted {} ({:.1}% of {} rows with complete inputs); {}",
         overall.rows,
         overall.ok,
         100.0 * overall.ok as f64 / complete.max(1) as f64,
         complete,
-        status.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        status
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "group", "predicted", "TTFT MdAPE", "TTFT MAPE", "±10%", "±25%", "bias", "TPOT MdAPE", "TPOT MAPE", "±10%", "±25%", "bias",
+        "group",
+        "predicted",
+        "TTFT MdAPE",
+        "TTFT MAPE",
+        "±10%",
+        "±25%",
+        "bias",
+        "TPOT MdAPE",
+        "TPOT MAPE",
+        "±10%",
+        "±25%",
+        "bias",
     ]);
     add_rows(&mut t, "overall", &overall);
     let mut last = String::new();
@@ -374,7 +520,11 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         add_rows(&mut t, if v.is_empty() { "(empty)" } else { v }, s);
     }
     println!("{t}");
-    println!("elapsed {:.2} s ({} rows)", elapsed.as_secs_f64(), overall.rows);
+    println!(
+        "elapsed {:.2} s ({} rows)",
+        elapsed.as_secs_f64(),
+        overall.rows
+    );
     Ok(())
 }
 
@@ -436,9 +586,17 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     let rows = read_rows(&a.csv)?;
     let prepared = prepare(rows, DatabaseMode::Empirical);
     // Two folds by configuration: fit on all, report the loss of a fit on one fold scored on the other.
-    let fold: Vec<bool> = prepared.iter().map(|p| fnv(&p.row.id) % 2 == 0).collect();
+    let fold: Vec<bool> = prepared
+        .iter()
+        .map(|p| fnv(&p.row.id).is_multiple_of(2))
+        .collect();
     let all = vec![true; prepared.len()];
-    let names: Vec<String> = params.clone().fields_mut().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = params
+        .clone()
+        .fields_mut()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let mut x = get_vec(&params);
     for (i, n) in names.iter().enumerate() {
         let (lo, hi) = bounds(n);
@@ -486,8 +644,13 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         prepared.len(),
         best
     );
-    std::fs::write(&a.out, header + &params.to_yaml()).with_context(|| format!("writing {}", a.out.display()))?;
-    println!("wrote {} in {:.1} s", a.out.display(), start.elapsed().as_secs_f64());
+    std::fs::write(&a.out, header + &params.to_yaml())
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} in {:.1} s",
+        a.out.display(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

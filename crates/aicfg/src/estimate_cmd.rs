@@ -27,7 +27,12 @@ pub struct EstimateArgs {
     #[arg(long, default_value = "trtllm")]
     pub backend: String,
     /// agg (in-flight batching), disagg (prefill + decode workers) or static (one batch).
-    #[arg(long = "estimate-mode", alias = "estimate_mode", alias = "mode", default_value = "agg")]
+    #[arg(
+        long = "estimate-mode",
+        alias = "estimate_mode",
+        alias = "mode",
+        default_value = "agg"
+    )]
     pub estimate_mode: String,
     #[arg(long, default_value_t = 4000, allow_negative_numbers = true)]
     pub isl: i64,
@@ -37,13 +42,23 @@ pub struct EstimateArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub prefix: i64,
     /// Agg/static: concurrent requests per attention-DP rank (worker concurrency = batch × dp).
-    #[arg(long = "batch-size", alias = "batch_size", default_value_t = 1, allow_negative_numbers = true)]
+    #[arg(
+        long = "batch-size",
+        alias = "batch_size",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub batch_size: i64,
     #[arg(long = "tp-size", alias = "tp_size", alias = "tp", default_value_t = 1)]
     pub tp_size: u32,
     #[arg(long = "pp-size", alias = "pp_size", alias = "pp", default_value_t = 1)]
     pub pp_size: u32,
-    #[arg(long = "attention-dp-size", alias = "attention_dp_size", alias = "dp", default_value_t = 1)]
+    #[arg(
+        long = "attention-dp-size",
+        alias = "attention_dp_size",
+        alias = "dp",
+        default_value_t = 1
+    )]
     pub attention_dp_size: u32,
     #[arg(long = "moe-tp-size", alias = "moe_tp_size")]
     pub moe_tp_size: Option<u32>,
@@ -53,15 +68,26 @@ pub struct EstimateArgs {
     pub prefill_tp_size: Option<u32>,
     #[arg(long = "prefill-pp-size", alias = "prefill_pp_size")]
     pub prefill_pp_size: Option<u32>,
-    #[arg(long = "prefill-attention-dp-size", alias = "prefill_attention_dp_size")]
+    #[arg(
+        long = "prefill-attention-dp-size",
+        alias = "prefill_attention_dp_size"
+    )]
     pub prefill_attention_dp_size: Option<u32>,
     #[arg(long = "prefill-moe-tp-size", alias = "prefill_moe_tp_size")]
     pub prefill_moe_tp_size: Option<u32>,
     #[arg(long = "prefill-moe-ep-size", alias = "prefill_moe_ep_size")]
     pub prefill_moe_ep_size: Option<u32>,
-    #[arg(long = "prefill-batch-size", alias = "prefill_batch_size", default_value_t = 1)]
+    #[arg(
+        long = "prefill-batch-size",
+        alias = "prefill_batch_size",
+        default_value_t = 1
+    )]
     pub prefill_batch_size: i64,
-    #[arg(long = "prefill-num-workers", alias = "prefill_num_workers", default_value_t = 1)]
+    #[arg(
+        long = "prefill-num-workers",
+        alias = "prefill_num_workers",
+        default_value_t = 1
+    )]
     pub prefill_num_workers: u32,
     #[arg(long = "decode-tp-size", alias = "decode_tp_size")]
     pub decode_tp_size: Option<u32>,
@@ -73,9 +99,17 @@ pub struct EstimateArgs {
     pub decode_moe_tp_size: Option<u32>,
     #[arg(long = "decode-moe-ep-size", alias = "decode_moe_ep_size")]
     pub decode_moe_ep_size: Option<u32>,
-    #[arg(long = "decode-batch-size", alias = "decode_batch_size", default_value_t = 1)]
+    #[arg(
+        long = "decode-batch-size",
+        alias = "decode_batch_size",
+        default_value_t = 1
+    )]
     pub decode_batch_size: i64,
-    #[arg(long = "decode-num-workers", alias = "decode_num_workers", default_value_t = 1)]
+    #[arg(
+        long = "decode-num-workers",
+        alias = "decode_num_workers",
+        default_value_t = 1
+    )]
     pub decode_num_workers: u32,
     /// GEMM format: bfloat16, fp8, fp8_block, fp8_static, sq, int8_wo, int4_wo, nvfp4, ...
     #[arg(long = "gemm-quant-mode", alias = "gemm_quant_mode")]
@@ -92,10 +126,18 @@ pub struct EstimateArgs {
     #[arg(long, default_value_t = 0)]
     pub nextn: u32,
     /// Mean acceptance rate of each draft token (0..1).
-    #[arg(long = "nextn-accept-rate", alias = "nextn_accept_rate", default_value_t = 0.0)]
+    #[arg(
+        long = "nextn-accept-rate",
+        alias = "nextn_accept_rate",
+        default_value_t = 0.0
+    )]
     pub nextn_accept_rate: f64,
     /// sol or empirical (the embedded default).
-    #[arg(long = "database-mode", alias = "database_mode", default_value = "empirical")]
+    #[arg(
+        long = "database-mode",
+        alias = "database_mode",
+        default_value = "empirical"
+    )]
     pub database_mode: String,
     /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
     #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction")]
@@ -129,7 +171,11 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
     }
     let model = ModelRegistry::builtin().resolve(&a.model)?;
     let system = systems.get(&a.system)?.clone();
-    let decode_system = a.decode_system.as_deref().map(|s| systems.get(s).cloned()).transpose()?;
+    let decode_system = a
+        .decode_system
+        .as_deref()
+        .map(|s| systems.get(s).cloned())
+        .transpose()?;
     let backend = Backend::parse(&a.backend)?;
     let mode = ServeMode::parse(&a.estimate_mode)?;
     let isl = positive("isl", a.isl)?;
@@ -138,9 +184,14 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         bail!("--prefix must be zero or positive, got {}", a.prefix);
     }
     if !(0.0..=1.0).contains(&a.nextn_accept_rate) {
-        bail!("--nextn-accept-rate must be between 0 and 1, got {}", a.nextn_accept_rate);
+        bail!(
+            "--nextn-accept-rate must be between 0 and 1, got {}",
+            a.nextn_accept_rate
+        );
     }
-    let accepted: f64 = (1..=a.nextn).map(|i| a.nextn_accept_rate.powi(i as i32)).sum();
+    let accepted: f64 = (1..=a.nextn)
+        .map(|i| a.nextn_accept_rate.powi(i as i32))
+        .sum();
     let quant = QuantRequest {
         gemm: parse_opt(&a.gemm_quant_mode, GemmQuant::parse)?,
         moe: parse_opt(&a.moe_quant_mode, MoeQuant::parse)?,
@@ -149,21 +200,36 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         comm: parse_opt(&a.comm_quant_mode, CommQuant::parse)?,
     };
     let moe = model.family.is_moe();
-    let mk = |tp: u32, pp: u32, dp: u32, etp: Option<u32>, ep: Option<u32>, bs: f64, workers: u32| {
-        // MoE default: experts split like the attention (etp = tp·dp, ep = 1) unless given.
-        let (etp, ep) = match (etp, ep) {
-            (Some(t), Some(e)) => (t, e),
-            (Some(t), None) => (t, if moe { (tp * dp / t.max(1)).max(1) } else { 1 }),
-            (None, Some(e)) => ((tp * dp / e.max(1)).max(1), e),
-            (None, None) => (if moe { tp * dp } else { 1 }, 1),
+    let mk =
+        |tp: u32, pp: u32, dp: u32, etp: Option<u32>, ep: Option<u32>, bs: f64, workers: u32| {
+            // MoE default: experts split like the attention (etp = tp·dp, ep = 1) unless given.
+            let (etp, ep) = match (etp, ep) {
+                (Some(t), Some(e)) => (t, e),
+                (Some(t), None) => (t, if moe { (tp * dp / t.max(1)).max(1) } else { 1 }),
+                (None, Some(e)) => ((tp * dp / e.max(1)).max(1), e),
+                (None, None) => (if moe { tp * dp } else { 1 }, 1),
+            };
+            WorkerSpec {
+                parallel: Parallel {
+                    tp,
+                    pp,
+                    dp,
+                    moe_tp: etp,
+                    moe_ep: ep,
+                },
+                batch_size: bs,
+                workers,
+            }
         };
-        WorkerSpec {
-            parallel: Parallel { tp, pp, dp, moe_tp: etp, moe_ep: ep },
-            batch_size: bs,
-            workers,
-        }
-    };
-    let agg = mk(a.tp_size, a.pp_size, a.attention_dp_size, a.moe_tp_size, a.moe_ep_size, positive("batch-size", a.batch_size)?, 1);
+    let agg = mk(
+        a.tp_size,
+        a.pp_size,
+        a.attention_dp_size,
+        a.moe_tp_size,
+        a.moe_ep_size,
+        positive("batch-size", a.batch_size)?,
+        1,
+    );
     let prefill = mk(
         a.prefill_tp_size.unwrap_or(a.tp_size),
         a.prefill_pp_size.unwrap_or(a.pp_size),
@@ -184,7 +250,8 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
     );
     let calibration = match &a.calibration {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading calibration {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading calibration {}", p.display()))?;
             Some(EmpiricalParams::from_yaml(&text)?)
         }
         None => None,
@@ -195,7 +262,13 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         decode_system,
         backend,
         mode,
-        workload: Workload { isl, osl, prefix: a.prefix as f64, nextn: a.nextn, nextn_accepted: accepted },
+        workload: Workload {
+            isl,
+            osl,
+            prefix: a.prefix as f64,
+            nextn: a.nextn,
+            nextn_accepted: accepted,
+        },
         quant,
         agg,
         prefill,
@@ -221,7 +294,18 @@ fn json_view(r: &EstimateReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).expect("report serializes");
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
     if let Some(o) = v.as_object_mut() {
-        for k in ["ttft_ms", "tpot_ms", "request_latency_ms", "tokens_per_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "request_rate", "memory_gib", "context_ms", "decode_step_ms"] {
+        for k in [
+            "ttft_ms",
+            "tpot_ms",
+            "request_latency_ms",
+            "tokens_per_s",
+            "tokens_per_s_per_gpu",
+            "tokens_per_s_per_user",
+            "request_rate",
+            "memory_gib",
+            "context_ms",
+            "decode_step_ms",
+        ] {
             if let Some(x) = o.get(k).and_then(|x| x.as_f64()) {
                 o.insert(k.to_string(), serde_json::json!(round(x)));
             }
@@ -250,7 +334,8 @@ pub fn render(r: &EstimateReport) -> String {
     ));
     out.push_str(&format!("isl {} / osl {}\n\n", r.isl, r.osl));
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["metric", "value"]);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(vec!["metric", "value"]);
     for (k, v) in [
         ("TTFT (ms)", r.ttft_ms),
         ("TPOT (ms)", r.tpot_ms),
@@ -267,7 +352,18 @@ pub fn render(r: &EstimateReport) -> String {
     out.push_str(&format!("{t}\n\nMemory per GPU (GiB)\n"));
     let mut m = Table::new();
     m.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "worker", "parallel", "batch", "weights", "kv cache", "activations", "nccl", "other", "total", "capacity", "kv budget", "verdict",
+        "worker",
+        "parallel",
+        "batch",
+        "weights",
+        "kv cache",
+        "activations",
+        "nccl",
+        "other",
+        "total",
+        "capacity",
+        "kv budget",
+        "verdict",
     ]);
     for w in &r.workers {
         let mb = &w.memory;
@@ -295,20 +391,32 @@ pub fn render(r: &EstimateReport) -> String {
     }
     for (title, ops, total) in [
         ("Context pass (one prefill)", &r.context_ops, r.context_ms),
-        ("Decode step (running batch)", &r.decode_ops, r.decode_step_ms),
+        (
+            "Decode step (running batch)",
+            &r.decode_ops,
+            r.decode_step_ms,
+        ),
     ] {
         let mut o = Table::new();
-        o.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["op", "count", "ms", "share", "source"]);
+        o.load_preset(UTF8_FULL_CONDENSED)
+            .set_header(vec!["op", "count", "ms", "share", "source"]);
         for op in ops.iter() {
             o.add_row(vec![
                 Cell::new(op.name),
                 num(op.count),
                 num(op.ms),
-                Cell::new(format!("{:.1}%", 100.0 * op.ms / total.max(1e-12))).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.1}%", 100.0 * op.ms / total.max(1e-12)))
+                    .set_alignment(CellAlignment::Right),
                 Cell::new(op.source),
             ]);
         }
-        o.add_row(vec![Cell::new("total"), Cell::new(""), num(total), Cell::new(""), Cell::new("")]);
+        o.add_row(vec![
+            Cell::new("total"),
+            Cell::new(""),
+            num(total),
+            Cell::new(""),
+            Cell::new(""),
+        ]);
         out.push_str(&format!("\n{title}\n{o}\n"));
     }
     for n in &r.notes {

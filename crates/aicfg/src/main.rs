@@ -40,7 +40,9 @@ enum CliCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
-        Top::Cli { command: CliCmd::Estimate(a) } => estimate_cmd::run(&a),
+        Top::Cli {
+            command: CliCmd::Estimate(a),
+        } => estimate_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
     };
     match res {

@@ -297,7 +297,10 @@ mod tests {
 
     #[test]
     fn unknown_system_lists_known() {
-        let e = SystemRegistry::builtin().get("h300").unwrap_err().to_string();
+        let e = SystemRegistry::builtin()
+            .get("h300")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("unknown system 'h300'; known: "), "{e}");
         assert!(e.contains("h200_sxm"));
     }

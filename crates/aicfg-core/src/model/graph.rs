@@ -133,7 +133,7 @@ pub struct WorkerGraph {
 }
 
 fn div_exact(a: u64, b: u32, what: &str, p: &Parallel, m: &ModelSpec) -> Result<f64> {
-    if b == 0 || a % b as u64 != 0 {
+    if b == 0 || !a.is_multiple_of(b as u64) {
         return Err(AicfgError::Parallel {
             parallel: p.label(),
             model: m.name.clone(),
@@ -167,7 +167,7 @@ impl WorkerGraph {
                 )));
             }
             let e = m.moe.as_ref().map_or(0, |x| x.num_experts);
-            if e % p.moe_ep != 0 {
+            if !e.is_multiple_of(p.moe_ep) {
                 return Err(perr(format!(
                     "{e} experts cannot be split over moe_ep {}",
                     p.moe_ep
@@ -236,9 +236,23 @@ impl WorkerGraph {
             let rope = mla.qk_rope_head_dim as f64;
             let ql = mla.q_lora_rank as f64;
             let down_n = ql + kvl + rope;
-            push("mla_down_proj", gemm(down_n, h), l, down_n * h * wb, Part::All, true);
+            push(
+                "mla_down_proj",
+                gemm(down_n, h),
+                l,
+                down_n * h * wb,
+                Part::All,
+                true,
+            );
             let (qn, qk_in) = (heads * qk, if ql > 0.0 { ql } else { h });
-            push("mla_q_up_proj", gemm(qn, qk_in), l, qn * qk_in * wb, Part::All, true);
+            push(
+                "mla_q_up_proj",
+                gemm(qn, qk_in),
+                l,
+                qn * qk_in * wb,
+                Part::All,
+                true,
+            );
             // Context decompresses the latent into per-head K and V.
             push(
                 "mla_kv_up_proj",
@@ -249,8 +263,22 @@ impl WorkerGraph {
                 true,
             );
             // Decode absorbs W_UK / W_UV into the query and output (same weights as kv_up).
-            push("mla_bmm_pre", gemm(heads * kvl, nope), l, 0.0, Part::GenerationOnly, true);
-            push("mla_bmm_post", gemm(heads * v, kvl), l, 0.0, Part::GenerationOnly, true);
+            push(
+                "mla_bmm_pre",
+                gemm(heads * kvl, nope),
+                l,
+                0.0,
+                Part::GenerationOnly,
+                true,
+            );
+            push(
+                "mla_bmm_post",
+                gemm(heads * v, kvl),
+                l,
+                0.0,
+                Part::GenerationOnly,
+                true,
+            );
             let window = mla.sparse_topk.map(|t| t as f64);
             push(
                 "context_attention",
@@ -313,7 +341,7 @@ impl WorkerGraph {
                 true,
             );
         } else {
-            if m.num_heads % tp as u64 != 0 {
+            if !m.num_heads.is_multiple_of(tp as u64) {
                 return Err(perr(format!(
                     "tp {tp} does not divide the {} attention heads",
                     m.num_heads
@@ -324,7 +352,14 @@ impl WorkerGraph {
             let d = m.head_dim as f64;
             let gate = if m.attn_output_gate { 2.0 } else { 1.0 };
             let qkv_n = heads * d * gate + 2.0 * kvh * d;
-            push("qkv_proj", gemm(qkv_n, h), full_layers, qkv_n * h * wb, Part::All, true);
+            push(
+                "qkv_proj",
+                gemm(qkv_n, h),
+                full_layers,
+                qkv_n * h * wb,
+                Part::All,
+                true,
+            );
             let windowed = m.sliding.as_ref().map_or(0.0, |s| s.windowed_layers as f64);
             let attn = |window| OpKind::Attention {
                 heads,
@@ -368,7 +403,14 @@ impl WorkerGraph {
                 let kd = la.key_head_dim as f64;
                 let vd = la.value_head_dim as f64;
                 let in_n = 2.0 * kh * kd + 2.0 * vh * vd + 2.0 * vh;
-                push("linear_in_proj", gemm(in_n, h), ll, in_n * h * wb, Part::All, true);
+                push(
+                    "linear_in_proj",
+                    gemm(in_n, h),
+                    ll,
+                    in_n * h * wb,
+                    Part::All,
+                    true,
+                );
                 push(
                     "linear_attention",
                     OpKind::LinearAttention {
@@ -381,7 +423,14 @@ impl WorkerGraph {
                     Part::All,
                     true,
                 );
-                push("linear_out_proj", gemm(h, vh * vd), ll, h * vh * vd * wb, Part::All, true);
+                push(
+                    "linear_out_proj",
+                    gemm(h, vh * vd),
+                    ll,
+                    h * vh * vd * wb,
+                    Part::All,
+                    true,
+                );
             }
         }
         // Attention-output all-reduce inside the attention TP group.
@@ -433,12 +482,24 @@ impl WorkerGraph {
                 Part::All,
                 true,
             );
-            ops_push(prefix[2], gemm(h, i_gpu), layers, h * i_gpu * wb, Part::All, true);
+            ops_push(
+                prefix[2],
+                gemm(h, i_gpu),
+                layers,
+                h * i_gpu * wb,
+                Part::All,
+                true,
+            );
             Ok(())
         };
         match &m.moe {
             None => {
-                dense_ffn(&mut push, m.intermediate as f64, l, &["ffn_gate_up", "ffn_act", "ffn_down"])?;
+                dense_ffn(
+                    &mut push,
+                    m.intermediate as f64,
+                    l,
+                    &["ffn_gate_up", "ffn_act", "ffn_down"],
+                )?;
             }
             Some(moe) => {
                 let dense_l = moe.first_dense_layers as f64;
@@ -453,7 +514,11 @@ impl WorkerGraph {
                     &mut push,
                     moe.shared_inter as f64,
                     moe_l,
-                    &["shared_expert_gate_up", "shared_expert_act", "shared_expert_down"],
+                    &[
+                        "shared_expert_gate_up",
+                        "shared_expert_act",
+                        "shared_expert_down",
+                    ],
                 )?;
                 let e = moe.num_experts as f64;
                 push(
@@ -556,7 +621,11 @@ impl WorkerGraph {
             Part::All,
             false,
         );
-        let lm_w = if m.tie_embeddings { 0.0 } else { vocab_rows * h * 2.0 };
+        let lm_w = if m.tie_embeddings {
+            0.0
+        } else {
+            vocab_rows * h * 2.0
+        };
         push(
             "lm_head",
             OpKind::Gemm {
@@ -582,7 +651,11 @@ impl WorkerGraph {
 
     /// Weight bytes held by one GPU (layers split over pp stages).
     pub fn weight_bytes_per_gpu(&self) -> f64 {
-        self.ops.iter().map(|o| o.weight_bytes * o.count).sum::<f64>() / self.parallel.pp as f64
+        self.ops
+            .iter()
+            .map(|o| o.weight_bytes * o.count)
+            .sum::<f64>()
+            / self.parallel.pp as f64
     }
 
     /// Parameter count of the whole model at tp=1 (bytes ÷ element width).
@@ -633,12 +706,18 @@ mod tests {
         let mut p = Parallel::single();
         p.tp = 3;
         let e = WorkerGraph::build(&q32(), &p, &QuantConfig::default()).unwrap_err();
-        assert!(e.to_string().contains("tp 3 does not divide the 64 attention heads"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("tp 3 does not divide the 64 attention heads"),
+            "{e}"
+        );
     }
 
     #[test]
     fn moe_parallel_rule() {
-        let m = ModelRegistry::builtin().resolve("Qwen/Qwen3-30B-A3B").unwrap();
+        let m = ModelRegistry::builtin()
+            .resolve("Qwen/Qwen3-30B-A3B")
+            .unwrap();
         let p = Parallel {
             tp: 2,
             pp: 1,

@@ -119,7 +119,8 @@ pub struct ModelSpec {
     pub quant: CheckpointQuant,
 }
 
-const SUPPORTED: &str = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, \
+const SUPPORTED: &str =
+    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, \
 MiMoForCausalLM, GPT2LMHeadModel, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, \
 GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, KimiK25ForConditionalGeneration, \
 GlmMoeDsaForCausalLM, Qwen3_5MoeForConditionalGeneration";
@@ -129,10 +130,16 @@ fn family_of(arch: &str) -> Option<Family> {
         "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM"
         | "MiMoForCausalLM" => Family::Llama,
         "GPT2LMHeadModel" | "GPTBigCodeForCausalLM" => Family::Gpt,
-        "MixtralForCausalLM" | "Qwen2MoeForCausalLM" | "Qwen3MoeForCausalLM"
-        | "GptOssForCausalLM" | "MiniMaxM2ForCausalLM" => Family::Moe,
-        "DeepseekV3ForCausalLM" | "DeepseekV2ForCausalLM" | "KimiK25ForConditionalGeneration"
-        | "KimiK2ForCausalLM" | "GlmMoeDsaForCausalLM" => Family::Deepseek,
+        "MixtralForCausalLM"
+        | "Qwen2MoeForCausalLM"
+        | "Qwen3MoeForCausalLM"
+        | "GptOssForCausalLM"
+        | "MiniMaxM2ForCausalLM" => Family::Moe,
+        "DeepseekV3ForCausalLM"
+        | "DeepseekV2ForCausalLM"
+        | "KimiK25ForConditionalGeneration"
+        | "KimiK2ForCausalLM"
+        | "GlmMoeDsaForCausalLM" => Family::Deepseek,
         "Qwen3_5MoeForConditionalGeneration" | "Qwen3_5MoeForCausalLM" | "Qwen3NextForCausalLM" => {
             Family::Hybrid
         }
@@ -149,17 +156,15 @@ impl<'a> Cfg<'a> {
     fn opt_u64(&self, keys: &[&str]) -> Option<u64> {
         keys.iter().find_map(|k| {
             let x = self.v.get(*k)?;
-            x.as_u64().or_else(|| x.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            x.as_u64()
+                .or_else(|| x.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
         })
     }
     fn u64(&self, keys: &[&str]) -> Result<u64> {
         match self.opt_u64(keys) {
             Some(0) => Err(self.err(format!("'{}' must be positive", keys[0]))),
             Some(x) => Ok(x),
-            None => Err(self.err(format!(
-                "missing required field '{}'",
-                keys.join("' or '")
-            ))),
+            None => Err(self.err(format!("missing required field '{}'", keys.join("' or '")))),
         }
     }
     fn bool(&self, key: &str) -> Option<bool> {
@@ -204,7 +209,10 @@ impl ModelSpec {
             supported: SUPPORTED.to_string(),
         })?;
         // Multimodal wrappers keep the language model under text_config.
-        let text_v = root.get("text_config").filter(|t| t.is_object()).unwrap_or(&root);
+        let text_v = root
+            .get("text_config")
+            .filter(|t| t.is_object())
+            .unwrap_or(&root);
         let c = Cfg {
             v: text_v,
             path: origin,
@@ -212,14 +220,19 @@ impl ModelSpec {
         let hidden = c.u64(&["hidden_size", "n_embd", "d_model"])?;
         let num_layers = c.u64(&["num_hidden_layers", "n_layer", "num_layers"])? as u32;
         let num_heads = c.u64(&["num_attention_heads", "n_head"])?;
-        let num_kv_heads = c.opt_u64(&["num_key_value_heads"]).unwrap_or(num_heads).max(1);
+        let num_kv_heads = c
+            .opt_u64(&["num_key_value_heads"])
+            .unwrap_or(num_heads)
+            .max(1);
         let vocab = c.u64(&["vocab_size"])?;
         let head_dim = match c.opt_u64(&["head_dim"]) {
             Some(d) if d > 0 && family != Family::Deepseek => d,
             _ => hidden / num_heads,
         };
         let intermediate = match family {
-            Family::Gpt => c.opt_u64(&["n_inner", "intermediate_size"]).unwrap_or(4 * hidden),
+            Family::Gpt => c
+                .opt_u64(&["n_inner", "intermediate_size"])
+                .unwrap_or(4 * hidden),
             Family::Hybrid => c.opt_u64(&["intermediate_size"]).unwrap_or(0),
             _ => c.u64(&["intermediate_size"])?,
         };
@@ -240,9 +253,12 @@ impl ModelSpec {
                 "num_experts",
                 "moe_num_experts",
             ])? as u32;
-            let top_k =
-                c.u64(&["num_experts_per_tok", "top_k_experts", "moe_top_k", "experts_per_token"])?
-                    as u32;
+            let top_k = c.u64(&[
+                "num_experts_per_tok",
+                "top_k_experts",
+                "moe_top_k",
+                "experts_per_token",
+            ])? as u32;
             let expert_inter = c
                 .opt_u64(&["moe_intermediate_size"])
                 .filter(|x| *x > 0)
@@ -282,9 +298,21 @@ impl ModelSpec {
                 qk_nope_head_dim: c.u64(&["qk_nope_head_dim"])?,
                 qk_rope_head_dim: c.u64(&["qk_rope_head_dim"])?,
                 v_head_dim: c.u64(&["v_head_dim"])?,
-                sparse_topk: if sparse { c.opt_u64(&["index_topk"]) } else { None },
-                indexer_heads: if sparse { c.opt_u64(&["index_n_heads"]).unwrap_or(0) } else { 0 },
-                indexer_head_dim: if sparse { c.opt_u64(&["index_head_dim"]).unwrap_or(0) } else { 0 },
+                sparse_topk: if sparse {
+                    c.opt_u64(&["index_topk"])
+                } else {
+                    None
+                },
+                indexer_heads: if sparse {
+                    c.opt_u64(&["index_n_heads"]).unwrap_or(0)
+                } else {
+                    0
+                },
+                indexer_head_dim: if sparse {
+                    c.opt_u64(&["index_head_dim"]).unwrap_or(0)
+                } else {
+                    0
+                },
             })
         } else {
             None
@@ -515,9 +543,9 @@ impl ModelRegistry {
 
     fn find(&self, name: &str) -> Option<&IndexEntry> {
         let n = norm_name(name);
-        self.entries.iter().find(|e| {
-            norm_name(&e.id) == n || e.aliases.iter().any(|a| norm_name(a) == n)
-        })
+        self.entries
+            .iter()
+            .find(|e| norm_name(&e.id) == n || e.aliases.iter().any(|a| norm_name(a) == n))
     }
 
     /// Resolve a model by built-in name/id, or by a local `config.json` file or directory.
@@ -538,13 +566,20 @@ impl ModelRegistry {
         }
         let p = Path::new(name);
         if p.exists() {
-            let file = if p.is_dir() { p.join("config.json") } else { p.to_path_buf() };
+            let file = if p.is_dir() {
+                p.join("config.json")
+            } else {
+                p.to_path_buf()
+            };
             let text = std::fs::read_to_string(&file).map_err(|e| AicfgError::ModelConfig {
                 path: file.display().to_string(),
                 reason: format!("cannot read: {e}"),
             })?;
             let id = if p.is_dir() {
-                p.file_name().and_then(|s| s.to_str()).unwrap_or(name).to_string()
+                p.file_name()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or(name)
+                    .to_string()
             } else {
                 p.parent()
                     .and_then(|d| d.file_name())
@@ -624,7 +659,10 @@ mod tests {
         let b = r.resolve("Qwen/Qwen3-32B").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.family, Family::Llama);
-        assert_eq!((a.hidden, a.num_layers, a.num_heads, a.num_kv_heads), (5120, 64, 64, 8));
+        assert_eq!(
+            (a.hidden, a.num_layers, a.num_heads, a.num_kv_heads),
+            (5120, 64, 64, 8)
+        );
         assert!(a.qk_norm);
         assert_eq!(r.resolve("LLAMA3.1_70B").unwrap().intermediate, 28672);
     }
@@ -634,7 +672,10 @@ mod tests {
         let m = ModelRegistry::builtin().resolve("DEEPSEEK_V3").unwrap();
         assert_eq!(m.family, Family::Deepseek);
         let moe = m.moe.as_ref().unwrap();
-        assert_eq!((moe.num_experts, moe.top_k, moe.expert_inter), (256, 8, 2048));
+        assert_eq!(
+            (moe.num_experts, moe.top_k, moe.expert_inter),
+            (256, 8, 2048)
+        );
         assert_eq!(moe.shared_inter, 2048);
         assert_eq!(moe.first_dense_layers, 3);
         let mla = m.mla.as_ref().unwrap();
@@ -649,10 +690,22 @@ mod tests {
     fn kv_per_token_matches_hand_values() {
         let r = ModelRegistry::builtin();
         // MODELING.md §6.2: Qwen3-32B 262144 B/token bf16, Llama-3.1-70B 327680.
-        assert_eq!(r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(1, 1.0) * 2.0, 262144.0);
-        assert_eq!(r.resolve("LLAMA3.1_70B").unwrap().kv_elems_per_token(1, 1.0) * 2.0, 327680.0);
+        assert_eq!(
+            r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(1, 1.0) * 2.0,
+            262144.0
+        );
+        assert_eq!(
+            r.resolve("LLAMA3.1_70B")
+                .unwrap()
+                .kv_elems_per_token(1, 1.0)
+                * 2.0,
+            327680.0
+        );
         // tp beyond kv heads replicates heads.
-        assert_eq!(r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(16, 1.0), 64.0 * 2.0 * 128.0);
+        assert_eq!(
+            r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(16, 1.0),
+            64.0 * 2.0 * 128.0
+        );
     }
 
     #[test]
@@ -675,19 +728,30 @@ mod tests {
         assert!(e.to_string().contains("not valid JSON"), "{e}");
         let e = ModelSpec::from_hf_json(r#"{"architectures":["FooForCausalLM"]}"#, "x", "c.json")
             .unwrap_err();
-        assert!(e.to_string().contains("unsupported architecture 'FooForCausalLM'"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unsupported architecture 'FooForCausalLM'"),
+            "{e}"
+        );
         let e = ModelSpec::from_hf_json(
             r#"{"architectures":["LlamaForCausalLM"],"hidden_size":4096}"#,
             "x",
             "c.json",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("missing required field 'num_hidden_layers"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("missing required field 'num_hidden_layers"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_model_lists_known() {
-        let e = ModelRegistry::builtin().resolve("QWEN9").unwrap_err().to_string();
+        let e = ModelRegistry::builtin()
+            .resolve("QWEN9")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("unknown model 'QWEN9'"), "{e}");
         assert!(e.contains("QWEN3_32B (Qwen/Qwen3-32B)"), "{e}");
     }

@@ -79,9 +79,7 @@ impl EmpiricalParams {
         }
         for b in ["trtllm", "vllm", "sglang"] {
             if !p.backends.contains_key(b) {
-                return Err(AicfgError::Calibration(format!(
-                    "backends.{b} is missing"
-                )));
+                return Err(AicfgError::Calibration(format!("backends.{b} is missing")));
             }
         }
         Ok(p)
@@ -93,10 +91,7 @@ impl EmpiricalParams {
 
     fn scalars(&self) -> Vec<(String, f64)> {
         let mut c = self.clone();
-        c.fields_mut()
-            .into_iter()
-            .map(|(n, v)| (n, *v))
-            .collect()
+        c.fields_mut().into_iter().map(|(n, v)| (n, *v)).collect()
     }
 
     /// Every tunable number with its name, for calibration.
@@ -188,8 +183,7 @@ impl PerfSource for EmpiricalSource {
             }
             WorkClass::GenerationAttention => {
                 let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
-                p.attn_us * 1e-6
-                    + (w.flops / (peak(w.dtype) * p.attn_ctx_eff)).max(w.bytes / kv_bw)
+                p.attn_us * 1e-6 + (w.flops / (peak(w.dtype) * p.attn_ctx_eff)).max(w.bytes / kv_bw)
             }
             WorkClass::Moe => {
                 let mut eff = ramp(p.moe_eff, w.m, p.moe_m_half);
@@ -241,17 +235,39 @@ mod tests {
         let p = &src.p;
         // Large square bf16 GEMM: compute-bound.
         let (m, n, k) = (8192.0, 8192.0, 8192.0);
-        let mut w = Work::new(WorkClass::Gemm, 2.0 * m * n * k, 2.0 * (m * n + n * k + m * k), ComputeDtype::Bf16);
+        let mut w = Work::new(
+            WorkClass::Gemm,
+            2.0 * m * n * k,
+            2.0 * (m * n + n * k + m * k),
+            ComputeDtype::Bf16,
+        );
         w.m = m;
         let eff = p.gemm_eff_bf16 * m / (m + p.gemm_m_half);
         let expect = (p.kernel_us * 1e-6 + 2.0 * m * n * k / (989e12 * eff)) * 1e3;
-        let got = src.time_ms(sys, &OpKind::Memory { bytes_per_token: 0.0 }, &w);
+        let got = src.time_ms(
+            sys,
+            &OpKind::Memory {
+                bytes_per_token: 0.0,
+            },
+            &w,
+        );
         assert!((got - expect).abs() < 1e-9, "{got} vs {expect}");
         // m = 1: weight streaming dominates.
-        let mut w1 = Work::new(WorkClass::Gemm, 2.0 * n * k, 2.0 * n * k, ComputeDtype::Bf16);
+        let mut w1 = Work::new(
+            WorkClass::Gemm,
+            2.0 * n * k,
+            2.0 * n * k,
+            ComputeDtype::Bf16,
+        );
         w1.m = 1.0;
         let expect1 = (p.kernel_us * 1e-6 + 2.0 * n * k / (4.8e12 * p.mem_eff)) * 1e3;
-        let got1 = src.time_ms(sys, &OpKind::Memory { bytes_per_token: 0.0 }, &w1);
+        let got1 = src.time_ms(
+            sys,
+            &OpKind::Memory {
+                bytes_per_token: 0.0,
+            },
+            &w1,
+        );
         assert!((got1 - expect1).abs() < 1e-9);
     }
 

@@ -69,7 +69,14 @@ pub struct StepBreakdown {
     pub total_ms: f64,
 }
 
-fn dense_attention_flops(heads: f64, qk: f64, v: f64, new: f64, prefix: f64, window: Option<f64>) -> f64 {
+fn dense_attention_flops(
+    heads: f64,
+    qk: f64,
+    v: f64,
+    new: f64,
+    prefix: f64,
+    window: Option<f64>,
+) -> f64 {
     // Each new token i attends to prefix + i keys (causal), capped by the window.
     let total = prefix + new;
     let keys = match window {
@@ -107,7 +114,11 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
                 return [None, None];
             }
             let wb = quant.bytes();
-            let act = if quant.weight_only() { 2.0 } else { wb.max(1.0) };
+            let act = if quant.weight_only() {
+                2.0
+            } else {
+                wb.max(1.0)
+            };
             let mut w = Work::new(
                 WorkClass::Gemm,
                 2.0 * m * n * k,
@@ -131,7 +142,14 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
             let mut out = [None, None];
             if s.ctx_reqs > 0.0 && s.ctx_tokens > 0.0 && op.part != Part::GenerationOnly {
                 let flops = s.ctx_reqs
-                    * dense_attention_flops(*heads, *qk_dim, *v_dim, s.ctx_tokens, s.ctx_prefix, *window);
+                    * dense_attention_flops(
+                        *heads,
+                        *qk_dim,
+                        *v_dim,
+                        s.ctx_tokens,
+                        s.ctx_prefix,
+                        *window,
+                    );
                 let total = s.ctx_tokens + s.ctx_prefix;
                 let io = s.ctx_reqs
                     * (s.ctx_tokens * heads * (qk_dim + v_dim) * 2.0
@@ -169,7 +187,8 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
             let ctx_keys = s.ctx_reqs * (s.ctx_tokens * (s.ctx_prefix + s.ctx_tokens / 2.0));
             let gen_keys = s.gen_token_count() * s.gen_kv_len;
             let flops = 2.0 * heads * dim * (ctx_keys + gen_keys);
-            let bytes = (s.ctx_reqs * (s.ctx_prefix + s.ctx_tokens) + s.gen_reqs * s.gen_kv_len) * dim;
+            let bytes =
+                (s.ctx_reqs * (s.ctx_prefix + s.ctx_tokens) + s.gen_reqs * s.gen_kv_len) * dim;
             let mut w = Work::new(WorkClass::ContextAttention, flops, bytes, ComputeDtype::Fp8);
             w.m = tokens;
             [Some(w), None]
@@ -183,7 +202,8 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
             // Chunked delta rule (chunk 64): state update + intra-chunk attention per token.
             let flops = tokens * (6.0 * state + 2.0 * 64.0 * value_heads * (key_dim + value_dim));
             let reqs = s.ctx_reqs + s.gen_reqs;
-            let bytes = reqs * state * 4.0 * 2.0 + tokens * value_heads * (2.0 * key_dim + 2.0 * value_dim) * 2.0;
+            let bytes = reqs * state * 4.0 * 2.0
+                + tokens * value_heads * (2.0 * key_dim + 2.0 * value_dim) * 2.0;
             let mut w = Work::new(WorkClass::LinearAttention, flops, bytes, ComputeDtype::Bf16);
             w.m = tokens;
             [Some(w), None]
@@ -229,11 +249,21 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
             [Some(w), None]
         }
         OpKind::P2p { bytes_per_token } => [
-            Some(Work::new(WorkClass::P2p, 0.0, tokens * bytes_per_token, ComputeDtype::Bf16)),
+            Some(Work::new(
+                WorkClass::P2p,
+                0.0,
+                tokens * bytes_per_token,
+                ComputeDtype::Bf16,
+            )),
             None,
         ],
         OpKind::Memory { bytes_per_token } => [
-            Some(Work::new(WorkClass::Memory, 0.0, tokens * bytes_per_token, ComputeDtype::Bf16)),
+            Some(Work::new(
+                WorkClass::Memory,
+                0.0,
+                tokens * bytes_per_token,
+                ComputeDtype::Bf16,
+            )),
             None,
         ],
     }
@@ -256,7 +286,11 @@ pub fn price_step(
         for w in works.iter().flatten() {
             ms += src.time_ms(sys, &op.kind, w);
         }
-        let count = if op.per_layer { op.count * layer_scale } else { op.count };
+        let count = if op.per_layer {
+            op.count * layer_scale
+        } else {
+            op.count
+        };
         let ms = ms * count;
         total += ms;
         if detail && ms > 0.0 {
@@ -281,10 +315,19 @@ mod tests {
     #[test]
     fn causal_attention_flops_hand_value() {
         // 1 head, qk=v=128, 4 new tokens, no prefix: keys = 16/2 = 8 → 2·1·256·8 = 4096.
-        assert_eq!(dense_attention_flops(1.0, 128.0, 128.0, 4.0, 0.0, None), 4096.0);
+        assert_eq!(
+            dense_attention_flops(1.0, 128.0, 128.0, 4.0, 0.0, None),
+            4096.0
+        );
         // Prefix 4 + 4 new: (64 − 16)/2 = 24 keys.
-        assert_eq!(dense_attention_flops(1.0, 128.0, 128.0, 4.0, 4.0, None), 2.0 * 256.0 * 24.0);
+        assert_eq!(
+            dense_attention_flops(1.0, 128.0, 128.0, 4.0, 4.0, None),
+            2.0 * 256.0 * 24.0
+        );
         // Window 2 over 4 tokens: grown part (4−0)/2 = 2, then 2 tokens × 2 keys = 4 → 6 keys.
-        assert_eq!(dense_attention_flops(1.0, 128.0, 128.0, 4.0, 0.0, Some(2.0)), 2.0 * 256.0 * 6.0);
+        assert_eq!(
+            dense_attention_flops(1.0, 128.0, 128.0, 4.0, 0.0, Some(2.0)),
+            2.0 * 256.0 * 6.0
+        );
     }
 }

@@ -107,12 +107,20 @@ impl<'a> Worker<'a> {
 
     /// GPU time of one step (ms), without host overhead.
     pub fn step_ms(&self, s: &Step) -> f64 {
-        let scale = if s.gen_reqs > 0.0 { self.layer_scale } else { 1.0 };
+        let scale = if s.gen_reqs > 0.0 {
+            self.layer_scale
+        } else {
+            1.0
+        };
         price_step(&self.graph, self.system, self.source, s, scale, false).total_ms
     }
 
     pub fn breakdown(&self, s: &Step) -> Vec<OpTime> {
-        let scale = if s.gen_reqs > 0.0 { self.layer_scale } else { 1.0 };
+        let scale = if s.gen_reqs > 0.0 {
+            self.layer_scale
+        } else {
+            1.0
+        };
         price_step(&self.graph, self.system, self.source, s, scale, true).ops
     }
 
@@ -159,9 +167,21 @@ pub struct Perf {
     pub kv_queue_ms: f64,
 }
 
-fn finish(ttft: f64, tpot: f64, w: &Workload, concurrency: f64, gpus: u32, running: f64, q: f64) -> Perf {
+fn finish(
+    ttft: f64,
+    tpot: f64,
+    w: &Workload,
+    concurrency: f64,
+    gpus: u32,
+    running: f64,
+    q: f64,
+) -> Perf {
     let latency = ttft + tpot * (w.osl - 1.0).max(0.0);
-    let rate = if latency > 0.0 { concurrency / latency * 1000.0 } else { 0.0 };
+    let rate = if latency > 0.0 {
+        concurrency / latency * 1000.0
+    } else {
+        0.0
+    };
     let tokens = rate * w.osl;
     Perf {
         ttft_ms: ttft,
@@ -195,7 +215,9 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     let seq_max = w.isl + w.osl;
     let budget = wk.budget();
     let mem = wk.memory(n, seq_max, budget);
-    let running = n.min(mem.max_requests_by_kv.max(1.0)).min(wk.backend.max_running());
+    let running = n
+        .min(mem.max_requests_by_kv.max(1.0))
+        .min(wk.backend.max_running());
     let tpr = w.gen_tokens_per_req();
     let d_iter = w.decode_iterations();
     let c = wk.calib;
@@ -263,7 +285,11 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     let waves = burst_waves.max(1.0);
     let mut ttft = (burst.max(steady) + (waves - 1.0) * steady) / waves;
     // Requests beyond the KV capacity wait for a running one to finish.
-    let kv_queue = if n > running { (n - running) / lambda } else { 0.0 };
+    let kv_queue = if n > running {
+        (n - running) / lambda
+    } else {
+        0.0
+    };
     ttft += kv_queue;
     let tpot = t / w.progress();
     finish(ttft, tpot, w, concurrency, wk.gpus(), running, kv_queue)
@@ -276,7 +302,11 @@ pub fn static_batch(wk: &Worker, w: &Workload, batch: f64) -> Perf {
     let c = wk.calib;
     let chunks = (b * w.new_tokens() / wk.budget()).ceil().max(1.0);
     let ctx = wk.step_ms(&Step::context(b, w.new_tokens(), w.prefix)) + c.step_ms * chunks;
-    let dec = wk.step_ms(&Step::decode(b, w.isl + w.osl / 2.0, w.gen_tokens_per_req())) + c.step_ms;
+    let dec = wk.step_ms(&Step::decode(
+        b,
+        w.isl + w.osl / 2.0,
+        w.gen_tokens_per_req(),
+    )) + c.step_ms;
     let ttft = ctx + c.ttft_ms;
     finish(ttft, dec / w.progress(), w, b * dp, wk.gpus(), b, 0.0)
 }
@@ -311,8 +341,11 @@ pub fn disagg(
     // Decode: continuous batching at `decode_batch` per attention-DP rank, capped by KV room.
     let b_rank = decode_batch.max(1.0);
     let dmem = dec.memory(b_rank, w.isl + w.osl, b_rank * w.gen_tokens_per_req());
-    let running = b_rank.min(dmem.max_requests_by_kv.max(1.0)).min(dec.backend.max_running());
-    let t_dec = dec.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + dec.calib.step_ms;
+    let running = b_rank
+        .min(dmem.max_requests_by_kv.max(1.0))
+        .min(dec.backend.max_running());
+    let t_dec =
+        dec.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + dec.calib.step_ms;
     let tpot = t_dec / w.progress();
     let decode_seq = running * dpar.dp as f64 / (tpot * (w.osl - 1.0).max(1.0)) * 1000.0;
 
@@ -324,14 +357,23 @@ pub fn disagg(
 
     // KV hand-off, pipelined with the prefill layer by layer: the last layer's share and the
     // link latency stay exposed; the rest overlaps unless the link is slower than compute.
-    let kv_bytes = crate::memory::kv_bytes_per_seq(pre.model, &pre.graph, w.isl) * pre.graph.parallel.pp as f64;
+    let kv_bytes = crate::memory::kv_bytes_per_seq(pre.model, &pre.graph, w.isl)
+        * pre.graph.parallel.pp as f64;
     let same_domain = pre.system.name == dec.system.name
         && (pre.gpus() + dec.gpus()) <= pre.system.nvlink_domain()
         && pre.system.node.num_gpus_per_rack.is_some();
-    let link_bw = if same_domain { pre.system.node.inter_node_bw } else { pre.system.node.inter_node_bw.min(pre.system.node.intra_node_bw) };
+    let link_bw = if same_domain {
+        pre.system.node.inter_node_bw
+    } else {
+        pre.system
+            .node
+            .inter_node_bw
+            .min(pre.system.node.intra_node_bw)
+    };
     let transfer_full = kv_bytes / link_bw * 1e3;
     let layers = pre.model.num_layers as f64;
-    let kv_transfer = (transfer_full / layers).max(transfer_full - t_pre) + pre.system.node.p2p_latency * 1e3;
+    let kv_transfer =
+        (transfer_full / layers).max(transfer_full - t_pre) + pre.system.node.p2p_latency * 1e3;
 
     // Closed loop over the replica's decode slots: requests arrive as fast as they finish, so
     // λ = N / latency, bounded by the prefill pool's capacity. When prefill is the bottleneck,
