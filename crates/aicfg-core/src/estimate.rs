@@ -296,8 +296,9 @@ fn evaluate(
                 return Ok((perf, None));
             }
             let per_rank = req.agg.batch_size.max(1.0);
+            // Memory of the batch that actually runs; the rest wait outside the KV cache.
             let mem = wk.memory(
-                per_rank,
+                perf.running_per_rank,
                 w.isl + w.osl,
                 wk.backend.step_token_budget(req.system.capacity_gib()),
             );

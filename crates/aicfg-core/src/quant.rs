@@ -72,6 +72,7 @@ quant_enum!(
     Bfloat16 => "bfloat16", 2.0, Bf16;
     Fp8 => "fp8", 1.0, Fp8;
     Fp8Block => "fp8_block", 1.0, Fp8;
+    Int8Wo => "int8_wo", 1.0, Bf16;
     Int4Wo => "int4_wo", 0.5, Bf16;
     W4afp8 => "w4afp8", 0.5, Fp8;
     Nvfp4 => "nvfp4", 0.5625, Fp4;
@@ -118,7 +119,8 @@ impl GemmQuant {
             GemmQuant::Bfloat16 => MoeQuant::Bfloat16,
             GemmQuant::Fp8 | GemmQuant::Fp8Static | GemmQuant::Sq => MoeQuant::Fp8,
             GemmQuant::Fp8Block => MoeQuant::Fp8Block,
-            GemmQuant::Int8Wo | GemmQuant::Int4Wo => MoeQuant::Int4Wo,
+            GemmQuant::Int8Wo => MoeQuant::Int8Wo,
+            GemmQuant::Int4Wo => MoeQuant::Int4Wo,
             GemmQuant::Nvfp4 => MoeQuant::Nvfp4,
             GemmQuant::Nvfp4Wo => MoeQuant::Nvfp4Wo,
             GemmQuant::W4a16Nvfp4 => MoeQuant::W4a16Nvfp4,
@@ -130,7 +132,11 @@ impl MoeQuant {
     pub fn weight_only(self) -> bool {
         matches!(
             self,
-            MoeQuant::Int4Wo | MoeQuant::Nvfp4Wo | MoeQuant::W4a16Mxfp4 | MoeQuant::W4a16Nvfp4
+            MoeQuant::Int8Wo
+                | MoeQuant::Int4Wo
+                | MoeQuant::Nvfp4Wo
+                | MoeQuant::W4a16Mxfp4
+                | MoeQuant::W4a16Nvfp4
         )
     }
 }

@@ -478,12 +478,12 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         }
     }
     let complete = overall.rows - status.get("underspecified").copied().unwrap_or(0);
-    println!(
+    crate::emitln!(
         "aicfg accuracy — {} ({} database)",
         a.csv.display(),
         mode.name()
     );
-    println!(
+    crate::emitln!(
         "rows {}; predicted {} ({:.1}% of {} rows with complete inputs); {}",
         overall.rows,
         overall.ok,
@@ -519,8 +519,8 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         }
         add_rows(&mut t, if v.is_empty() { "(empty)" } else { v }, s);
     }
-    println!("{t}");
-    println!(
+    crate::emitln!("{t}");
+    crate::emitln!(
         "elapsed {:.2} s ({} rows)",
         elapsed.as_secs_f64(),
         overall.rows
@@ -585,7 +585,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     };
     let rows = read_rows(&a.csv)?;
     let prepared = prepare(rows, DatabaseMode::Empirical);
-    // Two folds by configuration: fit on all, report the loss of a fit on one fold scored on the other.
+    // Two halves by row id: the fit uses all rows; each half's loss is reported to show it is even.
     let fold: Vec<bool> = prepared
         .iter()
         .map(|p| fnv(&p.row.id).is_multiple_of(2))
@@ -604,7 +604,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     }
     set_vec(&mut params, &x);
     let mut best = loss(&prepared, &params, &all);
-    println!("start loss {best:.4}");
+    crate::emitln!("start loss {best:.4}");
     // Coordinate search in log space with shrinking steps: robust, deterministic, few evaluations.
     let mut step = 0.4f64;
     for round in 0..a.rounds {
@@ -630,14 +630,14 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
             }
             set_vec(&mut params, &x);
         }
-        println!("round {round}: loss {best:.4} (step {step:.3})");
+        crate::emitln!("round {round}: loss {best:.4} (step {step:.3})");
         step *= 0.6;
     }
     set_vec(&mut params, &x);
     let l_a = loss(&prepared, &params, &fold);
     let not: Vec<bool> = fold.iter().map(|b| !b).collect();
     let l_b = loss(&prepared, &params, &not);
-    println!("fitted loss: fold A {l_a:.4}, fold B {l_b:.4}");
+    crate::emitln!("fitted loss: fold A {l_a:.4}, fold B {l_b:.4}");
     let header = format!(
         "# Empirical constants fitted by `aicfg bench calibrate` to {} ({} rows); loss {:.4}.\n# Format and meaning: data/calibration/README.md\n",
         a.csv.file_name().and_then(|s| s.to_str()).unwrap_or("csv"),
@@ -646,7 +646,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     );
     std::fs::write(&a.out, header + &params.to_yaml())
         .with_context(|| format!("writing {}", a.out.display()))?;
-    println!(
+    crate::emitln!(
         "wrote {} in {:.1} s",
         a.out.display(),
         start.elapsed().as_secs_f64()

@@ -283,9 +283,9 @@ pub fn run(a: &EstimateArgs) -> Result<()> {
     let req = build_request(a)?;
     let r = estimate(&req)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json_view(&r))?);
+        crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&r))?);
     } else {
-        print!("{}", render(&r));
+        crate::emitf!("{}", render(&r));
     }
     Ok(())
 }

@@ -1,4 +1,15 @@
 //! `aicfg`: plan LLM serving deployments.
+/// `println!` that survives a closed pipe.
+#[macro_export]
+macro_rules! emitln {
+    ($($t:tt)*) => { $crate::emit(&format!("{}\n", format!($($t)*))) };
+}
+/// `print!` that survives a closed pipe.
+#[macro_export]
+macro_rules! emitf {
+    ($($t:tt)*) => { $crate::emit(&format!($($t)*)) };
+}
+
 mod bench;
 mod estimate_cmd;
 
@@ -35,6 +46,17 @@ enum Top {
 enum CliCmd {
     /// Predict one deployment (agg, disagg or static) with memory and a per-op time breakdown.
     Estimate(Box<estimate_cmd::EstimateArgs>),
+}
+
+/// Write to stdout; a closed pipe (`| head`) ends output quietly instead of panicking.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -241,7 +241,8 @@ impl SystemRegistry {
                 reason: e.to_string(),
             })?;
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("system");
-            let s = SystemSpec::from_yaml(&text, stem, &p.display().to_string())?;
+            let mut s = SystemSpec::from_yaml(&text, stem, &p.display().to_string())?;
+            s.name = s.name.to_ascii_lowercase();
             self.systems.insert(s.name.clone(), s);
         }
         Ok(paths.len())

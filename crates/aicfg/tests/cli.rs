@@ -1,0 +1,623 @@
+//! End-to-end tests of the `aicfg` binary: the estimate report and `--json`, error handling for
+//! bad input, Hugging Face `config.json` parsing per model family, and the bench harness.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn aicfg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aicfg"))
+        .args(args)
+        .output()
+        .expect("the aicfg binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Run and require success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let o = aicfg(args);
+    assert!(
+        o.status.success(),
+        "aicfg {args:?} failed ({:?}):\n{}",
+        o.status.code(),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = ok(&a);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("--json output does not parse: {e}\n{out}"))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("key '{key}' missing or not a number in {v}"))
+}
+
+/// Run, require a clean user error: non-zero exit that is not a panic, exactly one stderr line
+/// starting with "error: ", nothing on stdout, and every `needle` in the message.
+fn fails_cleanly(args: &[&str], needles: &[&str]) -> String {
+    let o = aicfg(args);
+    let err = stderr(&o);
+    let code = o.status.code();
+    assert!(
+        !o.status.success(),
+        "aicfg {args:?} should fail, got success:\n{}",
+        stdout(&o)
+    );
+    assert_ne!(code, Some(101), "aicfg {args:?} panicked:\n{err}");
+    assert!(
+        code.is_some(),
+        "aicfg {args:?} was killed by a signal:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "aicfg {args:?} panicked:\n{err}");
+    assert!(
+        err.starts_with("error: "),
+        "aicfg {args:?}: stderr should start with 'error: ':\n{err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "aicfg {args:?}: error should be one line:\n{err}"
+    );
+    assert!(
+        stdout(&o).is_empty(),
+        "aicfg {args:?}: nothing expected on stdout"
+    );
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "aicfg {args:?}: stderr lacks '{n}':\n{err}"
+        );
+    }
+    err
+}
+
+fn fixture(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// A fresh, empty directory under the system temp dir, unique to this process and call.
+fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("aicfg-cli-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// A directory holding `config.json` with `text`; returns the directory.
+fn config_dir(tag: &str, text: &str) -> PathBuf {
+    let d = temp_dir(tag);
+    std::fs::write(d.join("config.json"), text).expect("write config.json");
+    d
+}
+
+const QWEN_TP2: &[&str] = &[
+    "cli",
+    "estimate",
+    "--model",
+    "QWEN3_32B",
+    "--system",
+    "h200_sxm",
+    "--backend",
+    "trtllm",
+    "--tp-size",
+    "2",
+    "--batch-size",
+    "32",
+    "--isl",
+    "4000",
+    "--osl",
+    "1000",
+];
+
+fn with(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    base.iter().chain(extra).copied().collect()
+}
+
+// ---------------------------------------------------------------- report and --json
+
+#[test]
+fn estimate_report_for_qwen3_32b_tp2() {
+    let out = ok(QWEN_TP2);
+    for s in [
+        "TTFT",
+        "TPOT",
+        "Memory per GPU",
+        "Context pass",
+        "Decode step",
+        "empirical",
+    ] {
+        assert!(out.contains(s), "report lacks '{s}':\n{out}");
+    }
+    insta::assert_snapshot!("estimate_qwen3_32b_h200_tp2_bs32", out);
+}
+
+#[test]
+fn json_has_the_documented_keys() {
+    let v = json(QWEN_TP2);
+    for k in [
+        "ttft_ms",
+        "tpot_ms",
+        "request_latency_ms",
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_user",
+        "memory_gib",
+    ] {
+        let x = num(&v, k);
+        assert!(x.is_finite() && x > 0.0, "{k} = {x} should be positive");
+    }
+    assert!(
+        v.get("oom").and_then(Value::as_bool).is_some(),
+        "oom should be a boolean: {v}"
+    );
+    assert_eq!(
+        v["oom"],
+        Value::Bool(false),
+        "Qwen3-32B tp2 bs32 fits on H200"
+    );
+    assert!(num(&v, "request_latency_ms") >= num(&v, "ttft_ms"));
+}
+
+#[test]
+fn underscore_and_dash_spellings_agree() {
+    let dash = ok(QWEN_TP2);
+    let underscore = ok(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--backend",
+        "trtllm",
+        "--tp_size",
+        "2",
+        "--batch_size",
+        "32",
+        "--isl",
+        "4000",
+        "--osl",
+        "1000",
+    ]);
+    assert_eq!(dash, underscore);
+}
+
+#[test]
+fn hugging_face_id_reaches_the_builtin() {
+    let by_name = ok(QWEN_TP2);
+    let mut args = QWEN_TP2.to_vec();
+    args[3] = "Qwen/Qwen3-32B";
+    assert_eq!(by_name, ok(&args));
+}
+
+#[test]
+fn disagg_mode_works() {
+    let args = [
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--estimate-mode",
+        "disagg",
+        "--prefill-tp-size",
+        "1",
+        "--prefill-num-workers",
+        "2",
+        "--decode-tp-size",
+        "2",
+        "--decode-batch-size",
+        "32",
+    ];
+    let v = json(&args);
+    assert_eq!(v["mode"], "disagg");
+    assert!(num(&v, "ttft_ms") > 0.0 && num(&v, "tpot_ms") > 0.0);
+    assert!(num(&v, "tokens_per_s_per_gpu") > 0.0);
+    let workers = v["workers"].as_array().expect("workers array");
+    assert_eq!(workers.len(), 2, "a prefill and a decode worker: {v}");
+    // 2 prefill workers × 1 GPU + 1 decode worker × 2 GPUs.
+    assert_eq!(num(&v, "num_gpus"), 4.0);
+    let report = ok(&args);
+    assert!(
+        report.contains("prefill") && report.contains("decode"),
+        "{report}"
+    );
+}
+
+#[test]
+fn static_mode_works() {
+    let v = json(&with(QWEN_TP2, &["--estimate-mode", "static"]));
+    assert_eq!(v["mode"], "static");
+    assert!(num(&v, "ttft_ms") > 0.0 && num(&v, "tpot_ms") > 0.0);
+}
+
+#[test]
+fn sol_is_faster_than_empirical() {
+    let emp = json(QWEN_TP2);
+    let sol = json(&with(QWEN_TP2, &["--database-mode", "sol"]));
+    assert_eq!(sol["database_mode"], "sol");
+    assert_eq!(emp["database_mode"], "empirical");
+    assert!(
+        num(&sol, "ttft_ms") < num(&emp, "ttft_ms"),
+        "sol ttft {} should be below empirical {}",
+        num(&sol, "ttft_ms"),
+        num(&emp, "ttft_ms")
+    );
+    assert!(num(&sol, "tpot_ms") < num(&emp, "tpot_ms"));
+}
+
+#[test]
+fn output_is_deterministic() {
+    assert_eq!(ok(QWEN_TP2), ok(QWEN_TP2));
+    let j = with(QWEN_TP2, &["--json"]);
+    assert_eq!(ok(&j), ok(&j));
+}
+
+#[test]
+fn systems_path_adds_a_user_system() {
+    let text = std::fs::read_to_string(repo_file("data/systems/h200_sxm.yaml"))
+        .expect("read h200_sxm.yaml");
+    let dir = temp_dir("systems");
+    std::fs::write(
+        dir.join("my_h200.yaml"),
+        text.replace("name: h200_sxm", "name: my_h200"),
+    )
+    .unwrap();
+    let d = dir.display().to_string();
+    let mut args = QWEN_TP2.to_vec();
+    args[5] = "my_h200";
+    // Unknown without the directory, identical numbers to h200_sxm with it.
+    fails_cleanly(&args, &["unknown system 'my_h200'"]);
+    let mut with_dir = args.clone();
+    with_dir.extend(["--systems-path", d.as_str(), "--json"]);
+    let mut user: Value = serde_json::from_str(&ok(&with_dir)).unwrap();
+    let mut builtin = json(QWEN_TP2);
+    assert_eq!(user["workers"][0]["system"], "my_h200");
+    for v in [&mut user, &mut builtin] {
+        v["workers"][0]["system"] = Value::Null;
+    }
+    assert_eq!(user, builtin);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------- errors
+
+fn qwen(extra: &[&'static str]) -> Vec<&'static str> {
+    with(
+        &[
+            "cli",
+            "estimate",
+            "--model",
+            "QWEN3_32B",
+            "--system",
+            "h200_sxm",
+        ],
+        extra,
+    )
+}
+
+#[test]
+fn unknown_model_lists_known_models() {
+    fails_cleanly(
+        &[
+            "cli",
+            "estimate",
+            "--model",
+            "QWEN9_999B",
+            "--system",
+            "h200_sxm",
+        ],
+        &["unknown model", "QWEN9_999B", "QWEN3_32B"],
+    );
+}
+
+#[test]
+fn unknown_system_lists_known_systems() {
+    fails_cleanly(
+        &[
+            "cli",
+            "estimate",
+            "--model",
+            "QWEN3_32B",
+            "--system",
+            "h300_sxm",
+        ],
+        &["unknown system", "h300_sxm", "h200_sxm"],
+    );
+}
+
+#[test]
+fn unknown_backend_lists_known_backends() {
+    fails_cleanly(
+        &qwen(&["--backend", "tgi"]),
+        &["unknown backend", "tgi", "trtllm", "vllm", "sglang"],
+    );
+}
+
+#[test]
+fn unknown_quant_mode_lists_known_modes() {
+    fails_cleanly(
+        &qwen(&["--gemm-quant-mode", "fp3"]),
+        &["gemm quant mode", "fp3", "bfloat16", "fp8", "nvfp4"],
+    );
+    fails_cleanly(
+        &qwen(&["--kvcache-quant-mode", "fp2"]),
+        &["kvcache quant mode", "fp2", "fp8"],
+    );
+}
+
+#[test]
+fn unknown_database_mode_is_an_error() {
+    fails_cleanly(
+        &qwen(&["--database-mode", "oracle"]),
+        &["database mode", "sol", "empirical"],
+    );
+}
+
+#[test]
+fn unknown_estimate_mode_is_an_error() {
+    fails_cleanly(
+        &qwen(&["--estimate-mode", "split"]),
+        &["estimate mode", "agg", "disagg", "static"],
+    );
+}
+
+#[test]
+fn tp_that_does_not_divide_the_heads() {
+    fails_cleanly(&qwen(&["--tp-size", "3"]), &["tp", "3", "heads", "divide"]);
+}
+
+#[test]
+fn dtype_the_gpu_lacks_is_an_error() {
+    fails_cleanly(
+        &[
+            "cli",
+            "estimate",
+            "--model",
+            "QWEN3_32B",
+            "--system",
+            "a100_sxm",
+            "--gemm-quant-mode",
+            "fp8",
+        ],
+        &["a100_sxm", "fp8"],
+    );
+}
+
+#[test]
+fn config_json_that_is_not_json() {
+    let d = config_dir("badjson", "{ \"architectures\": [\"LlamaForCausalLM\"], ");
+    let p = d.display().to_string();
+    fails_cleanly(
+        &["cli", "estimate", "--model", &p, "--system", "h200_sxm"],
+        &["not valid JSON"],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn config_json_missing_fields() {
+    let d = config_dir(
+        "missing",
+        r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "vocab_size": 32000}"#,
+    );
+    let p = d.join("config.json").display().to_string();
+    fails_cleanly(
+        &["cli", "estimate", "--model", &p, "--system", "h200_sxm"],
+        &["missing required field"],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn config_json_without_architectures() {
+    let d = config_dir("noarch", r#"{"hidden_size": 4096}"#);
+    let p = d.display().to_string();
+    fails_cleanly(
+        &["cli", "estimate", "--model", &p, "--system", "h200_sxm"],
+        &["architectures"],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let d = config_dir(
+        "arch",
+        r#"{"architectures": ["MambaForCausalLM"], "hidden_size": 2560, "num_hidden_layers": 64, "vocab_size": 50280}"#,
+    );
+    let p = d.display().to_string();
+    fails_cleanly(
+        &["cli", "estimate", "--model", &p, "--system", "h200_sxm"],
+        &[
+            "unsupported architecture",
+            "MambaForCausalLM",
+            "LlamaForCausalLM",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn zero_or_negative_lengths_and_batch() {
+    fails_cleanly(&qwen(&["--isl", "0"]), &["isl"]);
+    fails_cleanly(&qwen(&["--osl", "-5"]), &["osl", "-5"]);
+    fails_cleanly(&qwen(&["--batch-size", "0"]), &["batch-size"]);
+    fails_cleanly(&qwen(&["--batch_size", "-1"]), &["batch-size"]);
+}
+
+#[test]
+fn zero_parallel_size_is_an_error() {
+    fails_cleanly(&qwen(&["--tp-size", "0"]), &["at least 1"]);
+}
+
+// ---------------------------------------------------------------- config.json per family
+
+/// Estimate a fixture model on H200 and return its JSON.
+fn fixture_estimate(family: &str, extra: &[&str]) -> Value {
+    let dir = fixture(family);
+    let mut args = vec![
+        "cli",
+        "estimate",
+        "--model",
+        dir.as_str(),
+        "--system",
+        "h200_sxm",
+        "--batch-size",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    let v = json(&args);
+    // The path was parsed (a built-in of a similar name was not picked instead).
+    assert_eq!(v["model"], family, "{v}");
+    for k in ["ttft_ms", "tpot_ms", "memory_gib", "tokens_per_s_per_gpu"] {
+        assert!(num(&v, k) > 0.0, "{family}: {k} should be positive");
+    }
+    v
+}
+
+fn op_names(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} missing"))
+        .iter()
+        .map(|o| o["name"].as_str().expect("op name").to_string())
+        .collect()
+}
+
+#[test]
+fn config_json_dense_llama_like() {
+    let v = fixture_estimate("llama", &[]);
+    let ops = op_names(&v, "context_ops");
+    assert!(ops.iter().any(|o| o == "qkv_proj"), "{ops:?}");
+    fixture_estimate("llama", &["--tp-size", "4"]);
+    // 16 heads cannot be split over 3 GPUs.
+    let dir = fixture("llama");
+    fails_cleanly(
+        &[
+            "cli",
+            "estimate",
+            "--model",
+            &dir,
+            "--system",
+            "h200_sxm",
+            "--tp-size",
+            "3",
+        ],
+        &["heads"],
+    );
+}
+
+#[test]
+fn config_json_moe_mixtral_like() {
+    let v = fixture_estimate("mixtral", &[]);
+    assert!(
+        op_names(&v, "context_ops")
+            .iter()
+            .any(|o| o.contains("moe")),
+        "{v}"
+    );
+    fixture_estimate("mixtral", &["--tp-size", "2", "--moe-ep-size", "2"]);
+    fixture_estimate("mixtral", &["--tp-size", "2", "--moe-tp-size", "2"]);
+}
+
+#[test]
+fn config_json_deepseek_v3_like() {
+    // MLA attention, one dense first layer, a shared expert, an MTP layer.
+    let file = format!("{}/config.json", fixture("deepseek_v3"));
+    let v = json(&["cli", "estimate", "--model", &file, "--system", "h200_sxm"]);
+    assert_eq!(v["model"], "deepseek_v3");
+    let ctx = op_names(&v, "context_ops");
+    for needle in ["mla", "dense_ffn", "shared_expert", "moe"] {
+        assert!(
+            ctx.iter().any(|o| o.contains(needle)),
+            "no '{needle}' op in {ctx:?}"
+        );
+    }
+    fixture_estimate("deepseek_v3", &["--tp-size", "2", "--moe-ep-size", "2"]);
+    fixture_estimate(
+        "deepseek_v3",
+        &["--attention-dp-size", "2", "--moe-ep-size", "2"],
+    );
+    fixture_estimate(
+        "deepseek_v3",
+        &["--nextn", "1", "--nextn-accept-rate", "0.7"],
+    );
+}
+
+#[test]
+fn config_json_gpt2_like() {
+    fixture_estimate("gpt2", &[]);
+    fixture_estimate("gpt2", &["--tp-size", "4", "--backend", "vllm"]);
+}
+
+// ---------------------------------------------------------------- bench harness
+
+#[test]
+fn bench_accuracy_writes_per_row_predictions() {
+    let dir = temp_dir("bench");
+    let out = dir.join("predictions.csv");
+    let out_s = out.display().to_string();
+    let csv = fixture("measured_runs.csv");
+    let report = ok(&[
+        "bench",
+        "accuracy",
+        "--csv",
+        &csv,
+        "--predictions-out",
+        &out_s,
+    ]);
+    assert!(
+        report.contains("TTFT") && report.contains("TPOT"),
+        "{report}"
+    );
+    let text = std::fs::read_to_string(&out).expect("predictions written");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,pred_ttft_ms,pred_tpot_ms,status,detail")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(
+        rows[0].starts_with("qwen3_32b_h200_trtllm_agg_tp2_c32,") && rows[0].contains(",ok,"),
+        "{text}"
+    );
+    assert!(rows[2].contains("underspecified"), "{text}");
+    assert!(rows[3].starts_with("unknown_model_row,,,"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_accuracy_missing_file_is_an_error() {
+    fails_cleanly(
+        &["bench", "accuracy", "--csv", "/nonexistent/aicfg/runs.csv"],
+        &["/nonexistent/aicfg/runs.csv"],
+    );
+}
