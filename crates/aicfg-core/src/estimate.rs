@@ -220,14 +220,17 @@ fn validate(req: &EstimateRequest) -> Result<()> {
     Ok(())
 }
 
+/// The request's own calibration, else the embedded one.
+fn params_for(req: &EstimateRequest) -> EmpiricalParams {
+    req.calibration
+        .clone()
+        .unwrap_or_else(EmpiricalParams::embedded)
+}
+
 /// TTFT and TPOT only (no breakdowns): the fast path used by harnesses and search.
 pub fn predict(req: &EstimateRequest) -> Result<Perf> {
     validate(req)?;
-    let params = req
-        .calibration
-        .clone()
-        .unwrap_or_else(EmpiricalParams::embedded);
-    predict_with(req, &params)
+    predict_with(req, &params_for(req))
 }
 
 /// As `predict`, with explicit empirical constants (calibration loops).
@@ -238,11 +241,7 @@ pub fn predict_with(req: &EstimateRequest, params: &EmpiricalParams) -> Result<P
 /// Full prediction with memory and per-op breakdowns.
 pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
     validate(req)?;
-    let params = req
-        .calibration
-        .clone()
-        .unwrap_or_else(EmpiricalParams::embedded);
-    let (_, report) = evaluate(req, &params, true)?;
+    let (_, report) = evaluate(req, &params_for(req), true)?;
     Ok(report.expect("evaluate builds the report when asked"))
 }
 

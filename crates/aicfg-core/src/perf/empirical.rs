@@ -63,8 +63,14 @@ pub struct EmpiricalParams {
 const EMBEDDED: &str = include_str!("../../../../data/calibration/empirical.yaml");
 
 impl EmpiricalParams {
+    /// The embedded calibration, parsed once per process.
     pub fn embedded() -> Self {
-        Self::from_yaml(EMBEDDED).expect("embedded calibration is valid (checked by tests)")
+        static PARSED: std::sync::OnceLock<EmpiricalParams> = std::sync::OnceLock::new();
+        PARSED
+            .get_or_init(|| {
+                Self::from_yaml(EMBEDDED).expect("embedded calibration is valid (checked by tests)")
+            })
+            .clone()
     }
 
     pub fn from_yaml(text: &str) -> Result<Self> {
