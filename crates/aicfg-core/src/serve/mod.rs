@@ -320,43 +320,72 @@ pub struct DisaggResult {
     pub prefill_queue_ms: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn disagg(
-    pre: &Worker,
-    dec: &Worker,
-    w: &Workload,
-    prefill_batch: f64,
-    prefill_workers: u32,
-    decode_batch: f64,
-    decode_workers: u32,
-    burst_waves: f64,
-) -> DisaggResult {
-    let x = prefill_workers.max(1) as f64;
-    let y = decode_workers.max(1) as f64;
-    let pp = pre.graph.parallel;
-    let dpar = dec.graph.parallel;
+/// One prefill worker serving batches of `batch` requests per attention-DP rank.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PrefillSide {
+    pub batch: f64,
+    /// Time of one prefill batch (ms), host overhead included.
+    pub batch_ms: f64,
+    /// Requests one worker prefills per second.
+    pub seq_per_s: f64,
+    pub gpus: u32,
+    pub memory: MemoryBreakdown,
+}
+
+/// One decode worker running `running` requests per attention-DP rank.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DecodeSide {
+    pub batch: f64,
+    pub running: f64,
+    pub step_ms: f64,
+    pub tpot_ms: f64,
+    /// Requests one worker finishes per second.
+    pub seq_per_s: f64,
+    pub gpus: u32,
+    pub memory: MemoryBreakdown,
+}
+
+pub fn prefill_side(pre: &Worker, w: &Workload, batch: f64) -> PrefillSide {
+    let pb = batch.max(1.0);
     let s_new = w.new_tokens();
-    let kv_avg = w.isl + w.osl / 2.0;
-
-    // Decode: continuous batching at `decode_batch` per attention-DP rank, capped by KV room.
-    let b_rank = decode_batch.max(1.0);
-    let dmem = dec.memory(b_rank, w.isl + w.osl, b_rank * w.gen_tokens_per_req());
-    let running = b_rank
-        .min(dmem.max_requests_by_kv.max(1.0))
-        .min(dec.backend.max_running());
-    let t_dec =
-        dec.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + dec.calib.step_ms;
-    let tpot = t_dec / w.progress();
-    let decode_seq = running * dpar.dp as f64 / (tpot * (w.osl - 1.0).max(1.0)) * 1000.0;
-
-    // Prefill: each worker serves batches of up to `prefill_batch` requests per attention-DP rank.
-    let pb = prefill_batch.max(1.0);
     let chunks = (pb * s_new / pre.budget()).ceil().max(1.0);
-    let t_pre = pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.step_ms * chunks;
-    let prefill_seq = pb * pp.dp as f64 / t_pre * 1000.0;
+    let batch_ms = pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.step_ms * chunks;
+    PrefillSide {
+        batch: pb,
+        batch_ms,
+        seq_per_s: pb * pre.graph.parallel.dp as f64 / batch_ms * 1000.0,
+        gpus: pre.gpus(),
+        memory: pre.memory(pb, w.isl + 1.0, pb * s_new),
+    }
+}
 
-    // KV hand-off, pipelined with the prefill layer by layer: the last layer's share and the
-    // link latency stay exposed; the rest overlaps unless the link is slower than compute.
+/// Decode: continuous batching at `batch` per attention-DP rank, capped by KV room.
+pub fn decode_side(dec: &Worker, w: &Workload, batch: f64) -> DecodeSide {
+    let b_rank = batch.max(1.0);
+    let tpr = w.gen_tokens_per_req();
+    let mem = dec.memory(b_rank, w.isl + w.osl, b_rank * tpr);
+    let running = b_rank
+        .min(mem.max_requests_by_kv.max(1.0))
+        .min(dec.backend.max_running());
+    let kv_avg = w.isl + w.osl / 2.0;
+    let step_ms = dec.step_ms(&Step::decode(running, kv_avg, tpr)) + dec.calib.step_ms;
+    let tpot_ms = step_ms / w.progress();
+    DecodeSide {
+        batch: b_rank,
+        running,
+        step_ms,
+        tpot_ms,
+        seq_per_s: running * dec.graph.parallel.dp as f64
+            / (tpot_ms * (w.osl - 1.0).max(1.0))
+            * 1000.0,
+        gpus: dec.gpus(),
+        memory: mem,
+    }
+}
+
+/// KV hand-off, pipelined with the prefill layer by layer: the last layer's share and the link
+/// latency stay exposed; the rest overlaps unless the link is slower than compute.
+pub fn kv_transfer_ms(pre: &Worker, dec: &Worker, w: &Workload, prefill_batch_ms: f64) -> f64 {
     let kv_bytes = crate::memory::kv_bytes_per_seq(pre.model, &pre.graph, w.isl)
         * pre.graph.parallel.pp as f64;
     let same_domain = pre.system.name == dec.system.name
@@ -372,22 +401,72 @@ pub fn disagg(
     };
     let transfer_full = kv_bytes / link_bw * 1e3;
     let layers = pre.model.num_layers as f64;
-    let kv_transfer =
-        (transfer_full / layers).max(transfer_full - t_pre) + pre.system.node.p2p_latency * 1e3;
+    (transfer_full / layers).max(transfer_full - prefill_batch_ms) + pre.system.node.p2p_latency * 1e3
+}
 
-    // Closed loop over the replica's decode slots: requests arrive as fast as they finish, so
-    // λ = N / latency, bounded by the prefill pool's capacity. When prefill is the bottleneck,
-    // the surplus requests wait in the prefill queue (Little's law gives that wait).
-    let n_total = running * dpar.dp as f64 * y;
-    let cap = prefill_seq * x;
+#[allow(clippy::too_many_arguments)]
+pub fn disagg(
+    pre: &Worker,
+    dec: &Worker,
+    w: &Workload,
+    prefill_batch: f64,
+    prefill_workers: u32,
+    decode_batch: f64,
+    decode_workers: u32,
+    burst_waves: f64,
+) -> DisaggResult {
+    let p = prefill_side(pre, w, prefill_batch);
+    let d = decode_side(dec, w, decode_batch);
+    let kv = kv_transfer_ms(pre, dec, w, p.batch_ms);
+    compose(
+        &ComposeInput {
+            prefill: &p,
+            decode: &d,
+            prefill_dp: pre.graph.parallel.dp,
+            decode_dp: dec.graph.parallel.dp,
+            ttft_overhead_ms: pre.calib.ttft_ms,
+            wait_steps: pre.calib.wait_steps,
+            kv_transfer_ms: kv,
+            burst_waves,
+        },
+        w,
+        prefill_workers,
+        decode_workers,
+    )
+}
+
+/// Everything `compose` needs about one (prefill, decode) worker pair; cheap to reuse over
+/// many worker counts.
+pub struct ComposeInput<'a> {
+    pub prefill: &'a PrefillSide,
+    pub decode: &'a DecodeSide,
+    pub prefill_dp: u32,
+    pub decode_dp: u32,
+    pub ttft_overhead_ms: f64,
+    pub wait_steps: f64,
+    pub kv_transfer_ms: f64,
+    pub burst_waves: f64,
+}
+
+/// Closed loop over the replica's decode slots: requests arrive as fast as they finish, so
+/// λ = N / latency, bounded by the prefill pool's capacity. When prefill is the bottleneck, the
+/// surplus requests wait in the prefill queue (Little's law gives that wait).
+pub fn compose(c: &ComposeInput, w: &Workload, prefill_workers: u32, decode_workers: u32) -> DisaggResult {
+    let x = prefill_workers.max(1) as f64;
+    let y = decode_workers.max(1) as f64;
+    let (p, d) = (c.prefill, c.decode);
+    let t_pre = p.batch_ms;
+    let t_dec = d.step_ms;
+    let n_total = d.running * c.decode_dp as f64 * y;
+    let cap = p.seq_per_s * x;
     let d_iter = w.decode_iterations();
-    let base = pre.calib.ttft_ms + t_pre + kv_transfer + t_dec;
+    let base = c.ttft_overhead_ms + t_pre + c.kv_transfer_ms + t_dec;
     let mut lambda = (n_total / (base + d_iter * t_dec) * 1000.0).min(cap);
     let mut wait = 0.0;
     for _ in 0..30 {
         let rho = (lambda / cap).min(0.95);
         // M/D/c-style wait with batching: grows as the pool's load ρ approaches 1.
-        wait = pre.calib.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
+        wait = c.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
         let next = (n_total / (base + wait + d_iter * t_dec) * 1000.0).min(cap);
         lambda = 0.5 * (lambda + next);
     }
@@ -397,21 +476,21 @@ pub fn disagg(
         steady = closed;
     }
     // First wave: every decode slot's request arrives at once and queues on the prefill pool.
-    let rounds = (n_total / (pb * pp.dp as f64 * x)).ceil().max(1.0);
-    let burst = pre.calib.ttft_ms + t_pre * (rounds + 1.0) / 2.0 + kv_transfer + t_dec;
-    let waves = burst_waves.max(1.0);
+    let rounds = (n_total / (p.batch * c.prefill_dp as f64 * x)).ceil().max(1.0);
+    let burst = c.ttft_overhead_ms + t_pre * (rounds + 1.0) / 2.0 + c.kv_transfer_ms + t_dec;
+    let waves = c.burst_waves.max(1.0);
     let ttft = (burst.max(steady) + (waves - 1.0) * steady) / waves;
-    let gpus = (x as u32) * pre.gpus() + (y as u32) * dec.gpus();
-    let mut perf = finish(ttft, tpot, w, n_total, gpus, running, 0.0);
+    let gpus = (x as u32) * p.gpus + (y as u32) * d.gpus;
+    let mut perf = finish(ttft, d.tpot_ms, w, n_total, gpus, d.running, 0.0);
     // Throughput is the matched rate of the two pools.
     perf.request_rate = lambda;
     perf.tokens_per_s = lambda * w.osl;
     perf.tokens_per_s_per_gpu = perf.tokens_per_s / gpus as f64;
     DisaggResult {
         perf,
-        prefill_seq_per_s_per_worker: prefill_seq,
-        decode_seq_per_s_per_worker: decode_seq,
-        kv_transfer_ms: kv_transfer,
+        prefill_seq_per_s_per_worker: p.seq_per_s,
+        decode_seq_per_s_per_worker: d.seq_per_s,
+        kv_transfer_ms: c.kv_transfer_ms,
         prefill_queue_ms: wait,
     }
 }
