@@ -221,7 +221,7 @@ fn validate(req: &EstimateRequest) -> Result<()> {
 }
 
 /// The request's own calibration, else the embedded one.
-fn params_for(req: &EstimateRequest) -> EmpiricalParams {
+pub fn params_for(req: &EstimateRequest) -> EmpiricalParams {
     req.calibration
         .clone()
         .unwrap_or_else(EmpiricalParams::embedded)
@@ -245,28 +245,37 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
     Ok(report.expect("evaluate builds the report when asked"))
 }
 
+/// The timing source a database mode uses and the backend's host-side constants (SOL has no
+/// host overheads either).
+pub fn source_for(
+    mode: DatabaseMode,
+    params: &EmpiricalParams,
+    backend: Backend,
+) -> (Box<dyn PerfSource>, crate::perf::BackendCalib) {
+    match mode {
+        DatabaseMode::Sol => (
+            Box::new(SolSource),
+            crate::perf::BackendCalib {
+                step_ms: 0.0,
+                ttft_ms: 0.0,
+                wait_steps: 0.0,
+            },
+        ),
+        DatabaseMode::Empirical => (
+            Box::new(EmpiricalSource { p: params.clone() }),
+            params.backend(backend.name()),
+        ),
+    }
+}
+
 /// Build the workers, run the serving model, and (when `with_report`) collect the breakdowns.
 fn evaluate(
     req: &EstimateRequest,
     params: &EmpiricalParams,
     with_report: bool,
 ) -> Result<(Perf, Option<EstimateReport>)> {
-    // SOL has no host overheads either.
-    let calib = if req.database_mode == DatabaseMode::Sol {
-        crate::perf::BackendCalib {
-            step_ms: 0.0,
-            ttft_ms: 0.0,
-            wait_steps: 0.0,
-        }
-    } else {
-        params.backend(req.backend.name())
-    };
-    let empirical = EmpiricalSource { p: params.clone() };
-    let sol = SolSource;
-    let source: &dyn PerfSource = match req.database_mode {
-        DatabaseMode::Sol => &sol,
-        DatabaseMode::Empirical => &empirical,
-    };
+    let (source, calib) = source_for(req.database_mode, params, req.backend);
+    let source: &dyn PerfSource = &*source;
     let w = req.workload;
     let m = &req.model;
     let fraction = req.free_gpu_memory_fraction;

@@ -8,6 +8,7 @@ pub mod memory;
 pub mod model;
 pub mod perf;
 pub mod quant;
+pub mod search;
 pub mod serve;
 
 pub use backend::Backend;

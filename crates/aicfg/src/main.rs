@@ -11,7 +11,10 @@ macro_rules! emitf {
 }
 
 mod bench;
+mod chart;
+mod default_cmd;
 mod estimate_cmd;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -44,6 +47,10 @@ enum Top {
 
 #[derive(Subcommand)]
 enum CliCmd {
+    /// Search agg and disagg deployments for a model on a GPU budget; report the best, the
+    /// Pareto frontier and the top configurations (or, with a target load and no GPU count,
+    /// the fewest GPUs that carry it).
+    Default(Box<default_cmd::DefaultArgs>),
     /// Predict one deployment (agg, disagg or static) with memory and a per-op time breakdown.
     Estimate(Box<estimate_cmd::EstimateArgs>),
 }
@@ -65,6 +72,9 @@ fn main() -> ExitCode {
         Top::Cli {
             command: CliCmd::Estimate(a),
         } => estimate_cmd::run(&a),
+        Top::Cli {
+            command: CliCmd::Default(a),
+        } => default_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
     };
     match res {

@@ -167,6 +167,24 @@ pub struct Perf {
     pub kv_queue_ms: f64,
 }
 
+impl Perf {
+    /// The same operating point with TTFT and TPOT multiplied (correction scales); rates follow.
+    pub fn with_latency_scales(self, w: &Workload, ttft_scale: f64, tpot_scale: f64) -> Perf {
+        if ttft_scale == 1.0 && tpot_scale == 1.0 {
+            return self;
+        }
+        finish(
+            self.ttft_ms * ttft_scale,
+            self.tpot_ms * tpot_scale,
+            w,
+            self.concurrency,
+            self.num_gpus,
+            self.running_per_rank,
+            self.kv_queue_ms,
+        )
+    }
+}
+
 fn finish(
     ttft: f64,
     tpot: f64,

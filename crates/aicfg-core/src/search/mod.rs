@@ -1,0 +1,952 @@
+//! Deployment search (MODELING.md §9): enumerate parallel layouts and batch sizes for aggregated
+//! workers and for prefill/decode workers, compose xPyD replicas, keep what meets the SLA, draw
+//! the Pareto frontier, rank, compare agg with disagg, and size the cluster for a target load.
+//!
+//! Every point is evaluated once; per-target views are filters over the same points. Unlike the
+//! reference tool there are no top-k truncations before the frontier: the search is fast enough
+//! to keep every evaluated point.
+pub mod pareto;
+pub mod space;
+
+use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
+use crate::estimate::{resolve_quant, source_for, QuantRequest};
+use crate::hardware::SystemSpec;
+use crate::model::graph::Parallel;
+use crate::model::ModelSpec;
+use crate::perf::{BackendCalib, EmpiricalParams, PerfSource};
+use crate::quant::QuantConfig;
+use crate::serve::{
+    self, compose, decode_side, kv_transfer_ms, prefill_side, ComposeInput, DecodeSide,
+    PrefillSide, ServeMode, Worker, Workload,
+};
+use crate::DatabaseMode;
+use serde::Serialize;
+pub use space::{ParallelSpace, ReplicaConfig, Role};
+
+/// Load the cluster must carry (recommend mode).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadTarget {
+    /// Requests per second.
+    RequestRate(f64),
+    /// Requests in flight at once.
+    Concurrency(f64),
+}
+
+/// Knobs of `advanced_tuning_config`: latency multipliers and batch caps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tuning {
+    /// Multiplies every prefill latency (TTFT of agg points, prefill batch time of disagg).
+    pub prefill_latency_scale: f64,
+    /// Multiplies every decode latency (TPOT).
+    pub decode_latency_scale: f64,
+    pub agg_max_batch_size: u32,
+    pub prefill_max_batch_size: u32,
+    pub decode_max_batch_size: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            prefill_latency_scale: 1.0,
+            decode_latency_scale: 1.0,
+            agg_max_batch_size: 512,
+            prefill_max_batch_size: 1,
+            decode_max_batch_size: 512,
+        }
+    }
+}
+
+/// A fully resolved search: what `cli default`, experiment files and the web page all run.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub model: ModelSpec,
+    pub system: SystemSpec,
+    /// Hardware of the decode workers (disagg); `None` = `system`.
+    pub decode_system: Option<SystemSpec>,
+    pub backends: Vec<Backend>,
+    pub workload: Workload,
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    /// GPUs of the cluster; `None` in recommend mode (size the cluster for `target`).
+    pub total_gpus: Option<u32>,
+    pub target: Option<LoadTarget>,
+    pub agg_quant: QuantRequest,
+    pub prefill_quant: QuantRequest,
+    pub decode_quant: QuantRequest,
+    pub database_mode: DatabaseMode,
+    pub free_gpu_memory_fraction: Option<f64>,
+    pub calibration: Option<EmpiricalParams>,
+    pub modes: Vec<ServeMode>,
+    /// Parallel lists per role; `None` = the defaults for model, system and backend.
+    pub agg_space: Option<ParallelSpace>,
+    pub prefill_space: Option<ParallelSpace>,
+    pub decode_space: Option<ParallelSpace>,
+    pub replica: ReplicaConfig,
+    pub tuning: Tuning,
+    pub enable_wide_ep: bool,
+    pub top_n: usize,
+    /// Draw the frontier from points that meet TPOT too (not only TTFT).
+    pub strict_sla: bool,
+}
+
+/// Largest worker considered when the cluster size is open (recommend mode).
+pub const RECOMMEND_MAX_GPUS: u32 = 512;
+
+impl SearchRequest {
+    /// The defaults of `cli default`: agg and disagg, every backend list default, top 5.
+    pub fn new(
+        model: ModelSpec,
+        system: SystemSpec,
+        backend: Backend,
+        workload: Workload,
+        total_gpus: Option<u32>,
+    ) -> Self {
+        SearchRequest {
+            model,
+            system,
+            decode_system: None,
+            backends: vec![backend],
+            workload,
+            ttft_ms: 2000.0,
+            tpot_ms: 30.0,
+            total_gpus,
+            target: None,
+            agg_quant: QuantRequest::default(),
+            prefill_quant: QuantRequest::default(),
+            decode_quant: QuantRequest::default(),
+            database_mode: DatabaseMode::Empirical,
+            free_gpu_memory_fraction: None,
+            calibration: None,
+            modes: vec![ServeMode::Agg, ServeMode::Disagg],
+            agg_space: None,
+            prefill_space: None,
+            decode_space: None,
+            replica: ReplicaConfig::defaults(false),
+            tuning: Tuning::default(),
+            enable_wide_ep: false,
+            top_n: 5,
+            strict_sla: false,
+        }
+    }
+
+    fn decode_sys(&self) -> &SystemSpec {
+        self.decode_system.as_ref().unwrap_or(&self.system)
+    }
+
+    fn space(&self, role: Role, backend: Backend) -> ParallelSpace {
+        let given = match role {
+            Role::Agg => &self.agg_space,
+            Role::Prefill => &self.prefill_space,
+            Role::Decode => &self.decode_space,
+        };
+        let sys = if role == Role::Decode {
+            self.decode_sys()
+        } else {
+            &self.system
+        };
+        given.clone().unwrap_or_else(|| {
+            ParallelSpace::defaults(&self.model, sys, backend, role, self.enable_wide_ep)
+        })
+    }
+
+    fn max_worker_gpus(&self) -> u32 {
+        self.total_gpus.unwrap_or(RECOMMEND_MAX_GPUS)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let w = &self.workload;
+        let positive = |what: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(AicfgError::invalid(what, format!("must be positive, got {v}")))
+            }
+        };
+        positive("isl", w.isl)?;
+        positive("osl", w.osl)?;
+        positive("ttft", self.ttft_ms)?;
+        positive("tpot", self.tpot_ms)?;
+        if w.prefix < 0.0 || w.prefix >= w.isl {
+            return Err(AicfgError::invalid(
+                "prefix",
+                format!("must be in [0, isl), got {}", w.prefix),
+            ));
+        }
+        if self.total_gpus == Some(0) {
+            return Err(AicfgError::invalid(
+                "total_gpus",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if self.total_gpus.is_none() && self.target.is_none() {
+            return Err(AicfgError::invalid(
+                "total_gpus",
+                "give --total_gpus, or a target load (--target-request-rate / --target-concurrency) to size the cluster".to_string(),
+            ));
+        }
+        match self.target {
+            Some(LoadTarget::RequestRate(r)) => positive("target request rate", r)?,
+            Some(LoadTarget::Concurrency(c)) => positive("target concurrency", c)?,
+            None => {}
+        }
+        if self.backends.is_empty() || self.modes.is_empty() {
+            return Err(AicfgError::invalid(
+                "search",
+                "needs at least one backend and one serving mode".to_string(),
+            ));
+        }
+        if self.top_n == 0 {
+            return Err(AicfgError::invalid("top_n", "must be at least 1".to_string()));
+        }
+        let t = &self.tuning;
+        positive("prefill latency correction scale", t.prefill_latency_scale)?;
+        positive("decode latency correction scale", t.decode_latency_scale)?;
+        if let Some(f) = self.free_gpu_memory_fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(AicfgError::invalid(
+                    "free gpu memory fraction",
+                    format!("must be in (0, 1], got {f}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One worker kind inside a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerPlan {
+    pub system: String,
+    pub parallel: Parallel,
+    /// `tp4pp1` (dense) or `tp1pp1dp8etp1ep8` (MoE), as in the reference reports.
+    pub parallel_label: String,
+    pub gpus: u32,
+    /// Requests per attention-DP rank (the framework's max batch size).
+    pub batch_size: u32,
+    /// Workers of this kind in one replica.
+    pub workers: u32,
+    /// Token budget of one scheduler step the prediction assumed.
+    pub max_num_tokens: u32,
+    pub memory_gib: f64,
+    pub quant: QuantConfig,
+}
+
+/// One deployment the search evaluated, with cluster-level figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub mode: ServeMode,
+    pub backend: Backend,
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    pub request_latency_ms: f64,
+    /// Output tokens/s of the cluster divided by its GPUs (idle leftover GPUs count).
+    pub tokens_per_s_per_gpu: f64,
+    pub tokens_per_s_per_user: f64,
+    /// Output tokens/s per GPU of one replica.
+    pub replica_tokens_per_s_per_gpu: f64,
+    /// Requests/s of one replica.
+    pub replica_request_rate: f64,
+    pub request_rate: f64,
+    pub concurrency_per_replica: f64,
+    pub concurrency: f64,
+    pub replicas: u32,
+    pub gpus_per_replica: u32,
+    pub total_gpus_used: u32,
+    /// GPUs of the cluster (recommend mode: GPUs needed).
+    pub total_gpus: u32,
+    pub meets_sla: bool,
+    /// Recommend mode with a GPU ceiling: share of the target load served.
+    pub load_served_pct: Option<f64>,
+    pub agg: Option<WorkerPlan>,
+    pub prefill: Option<WorkerPlan>,
+    pub decode: Option<WorkerPlan>,
+}
+
+impl Candidate {
+    /// The layout a top-N table shows once: agg parallel, or prefill + decode parallel.
+    pub fn layout_key(&self) -> String {
+        let l = |w: &Option<WorkerPlan>| w.as_ref().map_or("", |w| w.parallel_label.as_str()).to_string();
+        format!(
+            "{}|{}|{}|{}",
+            self.backend.name(),
+            l(&self.agg),
+            l(&self.prefill),
+            l(&self.decode)
+        )
+    }
+    fn sla_excess(&self, ttft: f64, tpot: f64) -> f64 {
+        (self.ttft_ms / ttft).max(self.tpot_ms / tpot)
+    }
+}
+
+/// Results of one serving mode (all backends merged).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeResult {
+    pub mode: ServeMode,
+    /// Deployments evaluated (agg points, or prefill × decode × worker-count compositions).
+    pub evaluated: usize,
+    /// Points that met the TTFT target (the frontier's input).
+    pub candidates: usize,
+    pub pareto: Vec<Candidate>,
+    /// Best per distinct layout, meeting the SLA; the closest points when none does.
+    pub top: Vec<Candidate>,
+    pub sla_met: bool,
+    #[serde(skip)]
+    pub all: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub winner: ServeMode,
+    pub loser: ServeMode,
+    /// Winner's tokens/s/gpu over the loser's (recommend mode: loser's GPUs over winner's).
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantSummary {
+    pub backend: Backend,
+    pub role: Role,
+    pub system: String,
+    pub quant: QuantConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    pub model: String,
+    pub is_moe: bool,
+    pub system: String,
+    pub decode_system: String,
+    pub backends: Vec<Backend>,
+    pub database_mode: &'static str,
+    pub workload: Workload,
+    pub ttft_ms: f64,
+    pub tpot_ms: f64,
+    pub total_gpus: Option<u32>,
+    pub target: Option<LoadTarget>,
+    pub modes: Vec<ModeResult>,
+    pub best: Option<Candidate>,
+    pub comparison: Option<Comparison>,
+    pub quant: Vec<QuantSummary>,
+    pub notes: Vec<String>,
+}
+
+impl SearchResult {
+    pub fn mode(&self, m: ServeMode) -> Option<&ModeResult> {
+        self.modes.iter().find(|r| r.mode == m)
+    }
+}
+
+/// Progress callback: (units done, units total).
+pub type Progress<'a> = &'a dyn Fn(usize, usize);
+
+/// Run the search.
+pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchResult> {
+    req.validate()?;
+    let params = req
+        .calibration
+        .clone()
+        .unwrap_or_else(EmpiricalParams::embedded);
+    let w = req.workload;
+    let mut notes = Vec::new();
+    let mut quant = Vec::new();
+    let mut agg_all = Vec::new();
+    let mut dis_all = Vec::new();
+    let mut agg_eval = 0;
+    let mut dis_eval = 0;
+    let do_agg = req.modes.contains(&ServeMode::Agg);
+    let do_dis = req.modes.contains(&ServeMode::Disagg);
+
+    // Work units for progress: one per worker layout.
+    let layouts: Vec<(Backend, Vec<Parallel>, Vec<Parallel>, Vec<Parallel>)> = req
+        .backends
+        .iter()
+        .map(|&b| {
+            let g = req.max_worker_gpus();
+            let a = if do_agg {
+                req.space(Role::Agg, b).enumerate(&req.model, b, g)
+            } else {
+                Vec::new()
+            };
+            let (p, d) = if do_dis {
+                (
+                    req.space(Role::Prefill, b).enumerate(&req.model, b, g),
+                    req.space(Role::Decode, b).enumerate(&req.model, b, g),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            (b, a, p, d)
+        })
+        .collect();
+    let total_units: usize = layouts
+        .iter()
+        .map(|(_, a, p, d)| a.len() + p.len() + d.len())
+        .sum();
+    let mut done = 0usize;
+    let mut tick = |n: usize| {
+        done += n;
+        if let Some(f) = progress {
+            f(done, total_units);
+        }
+    };
+
+    for (backend, agg_layouts, pre_layouts, dec_layouts) in &layouts {
+        let backend = *backend;
+        let (source, calib) = source_for(req.database_mode, &params, backend);
+        let source: &dyn PerfSource = &*source;
+        let ctx = Ctx {
+            req,
+            backend,
+            calib,
+            source,
+            burst_waves: params.burst_waves,
+        };
+        if do_agg {
+            let q = resolve_quant(&req.model, &req.system, &req.agg_quant, backend)?;
+            quant.push(QuantSummary {
+                backend,
+                role: Role::Agg,
+                system: req.system.name.clone(),
+                quant: q,
+            });
+            for p in agg_layouts {
+                agg_eval += ctx.agg_layout(p, &q, &mut agg_all);
+                tick(1);
+            }
+        }
+        if do_dis {
+            let qp = resolve_quant(&req.model, &req.system, &req.prefill_quant, backend)?;
+            let qd = resolve_quant(&req.model, req.decode_sys(), &req.decode_quant, backend)?;
+            quant.push(QuantSummary {
+                backend,
+                role: Role::Prefill,
+                system: req.system.name.clone(),
+                quant: qp,
+            });
+            quant.push(QuantSummary {
+                backend,
+                role: Role::Decode,
+                system: req.decode_sys().name.clone(),
+                quant: qd,
+            });
+            dis_eval += ctx.disagg(pre_layouts, dec_layouts, &qp, &qd, &mut dis_all, &mut tick)?;
+        }
+    }
+    if total_units == 0 {
+        notes.push(format!(
+            "no parallel layout of {} fits the given lists within {} GPUs",
+            req.model.name,
+            req.max_worker_gpus()
+        ));
+    }
+
+    let mut modes = Vec::new();
+    if do_agg {
+        modes.push(finish_mode(req, ServeMode::Agg, agg_eval, agg_all));
+    }
+    if do_dis {
+        modes.push(finish_mode(req, ServeMode::Disagg, dis_eval, dis_all));
+    }
+    let (best, comparison) = pick_best(req, &modes);
+    for m in &modes {
+        if m.all.is_empty() {
+            notes.push(format!(
+                "{}: no deployment fits in GPU memory (weights alone exceed it, or no layout is valid)",
+                mode_name(m.mode)
+            ));
+        } else if !m.sla_met {
+            notes.push(format!(
+                "{}: no configuration meets TTFT ≤ {} ms and TPOT ≤ {} ms; the closest are shown",
+                mode_name(m.mode),
+                req.ttft_ms,
+                req.tpot_ms
+            ));
+        }
+    }
+    Ok(SearchResult {
+        model: req.model.name.clone(),
+        is_moe: req.model.family.is_moe(),
+        system: req.system.name.clone(),
+        decode_system: req.decode_sys().name.clone(),
+        backends: req.backends.clone(),
+        database_mode: req.database_mode.name(),
+        workload: w,
+        ttft_ms: req.ttft_ms,
+        tpot_ms: req.tpot_ms,
+        total_gpus: req.total_gpus,
+        target: req.target,
+        modes,
+        best,
+        comparison,
+        quant,
+        notes,
+    })
+}
+
+pub fn mode_name(m: ServeMode) -> &'static str {
+    match m {
+        ServeMode::Agg => "agg",
+        ServeMode::Disagg => "disagg",
+        ServeMode::Static => "static",
+    }
+}
+
+/// Dense models show `tp{}pp{}`; MoE models the full layout.
+pub fn parallel_label(p: &Parallel, moe: bool) -> String {
+    if moe {
+        p.label()
+    } else {
+        format!("tp{}pp{}", p.tp, p.pp)
+    }
+}
+
+struct Ctx<'a> {
+    req: &'a SearchRequest,
+    backend: Backend,
+    calib: BackendCalib,
+    source: &'a dyn PerfSource,
+    burst_waves: f64,
+}
+
+/// Replica-level numbers → cluster-level candidate fields.
+struct ReplicaPerf {
+    ttft_ms: f64,
+    tpot_ms: f64,
+    request_latency_ms: f64,
+    tokens_per_s: f64,
+    request_rate: f64,
+    concurrency: f64,
+    gpus: u32,
+}
+
+impl Ctx<'_> {
+    fn worker<'w>(
+        &'w self,
+        p: &Parallel,
+        q: &QuantConfig,
+        sys: &'w SystemSpec,
+        nextn: u32,
+    ) -> Option<Worker<'w>> {
+        Worker::new(
+            &self.req.model,
+            p,
+            q,
+            sys,
+            self.backend,
+            self.calib,
+            self.source,
+            self.req.free_gpu_memory_fraction,
+            nextn,
+        )
+        .ok()
+    }
+
+    fn plan(&self, wk: &Worker, batch: u32, workers: u32, max_num_tokens: f64, memory_gib: f64) -> WorkerPlan {
+        let p = wk.graph.parallel;
+        WorkerPlan {
+            system: wk.system.name.clone(),
+            parallel: p,
+            parallel_label: parallel_label(&p, self.req.model.family.is_moe()),
+            gpus: p.gpus(),
+            batch_size: batch,
+            workers,
+            max_num_tokens: max_num_tokens.ceil() as u32,
+            memory_gib,
+            quant: wk.graph.quant,
+        }
+    }
+
+    /// Cluster figures for a replica: fixed cluster (floor of replicas), or recommend mode.
+    fn candidate(&self, mode: ServeMode, r: ReplicaPerf, plans: [Option<WorkerPlan>; 3]) -> Candidate {
+        let req = self.req;
+        let g = r.gpus.max(1);
+        let (replicas, total, load) = match (req.total_gpus, req.target) {
+            (Some(t), None) => (t / g, t, None),
+            (ceiling, Some(target)) => {
+                let need = match target {
+                    LoadTarget::RequestRate(rate) => rate / r.request_rate.max(1e-12),
+                    LoadTarget::Concurrency(c) => c / r.concurrency.max(1e-12),
+                };
+                let mut n = need.ceil().max(1.0) as u32;
+                let mut load = None;
+                if let Some(t) = ceiling {
+                    let cap = t / g;
+                    if n > cap {
+                        n = cap;
+                        load = Some(100.0 * n as f64 / need);
+                    }
+                }
+                (n, ceiling.unwrap_or(n * g), load)
+            }
+            (None, None) => (1, g, None),
+        };
+        let cluster_tokens = r.tokens_per_s * replicas as f64;
+        let meets = r.ttft_ms <= req.ttft_ms && r.tpot_ms <= req.tpot_ms && replicas > 0;
+        let [agg, prefill, decode] = plans;
+        Candidate {
+            mode,
+            backend: self.backend,
+            ttft_ms: r.ttft_ms,
+            tpot_ms: r.tpot_ms,
+            request_latency_ms: r.request_latency_ms,
+            tokens_per_s_per_gpu: cluster_tokens / total.max(1) as f64,
+            tokens_per_s_per_user: if r.tpot_ms > 0.0 { 1000.0 / r.tpot_ms } else { 0.0 },
+            replica_tokens_per_s_per_gpu: r.tokens_per_s / g as f64,
+            replica_request_rate: r.request_rate,
+            request_rate: r.request_rate * replicas as f64,
+            concurrency_per_replica: r.concurrency,
+            concurrency: r.concurrency * replicas as f64,
+            replicas,
+            gpus_per_replica: g,
+            total_gpus_used: replicas * g,
+            total_gpus: total,
+            meets_sla: meets,
+            load_served_pct: load,
+            agg,
+            prefill,
+            decode,
+        }
+    }
+
+    /// Sweep the concurrency of one agg layout; returns points evaluated.
+    fn agg_layout(&self, p: &Parallel, q: &QuantConfig, out: &mut Vec<Candidate>) -> usize {
+        let req = self.req;
+        let w = req.workload;
+        let Some(wk) = self.worker(p, q, &req.system, w.nextn) else {
+            return 0;
+        };
+        let budget = self.backend.step_token_budget(req.system.capacity_gib());
+        let seq = w.isl + w.osl;
+        let first = wk.memory(1.0, seq, budget);
+        if first.oom || first.max_requests_by_kv < 1.0 {
+            return 0;
+        }
+        let t = req.tuning;
+        let mut n = 0;
+        for b in space::agg_batches(t.agg_max_batch_size) {
+            let perf = serve::agg(&wk, &w, b as f64, self.burst_waves).with_latency_scales(
+                &w,
+                t.prefill_latency_scale,
+                t.decode_latency_scale,
+            );
+            n += 1;
+            let mem = wk.memory(perf.running_per_rank, seq, budget).total_gib;
+            let plan = self.plan(&wk, b, 1, budget, mem);
+            let kv_bound = perf.running_per_rank < b as f64;
+            let ttft = perf.ttft_ms;
+            out.push(self.candidate(
+                ServeMode::Agg,
+                ReplicaPerf {
+                    ttft_ms: perf.ttft_ms,
+                    tpot_ms: perf.tpot_ms,
+                    request_latency_ms: perf.request_latency_ms,
+                    tokens_per_s: perf.tokens_per_s,
+                    request_rate: perf.request_rate,
+                    concurrency: perf.concurrency,
+                    gpus: wk.gpus(),
+                },
+                [Some(plan), None, None],
+            ));
+            // Larger batches only wait longer: for KV room, or past the TTFT target.
+            if kv_bound || ttft > req.ttft_ms {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Prefill and decode candidates, then the best xPyD composition of every pair.
+    fn disagg(
+        &self,
+        pre_layouts: &[Parallel],
+        dec_layouts: &[Parallel],
+        qp: &QuantConfig,
+        qd: &QuantConfig,
+        out: &mut Vec<Candidate>,
+        tick: &mut dyn FnMut(usize),
+    ) -> Result<usize> {
+        let req = self.req;
+        let w = req.workload;
+        let t = req.tuning;
+        let dsys = req.decode_sys();
+        let pre_workers: Vec<Worker> = pre_layouts
+            .iter()
+            .filter_map(|p| self.worker(p, qp, &req.system, 0))
+            .collect();
+        let dec_workers: Vec<Worker> = dec_layouts
+            .iter()
+            .filter_map(|p| self.worker(p, qd, dsys, w.nextn))
+            .collect();
+        let mut pre: Vec<(usize, PrefillSide)> = Vec::new();
+        for (i, wk) in pre_workers.iter().enumerate() {
+            for b in 1..=t.prefill_max_batch_size.max(1) {
+                let mut s = prefill_side(wk, &w, b as f64);
+                if s.memory.oom {
+                    break;
+                }
+                s.batch_ms *= t.prefill_latency_scale;
+                s.seq_per_s /= t.prefill_latency_scale;
+                pre.push((i, s));
+            }
+        }
+        tick(pre_layouts.len());
+        // Prefill choices that are slower and less efficient per GPU than another of the same
+        // size never win a composition.
+        pre = prune_prefill(pre);
+        let mut dec: Vec<(usize, DecodeSide)> = Vec::new();
+        for (i, wk) in dec_workers.iter().enumerate() {
+            let first = wk.memory(1.0, w.isl + w.osl, 1.0);
+            if first.oom || first.max_requests_by_kv < 1.0 {
+                continue;
+            }
+            for b in space::decode_batches(t.decode_max_batch_size) {
+                let mut s = decode_side(wk, &w, b as f64);
+                s.step_ms *= t.decode_latency_scale;
+                s.tpot_ms *= t.decode_latency_scale;
+                s.seq_per_s /= t.decode_latency_scale;
+                let capped = s.running < s.batch;
+                dec.push((i, s));
+                if capped {
+                    break;
+                }
+            }
+        }
+        tick(dec_layouts.len());
+        let total = req.max_worker_gpus();
+        let cap = req.replica.cap(total);
+        let max_x = req.replica.max_prefill_worker.max(1);
+        let max_y = req.replica.max_decode_worker.max(1);
+        let d_iter = ((w.osl - 1.0) / (1.0 + w.nextn_accepted)).max(0.0);
+        let mut evaluated = 0;
+        for (pi, ps) in &pre {
+            let pwk = &pre_workers[*pi];
+            for (di, ds) in &dec {
+                let dwk = &dec_workers[*di];
+                let kv = kv_transfer_ms(pwk, dwk, &w, ps.batch_ms);
+                let ci = ComposeInput {
+                    prefill: ps,
+                    decode: ds,
+                    prefill_dp: pwk.graph.parallel.dp,
+                    decode_dp: dwk.graph.parallel.dp,
+                    ttft_overhead_ms: self.calib.ttft_ms,
+                    wait_steps: self.calib.wait_steps,
+                    kv_transfer_ms: kv,
+                    burst_waves: self.burst_waves,
+                };
+                let base = self.calib.ttft_ms + ps.batch_ms + kv + ds.step_ms;
+                // Requests one decode worker finishes per second when prefill never waits.
+                let per_decode =
+                    ds.running * dwk.graph.parallel.dp as f64 / (base + d_iter * ds.step_ms) * 1000.0;
+                let mut best: Option<(f64, u32, u32, serve::DisaggResult)> = None;
+                let mut closest: Option<(f64, u32, u32, serve::DisaggResult)> = None;
+                for y in 1..=max_y {
+                    if y * ds.gpus > cap {
+                        break;
+                    }
+                    let xr = y as f64 * per_decode / ps.seq_per_s;
+                    let x0 = (xr.floor() as u32).max(1);
+                    let x_match = (xr.ceil() as u32).max(1);
+                    for x in x0..=max_x.min(x0 + 8) {
+                        let g = x * ps.gpus + y * ds.gpus;
+                        if g > cap {
+                            break;
+                        }
+                        if !req.replica.allows(g, total) {
+                            continue;
+                        }
+                        let r = compose(&ci, &w, x, y);
+                        evaluated += 1;
+                        let ok = r.perf.ttft_ms <= req.ttft_ms;
+                        let score = self.replica_score(r.perf.tokens_per_s, g);
+                        if ok {
+                            if best.as_ref().is_none_or(|b| better(score, g, b.0, b.1 * ps.gpus + b.2 * ds.gpus)) {
+                                best = Some((score, x, y, r));
+                            }
+                            if x >= x_match {
+                                break;
+                            }
+                        } else if closest.as_ref().is_none_or(|c| r.perf.ttft_ms < c.3.perf.ttft_ms) {
+                            closest = Some((score, x, y, r));
+                        }
+                    }
+                }
+                if let Some((_, x, y, r)) = best.or(closest) {
+                    out.push(self.disagg_candidate(pwk, ps, x, dwk, ds, y, &r));
+                }
+            }
+        }
+        Ok(evaluated)
+    }
+
+    /// Tokens/s/gpu of the cluster built from replicas of `g` GPUs (per replica when open).
+    fn replica_score(&self, tokens_per_s: f64, g: u32) -> f64 {
+        match self.req.total_gpus {
+            Some(t) if self.req.target.is_none() => tokens_per_s * (t / g) as f64 / t as f64,
+            _ => tokens_per_s / g as f64,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn disagg_candidate(
+        &self,
+        pwk: &Worker,
+        ps: &PrefillSide,
+        x: u32,
+        dwk: &Worker,
+        ds: &DecodeSide,
+        y: u32,
+        r: &serve::DisaggResult,
+    ) -> Candidate {
+        let w = self.req.workload;
+        let pbudget = self.backend.step_token_budget(pwk.system.capacity_gib());
+        let pplan = self.plan(pwk, ps.batch as u32, x, pbudget.max(ps.batch * (w.isl - w.prefix)), ps.memory.total_gib);
+        let dplan = self.plan(
+            dwk,
+            ds.batch as u32,
+            y,
+            ds.batch * (1.0 + w.nextn as f64),
+            ds.memory.total_gib,
+        );
+        let perf = &r.perf;
+        self.candidate(
+            ServeMode::Disagg,
+            ReplicaPerf {
+                ttft_ms: perf.ttft_ms,
+                tpot_ms: perf.tpot_ms,
+                request_latency_ms: perf.request_latency_ms,
+                tokens_per_s: perf.tokens_per_s,
+                request_rate: perf.request_rate,
+                concurrency: perf.concurrency,
+                gpus: perf.num_gpus,
+            },
+            [None, Some(pplan), Some(dplan)],
+        )
+    }
+}
+
+/// Higher score wins; on a tie the smaller replica.
+fn better(score: f64, gpus: u32, best_score: f64, best_gpus: u32) -> bool {
+    score > best_score * (1.0 + 1e-12) || (score >= best_score * (1.0 - 1e-12) && gpus < best_gpus)
+}
+
+/// Keep, per prefill worker size, the choices not beaten on both batch time and per-GPU rate.
+fn prune_prefill(v: Vec<(usize, PrefillSide)>) -> Vec<(usize, PrefillSide)> {
+    let keep: Vec<bool> = v
+        .iter()
+        .map(|(_, a)| {
+            !v.iter().any(|(_, b)| {
+                b.gpus == a.gpus
+                    && b.batch_ms <= a.batch_ms
+                    && b.seq_per_s >= a.seq_per_s
+                    && (b.batch_ms < a.batch_ms || b.seq_per_s > a.seq_per_s)
+            })
+        })
+        .collect();
+    v.into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect()
+}
+
+fn finish_mode(req: &SearchRequest, mode: ServeMode, evaluated: usize, all: Vec<Candidate>) -> ModeResult {
+    let recommend = req.target.is_some();
+    let in_frontier: Vec<usize> = (0..all.len())
+        .filter(|&i| {
+            let c = &all[i];
+            c.ttft_ms <= req.ttft_ms && (!req.strict_sla || c.tpot_ms <= req.tpot_ms)
+        })
+        .collect();
+    let pts: Vec<(f64, f64)> = in_frontier
+        .iter()
+        .map(|&i| {
+            let c = &all[i];
+            let y = if recommend {
+                c.replica_tokens_per_s_per_gpu
+            } else {
+                c.tokens_per_s_per_gpu
+            };
+            (c.tokens_per_s_per_user, y)
+        })
+        .collect();
+    let pareto: Vec<Candidate> = pareto::frontier(&pts)
+        .into_iter()
+        .map(|k| all[in_frontier[k]].clone())
+        .collect();
+    let feasible: Vec<&Candidate> = all.iter().filter(|c| c.meets_sla).collect();
+    let sla_met = !feasible.is_empty();
+    let mut pool: Vec<&Candidate> = if sla_met { feasible } else { all.iter().collect() };
+    let (ttft, tpot) = (req.ttft_ms, req.tpot_ms);
+    pool.sort_by(|a, b| {
+        let primary = if !sla_met {
+            a.sla_excess(ttft, tpot).total_cmp(&b.sla_excess(ttft, tpot))
+        } else if recommend {
+            a.total_gpus
+                .cmp(&b.total_gpus)
+                .then(b.replica_tokens_per_s_per_gpu.total_cmp(&a.replica_tokens_per_s_per_gpu))
+        } else {
+            b.tokens_per_s_per_gpu.total_cmp(&a.tokens_per_s_per_gpu)
+        };
+        primary
+            .then(b.tokens_per_s_per_user.total_cmp(&a.tokens_per_s_per_user))
+            .then(a.gpus_per_replica.cmp(&b.gpus_per_replica))
+            .then_with(|| a.layout_key().cmp(&b.layout_key()))
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let top: Vec<Candidate> = pool
+        .into_iter()
+        .filter(|c| seen.insert(c.layout_key()))
+        .take(req.top_n)
+        .cloned()
+        .collect();
+    ModeResult {
+        mode,
+        evaluated,
+        candidates: in_frontier.len(),
+        pareto,
+        top,
+        sla_met,
+        all,
+    }
+}
+
+fn pick_best(req: &SearchRequest, modes: &[ModeResult]) -> (Option<Candidate>, Option<Comparison>) {
+    let recommend = req.target.is_some();
+    let firsts: Vec<&Candidate> = modes
+        .iter()
+        .filter(|m| m.sla_met)
+        .filter_map(|m| m.top.first())
+        .collect();
+    // Higher is better: throughput per GPU, or (recommend) fewer GPUs.
+    let value = |c: &Candidate| {
+        if recommend {
+            1.0 / c.total_gpus.max(1) as f64
+        } else {
+            c.tokens_per_s_per_gpu
+        }
+    };
+    let best = firsts
+        .iter()
+        .copied()
+        .reduce(|a, b| if value(b) > value(a) { b } else { a })
+        .cloned();
+    let comparison = match (&best, firsts.len()) {
+        (Some(b), 2..) => {
+            let other = firsts
+                .iter()
+                .filter(|c| c.mode != b.mode)
+                .map(|c| value(c))
+                .fold(0.0, f64::max);
+            let loser = firsts.iter().find(|c| c.mode != b.mode).map(|c| c.mode);
+            loser.filter(|_| other > 0.0).map(|loser| Comparison {
+                winner: b.mode,
+                loser,
+                ratio: value(b) / other,
+            })
+        }
+        _ => None,
+    };
+    (best, comparison)
+}

@@ -1,0 +1,696 @@
+//! `aicfg cli default`: agg vs disagg search for one model, system and GPU budget.
+use crate::chart::{self, Series};
+use aicfg_core::estimate::QuantRequest;
+use aicfg_core::perf::EmpiricalParams;
+use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
+use aicfg_core::search::{
+    mode_name, search, Candidate, LoadTarget, ModeResult, Role, SearchRequest, SearchResult,
+    WorkerPlan,
+};
+use aicfg_core::{
+    Backend, DatabaseMode, ModelRegistry, ServeMode, SystemRegistry, Workload,
+};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use comfy_table::{Cell, CellAlignment, Table};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct DefaultArgs {
+    /// Model: a built-in name (QWEN3_32B), a Hugging Face id (Qwen/Qwen3-32B) or a path to a config.json.
+    #[arg(long)]
+    pub model: String,
+    /// GPUs in the cluster. Omit it with --target-request-rate / --target-concurrency to find
+    /// the fewest GPUs that carry that load.
+    #[arg(long = "total-gpus", alias = "total_gpus")]
+    pub total_gpus: Option<i64>,
+    /// GPU system (h100_sxm, h200_sxm, b200_sxm, gb200, a100_sxm, b300_sxm, gb300, ...).
+    #[arg(long)]
+    pub system: String,
+    /// System of the decode workers in disagg (defaults to --system).
+    #[arg(long = "decode-system", alias = "decode_system")]
+    pub decode_system: Option<String>,
+    /// Serving framework: trtllm, vllm, sglang, or auto (search all three and compare).
+    #[arg(long, default_value = "trtllm")]
+    pub backend: String,
+    /// Input sequence length (tokens).
+    #[arg(long, default_value_t = 4000, allow_negative_numbers = true)]
+    pub isl: i64,
+    /// Output sequence length (tokens).
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
+    pub osl: i64,
+    /// Time-to-first-token target (ms).
+    #[arg(long, default_value_t = 2000.0, allow_negative_numbers = true)]
+    pub ttft: f64,
+    /// Time-per-output-token target (ms).
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
+    pub tpot: f64,
+    /// Cached prefix tokens of each prompt.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub prefix: i64,
+    /// MTP draft tokens per step.
+    #[arg(long, default_value_t = 0)]
+    pub nextn: u32,
+    /// Acceptance of the i-th draft token, comma separated (used when --nextn > 0).
+    #[arg(
+        long = "nextn-accept-rates",
+        alias = "nextn_accept_rates",
+        value_delimiter = ',',
+        default_value = "0.85,0.3,0,0,0"
+    )]
+    pub nextn_accept_rates: Vec<f64>,
+    /// agg, disagg or auto (both, compared).
+    #[arg(long = "serving-mode", alias = "serving_mode", default_value = "auto")]
+    pub serving_mode: String,
+    /// sol or empirical (the embedded default).
+    #[arg(
+        long = "database-mode",
+        alias = "database_mode",
+        default_value = "empirical"
+    )]
+    pub database_mode: String,
+    /// Rows per top-N table.
+    #[arg(long = "top-n", alias = "top_n", default_value_t = 5)]
+    pub top_n: usize,
+    /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
+    #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction")]
+    pub free_gpu_memory_fraction: Option<f64>,
+    /// Recommend mode: requests per second the cluster must serve.
+    #[arg(long = "target-request-rate", alias = "target_request_rate")]
+    pub target_request_rate: Option<f64>,
+    /// Recommend mode: requests in flight the cluster must hold.
+    #[arg(long = "target-concurrency", alias = "target_concurrency")]
+    pub target_concurrency: Option<f64>,
+    /// Draw the Pareto frontier only from points that meet TPOT as well as TTFT.
+    #[arg(long = "strict-sla", alias = "strict_sla")]
+    pub strict_sla: bool,
+    /// Search expert parallelism beyond one node for fine-grained MoE models.
+    #[arg(long = "enable-wide-ep", alias = "enable_wide_ep")]
+    pub enable_wide_ep: bool,
+    /// GEMM format for every worker: bfloat16, fp8, fp8_block, nvfp4, ... (default: the checkpoint's).
+    #[arg(long = "gemm-quant-mode", alias = "gemm_quant_mode")]
+    pub gemm_quant_mode: Option<String>,
+    #[arg(long = "moe-quant-mode", alias = "moe_quant_mode")]
+    pub moe_quant_mode: Option<String>,
+    #[arg(long = "kvcache-quant-mode", alias = "kvcache_quant_mode")]
+    pub kvcache_quant_mode: Option<String>,
+    #[arg(long = "fmha-quant-mode", alias = "fmha_quant_mode")]
+    pub fmha_quant_mode: Option<String>,
+    #[arg(long = "comm-quant-mode", alias = "comm_quant_mode")]
+    pub comm_quant_mode: Option<String>,
+    /// Directory of extra system YAML files.
+    #[arg(long = "systems-path", alias = "systems_path")]
+    pub systems_path: Option<PathBuf>,
+    /// Calibration YAML replacing the embedded empirical constants.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_opt<T>(v: &Option<String>, f: fn(&str) -> aicfg_core::Result<T>) -> Result<Option<T>> {
+    v.as_deref().map(f).transpose().map_err(Into::into)
+}
+
+pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
+    let mut systems = SystemRegistry::builtin();
+    if let Some(dir) = &a.systems_path {
+        systems.add_dir(dir)?;
+    }
+    let model = ModelRegistry::builtin().resolve(&a.model)?;
+    let system = systems.get(&a.system)?.clone();
+    let decode_system = a
+        .decode_system
+        .as_deref()
+        .map(|s| systems.get(s).cloned())
+        .transpose()?;
+    let backends = if a.backend.trim().eq_ignore_ascii_case("auto") {
+        Backend::ALL.to_vec()
+    } else {
+        vec![Backend::parse(&a.backend)?]
+    };
+    if a.isl <= 0 || a.osl <= 0 {
+        bail!(
+            "--isl and --osl must be positive integers, got isl {} and osl {}",
+            a.isl,
+            a.osl
+        );
+    }
+    if a.prefix < 0 || a.prefix >= a.isl {
+        bail!("--prefix must be in [0, isl), got {}", a.prefix);
+    }
+    for (name, v) in [("ttft", a.ttft), ("tpot", a.tpot)] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("--{name} must be a positive number of milliseconds, got {v}");
+        }
+    }
+    let total_gpus = match a.total_gpus {
+        Some(n) if n <= 0 => bail!("--total_gpus must be at least 1, got {n}"),
+        Some(n) => Some(u32::try_from(n).context("--total_gpus is too large")?),
+        None => None,
+    };
+    let target = match (a.target_request_rate, a.target_concurrency) {
+        (Some(_), Some(_)) => {
+            bail!("give either --target-request-rate or --target-concurrency, not both")
+        }
+        (Some(r), None) => Some(LoadTarget::RequestRate(r)),
+        (None, Some(c)) => Some(LoadTarget::Concurrency(c)),
+        (None, None) => None,
+    };
+    if total_gpus.is_none() && target.is_none() {
+        bail!("--total_gpus is required (or give --target-request-rate / --target-concurrency to find the fewest GPUs for that load)");
+    }
+    if let Some(r) = a.nextn_accept_rates.iter().find(|r| !(0.0..=1.0).contains(*r)) {
+        bail!("--nextn-accept-rates must be between 0 and 1, got {r}");
+    }
+    let accepted: f64 = a
+        .nextn_accept_rates
+        .iter()
+        .take(a.nextn as usize)
+        .sum();
+    let quant = QuantRequest {
+        gemm: parse_opt(&a.gemm_quant_mode, GemmQuant::parse)?,
+        moe: parse_opt(&a.moe_quant_mode, MoeQuant::parse)?,
+        kvcache: parse_opt(&a.kvcache_quant_mode, KvQuant::parse)?,
+        fmha: parse_opt(&a.fmha_quant_mode, FmhaQuant::parse)?,
+        comm: parse_opt(&a.comm_quant_mode, CommQuant::parse)?,
+    };
+    let modes = match a.serving_mode.trim().to_ascii_lowercase().as_str() {
+        "auto" | "both" => vec![ServeMode::Agg, ServeMode::Disagg],
+        "agg" => vec![ServeMode::Agg],
+        "disagg" => vec![ServeMode::Disagg],
+        other => bail!("unknown --serving-mode '{other}'; known: agg, disagg, auto"),
+    };
+    if a.top_n == 0 {
+        bail!("--top_n must be at least 1");
+    }
+    let calibration = match &a.calibration {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading calibration {}", p.display()))?;
+            Some(EmpiricalParams::from_yaml(&text)?)
+        }
+        None => None,
+    };
+    let workload = Workload {
+        isl: a.isl as f64,
+        osl: a.osl as f64,
+        prefix: a.prefix as f64,
+        nextn: a.nextn,
+        nextn_accepted: accepted,
+    };
+    let mut req = SearchRequest::new(model, system, backends[0], workload, total_gpus);
+    req.backends = backends;
+    req.decode_system = decode_system;
+    req.ttft_ms = a.ttft;
+    req.tpot_ms = a.tpot;
+    req.target = target;
+    req.agg_quant = quant;
+    req.prefill_quant = quant;
+    req.decode_quant = quant;
+    req.database_mode = DatabaseMode::parse(&a.database_mode)?;
+    req.free_gpu_memory_fraction = a.free_gpu_memory_fraction;
+    req.calibration = calibration;
+    req.modes = modes;
+    req.enable_wide_ep = a.enable_wide_ep;
+    req.replica = aicfg_core::search::ReplicaConfig::defaults(a.enable_wide_ep);
+    req.top_n = a.top_n;
+    req.strict_sla = a.strict_sla;
+    Ok(req)
+}
+
+pub fn run(a: &DefaultArgs) -> Result<()> {
+    let req = build_request(a)?;
+    let started = std::time::Instant::now();
+    let bar = crate::progress::Bar::new(!a.json);
+    let result = search(&req, Some(&|d, t| bar.update(d, t)))?;
+    bar.finish();
+    if a.json {
+        crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&result))?);
+    } else {
+        crate::emitf!("{}", render(&result));
+    }
+    let evaluated: usize = result.modes.iter().map(|m| m.evaluated).sum();
+    eprintln!(
+        "searched {evaluated} deployments in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// Numbers rounded to 3 decimals so JSON output is stable and readable.
+pub fn json_view(r: &SearchResult) -> serde_json::Value {
+    fn round(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    if !n.is_i64() && !n.is_u64() {
+                        *v = serde_json::json!((f * 1000.0).round() / 1000.0);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(round),
+            serde_json::Value::Object(o) => o.values_mut().for_each(round),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(r).expect("search result serializes");
+    round(&mut v);
+    v
+}
+
+fn title(mode: ServeMode) -> &'static str {
+    match mode {
+        ServeMode::Agg => "Agg",
+        ServeMode::Disagg => "Disagg",
+        ServeMode::Static => "Static",
+    }
+}
+
+const RULE: &str =
+    "  ----------------------------------------------------------------------------";
+
+pub fn render(r: &SearchResult) -> String {
+    let mut o = String::new();
+    let stars = "*".repeat(80);
+    let _ = writeln!(o, "{stars}");
+    let _ = writeln!(o, "*{:^78}*", "aicfg deployment search results");
+    let _ = writeln!(o, "{stars}");
+    let _ = writeln!(o, "{RULE}");
+    let _ = writeln!(o, "  Input Configuration & SLA Target:");
+    let _ = writeln!(
+        o,
+        "    Model: {} (is_moe: {})",
+        r.model,
+        if r.is_moe { "True" } else { "False" }
+    );
+    match (r.total_gpus, r.target) {
+        (Some(g), _) => {
+            let _ = writeln!(o, "    Total GPUs: {g}");
+        }
+        (None, _) => {
+            let _ = writeln!(o, "    Total GPUs: as few as the target load needs");
+        }
+    }
+    if let Some(t) = r.target {
+        let _ = writeln!(o, "    Target Load: {}", target_text(t));
+    }
+    let backends: Vec<&str> = r.backends.iter().map(|b| b.name()).collect();
+    let _ = writeln!(
+        o,
+        "    System: {}{}  Backend: {}  Database: {}",
+        r.system,
+        if r.decode_system != r.system {
+            format!(" (decode: {})", r.decode_system)
+        } else {
+            String::new()
+        },
+        backends.join(", "),
+        r.database_mode
+    );
+    let w = &r.workload;
+    let _ = writeln!(
+        o,
+        "    I/O Length (tokens): Input={}, Output={}{}",
+        w.isl,
+        w.osl,
+        if w.prefix > 0.0 {
+            format!(", cached prefix={}", w.prefix)
+        } else {
+            String::new()
+        }
+    );
+    if w.nextn > 0 {
+        let _ = writeln!(
+            o,
+            "    MTP: nextn={} ({:.2} draft tokens accepted per step)",
+            w.nextn, w.nextn_accepted
+        );
+    }
+    let _ = writeln!(
+        o,
+        "    SLA Target: TTFT <= {:.1}ms, TPOT <= {:.1}ms",
+        r.ttft_ms, r.tpot_ms
+    );
+    let _ = writeln!(o, "{RULE}");
+    best_block(&mut o, r);
+    let _ = writeln!(o, "{RULE}");
+    let _ = writeln!(o, "  Pareto Frontier:");
+    o.push_str(&pareto_chart(r));
+    let _ = writeln!(o, "{RULE}");
+    worker_setup(&mut o, r);
+    let _ = writeln!(o, "{RULE}");
+    let _ = writeln!(o, "  Deployment Details:");
+    let _ = writeln!(o, "    (p) stands for prefill, (d) stands for decode, bs stands for batch size (per attention-DP rank), a replica stands for the smallest scalable unit xPyD of the disagg system");
+    let _ = writeln!(o, "    Some math: total gpus used = replicas * gpus/replica");
+    let _ = writeln!(o, "               gpus/replica = (p)gpus/worker * (p)workers + (d)gpus/worker * (d)workers; for Agg, gpus/replica = gpus/worker");
+    let _ = writeln!(o, "               gpus/worker = tp * pp * dp = etp * ep * pp for MoE models; tp * pp for dense models");
+    let _ = writeln!(o, "               concurrency = concurrency/replica * replicas; concurrency/replica = bs * dp * (d)workers");
+    for m in r.modes.iter().rev() {
+        let _ = writeln!(o);
+        top_table(&mut o, r, m);
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(o);
+        for n in &r.notes {
+            let _ = writeln!(o, "  note: {n}");
+        }
+    }
+    let _ = writeln!(o, "{stars}");
+    o
+}
+
+fn target_text(t: LoadTarget) -> String {
+    match t {
+        LoadTarget::RequestRate(x) => format!("{x} requests/s"),
+        LoadTarget::Concurrency(x) => format!("{x} concurrent requests"),
+    }
+}
+
+fn best_block(o: &mut String, r: &SearchResult) {
+    let recommend = r.target.is_some();
+    let Some(best) = &r.best else {
+        let _ = writeln!(
+            o,
+            "  No configuration meets the SLA (TTFT <= {:.1}ms, TPOT <= {:.1}ms).",
+            r.ttft_ms, r.tpot_ms
+        );
+        let _ = writeln!(
+            o,
+            "  The tables below show the closest points; relax --ttft/--tpot, add GPUs, or try another quantization."
+        );
+        return;
+    };
+    let verdict = match &r.comparison {
+        Some(c) => format!(
+            " ({} {:.2}x better than {})",
+            mode_name(c.winner),
+            c.ratio,
+            mode_name(c.loser)
+        ),
+        None => String::new(),
+    };
+    if recommend {
+        let _ = writeln!(
+            o,
+            "  Overall best system chosen: {} with {} GPUs{}",
+            mode_name(best.mode),
+            best.total_gpus_used,
+            verdict
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  Overall best system chosen: {} at {:.2} tokens/s/gpu{}",
+            mode_name(best.mode),
+            best.tokens_per_s_per_gpu,
+            verdict
+        );
+    }
+    for m in &r.modes {
+        match m.top.first() {
+            Some(c) if m.sla_met => {
+                let _ = writeln!(
+                    o,
+                    "    - {} Actual Best: {:.2} tokens/s/gpu  {:.2} tokens/s/user | TTFT: {:.2}ms TPOT: {:.2}ms{}",
+                    title(m.mode),
+                    c.tokens_per_s_per_gpu,
+                    c.tokens_per_s_per_user,
+                    c.ttft_ms,
+                    c.tpot_ms,
+                    if recommend {
+                        format!(" | {} GPUs", c.total_gpus_used)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            _ => {
+                let _ = writeln!(o, "    - {}: no configuration meets the SLA", title(m.mode));
+            }
+        }
+    }
+    let _ = writeln!(o, "  Overall Best Configuration:");
+    let _ = writeln!(
+        o,
+        "    - Best Throughput: {:.2} tokens/s/gpu ({:.2} tokens/s in total)",
+        best.tokens_per_s_per_gpu,
+        best.tokens_per_s_per_gpu * best.total_gpus as f64
+    );
+    let _ = writeln!(
+        o,
+        "    - User Throughput: {:.2} tokens/s/user",
+        best.tokens_per_s_per_user
+    );
+    let _ = writeln!(o, "    - TTFT: {:.2}ms", best.ttft_ms);
+    let _ = writeln!(o, "    - TPOT: {:.2}ms", best.tpot_ms);
+    let _ = writeln!(o, "    - Request Latency: {:.2}ms", best.request_latency_ms);
+    let _ = writeln!(
+        o,
+        "    - Request Rate: {:.3} requests/s at concurrency {}",
+        best.request_rate,
+        fmt_num(best.concurrency)
+    );
+    if let Some(p) = best.load_served_pct {
+        let _ = writeln!(
+            o,
+            "    - The GPU ceiling serves only {p:.1}% of the target load"
+        );
+    }
+    let layout = match (&best.agg, &best.prefill, &best.decode) {
+        (Some(a), _, _) => format!(
+            "{} replicas x 1 worker {} (bs {})",
+            best.replicas, a.parallel_label, a.batch_size
+        ),
+        (None, Some(p), Some(d)) => format!(
+            "{} replicas x ({}P {} bs {} + {}D {} bs {})",
+            best.replicas,
+            p.workers,
+            p.parallel_label,
+            p.batch_size,
+            d.workers,
+            d.parallel_label,
+            d.batch_size
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "    - Deployment: {} on {} of {} GPUs ({})",
+        layout,
+        best.total_gpus_used,
+        best.total_gpus,
+        best.backend.name()
+    );
+}
+
+fn pareto_chart(r: &SearchResult) -> String {
+    let recommend = r.target.is_some();
+    let y = |c: &Candidate| {
+        if recommend {
+            c.replica_tokens_per_s_per_gpu
+        } else {
+            c.tokens_per_s_per_gpu
+        }
+    };
+    let series: Vec<Series> = r
+        .modes
+        .iter()
+        .rev()
+        .map(|m| Series {
+            label: mode_name(m.mode).to_string(),
+            mark: if m.mode == ServeMode::Agg { 'a' } else { 'd' },
+            points: m
+                .pareto
+                .iter()
+                .map(|c| (c.tokens_per_s_per_user, y(c)))
+                .collect(),
+        })
+        .collect();
+    if series.iter().all(|s| s.points.is_empty()) {
+        return "    (no point meets the TTFT target; nothing to draw)\n".to_string();
+    }
+    let best = r.best.as_ref().map(|c| (c.tokens_per_s_per_user, y(c)));
+    let text = chart::render(
+        &format!("{} Pareto Frontier: tokens/s/gpu vs tokens/s/user", r.model),
+        &series,
+        best,
+    );
+    let mut out = String::new();
+    for line in text.lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+    out
+}
+
+fn quant_line(q: &aicfg_core::QuantConfig, moe: bool) -> String {
+    let mut s = format!("GEMM: {}", q.gemm.name());
+    if moe {
+        let _ = write!(s, ", MoE: {}", q.moe.name());
+    }
+    let _ = write!(
+        s,
+        ", KVCache: {}, FMHA: {}, Comm: {}",
+        q.kvcache.name(),
+        q.fmha.name(),
+        q.comm.name()
+    );
+    s
+}
+
+fn worker_setup(o: &mut String, r: &SearchResult) {
+    let _ = writeln!(o, "  Worker Setup:");
+    let _ = writeln!(
+        o,
+        "    Model: {} (is_moe: {})",
+        r.model,
+        if r.is_moe { "True" } else { "False" }
+    );
+    for q in &r.quant {
+        let role = match q.role {
+            Role::Agg => "Agg",
+            Role::Prefill => "Disagg Prefill",
+            Role::Decode => "Disagg Decode",
+        };
+        let _ = writeln!(
+            o,
+            "    {role}: {} ({}) — {}",
+            q.system,
+            q.backend.name(),
+            quant_line(&q.quant, r.is_moe)
+        );
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-6 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn product(total: u32, parts: &[u32]) -> String {
+    let f: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+    format!("{total} (={})", f.join("x"))
+}
+
+fn worker_gpus(w: &WorkerPlan, moe: bool) -> String {
+    let p = &w.parallel;
+    if moe {
+        product(w.gpus, &[p.tp, p.pp, p.dp])
+    } else {
+        product(w.gpus, &[p.tp, p.pp])
+    }
+}
+
+/// `+----+` tables with a header rule only, as the seeds print them.
+const ASCII_SEED: &str = "||--+-++|    ++++++";
+
+fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
+    let recommend = r.target.is_some();
+    let sorted = if !m.sla_met {
+        "closest to the SLA; none meets it"
+    } else if recommend {
+        "Sorted by GPUs needed"
+    } else {
+        "Sorted by tokens/s/gpu"
+    };
+    let _ = writeln!(o, "{} Top Configurations: ({sorted})", mode_name(m.mode));
+    if m.top.is_empty() {
+        let _ = writeln!(
+            o,
+            "  (none: no {} deployment fits in GPU memory with these lists)",
+            mode_name(m.mode)
+        );
+        return;
+    }
+    let multi_backend = r.backends.len() > 1;
+    let mut header: Vec<&str> = vec!["Rank"];
+    if multi_backend {
+        header.push("backend");
+    }
+    header.extend([
+        "tokens/s/gpu",
+        "tokens/s/user",
+        "TTFT",
+        "TPOT",
+        "concurrency",
+        "total_gpus(used)",
+        "replicas",
+        "gpus/replica",
+    ]);
+    if m.mode == ServeMode::Agg {
+        header.extend(["workers", "gpus/worker", "parallel", "bs"]);
+    } else {
+        header.extend([
+            "(p)workers",
+            "(p)gpus/worker",
+            "(p)parallel",
+            "(p)bs",
+            "(d)workers",
+            "(d)gpus/worker",
+            "(d)parallel",
+            "(d)bs",
+        ]);
+    }
+    let mut t = Table::new();
+    t.load_preset(ASCII_SEED);
+    t.set_header(header.iter().map(|h| Cell::new(h)).collect::<Vec<_>>());
+    for (i, c) in m.top.iter().enumerate() {
+        let mut row: Vec<String> = vec![format!("{}", i + 1)];
+        if multi_backend {
+            row.push(c.backend.name().to_string());
+        }
+        row.extend([
+            format!("{:.2}", c.tokens_per_s_per_gpu),
+            format!("{:.2}", c.tokens_per_s_per_user),
+            format!("{:.2}", c.ttft_ms),
+            format!("{:.2}", c.tpot_ms),
+            format!(
+                "{}(={}x{})",
+                fmt_num(c.concurrency),
+                fmt_num(c.concurrency_per_replica),
+                c.replicas
+            ),
+            format!(
+                "{} ({}={}x{})",
+                c.total_gpus, c.total_gpus_used, c.replicas, c.gpus_per_replica
+            ),
+            c.replicas.to_string(),
+        ]);
+        match (&c.agg, &c.prefill, &c.decode) {
+            (Some(a), _, _) => {
+                row.push(c.gpus_per_replica.to_string());
+                row.push(c.replicas.to_string());
+                row.push(worker_gpus(a, r.is_moe));
+                row.push(a.parallel_label.clone());
+                row.push(a.batch_size.to_string());
+            }
+            (None, Some(p), Some(d)) => {
+                row.push(format!(
+                    "{} (={}x{}+{}x{})",
+                    c.gpus_per_replica, p.workers, p.gpus, d.workers, d.gpus
+                ));
+                for w in [p, d] {
+                    row.push(w.workers.to_string());
+                    row.push(worker_gpus(w, r.is_moe));
+                    row.push(w.parallel_label.clone());
+                    row.push(w.batch_size.to_string());
+                }
+            }
+            _ => {}
+        }
+        t.add_row(
+            row.into_iter()
+                .map(|s| Cell::new(s).set_alignment(CellAlignment::Center))
+                .collect::<Vec<_>>(),
+        );
+    }
+    for col in t.column_iter_mut() {
+        col.set_cell_alignment(CellAlignment::Center);
+    }
+    let _ = writeln!(o, "{t}");
+}
