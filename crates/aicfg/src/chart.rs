@@ -54,7 +54,9 @@ pub fn render(title: &str, series: &[Series], best: Option<(f64, f64)>) -> Strin
     );
     let mut grid = vec![vec![' '; WIDTH]; HEIGHT];
     let cell = |x: f64, y: f64| -> (usize, usize) {
-        let c = ((x / xmax) * (WIDTH - 1) as f64).round().clamp(0.0, (WIDTH - 1) as f64) as usize;
+        let c = ((x / xmax) * (WIDTH - 1) as f64)
+            .round()
+            .clamp(0.0, (WIDTH - 1) as f64) as usize;
         let r = ((1.0 - y / ymax) * (HEIGHT - 1) as f64)
             .round()
             .clamp(0.0, (HEIGHT - 1) as f64) as usize;

@@ -7,9 +7,7 @@ use aicfg_core::search::{
     mode_name, search, Candidate, LoadTarget, ModeResult, Role, SearchRequest, SearchResult,
     WorkerPlan,
 };
-use aicfg_core::{
-    Backend, DatabaseMode, ModelRegistry, ServeMode, SystemRegistry, Workload,
-};
+use aicfg_core::{Backend, DatabaseMode, ModelRegistry, ServeMode, SystemRegistry, Workload};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table};
@@ -23,7 +21,11 @@ pub struct DefaultArgs {
     pub model: String,
     /// GPUs in the cluster. Omit it with --target-request-rate / --target-concurrency to find
     /// the fewest GPUs that carry that load.
-    #[arg(long = "total-gpus", alias = "total_gpus")]
+    #[arg(
+        long = "total-gpus",
+        alias = "total_gpus",
+        allow_negative_numbers = true
+    )]
     pub total_gpus: Option<i64>,
     /// GPU system (h100_sxm, h200_sxm, b200_sxm, gb200, a100_sxm, b300_sxm, gb300, ...).
     #[arg(long)]
@@ -162,14 +164,14 @@ pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
     if total_gpus.is_none() && target.is_none() {
         bail!("--total_gpus is required (or give --target-request-rate / --target-concurrency to find the fewest GPUs for that load)");
     }
-    if let Some(r) = a.nextn_accept_rates.iter().find(|r| !(0.0..=1.0).contains(*r)) {
-        bail!("--nextn-accept-rates must be between 0 and 1, got {r}");
-    }
-    let accepted: f64 = a
+    if let Some(r) = a
         .nextn_accept_rates
         .iter()
-        .take(a.nextn as usize)
-        .sum();
+        .find(|r| !(0.0..=1.0).contains(*r))
+    {
+        bail!("--nextn-accept-rates must be between 0 and 1, got {r}");
+    }
+    let accepted: f64 = a.nextn_accept_rates.iter().take(a.nextn as usize).sum();
     let quant = QuantRequest {
         gemm: parse_opt(&a.gemm_quant_mode, GemmQuant::parse)?,
         moe: parse_opt(&a.moe_quant_mode, MoeQuant::parse)?,
@@ -269,8 +271,7 @@ fn title(mode: ServeMode) -> &'static str {
     }
 }
 
-const RULE: &str =
-    "  ----------------------------------------------------------------------------";
+const RULE: &str = "  ----------------------------------------------------------------------------";
 
 pub fn render(r: &SearchResult) -> String {
     let mut o = String::new();
@@ -344,7 +345,10 @@ pub fn render(r: &SearchResult) -> String {
     let _ = writeln!(o, "{RULE}");
     let _ = writeln!(o, "  Deployment Details:");
     let _ = writeln!(o, "    (p) stands for prefill, (d) stands for decode, bs stands for batch size (per attention-DP rank), a replica stands for the smallest scalable unit xPyD of the disagg system");
-    let _ = writeln!(o, "    Some math: total gpus used = replicas * gpus/replica");
+    let _ = writeln!(
+        o,
+        "    Some math: total gpus used = replicas * gpus/replica"
+    );
     let _ = writeln!(o, "               gpus/replica = (p)gpus/worker * (p)workers + (d)gpus/worker * (d)workers; for Agg, gpus/replica = gpus/worker");
     let _ = writeln!(o, "               gpus/worker = tp * pp * dp = etp * ep * pp for MoE models; tp * pp for dense models");
     let _ = writeln!(o, "               concurrency = concurrency/replica * replicas; concurrency/replica = bs * dp * (d)workers");
@@ -638,7 +642,7 @@ fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
     }
     let mut t = Table::new();
     t.load_preset(ASCII_SEED);
-    t.set_header(header.iter().map(|h| Cell::new(h)).collect::<Vec<_>>());
+    t.set_header(header.iter().map(Cell::new).collect::<Vec<_>>());
     for (i, c) in m.top.iter().enumerate() {
         let mut row: Vec<String> = vec![format!("{}", i + 1)];
         if multi_backend {

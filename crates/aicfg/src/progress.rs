@@ -14,8 +14,10 @@ impl Bar {
     pub fn new(enabled: bool) -> Self {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} searching {bar:40} {pos}/{len} layouts ({elapsed})")
-                .expect("static template is valid"),
+            ProgressStyle::with_template(
+                "{spinner} searching {bar:40} {pos}/{len} layouts ({elapsed})",
+            )
+            .expect("static template is valid"),
         );
         Bar {
             bar,

@@ -161,7 +161,10 @@ impl SearchRequest {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(AicfgError::invalid(what, format!("must be positive, got {v}")))
+                Err(AicfgError::invalid(
+                    what,
+                    format!("must be positive, got {v}"),
+                ))
             }
         };
         positive("isl", w.isl)?;
@@ -198,7 +201,10 @@ impl SearchRequest {
             ));
         }
         if self.top_n == 0 {
-            return Err(AicfgError::invalid("top_n", "must be at least 1".to_string()));
+            return Err(AicfgError::invalid(
+                "top_n",
+                "must be at least 1".to_string(),
+            ));
         }
         let t = &self.tuning;
         positive("prefill latency correction scale", t.prefill_latency_scale)?;
@@ -267,7 +273,11 @@ pub struct Candidate {
 impl Candidate {
     /// The layout a top-N table shows once: agg parallel, or prefill + decode parallel.
     pub fn layout_key(&self) -> String {
-        let l = |w: &Option<WorkerPlan>| w.as_ref().map_or("", |w| w.parallel_label.as_str()).to_string();
+        let l = |w: &Option<WorkerPlan>| {
+            w.as_ref()
+                .map_or("", |w| w.parallel_label.as_str())
+                .to_string()
+        };
         format!(
             "{}|{}|{}|{}",
             self.backend.name(),
@@ -339,6 +349,9 @@ impl SearchResult {
     }
 }
 
+/// A backend with its agg, prefill and decode layouts.
+type BackendLayouts = (Backend, Vec<Parallel>, Vec<Parallel>, Vec<Parallel>);
+
 /// Progress callback: (units done, units total).
 pub type Progress<'a> = &'a dyn Fn(usize, usize);
 
@@ -360,7 +373,7 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
     let do_dis = req.modes.contains(&ServeMode::Disagg);
 
     // Work units for progress: one per worker layout.
-    let layouts: Vec<(Backend, Vec<Parallel>, Vec<Parallel>, Vec<Parallel>)> = req
+    let layouts: Vec<BackendLayouts> = req
         .backends
         .iter()
         .map(|&b| {
@@ -443,6 +456,9 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
         ));
     }
 
+    if agg_all.is_empty() && dis_all.is_empty() {
+        return Err(no_fit(req));
+    }
     let mut modes = Vec::new();
     if do_agg {
         modes.push(finish_mode(req, ServeMode::Agg, agg_eval, agg_all));
@@ -484,6 +500,32 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
         quant,
         notes,
     })
+}
+
+/// Nothing fits: say how much memory the weights need against what the GPUs give.
+fn no_fit(req: &SearchRequest) -> AicfgError {
+    let q = resolve_quant(&req.model, &req.system, &req.agg_quant, req.backends[0]).ok();
+    let weights = q
+        .and_then(|q| {
+            crate::model::graph::WorkerGraph::build(&req.model, &Parallel::single(), &q).ok()
+        })
+        .map(|g| g.weight_bytes_per_gpu() / crate::hardware::GIB);
+    let cap = req.system.capacity_gib();
+    let max = req.max_worker_gpus();
+    let need = weights.map_or(String::new(), |w| {
+        format!(
+            "; its weights alone need {w:.0} GiB, about {} × {} ({cap:.0} GiB each) before any KV cache",
+            (w / (cap * 0.85)).ceil().max(1.0),
+            req.system.name
+        )
+    });
+    AicfgError::invalid(
+        "total_gpus",
+        format!(
+            "no deployment of {} fits on {} (workers of up to {max} GPUs with the searched parallel sizes){need}; give more GPUs, a larger GPU, or a lower-precision quantization",
+            req.model.name, req.system.name
+        ),
+    )
 }
 
 pub fn mode_name(m: ServeMode) -> &'static str {
@@ -544,7 +586,14 @@ impl Ctx<'_> {
         .ok()
     }
 
-    fn plan(&self, wk: &Worker, batch: u32, workers: u32, max_num_tokens: f64, memory_gib: f64) -> WorkerPlan {
+    fn plan(
+        &self,
+        wk: &Worker,
+        batch: u32,
+        workers: u32,
+        max_num_tokens: f64,
+        memory_gib: f64,
+    ) -> WorkerPlan {
         let p = wk.graph.parallel;
         WorkerPlan {
             system: wk.system.name.clone(),
@@ -560,7 +609,12 @@ impl Ctx<'_> {
     }
 
     /// Cluster figures for a replica: fixed cluster (floor of replicas), or recommend mode.
-    fn candidate(&self, mode: ServeMode, r: ReplicaPerf, plans: [Option<WorkerPlan>; 3]) -> Candidate {
+    fn candidate(
+        &self,
+        mode: ServeMode,
+        r: ReplicaPerf,
+        plans: [Option<WorkerPlan>; 3],
+    ) -> Candidate {
         let req = self.req;
         let g = r.gpus.max(1);
         let (replicas, total, load) = match (req.total_gpus, req.target) {
@@ -593,7 +647,11 @@ impl Ctx<'_> {
             tpot_ms: r.tpot_ms,
             request_latency_ms: r.request_latency_ms,
             tokens_per_s_per_gpu: cluster_tokens / total.max(1) as f64,
-            tokens_per_s_per_user: if r.tpot_ms > 0.0 { 1000.0 / r.tpot_ms } else { 0.0 },
+            tokens_per_s_per_user: if r.tpot_ms > 0.0 {
+                1000.0 / r.tpot_ms
+            } else {
+                0.0
+            },
             replica_tokens_per_s_per_gpu: r.tokens_per_s / g as f64,
             replica_request_rate: r.request_rate,
             request_rate: r.request_rate * replicas as f64,
@@ -738,8 +796,9 @@ impl Ctx<'_> {
                 };
                 let base = self.calib.ttft_ms + ps.batch_ms + kv + ds.step_ms;
                 // Requests one decode worker finishes per second when prefill never waits.
-                let per_decode =
-                    ds.running * dwk.graph.parallel.dp as f64 / (base + d_iter * ds.step_ms) * 1000.0;
+                let per_decode = ds.running * dwk.graph.parallel.dp as f64
+                    / (base + d_iter * ds.step_ms)
+                    * 1000.0;
                 let mut best: Option<(f64, u32, u32, serve::DisaggResult)> = None;
                 let mut closest: Option<(f64, u32, u32, serve::DisaggResult)> = None;
                 for y in 1..=max_y {
@@ -762,13 +821,18 @@ impl Ctx<'_> {
                         let ok = r.perf.ttft_ms <= req.ttft_ms;
                         let score = self.replica_score(r.perf.tokens_per_s, g);
                         if ok {
-                            if best.as_ref().is_none_or(|b| better(score, g, b.0, b.1 * ps.gpus + b.2 * ds.gpus)) {
+                            if best.as_ref().is_none_or(|b| {
+                                better(score, g, b.0, b.1 * ps.gpus + b.2 * ds.gpus)
+                            }) {
                                 best = Some((score, x, y, r));
                             }
                             if x >= x_match {
                                 break;
                             }
-                        } else if closest.as_ref().is_none_or(|c| r.perf.ttft_ms < c.3.perf.ttft_ms) {
+                        } else if closest
+                            .as_ref()
+                            .is_none_or(|c| r.perf.ttft_ms < c.3.perf.ttft_ms)
+                        {
                             closest = Some((score, x, y, r));
                         }
                     }
@@ -802,7 +866,13 @@ impl Ctx<'_> {
     ) -> Candidate {
         let w = self.req.workload;
         let pbudget = self.backend.step_token_budget(pwk.system.capacity_gib());
-        let pplan = self.plan(pwk, ps.batch as u32, x, pbudget.max(ps.batch * (w.isl - w.prefix)), ps.memory.total_gib);
+        let pplan = self.plan(
+            pwk,
+            ps.batch as u32,
+            x,
+            pbudget.max(ps.batch * (w.isl - w.prefix)),
+            ps.memory.total_gib,
+        );
         let dplan = self.plan(
             dwk,
             ds.batch as u32,
@@ -851,7 +921,12 @@ fn prune_prefill(v: Vec<(usize, PrefillSide)>) -> Vec<(usize, PrefillSide)> {
         .collect()
 }
 
-fn finish_mode(req: &SearchRequest, mode: ServeMode, evaluated: usize, all: Vec<Candidate>) -> ModeResult {
+fn finish_mode(
+    req: &SearchRequest,
+    mode: ServeMode,
+    evaluated: usize,
+    all: Vec<Candidate>,
+) -> ModeResult {
     let recommend = req.target.is_some();
     let in_frontier: Vec<usize> = (0..all.len())
         .filter(|&i| {
@@ -877,15 +952,21 @@ fn finish_mode(req: &SearchRequest, mode: ServeMode, evaluated: usize, all: Vec<
         .collect();
     let feasible: Vec<&Candidate> = all.iter().filter(|c| c.meets_sla).collect();
     let sla_met = !feasible.is_empty();
-    let mut pool: Vec<&Candidate> = if sla_met { feasible } else { all.iter().collect() };
+    let mut pool: Vec<&Candidate> = if sla_met {
+        feasible
+    } else {
+        all.iter().collect()
+    };
     let (ttft, tpot) = (req.ttft_ms, req.tpot_ms);
     pool.sort_by(|a, b| {
         let primary = if !sla_met {
-            a.sla_excess(ttft, tpot).total_cmp(&b.sla_excess(ttft, tpot))
+            a.sla_excess(ttft, tpot)
+                .total_cmp(&b.sla_excess(ttft, tpot))
         } else if recommend {
-            a.total_gpus
-                .cmp(&b.total_gpus)
-                .then(b.replica_tokens_per_s_per_gpu.total_cmp(&a.replica_tokens_per_s_per_gpu))
+            a.total_gpus.cmp(&b.total_gpus).then(
+                b.replica_tokens_per_s_per_gpu
+                    .total_cmp(&a.replica_tokens_per_s_per_gpu),
+            )
         } else {
             b.tokens_per_s_per_gpu.total_cmp(&a.tokens_per_s_per_gpu)
         };
@@ -930,7 +1011,15 @@ fn pick_best(req: &SearchRequest, modes: &[ModeResult]) -> (Option<Candidate>, O
     let best = firsts
         .iter()
         .copied()
-        .reduce(|a, b| if value(b) > value(a) { b } else { a })
+        .reduce(|a, b| {
+            let (va, vb) = (value(a), value(b));
+            // Equal GPU counts (recommend) fall back to throughput per GPU.
+            if vb > va || (vb == va && b.tokens_per_s_per_gpu > a.tokens_per_s_per_gpu) {
+                b
+            } else {
+                a
+            }
+        })
         .cloned();
     let comparison = match (&best, firsts.len()) {
         (Some(b), 2..) => {

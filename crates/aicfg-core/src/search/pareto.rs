@@ -33,7 +33,14 @@ mod tests {
 
     #[test]
     fn keeps_only_non_dominated() {
-        let pts = [(1.0, 10.0), (2.0, 8.0), (2.0, 5.0), (3.0, 8.0), (4.0, 1.0), (0.5, 9.0)];
+        let pts = [
+            (1.0, 10.0),
+            (2.0, 8.0),
+            (2.0, 5.0),
+            (3.0, 8.0),
+            (4.0, 1.0),
+            (0.5, 9.0),
+        ];
         // (2,8) is dominated by (3,8); (2,5) and (0.5,9) by others.
         assert_eq!(frontier(&pts), vec![0, 3, 4]);
     }

@@ -270,7 +270,10 @@ mod tests {
         assert_eq!(&a[..3], &[1, 2, 3]);
         assert_eq!(*a.last().unwrap(), 512);
         assert!(a.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(decode_batches(20), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 20]);
+        assert_eq!(
+            decode_batches(20),
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 20]
+        );
         let r = ReplicaConfig::defaults(false);
         assert!(r.allows(24, 32) && !r.allows(23, 32) && !r.allows(40, 32));
     }

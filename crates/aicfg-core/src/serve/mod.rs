@@ -393,8 +393,7 @@ pub fn decode_side(dec: &Worker, w: &Workload, batch: f64) -> DecodeSide {
         running,
         step_ms,
         tpot_ms,
-        seq_per_s: running * dec.graph.parallel.dp as f64
-            / (tpot_ms * (w.osl - 1.0).max(1.0))
+        seq_per_s: running * dec.graph.parallel.dp as f64 / (tpot_ms * (w.osl - 1.0).max(1.0))
             * 1000.0,
         gpus: dec.gpus(),
         memory: mem,
@@ -419,7 +418,8 @@ pub fn kv_transfer_ms(pre: &Worker, dec: &Worker, w: &Workload, prefill_batch_ms
     };
     let transfer_full = kv_bytes / link_bw * 1e3;
     let layers = pre.model.num_layers as f64;
-    (transfer_full / layers).max(transfer_full - prefill_batch_ms) + pre.system.node.p2p_latency * 1e3
+    (transfer_full / layers).max(transfer_full - prefill_batch_ms)
+        + pre.system.node.p2p_latency * 1e3
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -469,7 +469,12 @@ pub struct ComposeInput<'a> {
 /// Closed loop over the replica's decode slots: requests arrive as fast as they finish, so
 /// λ = N / latency, bounded by the prefill pool's capacity. When prefill is the bottleneck, the
 /// surplus requests wait in the prefill queue (Little's law gives that wait).
-pub fn compose(c: &ComposeInput, w: &Workload, prefill_workers: u32, decode_workers: u32) -> DisaggResult {
+pub fn compose(
+    c: &ComposeInput,
+    w: &Workload,
+    prefill_workers: u32,
+    decode_workers: u32,
+) -> DisaggResult {
     let x = prefill_workers.max(1) as f64;
     let y = decode_workers.max(1) as f64;
     let (p, d) = (c.prefill, c.decode);
@@ -494,7 +499,9 @@ pub fn compose(c: &ComposeInput, w: &Workload, prefill_workers: u32, decode_work
         steady = closed;
     }
     // First wave: every decode slot's request arrives at once and queues on the prefill pool.
-    let rounds = (n_total / (p.batch * c.prefill_dp as f64 * x)).ceil().max(1.0);
+    let rounds = (n_total / (p.batch * c.prefill_dp as f64 * x))
+        .ceil()
+        .max(1.0);
     let burst = c.ttft_overhead_ms + t_pre * (rounds + 1.0) / 2.0 + c.kv_transfer_ms + t_dec;
     let waves = c.burst_waves.max(1.0);
     let ttft = (burst.max(steady) + (waves - 1.0) * steady) / waves;
