@@ -4,11 +4,12 @@ use aicfg_core::estimate::QuantRequest;
 use aicfg_core::perf::EmpiricalParams;
 use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
 use aicfg_core::search::{
-    mode_name, search, Candidate, LoadTarget, ModeResult, Role, SearchRequest, SearchResult,
-    WorkerPlan,
+    mode_name, search, Candidate, LoadTarget, ModeResult, ParallelSpace, Role, SearchRequest,
+    SearchResult, WorkerPlan,
 };
 use aicfg_core::{Backend, DatabaseMode, ModelRegistry, ServeMode, SystemRegistry, Workload};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table};
 use std::fmt::Write as _;
@@ -112,87 +113,382 @@ pub struct DefaultArgs {
     pub json: bool,
 }
 
-fn parse_opt<T>(v: &Option<String>, f: fn(&str) -> aicfg_core::Result<T>) -> Result<Option<T>> {
-    v.as_deref().map(f).transpose().map_err(Into::into)
+/// A bad input, with the input field it belongs to (the webapp shows it next to that field).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    /// The JSON key of the field (the CLI flag with `_`).
+    pub field: &'static str,
+    pub message: String,
 }
 
-pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
+impl InputError {
+    pub fn new(field: &'static str, message: impl std::fmt::Display) -> Self {
+        InputError {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Tags a fallible value with the field it came from.
+pub trait OnField<T> {
+    fn on(self, field: &'static str) -> std::result::Result<T, InputError>;
+}
+
+impl<T, E: std::fmt::Display> OnField<T> for std::result::Result<T, E> {
+    fn on(self, field: &'static str) -> std::result::Result<T, InputError> {
+        self.map_err(|e| InputError::new(field, e))
+    }
+}
+
+/// Parallel lists of one role (the webapp's advanced section); empty lists keep the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParallelInput {
+    pub num_gpu_per_worker: Vec<u32>,
+    pub tp: Vec<u32>,
+    pub pp: Vec<u32>,
+    pub dp: Vec<u32>,
+    pub moe_tp: Vec<u32>,
+    pub moe_ep: Vec<u32>,
+}
+
+/// Every input of a search as plain data: the CLI flags and the webapp's JSON body both map onto
+/// it, so both are validated by one function.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefaultInput {
+    pub model: String,
+    /// Text of a pasted config.json; `model` then only names it.
+    pub model_config: Option<String>,
+    pub total_gpus: Option<i64>,
+    pub system: String,
+    pub decode_system: Option<String>,
+    pub backend: String,
+    pub isl: i64,
+    pub osl: i64,
+    pub ttft: f64,
+    pub tpot: f64,
+    pub prefix: i64,
+    pub nextn: u32,
+    pub nextn_accept_rates: Vec<f64>,
+    pub serving_mode: String,
+    pub database_mode: String,
+    pub top_n: usize,
+    pub free_gpu_memory_fraction: Option<f64>,
+    pub target_request_rate: Option<f64>,
+    pub target_concurrency: Option<f64>,
+    pub strict_sla: bool,
+    pub enable_wide_ep: bool,
+    pub gemm_quant_mode: Option<String>,
+    pub moe_quant_mode: Option<String>,
+    pub kvcache_quant_mode: Option<String>,
+    pub fmha_quant_mode: Option<String>,
+    pub comm_quant_mode: Option<String>,
+    pub agg_parallel: Option<ParallelInput>,
+    pub prefill_parallel: Option<ParallelInput>,
+    pub decode_parallel: Option<ParallelInput>,
+    /// Local files are read only for the CLI, never for a web request.
+    #[serde(skip)]
+    pub systems_path: Option<PathBuf>,
+    #[serde(skip)]
+    pub calibration: Option<PathBuf>,
+    #[serde(skip)]
+    pub allow_local_files: bool,
+}
+
+impl Default for DefaultInput {
+    /// The CLI's defaults.
+    fn default() -> Self {
+        DefaultInput {
+            model: String::new(),
+            model_config: None,
+            total_gpus: None,
+            system: String::new(),
+            decode_system: None,
+            backend: "trtllm".into(),
+            isl: 4000,
+            osl: 1000,
+            ttft: 2000.0,
+            tpot: 30.0,
+            prefix: 0,
+            nextn: 0,
+            nextn_accept_rates: vec![0.85, 0.3, 0.0, 0.0, 0.0],
+            serving_mode: "auto".into(),
+            database_mode: "empirical".into(),
+            top_n: 5,
+            free_gpu_memory_fraction: None,
+            target_request_rate: None,
+            target_concurrency: None,
+            strict_sla: false,
+            enable_wide_ep: false,
+            gemm_quant_mode: None,
+            moe_quant_mode: None,
+            kvcache_quant_mode: None,
+            fmha_quant_mode: None,
+            comm_quant_mode: None,
+            agg_parallel: None,
+            prefill_parallel: None,
+            decode_parallel: None,
+            systems_path: None,
+            calibration: None,
+            allow_local_files: false,
+        }
+    }
+}
+
+impl DefaultArgs {
+    pub fn to_input(&self) -> DefaultInput {
+        DefaultInput {
+            model: self.model.clone(),
+            model_config: None,
+            total_gpus: self.total_gpus,
+            system: self.system.clone(),
+            decode_system: self.decode_system.clone(),
+            backend: self.backend.clone(),
+            isl: self.isl,
+            osl: self.osl,
+            ttft: self.ttft,
+            tpot: self.tpot,
+            prefix: self.prefix,
+            nextn: self.nextn,
+            nextn_accept_rates: self.nextn_accept_rates.clone(),
+            serving_mode: self.serving_mode.clone(),
+            database_mode: self.database_mode.clone(),
+            top_n: self.top_n,
+            free_gpu_memory_fraction: self.free_gpu_memory_fraction,
+            target_request_rate: self.target_request_rate,
+            target_concurrency: self.target_concurrency,
+            strict_sla: self.strict_sla,
+            enable_wide_ep: self.enable_wide_ep,
+            gemm_quant_mode: self.gemm_quant_mode.clone(),
+            moe_quant_mode: self.moe_quant_mode.clone(),
+            kvcache_quant_mode: self.kvcache_quant_mode.clone(),
+            fmha_quant_mode: self.fmha_quant_mode.clone(),
+            comm_quant_mode: self.comm_quant_mode.clone(),
+            agg_parallel: None,
+            prefill_parallel: None,
+            decode_parallel: None,
+            systems_path: self.systems_path.clone(),
+            calibration: self.calibration.clone(),
+            allow_local_files: true,
+        }
+    }
+}
+
+type InputResult<T> = std::result::Result<T, InputError>;
+
+fn parse_opt<T>(
+    v: &Option<String>,
+    field: &'static str,
+    f: fn(&str) -> aicfg_core::Result<T>,
+) -> InputResult<Option<T>> {
+    v.as_deref().map(f).transpose().on(field)
+}
+
+/// The model of `model` / `model_config`; a web request may not name a local path.
+pub fn resolve_model(
+    name: &str,
+    config: Option<&str>,
+    local_files: bool,
+) -> InputResult<aicfg_core::ModelSpec> {
+    let registry = ModelRegistry::builtin();
+    if let Some(text) = config {
+        let name = if name.trim().is_empty() {
+            "custom"
+        } else {
+            name.trim()
+        };
+        return aicfg_core::ModelSpec::from_hf_json(text, name, "pasted config.json")
+            .on("model_config");
+    }
+    if name.trim().is_empty() {
+        return Err(InputError::new(
+            "model",
+            "--model is required: a built-in name, or paste a config.json",
+        ));
+    }
+    if local_files {
+        registry.resolve(name).on("model")
+    } else {
+        registry.resolve_builtin(name).on("model")
+    }
+}
+
+fn parallel_space(
+    p: &Option<ParallelInput>,
+    field: &'static str,
+    defaults: impl FnOnce() -> ParallelSpace,
+) -> InputResult<Option<ParallelSpace>> {
+    let Some(p) = p else { return Ok(None) };
+    let lists = [
+        &p.num_gpu_per_worker,
+        &p.tp,
+        &p.pp,
+        &p.dp,
+        &p.moe_tp,
+        &p.moe_ep,
+    ];
+    if lists.iter().all(|l| l.is_empty()) {
+        return Ok(None);
+    }
+    if let Some(v) = lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .find(|v| !(1..=1024).contains(*v))
+    {
+        return Err(InputError::new(
+            field,
+            format!("parallel sizes must be between 1 and 1024, got {v}"),
+        ));
+    }
+    let mut s = defaults();
+    let pick = |given: &Vec<u32>, default: &mut Vec<u32>| {
+        if !given.is_empty() {
+            let mut v = given.clone();
+            v.sort_unstable();
+            v.dedup();
+            *default = v;
+        }
+    };
+    pick(&p.num_gpu_per_worker, &mut s.num_gpu_per_worker);
+    pick(&p.tp, &mut s.tp_list);
+    pick(&p.pp, &mut s.pp_list);
+    pick(&p.dp, &mut s.dp_list);
+    pick(&p.moe_tp, &mut s.moe_tp_list);
+    pick(&p.moe_ep, &mut s.moe_ep_list);
+    Ok(Some(s))
+}
+
+pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
     let mut systems = SystemRegistry::builtin();
     if let Some(dir) = &a.systems_path {
-        systems.add_dir(dir)?;
+        systems.add_dir(dir).on("systems_path")?;
     }
-    let model = ModelRegistry::builtin().resolve(&a.model)?;
-    let system = systems.get(&a.system)?.clone();
+    let model = resolve_model(&a.model, a.model_config.as_deref(), a.allow_local_files)?;
+    let system = systems.get(&a.system).on("system")?.clone();
     let decode_system = a
         .decode_system
         .as_deref()
+        .filter(|s| !s.trim().is_empty())
         .map(|s| systems.get(s).cloned())
-        .transpose()?;
+        .transpose()
+        .on("decode_system")?;
     let backends = if a.backend.trim().eq_ignore_ascii_case("auto") {
         Backend::ALL.to_vec()
     } else {
-        vec![Backend::parse(&a.backend)?]
+        vec![Backend::parse(&a.backend).on("backend")?]
     };
-    if a.isl <= 0 || a.osl <= 0 {
-        bail!(
-            "--isl and --osl must be positive integers, got isl {} and osl {}",
-            a.isl,
-            a.osl
-        );
+    for (field, v) in [("isl", a.isl), ("osl", a.osl)] {
+        if v <= 0 {
+            return Err(InputError::new(
+                field,
+                format!(
+                    "--isl and --osl must be positive integers, got isl {} and osl {}",
+                    a.isl, a.osl
+                ),
+            ));
+        }
     }
     if a.prefix < 0 || a.prefix >= a.isl {
-        bail!("--prefix must be in [0, isl), got {}", a.prefix);
+        return Err(InputError::new(
+            "prefix",
+            format!("--prefix must be in [0, isl), got {}", a.prefix),
+        ));
     }
     for (name, v) in [("ttft", a.ttft), ("tpot", a.tpot)] {
         if !(v.is_finite() && v > 0.0) {
-            bail!("--{name} must be a positive number of milliseconds, got {v}");
+            return Err(InputError::new(
+                name,
+                format!("--{name} must be a positive number of milliseconds, got {v}"),
+            ));
         }
     }
     let total_gpus = match a.total_gpus {
-        Some(n) if n <= 0 => bail!("--total_gpus must be at least 1, got {n}"),
-        Some(n) => Some(u32::try_from(n).context("--total_gpus is too large")?),
+        Some(n) if n <= 0 => {
+            return Err(InputError::new(
+                "total_gpus",
+                format!("--total_gpus must be at least 1, got {n}"),
+            ))
+        }
+        Some(n) => Some(
+            u32::try_from(n)
+                .ok()
+                .filter(|&n| n <= 1_000_000)
+                .ok_or_else(|| InputError::new("total_gpus", "--total_gpus is too large"))?,
+        ),
         None => None,
     };
     let target = match (a.target_request_rate, a.target_concurrency) {
         (Some(_), Some(_)) => {
-            bail!("give either --target-request-rate or --target-concurrency, not both")
+            return Err(InputError::new(
+                "target_concurrency",
+                "give either --target-request-rate or --target-concurrency, not both",
+            ))
         }
         (Some(r), None) => Some(LoadTarget::RequestRate(r)),
         (None, Some(c)) => Some(LoadTarget::Concurrency(c)),
         (None, None) => None,
     };
     if total_gpus.is_none() && target.is_none() {
-        bail!("--total_gpus is required (or give --target-request-rate / --target-concurrency to find the fewest GPUs for that load)");
+        return Err(InputError::new("total_gpus", "--total_gpus is required (or give --target-request-rate / --target-concurrency to find the fewest GPUs for that load)"));
     }
     if let Some(r) = a
         .nextn_accept_rates
         .iter()
         .find(|r| !(0.0..=1.0).contains(*r))
     {
-        bail!("--nextn-accept-rates must be between 0 and 1, got {r}");
+        return Err(InputError::new(
+            "nextn_accept_rates",
+            format!("--nextn-accept-rates must be between 0 and 1, got {r}"),
+        ));
+    }
+    if a.nextn > 16 {
+        return Err(InputError::new(
+            "nextn",
+            format!("--nextn must be at most 16, got {}", a.nextn),
+        ));
     }
     let accepted: f64 = a.nextn_accept_rates.iter().take(a.nextn as usize).sum();
     let quant = QuantRequest {
-        gemm: parse_opt(&a.gemm_quant_mode, GemmQuant::parse)?,
-        moe: parse_opt(&a.moe_quant_mode, MoeQuant::parse)?,
-        kvcache: parse_opt(&a.kvcache_quant_mode, KvQuant::parse)?,
-        fmha: parse_opt(&a.fmha_quant_mode, FmhaQuant::parse)?,
-        comm: parse_opt(&a.comm_quant_mode, CommQuant::parse)?,
+        gemm: parse_opt(&a.gemm_quant_mode, "gemm_quant_mode", GemmQuant::parse)?,
+        moe: parse_opt(&a.moe_quant_mode, "moe_quant_mode", MoeQuant::parse)?,
+        kvcache: parse_opt(&a.kvcache_quant_mode, "kvcache_quant_mode", KvQuant::parse)?,
+        fmha: parse_opt(&a.fmha_quant_mode, "fmha_quant_mode", FmhaQuant::parse)?,
+        comm: parse_opt(&a.comm_quant_mode, "comm_quant_mode", CommQuant::parse)?,
     };
     let modes = match a.serving_mode.trim().to_ascii_lowercase().as_str() {
         "auto" | "both" => vec![ServeMode::Agg, ServeMode::Disagg],
         "agg" => vec![ServeMode::Agg],
         "disagg" => vec![ServeMode::Disagg],
-        other => bail!("unknown --serving-mode '{other}'; known: agg, disagg, auto"),
+        other => {
+            return Err(InputError::new(
+                "serving_mode",
+                format!("unknown --serving-mode '{other}'; known: agg, disagg, auto"),
+            ))
+        }
     };
-    if a.top_n == 0 {
-        bail!("--top_n must be at least 1");
+    if a.top_n == 0 || a.top_n > 1000 {
+        return Err(InputError::new(
+            "top_n",
+            format!("--top_n must be between 1 and 1000, got {}", a.top_n),
+        ));
+    }
+    if let Some(f) = a.free_gpu_memory_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(InputError::new(
+                "free_gpu_memory_fraction",
+                format!("--free-gpu-memory-fraction must be in (0, 1], got {f}"),
+            ));
+        }
     }
     let calibration = match &a.calibration {
         Some(p) => {
             let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading calibration {}", p.display()))?;
-            Some(EmpiricalParams::from_yaml(&text)?)
+                .with_context(|| format!("reading calibration {}", p.display()))
+                .on("calibration")?;
+            Some(EmpiricalParams::from_yaml(&text).on("calibration")?)
         }
         None => None,
     };
@@ -203,7 +499,24 @@ pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
         nextn: a.nextn,
         nextn_accepted: accepted,
     };
+    let database_mode = DatabaseMode::parse(&a.database_mode).on("database_mode")?;
     let mut req = SearchRequest::new(model, system, backends[0], workload, total_gpus);
+    // Given lists replace the defaults of the first backend, list by list.
+    let space = |p: &Option<ParallelInput>, field: &'static str, role: Role| {
+        let sys = match (role, &decode_system) {
+            (Role::Decode, Some(d)) => d,
+            _ => &req.system,
+        };
+        parallel_space(p, field, || {
+            ParallelSpace::defaults(&req.model, sys, backends[0], role, a.enable_wide_ep)
+        })
+    };
+    let agg_space = space(&a.agg_parallel, "agg_parallel", Role::Agg)?;
+    let prefill_space = space(&a.prefill_parallel, "prefill_parallel", Role::Prefill)?;
+    let decode_space = space(&a.decode_parallel, "decode_parallel", Role::Decode)?;
+    req.agg_space = agg_space;
+    req.prefill_space = prefill_space;
+    req.decode_space = decode_space;
     req.backends = backends;
     req.decode_system = decode_system;
     req.ttft_ms = a.ttft;
@@ -212,7 +525,7 @@ pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
     req.agg_quant = quant;
     req.prefill_quant = quant;
     req.decode_quant = quant;
-    req.database_mode = DatabaseMode::parse(&a.database_mode)?;
+    req.database_mode = database_mode;
     req.free_gpu_memory_fraction = a.free_gpu_memory_fraction;
     req.calibration = calibration;
     req.modes = modes;
@@ -224,7 +537,7 @@ pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
 }
 
 pub fn run(a: &DefaultArgs) -> Result<()> {
-    let req = build_request(a)?;
+    let req = build_request(&a.to_input())?;
     let started = std::time::Instant::now();
     let bar = crate::progress::Bar::new(!a.json);
     let result = search(&req, Some(&|d, t| bar.update(d, t)))?;

@@ -4,10 +4,12 @@ use aicfg_core::model::graph::Parallel;
 use aicfg_core::perf::EmpiricalParams;
 use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
 use aicfg_core::{
-    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ModelRegistry, ServeMode,
+    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode,
     SystemRegistry, Workload,
 };
-use anyhow::{bail, Context, Result};
+use crate::default_cmd::{resolve_model, InputError, OnField};
+use anyhow::{Context, Result};
+use serde::Deserialize;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use std::path::PathBuf;
@@ -153,51 +155,256 @@ pub struct EstimateArgs {
     pub json: bool,
 }
 
-fn positive(name: &str, v: i64) -> Result<f64> {
+/// Every input of an estimate as plain data: the CLI flags and the webapp's JSON body both map
+/// onto it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EstimateInput {
+    pub model: String,
+    pub model_config: Option<String>,
+    pub system: String,
+    pub decode_system: Option<String>,
+    pub backend: String,
+    pub estimate_mode: String,
+    pub isl: i64,
+    pub osl: i64,
+    pub prefix: i64,
+    pub batch_size: i64,
+    pub tp_size: u32,
+    pub pp_size: u32,
+    pub attention_dp_size: u32,
+    pub moe_tp_size: Option<u32>,
+    pub moe_ep_size: Option<u32>,
+    pub prefill_tp_size: Option<u32>,
+    pub prefill_pp_size: Option<u32>,
+    pub prefill_attention_dp_size: Option<u32>,
+    pub prefill_moe_tp_size: Option<u32>,
+    pub prefill_moe_ep_size: Option<u32>,
+    pub prefill_batch_size: i64,
+    pub prefill_num_workers: u32,
+    pub decode_tp_size: Option<u32>,
+    pub decode_pp_size: Option<u32>,
+    pub decode_attention_dp_size: Option<u32>,
+    pub decode_moe_tp_size: Option<u32>,
+    pub decode_moe_ep_size: Option<u32>,
+    pub decode_batch_size: i64,
+    pub decode_num_workers: u32,
+    pub gemm_quant_mode: Option<String>,
+    pub moe_quant_mode: Option<String>,
+    pub kvcache_quant_mode: Option<String>,
+    pub fmha_quant_mode: Option<String>,
+    pub comm_quant_mode: Option<String>,
+    pub nextn: u32,
+    pub nextn_accept_rate: f64,
+    pub database_mode: String,
+    pub free_gpu_memory_fraction: Option<f64>,
+    #[serde(skip)]
+    pub systems_path: Option<PathBuf>,
+    #[serde(skip)]
+    pub calibration: Option<PathBuf>,
+    /// Local files are read only for the CLI, never for a web request.
+    #[serde(skip)]
+    pub allow_local_files: bool,
+}
+
+impl Default for EstimateInput {
+    /// The CLI's defaults.
+    fn default() -> Self {
+        EstimateInput {
+            model: String::new(),
+            model_config: None,
+            system: String::new(),
+            decode_system: None,
+            backend: "trtllm".into(),
+            estimate_mode: "agg".into(),
+            isl: 4000,
+            osl: 1000,
+            prefix: 0,
+            batch_size: 1,
+            tp_size: 1,
+            pp_size: 1,
+            attention_dp_size: 1,
+            moe_tp_size: None,
+            moe_ep_size: None,
+            prefill_tp_size: None,
+            prefill_pp_size: None,
+            prefill_attention_dp_size: None,
+            prefill_moe_tp_size: None,
+            prefill_moe_ep_size: None,
+            prefill_batch_size: 1,
+            prefill_num_workers: 1,
+            decode_tp_size: None,
+            decode_pp_size: None,
+            decode_attention_dp_size: None,
+            decode_moe_tp_size: None,
+            decode_moe_ep_size: None,
+            decode_batch_size: 1,
+            decode_num_workers: 1,
+            gemm_quant_mode: None,
+            moe_quant_mode: None,
+            kvcache_quant_mode: None,
+            fmha_quant_mode: None,
+            comm_quant_mode: None,
+            nextn: 0,
+            nextn_accept_rate: 0.0,
+            database_mode: "empirical".into(),
+            free_gpu_memory_fraction: None,
+            systems_path: None,
+            calibration: None,
+            allow_local_files: false,
+        }
+    }
+}
+
+impl EstimateArgs {
+    pub fn to_input(&self) -> EstimateInput {
+        EstimateInput {
+            model: self.model.clone(),
+            model_config: None,
+            system: self.system.clone(),
+            decode_system: self.decode_system.clone(),
+            backend: self.backend.clone(),
+            estimate_mode: self.estimate_mode.clone(),
+            isl: self.isl,
+            osl: self.osl,
+            prefix: self.prefix,
+            batch_size: self.batch_size,
+            tp_size: self.tp_size,
+            pp_size: self.pp_size,
+            attention_dp_size: self.attention_dp_size,
+            moe_tp_size: self.moe_tp_size,
+            moe_ep_size: self.moe_ep_size,
+            prefill_tp_size: self.prefill_tp_size,
+            prefill_pp_size: self.prefill_pp_size,
+            prefill_attention_dp_size: self.prefill_attention_dp_size,
+            prefill_moe_tp_size: self.prefill_moe_tp_size,
+            prefill_moe_ep_size: self.prefill_moe_ep_size,
+            prefill_batch_size: self.prefill_batch_size,
+            prefill_num_workers: self.prefill_num_workers,
+            decode_tp_size: self.decode_tp_size,
+            decode_pp_size: self.decode_pp_size,
+            decode_attention_dp_size: self.decode_attention_dp_size,
+            decode_moe_tp_size: self.decode_moe_tp_size,
+            decode_moe_ep_size: self.decode_moe_ep_size,
+            decode_batch_size: self.decode_batch_size,
+            decode_num_workers: self.decode_num_workers,
+            gemm_quant_mode: self.gemm_quant_mode.clone(),
+            moe_quant_mode: self.moe_quant_mode.clone(),
+            kvcache_quant_mode: self.kvcache_quant_mode.clone(),
+            fmha_quant_mode: self.fmha_quant_mode.clone(),
+            comm_quant_mode: self.comm_quant_mode.clone(),
+            nextn: self.nextn,
+            nextn_accept_rate: self.nextn_accept_rate,
+            database_mode: self.database_mode.clone(),
+            free_gpu_memory_fraction: self.free_gpu_memory_fraction,
+            systems_path: self.systems_path.clone(),
+            calibration: self.calibration.clone(),
+            allow_local_files: true,
+        }
+    }
+}
+
+type InputResult<T> = std::result::Result<T, InputError>;
+
+fn positive(name: &'static str, v: i64) -> InputResult<f64> {
     if v <= 0 {
-        bail!("--{name} must be a positive integer, got {v}");
+        return Err(InputError::new(
+            name,
+            format!("--{} must be a positive integer, got {v}", name.replace('_', "-")),
+        ));
     }
     Ok(v as f64)
 }
 
-fn parse_opt<T>(v: &Option<String>, f: fn(&str) -> aicfg_core::Result<T>) -> Result<Option<T>> {
-    v.as_deref().map(f).transpose().map_err(Into::into)
+fn parse_opt<T>(
+    v: &Option<String>,
+    field: &'static str,
+    f: fn(&str) -> aicfg_core::Result<T>,
+) -> InputResult<Option<T>> {
+    v.as_deref().map(f).transpose().on(field)
 }
 
-pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
+/// Largest parallel size or worker count accepted (keeps a web request from asking for absurd
+/// worker shapes).
+const MAX_PARALLEL: u32 = 1024;
+
+pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
     let mut systems = SystemRegistry::builtin();
     if let Some(dir) = &a.systems_path {
-        systems.add_dir(dir)?;
+        systems.add_dir(dir).on("systems_path")?;
     }
-    let model = ModelRegistry::builtin().resolve(&a.model)?;
-    let system = systems.get(&a.system)?.clone();
+    let model = resolve_model(&a.model, a.model_config.as_deref(), a.allow_local_files)?;
+    let system = systems.get(&a.system).on("system")?.clone();
     let decode_system = a
         .decode_system
         .as_deref()
+        .filter(|s| !s.trim().is_empty())
         .map(|s| systems.get(s).cloned())
-        .transpose()?;
-    let backend = Backend::parse(&a.backend)?;
-    let mode = ServeMode::parse(&a.estimate_mode)?;
+        .transpose()
+        .on("decode_system")?;
+    let backend = Backend::parse(&a.backend).on("backend")?;
+    let mode = ServeMode::parse(&a.estimate_mode).on("estimate_mode")?;
     let isl = positive("isl", a.isl)?;
     let osl = positive("osl", a.osl)?;
     if a.prefix < 0 {
-        bail!("--prefix must be zero or positive, got {}", a.prefix);
+        return Err(InputError::new(
+            "prefix",
+            format!("--prefix must be zero or positive, got {}", a.prefix),
+        ));
     }
     if !(0.0..=1.0).contains(&a.nextn_accept_rate) {
-        bail!(
-            "--nextn-accept-rate must be between 0 and 1, got {}",
-            a.nextn_accept_rate
-        );
+        return Err(InputError::new(
+            "nextn_accept_rate",
+            format!(
+                "--nextn-accept-rate must be between 0 and 1, got {}",
+                a.nextn_accept_rate
+            ),
+        ));
+    }
+    if a.nextn > 16 {
+        return Err(InputError::new(
+            "nextn",
+            format!("--nextn must be at most 16, got {}", a.nextn),
+        ));
+    }
+    for (field, v) in [
+        ("tp_size", Some(a.tp_size)),
+        ("pp_size", Some(a.pp_size)),
+        ("attention_dp_size", Some(a.attention_dp_size)),
+        ("moe_tp_size", a.moe_tp_size),
+        ("moe_ep_size", a.moe_ep_size),
+        ("prefill_tp_size", a.prefill_tp_size),
+        ("prefill_pp_size", a.prefill_pp_size),
+        ("prefill_attention_dp_size", a.prefill_attention_dp_size),
+        ("prefill_moe_tp_size", a.prefill_moe_tp_size),
+        ("prefill_moe_ep_size", a.prefill_moe_ep_size),
+        ("prefill_num_workers", Some(a.prefill_num_workers)),
+        ("decode_tp_size", a.decode_tp_size),
+        ("decode_pp_size", a.decode_pp_size),
+        ("decode_attention_dp_size", a.decode_attention_dp_size),
+        ("decode_moe_tp_size", a.decode_moe_tp_size),
+        ("decode_moe_ep_size", a.decode_moe_ep_size),
+        ("decode_num_workers", Some(a.decode_num_workers)),
+    ] {
+        if let Some(v) = v.filter(|v| *v == 0 || *v > MAX_PARALLEL) {
+            return Err(InputError::new(
+                field,
+                format!(
+                    "--{} must be at least 1 and at most {MAX_PARALLEL}, got {v}",
+                    field.replace('_', "-")
+                ),
+            ));
+        }
     }
     let accepted: f64 = (1..=a.nextn)
         .map(|i| a.nextn_accept_rate.powi(i as i32))
         .sum();
     let quant = QuantRequest {
-        gemm: parse_opt(&a.gemm_quant_mode, GemmQuant::parse)?,
-        moe: parse_opt(&a.moe_quant_mode, MoeQuant::parse)?,
-        kvcache: parse_opt(&a.kvcache_quant_mode, KvQuant::parse)?,
-        fmha: parse_opt(&a.fmha_quant_mode, FmhaQuant::parse)?,
-        comm: parse_opt(&a.comm_quant_mode, CommQuant::parse)?,
+        gemm: parse_opt(&a.gemm_quant_mode, "gemm_quant_mode", GemmQuant::parse)?,
+        moe: parse_opt(&a.moe_quant_mode, "moe_quant_mode", MoeQuant::parse)?,
+        kvcache: parse_opt(&a.kvcache_quant_mode, "kvcache_quant_mode", KvQuant::parse)?,
+        fmha: parse_opt(&a.fmha_quant_mode, "fmha_quant_mode", FmhaQuant::parse)?,
+        comm: parse_opt(&a.comm_quant_mode, "comm_quant_mode", CommQuant::parse)?,
     };
     let moe = model.family.is_moe();
     let mk =
@@ -227,7 +434,7 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         a.attention_dp_size,
         a.moe_tp_size,
         a.moe_ep_size,
-        positive("batch-size", a.batch_size)?,
+        positive("batch_size", a.batch_size)?,
         1,
     );
     let prefill = mk(
@@ -236,7 +443,7 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         a.prefill_attention_dp_size.unwrap_or(a.attention_dp_size),
         a.prefill_moe_tp_size.or(a.moe_tp_size),
         a.prefill_moe_ep_size.or(a.moe_ep_size),
-        positive("prefill-batch-size", a.prefill_batch_size)?,
+        positive("prefill_batch_size", a.prefill_batch_size)?,
         a.prefill_num_workers.max(1),
     );
     let decode = mk(
@@ -245,14 +452,15 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         a.decode_attention_dp_size.unwrap_or(a.attention_dp_size),
         a.decode_moe_tp_size.or(a.moe_tp_size),
         a.decode_moe_ep_size.or(a.moe_ep_size),
-        positive("decode-batch-size", a.decode_batch_size)?,
+        positive("decode_batch_size", a.decode_batch_size)?,
         a.decode_num_workers.max(1),
     );
     let calibration = match &a.calibration {
         Some(p) => {
             let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading calibration {}", p.display()))?;
-            Some(EmpiricalParams::from_yaml(&text)?)
+                .with_context(|| format!("reading calibration {}", p.display()))
+                .on("calibration")?;
+            Some(EmpiricalParams::from_yaml(&text).on("calibration")?)
         }
         None => None,
     };
@@ -273,14 +481,14 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         agg,
         prefill,
         decode,
-        database_mode: DatabaseMode::parse(&a.database_mode)?,
+        database_mode: DatabaseMode::parse(&a.database_mode).on("database_mode")?,
         free_gpu_memory_fraction: a.free_gpu_memory_fraction,
         calibration,
     })
 }
 
 pub fn run(a: &EstimateArgs) -> Result<()> {
-    let req = build_request(a)?;
+    let req = build_request(&a.to_input())?;
     let r = estimate(&req)?;
     if a.json {
         crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&r))?);
@@ -290,7 +498,7 @@ pub fn run(a: &EstimateArgs) -> Result<()> {
     Ok(())
 }
 
-fn json_view(r: &EstimateReport) -> serde_json::Value {
+pub fn json_view(r: &EstimateReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).expect("report serializes");
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
     if let Some(o) = v.as_object_mut() {

@@ -15,6 +15,7 @@ mod chart;
 mod default_cmd;
 mod estimate_cmd;
 mod progress;
+mod webapp;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Top {
         #[command(subcommand)]
         command: CliCmd,
     },
+    /// Serve the search as a local web page (http://127.0.0.1:7860 by default).
+    Webapp(webapp::WebappArgs),
     /// Accuracy and calibration harnesses against measured serving runs.
     Bench {
         #[command(subcommand)]
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
             command: CliCmd::Default(a),
         } => default_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
+        Top::Webapp(a) => webapp::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

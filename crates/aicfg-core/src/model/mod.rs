@@ -548,6 +548,32 @@ impl ModelRegistry {
             .find(|e| norm_name(&e.id) == n || e.aliases.iter().any(|a| norm_name(a) == n))
     }
 
+    /// Resolve a built-in model only, never touching the file system (the webapp's case).
+    pub fn resolve_builtin(&self, name: &str) -> Result<ModelSpec> {
+        match self.find(name) {
+            Some(_) => self.resolve(name),
+            None => Err(self.unknown(name, "")),
+        }
+    }
+
+    fn unknown(&self, name: &str, extra: &str) -> AicfgError {
+        AicfgError::Unknown {
+            what: "model",
+            given: name.to_string(),
+            known: format!(
+                "{}{extra}",
+                self.entries
+                    .iter()
+                    .map(|e| match e.aliases.first() {
+                        Some(a) => format!("{a} ({})", e.id),
+                        None => e.id.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
     /// Resolve a model by built-in name/id, or by a local `config.json` file or directory.
     pub fn resolve(&self, name: &str) -> Result<ModelSpec> {
         if let Some(e) = self.find(name) {
@@ -597,21 +623,10 @@ impl ModelRegistry {
             }
             return Ok(m);
         }
-        Err(AicfgError::Unknown {
-            what: "model",
-            given: name.to_string(),
-            known: format!(
-                "{} (or a path to a Hugging Face config.json or its directory)",
-                self.entries
-                    .iter()
-                    .map(|e| match e.aliases.first() {
-                        Some(a) => format!("{a} ({})", e.id),
-                        None => e.id.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })
+        Err(self.unknown(
+            name,
+            " (or a path to a Hugging Face config.json or its directory)",
+        ))
     }
 }
 
