@@ -9,9 +9,9 @@ use aicfg_core::search::{
 };
 use aicfg_core::{Backend, DatabaseMode, ModelRegistry, ServeMode, SystemRegistry, Workload};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 

@@ -1,17 +1,17 @@
 //! `aicfg cli estimate`: one deployment, a readable report or `--json`.
+use crate::default_cmd::{resolve_model, InputError, OnField};
 use aicfg_core::estimate::{QuantRequest, WorkerSpec};
 use aicfg_core::model::graph::Parallel;
 use aicfg_core::perf::EmpiricalParams;
 use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
 use aicfg_core::{
-    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode,
-    SystemRegistry, Workload,
+    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode, SystemRegistry,
+    Workload,
 };
-use crate::default_cmd::{resolve_model, InputError, OnField};
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use serde::Deserialize;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -310,7 +310,10 @@ fn positive(name: &'static str, v: i64) -> InputResult<f64> {
     if v <= 0 {
         return Err(InputError::new(
             name,
-            format!("--{} must be a positive integer, got {v}", name.replace('_', "-")),
+            format!(
+                "--{} must be a positive integer, got {v}",
+                name.replace('_', "-")
+            ),
         ));
     }
     Ok(v as f64)

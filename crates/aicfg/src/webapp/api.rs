@@ -151,12 +151,12 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
         // The top-level key; an unknown key has no path, its name is in backticks.
         let field = match path.split(['.', '[']).next() {
             Some(f) if !f.is_empty() && f != "?" => Some(f.to_string()),
-            _ if inner.starts_with("unknown field") => {
+            _ if inner.starts_with("unknown field") || inner.starts_with("duplicate field") => {
                 inner.split('`').nth(1).map(str::to_string)
             }
             _ => None,
         };
-        let msg = if path == "." || path.is_empty() {
+        let msg = if matches!(path.as_str(), "" | "." | "?") {
             format!("invalid JSON body: {inner}")
         } else {
             format!("invalid value for {path}: {inner}")
