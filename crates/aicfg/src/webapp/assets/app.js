@@ -281,8 +281,10 @@ function drawChart(host, series, best, yKey) {
       }));
     }
     for (const c of pts) {
+      // Hollow dots miss the TPOT target (the frontier only requires TTFT).
       const dot = svg("circle", {
-        cx: px(c.tokens_per_s_per_user), cy: py(c[yKey]), r: 5, fill: ser.color,
+        cx: px(c.tokens_per_s_per_user), cy: py(c[yKey]), r: 5,
+        fill: c.meets_sla ? ser.color : "#fff", stroke: c.meets_sla ? "#fff" : ser.color,
         class: "point", "data-series": ser.label,
       });
       const show = (ev) => {
@@ -305,6 +307,9 @@ function drawChart(host, series, best, yKey) {
     lt.textContent = ser.label;
     s.append(lt);
   });
+  const note = svg("text", { x: W - R - 150, y: T + 8 + series.length * 18 + 2, class: "legend" });
+  note.textContent = "○ misses TPOT target";
+  s.append(note);
   if (best) {
     const bx = px(best.tokens_per_s_per_user), by = py(best[yKey]);
     const ring = svg("circle", { cx: bx, cy: by, r: 11, class: "best-mark", id: "best-point",
