@@ -129,7 +129,9 @@ fn layout(b: &Value) -> String {
         let a = &b["agg"];
         format!(
             "{} replicas × 1 worker {} (bs {})",
-            b["replicas"], a["parallel_label"].as_str().unwrap(), a["batch_size"]
+            b["replicas"],
+            a["parallel_label"].as_str().unwrap(),
+            a["batch_size"]
         )
     } else {
         let (p, d) = (&b["prefill"], &b["decode"]);
@@ -189,7 +191,10 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         format!("{} tokens/s/user", f2(&best["tokens_per_s_per_user"]))
     );
     assert_eq!(text_of(&dom, "best-layout"), layout(best));
-    assert_eq!(text_of(&dom, "best-backend"), best["backend"].as_str().unwrap());
+    assert_eq!(
+        text_of(&dom, "best-backend"),
+        best["backend"].as_str().unwrap()
+    );
     assert_eq!(
         text_of(&dom, "best-gpus"),
         format!("{} of {}", best["total_gpus_used"], best["total_gpus"])
