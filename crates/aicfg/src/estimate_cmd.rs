@@ -11,7 +11,7 @@ use aicfg_core::{
 use anyhow::{Context, Result};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -157,7 +157,7 @@ pub struct EstimateArgs {
 
 /// Every input of an estimate as plain data: the CLI flags and the webapp's JSON body both map
 /// onto it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EstimateInput {
     pub model: String,

@@ -40,6 +40,11 @@ pub fn run(a: &WebappArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding {}:{}", a.host, a.port))?;
         let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "warning: {addr} is reachable from the network; the API has no authentication"
+            );
+        }
         // Tests and scripts read this line to find the port.
         println!("aicfg webapp listening on http://{addr}/");
         let _ = std::io::stdout().flush();

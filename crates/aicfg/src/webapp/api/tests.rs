@@ -49,15 +49,42 @@ async fn default_matches_the_cli_json_view() {
     assert!(v["best"]["tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
 }
 
-#[tokio::test]
-async fn body_defaults_are_the_cli_defaults() {
-    let input: DefaultInput = serde_json::from_str(QWEN).unwrap();
-    assert_eq!((input.isl, input.osl), (4000, 1000));
-    assert_eq!((input.ttft, input.tpot), (2000.0, 30.0));
-    assert_eq!(input.backend, "trtllm");
-    assert_eq!(input.serving_mode, "auto");
-    assert_eq!(input.top_n, 5);
-    assert!(!input.allow_local_files);
+#[derive(clap::Parser)]
+struct DefaultCli {
+    #[command(flatten)]
+    a: default_cmd::DefaultArgs,
+}
+
+#[derive(clap::Parser)]
+struct EstimateCli {
+    #[command(flatten)]
+    a: estimate_cmd::EstimateArgs,
+}
+
+#[test]
+fn body_defaults_are_the_cli_defaults() {
+    use clap::Parser;
+    let req = ["--model", "Qwen/Qwen3-32B", "--system", "h200_sxm"];
+    let cli = DefaultCli::try_parse_from([&["x"][..], &req, &["--total_gpus", "32"]].concat())
+        .unwrap()
+        .a
+        .to_input();
+    let web: DefaultInput = serde_json::from_str(QWEN).unwrap();
+    assert_eq!(
+        serde_json::to_value(&cli).unwrap(),
+        serde_json::to_value(&web).unwrap()
+    );
+    assert!(cli.allow_local_files && !web.allow_local_files);
+    let cli = EstimateCli::try_parse_from([&["x"][..], &req].concat())
+        .unwrap()
+        .a
+        .to_input();
+    let web: EstimateInput =
+        serde_json::from_str(r#"{"model":"Qwen/Qwen3-32B","system":"h200_sxm"}"#).unwrap();
+    assert_eq!(
+        serde_json::to_value(&cli).unwrap(),
+        serde_json::to_value(&web).unwrap()
+    );
 }
 
 #[tokio::test]
