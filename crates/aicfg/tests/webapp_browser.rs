@@ -240,6 +240,17 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
     eprintln!("screenshot: {}", shot.display());
 
+    // The compare tab runs the form's inputs as one set through the same API.
+    let dom = run_chromium(
+        &bin,
+        &["--dump-dom".to_string()],
+        &format!("{url}?tab=compare&autorun=1"),
+    );
+    let at = dom.find("id=\"cmp-table\"").expect("comparison table");
+    let table = &dom[at..];
+    assert!(table.contains(&format!(">{}<", f2(&best["tokens_per_s_per_gpu"]))));
+    assert!(table.contains(&format!(">{}<", layout(best))));
+
     drop(server);
     // The server never writes files: its working directory stays empty.
     let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().collect();

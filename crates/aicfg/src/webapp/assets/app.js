@@ -432,6 +432,13 @@ function renderSets() {
   });
 }
 
+// Points no other point beats on both axes (merging the agg and disagg frontiers).
+function upperFrontier(points) {
+  const byX = [...points].sort((a, b) => b.tokens_per_s_per_user - a.tokens_per_s_per_user);
+  let top = -Infinity;
+  return byX.filter((c) => (c.tokens_per_s_per_gpu > top ? ((top = c.tokens_per_s_per_gpu), true) : false));
+}
+
 async function runCompare() {
   const status = $("#cmp-status");
   const results = [];
@@ -456,7 +463,7 @@ async function runCompare() {
     ["GPUs used", (r) => (r.best ? `${r.best.total_gpus_used} of ${r.best.total_gpus}` : "—")],
     ["agg vs disagg", (r) => (r.comparison ? `${r.comparison.winner} ${r.comparison.ratio.toFixed(2)}x better` : "—")],
   ];
-  const table = el("table", { class: "top compare" });
+  const table = el("table", { class: "top compare", id: "cmp-table" });
   table.append(el("thead", {}, el("tr", {}, el("th"), ...sets.map((s) => el("th", { text: s.name })))));
   const tb = el("tbody");
   for (const [label, f] of rows) tb.append(el("tr", {}, el("th", { text: label }), ...results.map((r) => el("td", { text: r ? f(r) : "error" }))));
@@ -466,10 +473,10 @@ async function runCompare() {
   const series = [];
   results.forEach((r, i) => {
     if (!r) return;
-    series.push({ label: sets[i].name, color: SET_COLORS[i % SET_COLORS.length], points: r.modes.flatMap((m) => m.pareto) });
+    series.push({ label: sets[i].name, color: SET_COLORS[i % SET_COLORS.length], points: upperFrontier(r.modes.flatMap((m) => m.pareto)) });
   });
   const wrap = el("div", { class: "chart-wrap" }, el("div"), el("div", { class: "tooltip", hidden: true }));
-  host.append(el("section", { class: "card" }, el("h2", { text: "Frontiers (agg and disagg points together)" }), wrap));
+  host.append(el("section", { class: "card" }, el("h2", { text: "Frontiers (best of agg and disagg per set)" }), wrap));
   drawChart(wrap.firstChild, series, null, "tokens_per_s_per_gpu");
 }
 
@@ -502,8 +509,19 @@ async function main() {
     return;
   }
   document.body.dataset.state = "ready";
-  // ?autorun=1 presses Search once the pickers are filled (used by the browser test).
-  if (new URLSearchParams(location.search).get("autorun") === "1") $("#run").click();
+  // ?autorun=1 presses Search once the pickers are filled (used by the browser test);
+  // with ?tab=compare it adds the form's inputs as a set and runs the comparison.
+  const q = new URLSearchParams(location.search);
+  if (q.get("tab") === "compare") showTab("compare");
+  if (q.get("autorun") === "1") {
+    if (q.get("tab") === "compare") {
+      $("#cmp-add").click();
+      await runCompare();
+      document.body.dataset.state = "done";
+    } else {
+      $("#run").click();
+    }
+  }
 }
 
 main();
