@@ -16,10 +16,34 @@ pub struct SearchBenchArgs {
 
 /// (label, model, system, backend, total GPUs)
 const CASES: &[(&str, &str, &str, Backend, u32)] = &[
-    ("Qwen3-32B / 32 × h200_sxm / trtllm", "QWEN3_32B", "h200_sxm", Backend::Trtllm, 32),
-    ("Qwen3-30B-A3B / 16 × h200_sxm / vllm", "QWEN3_30B_A3B", "h200_sxm", Backend::Vllm, 16),
-    ("DeepSeek-V3 / 16 × h200_sxm / sglang", "DEEPSEEK_V3", "h200_sxm", Backend::Sglang, 16),
-    ("DeepSeek-V3 / 64 × h200_sxm / trtllm", "DEEPSEEK_V3", "h200_sxm", Backend::Trtllm, 64),
+    (
+        "Qwen3-32B / 32 × h200_sxm / trtllm",
+        "QWEN3_32B",
+        "h200_sxm",
+        Backend::Trtllm,
+        32,
+    ),
+    (
+        "Qwen3-30B-A3B / 16 × h200_sxm / vllm",
+        "QWEN3_30B_A3B",
+        "h200_sxm",
+        Backend::Vllm,
+        16,
+    ),
+    (
+        "DeepSeek-V3 / 16 × h200_sxm / sglang",
+        "DEEPSEEK_V3",
+        "h200_sxm",
+        Backend::Sglang,
+        16,
+    ),
+    (
+        "DeepSeek-V3 / 64 × h200_sxm / trtllm",
+        "DEEPSEEK_V3",
+        "h200_sxm",
+        Backend::Trtllm,
+        64,
+    ),
 ];
 
 /// Peak resident memory of this process (Linux `VmHWM`), in MiB.
