@@ -21,6 +21,8 @@ pub enum BenchCmd {
     Accuracy(AccuracyArgs),
     /// Fit the empirical constants to a measured-runs CSV and write a calibration YAML.
     Calibrate(CalibrateArgs),
+    /// Time the `cli default` search on the reference cases (wall time, peak memory).
+    Search(crate::bench_search::SearchBenchArgs),
 }
 
 #[derive(Args)]
@@ -61,6 +63,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Accuracy(a) => accuracy(&a),
         BenchCmd::Calibrate(a) => calibrate(&a),
+        BenchCmd::Search(a) => crate::bench_search::run(&a),
     }
 }
 

@@ -778,12 +778,14 @@ fn best_block(o: &mut String, r: &SearchResult) {
     }
     let layout = match (&best.agg, &best.prefill, &best.decode) {
         (Some(a), _, _) => format!(
-            "{} replicas x 1 worker {} (bs {})",
-            best.replicas, a.parallel_label, a.batch_size
+            "{} x 1 worker {} (bs {})",
+            plural(best.replicas, "replica"),
+            a.parallel_label,
+            a.batch_size
         ),
         (None, Some(p), Some(d)) => format!(
-            "{} replicas x ({}P {} bs {} + {}D {} bs {})",
-            best.replicas,
+            "{} x ({}P {} bs {} + {}D {} bs {})",
+            plural(best.replicas, "replica"),
             p.workers,
             p.parallel_label,
             p.batch_size,
@@ -801,6 +803,14 @@ fn best_block(o: &mut String, r: &SearchResult) {
         best.total_gpus,
         best.backend.name()
     );
+}
+
+fn plural(n: u32, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn pareto_chart(r: &SearchResult) -> String {

@@ -11,6 +11,7 @@ macro_rules! emitf {
 }
 
 mod bench;
+mod bench_search;
 mod chart;
 mod default_cmd;
 mod estimate_cmd;

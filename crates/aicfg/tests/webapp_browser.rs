@@ -125,19 +125,21 @@ fn f2(v: &Value) -> String {
 }
 
 fn layout(b: &Value) -> String {
+    let replicas = match b["replicas"].as_u64().unwrap() {
+        1 => "1 replica".to_string(),
+        n => format!("{n} replicas"),
+    };
     if !b["agg"].is_null() {
         let a = &b["agg"];
         format!(
-            "{} replicas × 1 worker {} (bs {})",
-            b["replicas"],
+            "{replicas} × 1 worker {} (bs {})",
             a["parallel_label"].as_str().unwrap(),
             a["batch_size"]
         )
     } else {
         let (p, d) = (&b["prefill"], &b["decode"]);
         format!(
-            "{} replicas × ({}P {} bs {} + {}D {} bs {})",
-            b["replicas"],
+            "{replicas} × ({}P {} bs {} + {}D {} bs {})",
             p["workers"],
             p["parallel_label"].as_str().unwrap(),
             p["batch_size"],

@@ -673,11 +673,23 @@ impl Ctx<'_> {
     fn agg_layout(&self, p: &Parallel, q: &QuantConfig, out: &mut Vec<Candidate>) -> usize {
         let req = self.req;
         let w = req.workload;
-        let Some(wk) = self.worker(p, q, &req.system, w.nextn) else {
+        let Some(mut wk) = self.worker(p, q, &req.system, w.nextn) else {
             return 0;
         };
-        let budget = self.backend.step_token_budget(req.system.capacity_gib());
+        let default_budget = wk.budget();
         let seq = w.isl + w.osl;
+        let mut n = 0;
+        for budget in token_budgets(self.backend, default_budget, w.isl - w.prefix) {
+            wk.token_budget = Some(budget);
+            n += self.agg_sweep(&wk, budget, seq, out);
+        }
+        n
+    }
+
+    /// Concurrency sweep of one agg worker at one step token budget.
+    fn agg_sweep(&self, wk: &Worker, budget: f64, seq: f64, out: &mut Vec<Candidate>) -> usize {
+        let req = self.req;
+        let w = req.workload;
         let first = wk.memory(1.0, seq, budget);
         if first.oom || first.max_requests_by_kv < 1.0 {
             return 0;
@@ -685,14 +697,14 @@ impl Ctx<'_> {
         let t = req.tuning;
         let mut n = 0;
         for b in space::agg_batches(t.agg_max_batch_size) {
-            let perf = serve::agg(&wk, &w, b as f64, self.burst_waves).with_latency_scales(
+            let perf = serve::agg(wk, &w, b as f64, self.burst_waves).with_latency_scales(
                 &w,
                 t.prefill_latency_scale,
                 t.decode_latency_scale,
             );
             n += 1;
             let mem = wk.memory(perf.running_per_rank, seq, budget).total_gib;
-            let plan = self.plan(&wk, b, 1, budget, mem);
+            let plan = self.plan(wk, b, 1, budget, mem);
             let kv_bound = perf.running_per_rank < b as f64;
             let ttft = perf.ttft_ms;
             out.push(self.candidate(
@@ -895,6 +907,18 @@ impl Ctx<'_> {
             [None, Some(pplan), Some(dplan)],
         )
     }
+}
+
+/// Step token budgets an agg worker is tried with: the backend default, and (where prefill chunks
+/// ride along decodes) a budget of about one prompt, which keeps decode steps short at the cost of
+/// queueing prompts one per step.
+fn token_budgets(backend: Backend, default: f64, prompt: f64) -> Vec<f64> {
+    let mut v = vec![default];
+    let one_prompt = (prompt / 512.0).ceil().max(4.0) * 512.0;
+    if backend.mixes_prefill_with_decode() && one_prompt < default {
+        v.push(one_prompt);
+    }
+    v
 }
 
 /// Higher score wins; on a tie the smaller replica.

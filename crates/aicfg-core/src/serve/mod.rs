@@ -76,6 +76,8 @@ pub struct Worker<'a> {
     pub free_gpu_memory_fraction: Option<f64>,
     /// MTP draft layers as a multiplier on per-layer decode work.
     pub layer_scale: f64,
+    /// Step token budget (TRT-LLM `max_num_tokens`); `None` = the backend default.
+    pub token_budget: Option<f64>,
 }
 
 impl<'a> Worker<'a> {
@@ -102,6 +104,7 @@ impl<'a> Worker<'a> {
             source,
             free_gpu_memory_fraction,
             layer_scale: (l + nextn as f64) / l,
+            token_budget: None,
         })
     }
 
@@ -128,8 +131,9 @@ impl<'a> Worker<'a> {
         self.graph.parallel.gpus()
     }
 
-    fn budget(&self) -> f64 {
-        self.backend.step_token_budget(self.system.capacity_gib())
+    pub fn budget(&self) -> f64 {
+        self.token_budget
+            .unwrap_or_else(|| self.backend.step_token_budget(self.system.capacity_gib()))
     }
 
     pub fn memory(&self, batch: f64, seq_len: f64, step_tokens: f64) -> MemoryBreakdown {

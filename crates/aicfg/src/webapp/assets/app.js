@@ -164,10 +164,12 @@ async function runSearch() {
 
 // ---------------------------------------------------------------- results
 
+const replicas = (n) => (n === 1 ? "1 replica" : `${n} replicas`);
+
 function layoutText(c) {
-  if (c.agg) return `${c.replicas} replicas × 1 worker ${c.agg.parallel_label} (bs ${c.agg.batch_size})`;
+  if (c.agg) return `${replicas(c.replicas)} × 1 worker ${c.agg.parallel_label} (bs ${c.agg.batch_size})`;
   if (c.prefill && c.decode)
-    return `${c.replicas} replicas × (${c.prefill.workers}P ${c.prefill.parallel_label} bs ${c.prefill.batch_size} + ${c.decode.workers}D ${c.decode.parallel_label} bs ${c.decode.batch_size})`;
+    return `${replicas(c.replicas)} × (${c.prefill.workers}P ${c.prefill.parallel_label} bs ${c.prefill.batch_size} + ${c.decode.workers}D ${c.decode.parallel_label} bs ${c.decode.batch_size})`;
   return "";
 }
 
