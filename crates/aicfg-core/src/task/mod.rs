@@ -450,7 +450,7 @@ fn resolve_one(
         return Err(ExpError::exp(name, "internal: config is not a mapping"));
     };
     let config = read_config(&ctx, merged)?;
-    let exp = Experiment {
+    let mut exp = Experiment {
         name: name.to_string(),
         mode,
         serving_mode: serving,
@@ -471,7 +471,7 @@ fn resolve_one(
         profiles,
         config,
     };
-    validate(&ctx, &exp)?;
+    validate(&ctx, &mut exp)?;
     Ok(exp)
 }
 
@@ -694,31 +694,37 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
 }
 
 /// Checks that need the model and hardware: quantization runs on the system, and every worker
-/// list yields at least one parallel layout (else say why).
-fn validate(ctx: &Ctx, exp: &Experiment) -> std::result::Result<(), ExpError> {
-    let c = &exp.config;
+/// list yields at least one parallel layout (else say why). The quantization recorded is the
+/// one that runs (NVFP4 without FP4 tensor cores runs weight-only).
+fn validate(ctx: &Ctx, exp: &mut Experiment) -> std::result::Result<(), ExpError> {
+    let c = &mut exp.config;
     let workers = [
-        ("config.worker_config", &c.worker_config, &ctx.system),
+        ("config.worker_config", &mut c.worker_config, &ctx.system),
         (
             "config.prefill_worker_config",
-            &c.prefill_worker_config,
+            &mut c.prefill_worker_config,
             &ctx.system,
         ),
         (
             "config.decode_worker_config",
-            &c.decode_worker_config,
+            &mut c.decode_worker_config,
             &ctx.decode_system,
         ),
     ];
     for (path, w, sys) in workers {
         let Some(w) = w else { continue };
-        resolve_quant(&ctx.model, sys, &w.quant_request(), ctx.backend).map_err(|e| {
+        let q = resolve_quant(&ctx.model, sys, &w.quant_request(), ctx.backend).map_err(|e| {
             ExpError::at(
                 ctx.name,
                 path,
                 format!("{e} (check the quant modes or the profiles)"),
             )
         })?;
+        w.gemm_quant_mode = q.gemm;
+        w.moe_quant_mode = q.moe;
+        w.kvcache_quant_mode = q.kvcache;
+        w.fmha_quant_mode = q.fmha;
+        w.comm_quant_mode = q.comm;
         if w.parallel
             .enumerate(&ctx.model, ctx.backend, ctx.total_gpus)
             .is_empty()

@@ -92,7 +92,7 @@ pub fn closest<'a>(given: &str, known: &[&'a str]) -> Option<&'a str> {
         .iter()
         .map(|k| (edit_distance(&g, k), *k))
         .min()
-        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2) && *d < k.len())
         .map(|(_, k)| k)
 }
 
@@ -158,7 +158,10 @@ impl<'a> Reader<'a> {
                 continue;
             }
             let msg = if other.contains(&k) {
-                format!("key '{k}' does not apply to serving_mode {mode}")
+                format!(
+                    "key '{k}' does not apply to serving_mode {mode}; keys here: {}",
+                    known.join(", ")
+                )
             } else {
                 match closest(k, known) {
                     Some(s) => format!("unknown key '{k}'; did you mean '{s}'?"),
