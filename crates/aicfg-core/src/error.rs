@@ -36,6 +36,9 @@ pub enum AicfgError {
     },
     #[error("calibration file: {0}")]
     Calibration(String),
+    /// An experiment file (`cli exp`): names the experiment, key path and line where known.
+    #[error("{0}")]
+    Experiment(Box<crate::task::ExpError>),
 }
 
 pub type Result<T> = std::result::Result<T, AicfgError>;

@@ -10,6 +10,7 @@ pub mod perf;
 pub mod quant;
 pub mod search;
 pub mod serve;
+pub mod task;
 
 pub use backend::Backend;
 pub use error::{AicfgError, Result};

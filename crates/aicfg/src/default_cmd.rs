@@ -587,6 +587,15 @@ fn title(mode: ServeMode) -> &'static str {
 const RULE: &str = "  ----------------------------------------------------------------------------";
 
 pub fn render(r: &SearchResult) -> String {
+    render_with(r, true)
+}
+
+/// The report without its Pareto chart (`cli exp` draws one chart for every experiment).
+pub fn render_without_chart(r: &SearchResult) -> String {
+    render_with(r, false)
+}
+
+fn render_with(r: &SearchResult, chart: bool) -> String {
     let mut o = String::new();
     let stars = "*".repeat(80);
     let _ = writeln!(o, "{stars}");
@@ -650,9 +659,11 @@ pub fn render(r: &SearchResult) -> String {
     );
     let _ = writeln!(o, "{RULE}");
     best_block(&mut o, r);
-    let _ = writeln!(o, "{RULE}");
-    let _ = writeln!(o, "  Pareto Frontier:");
-    o.push_str(&pareto_chart(r));
+    if chart {
+        let _ = writeln!(o, "{RULE}");
+        let _ = writeln!(o, "  Pareto Frontier:");
+        o.push_str(&pareto_chart(r));
+    }
     let _ = writeln!(o, "{RULE}");
     worker_setup(&mut o, r);
     let _ = writeln!(o, "{RULE}");

@@ -15,6 +15,7 @@ mod bench_search;
 mod chart;
 mod default_cmd;
 mod estimate_cmd;
+mod exp_cmd;
 mod progress;
 mod webapp;
 
@@ -57,6 +58,9 @@ enum CliCmd {
     Default(Box<default_cmd::DefaultArgs>),
     /// Predict one deployment (agg, disagg or static) with memory and a per-op time breakdown.
     Estimate(Box<estimate_cmd::EstimateArgs>),
+    /// Run the experiments of a YAML study (agg/disagg, quantization, parallel lists, systems)
+    /// and compare them: each one's best and top configurations, then one Pareto chart.
+    Exp(Box<exp_cmd::ExpArgs>),
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends output quietly instead of panicking.
@@ -79,6 +83,9 @@ fn main() -> ExitCode {
         Top::Cli {
             command: CliCmd::Default(a),
         } => default_cmd::run(&a),
+        Top::Cli {
+            command: CliCmd::Exp(a),
+        } => exp_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
     };

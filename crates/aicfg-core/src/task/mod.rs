@@ -1,0 +1,899 @@
+//! Experiment definitions (the `cli exp` YAML): built-in defaults for the model, systems,
+//! backend and serving mode → profiles in order → the user's `config` (patch = deep merge,
+//! replace = section replaces section). The result is a fully resolved, serializable
+//! [`Experiment`] that turns into a [`SearchRequest`] and writes back as a re-runnable YAML.
+pub mod schema;
+
+use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
+use crate::estimate::{resolve_quant, QuantRequest};
+use crate::hardware::{SystemRegistry, SystemSpec};
+use crate::model::{ModelRegistry, ModelSpec};
+use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
+use crate::search::{ParallelSpace, ReplicaConfig, Role, SearchRequest, Tuning};
+use crate::serve::{ServeMode, Workload};
+use schema::{Reader, *};
+use serde::Serialize;
+use serde_norway::{Mapping, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What went wrong in an experiment file, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpError {
+    pub experiment: Option<String>,
+    /// Dotted key path inside the experiment, e.g. `config.worker_config.tp_list[2]`.
+    pub key: Option<String>,
+    /// 1-based line and column (YAML syntax errors).
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl ExpError {
+    pub fn file(msg: impl Into<String>) -> Self {
+        ExpError {
+            experiment: None,
+            key: None,
+            line: None,
+            column: None,
+            message: msg.into(),
+        }
+    }
+    pub fn exp(exp: &str, msg: impl Into<String>) -> Self {
+        ExpError {
+            experiment: Some(exp.to_string()),
+            ..ExpError::file(msg)
+        }
+    }
+    pub fn at(exp: &str, key: &str, msg: impl Into<String>) -> Self {
+        ExpError {
+            experiment: Some(exp.to_string()),
+            key: (!key.is_empty()).then(|| key.to_string()),
+            ..ExpError::file(msg)
+        }
+    }
+}
+
+impl fmt::Display for ExpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.experiment, &self.key) {
+            (Some(e), Some(k)) => write!(f, "experiment '{e}', key '{k}'")?,
+            (Some(e), None) => write!(f, "experiment '{e}'")?,
+            _ => write!(f, "experiment file")?,
+        }
+        if let Some(l) = self.line {
+            write!(f, ", line {l}")?;
+            if let Some(c) = self.column {
+                write!(f, " column {c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl From<ExpError> for AicfgError {
+    fn from(e: ExpError) -> Self {
+        AicfgError::Experiment(Box::new(e))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerMode {
+    Patch,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServingMode {
+    Agg,
+    Disagg,
+}
+
+/// Quantization and parallel lists of one worker kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerConfig {
+    pub gemm_quant_mode: GemmQuant,
+    pub moe_quant_mode: MoeQuant,
+    pub kvcache_quant_mode: KvQuant,
+    pub fmha_quant_mode: FmhaQuant,
+    pub comm_quant_mode: CommQuant,
+    #[serde(flatten)]
+    pub parallel: ParallelSpace,
+}
+
+impl WorkerConfig {
+    pub fn quant_request(&self) -> QuantRequest {
+        QuantRequest {
+            gemm: Some(self.gemm_quant_mode),
+            moe: Some(self.moe_quant_mode),
+            kvcache: Some(self.kvcache_quant_mode),
+            fmha: Some(self.fmha_quant_mode),
+            comm: Some(self.comm_quant_mode),
+        }
+    }
+}
+
+/// Corrections and batch caps. Latency scales multiply latency; throughput scales multiply
+/// throughput (so they divide latency); both may be given and then multiply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdvancedTuning {
+    pub prefill_latency_correction_scale: f64,
+    pub decode_latency_correction_scale: f64,
+    pub prefill_correction_scale: f64,
+    pub decode_correction_scale: f64,
+    /// Disagg only: requests per prefill batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_max_batch_size: Option<u32>,
+    /// Decode batch cap (agg: the worker's batch cap).
+    pub decode_max_batch_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpConfig {
+    pub nextn: u32,
+    pub nextn_accept_rates: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_config: Option<WorkerConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_worker_config: Option<WorkerConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_worker_config: Option<WorkerConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_config: Option<ReplicaConfig>,
+    pub advanced_tuning_config: AdvancedTuning,
+}
+
+/// One fully resolved experiment: every default filled in, profiles and user config applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    #[serde(skip)]
+    pub name: String,
+    pub mode: LayerMode,
+    pub serving_mode: ServingMode,
+    pub model_name: String,
+    pub total_gpus: u32,
+    pub system_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_system_name: Option<String>,
+    pub backend_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_version: Option<String>,
+    pub isl: u32,
+    pub osl: u32,
+    pub ttft: f64,
+    pub tpot: f64,
+    pub enable_wide_ep: bool,
+    pub profiles: Vec<String>,
+    pub config: ExpConfig,
+}
+
+/// Named presets that set the quantization of every worker.
+pub const PROFILES: &[&str] = &[
+    "fp8_default",
+    "fp8_block_default",
+    "float16_default",
+    "nvfp4_default",
+];
+
+fn profile_quant(name: &str) -> Option<[(&'static str, &'static str); 5]> {
+    let q = |g, m, k, f| {
+        [
+            ("gemm_quant_mode", g),
+            ("moe_quant_mode", m),
+            ("kvcache_quant_mode", k),
+            ("fmha_quant_mode", f),
+            ("comm_quant_mode", "half"),
+        ]
+    };
+    Some(match name {
+        // Per-tensor FP8 weights and activations, FP8 KV cache.
+        "fp8_default" => q("fp8", "fp8", "fp8", "bfloat16"),
+        "fp8_block_default" => q("fp8_block", "fp8_block", "fp8", "bfloat16"),
+        "float16_default" => q("bfloat16", "bfloat16", "bfloat16", "bfloat16"),
+        "nvfp4_default" => q("nvfp4", "nvfp4", "fp8", "bfloat16"),
+        _ => return None,
+    })
+}
+
+/// Defaults of `cli exp` (the seeds' template values).
+pub const DEFAULT_ISL: u32 = 4000;
+pub const DEFAULT_OSL: u32 = 1000;
+pub const DEFAULT_TTFT_MS: f64 = 1000.0;
+pub const DEFAULT_TPOT_MS: f64 = 40.0;
+const DEFAULT_ACCEPT_RATES: [f64; 5] = [0.85, 0.3, 0.0, 0.0, 0.0];
+
+/// Parse an experiment file and resolve every experiment it runs (`exps` order, else file order).
+pub fn parse_experiments(
+    text: &str,
+    models: &ModelRegistry,
+    systems: &SystemRegistry,
+) -> Result<Vec<Experiment>> {
+    Ok(parse_inner(text, models, systems)?)
+}
+
+fn parse_inner(
+    text: &str,
+    models: &ModelRegistry,
+    systems: &SystemRegistry,
+) -> std::result::Result<Vec<Experiment>, ExpError> {
+    if text.trim().is_empty() {
+        return Err(ExpError::file(
+            "the file is empty; define at least one experiment (see examples/)",
+        ));
+    }
+    let mut doc: Value = serde_norway::from_str(text).map_err(|e| {
+        let loc = e.location();
+        let mut msg = e.to_string();
+        // The location goes in front; drop serde's own copy of it.
+        if let Some(i) = msg.find(" at line ") {
+            msg.truncate(i);
+        }
+        ExpError {
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            ..ExpError::file(format!("invalid YAML: {msg}"))
+        }
+    })?;
+    doc.apply_merge()
+        .map_err(|e| ExpError::file(format!("invalid YAML merge key: {e}")))?;
+    let top = match &doc {
+        Value::Mapping(m) => m,
+        Value::Null => {
+            return Err(ExpError::file(
+                "the file is empty; define at least one experiment (see examples/)",
+            ))
+        }
+        v => {
+            return Err(ExpError::file(format!(
+                "expected a mapping of experiment names to experiments, got {}",
+                describe(v)
+            )))
+        }
+    };
+    let mut defined: Vec<(&str, &Value)> = Vec::new();
+    for (k, v) in top {
+        match k.as_str() {
+            Some("exps") => {}
+            Some(name) => defined.push((name, v)),
+            None => {
+                return Err(ExpError::file(format!(
+                    "experiment names must be strings, got {}",
+                    describe(k)
+                )))
+            }
+        }
+    }
+    if defined.is_empty() {
+        return Err(ExpError::file(
+            "no experiment is defined; add a mapping such as `my_exp: {mode: patch, serving_mode: agg, ...}`",
+        ));
+    }
+    let names: Vec<&str> = defined.iter().map(|(n, _)| *n).collect();
+    let order: Vec<String> = match top.get("exps") {
+        None | Some(Value::Null) => names.iter().map(|s| s.to_string()).collect(),
+        Some(Value::Sequence(items)) => {
+            let mut out = Vec::new();
+            for (i, v) in items.iter().enumerate() {
+                let Some(n) = v.as_str() else {
+                    return Err(ExpError::file(format!(
+                        "exps[{i}]: expected an experiment name, got {}",
+                        describe(v)
+                    )));
+                };
+                if !names.contains(&n) {
+                    let hint = closest(n, &names)
+                        .map(|s| format!("did you mean '{s}'? "))
+                        .unwrap_or_default();
+                    return Err(ExpError::file(format!(
+                        "exps[{i}] names experiment '{n}', which the file does not define; {hint}defined: {}",
+                        names.join(", ")
+                    )));
+                }
+                if out.iter().any(|o| o == n) {
+                    return Err(ExpError::file(format!(
+                        "exps[{i}] lists experiment '{n}' twice"
+                    )));
+                }
+                out.push(n.to_string());
+            }
+            if out.is_empty() {
+                return Err(ExpError::file(
+                    "exps is an empty list; name at least one experiment, or drop exps to run all",
+                ));
+            }
+            out
+        }
+        Some(v) => {
+            return Err(ExpError::file(format!(
+                "exps: expected a list of experiment names, got {}",
+                describe(v)
+            )))
+        }
+    };
+    order
+        .iter()
+        .map(|name| {
+            let v = defined
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| *v)
+                .expect("names come from the defined list");
+            resolve_one(name, v, models, systems)
+        })
+        .collect()
+}
+
+struct Ctx<'a> {
+    name: &'a str,
+    model: ModelSpec,
+    system: SystemSpec,
+    decode_system: SystemSpec,
+    backend: Backend,
+    serving: ServingMode,
+    total_gpus: u32,
+    wide_ep: bool,
+}
+
+fn resolve_one(
+    name: &str,
+    v: &Value,
+    models: &ModelRegistry,
+    systems: &SystemRegistry,
+) -> std::result::Result<Experiment, ExpError> {
+    let Value::Mapping(m) = v else {
+        return Err(ExpError::exp(
+            name,
+            format!("expected a mapping of keys, got {}", describe(v)),
+        ));
+    };
+    let r = Reader::new(name, "", m);
+    r.check_keys(TOP_KEYS, &[], "")?;
+    let mode = match r.req_string("mode")?.as_str() {
+        "patch" => LayerMode::Patch,
+        "replace" => LayerMode::Replace,
+        other => {
+            return Err(r.err(
+                "mode",
+                format!("unknown mode '{other}'; known: patch, replace"),
+            ))
+        }
+    };
+    let serving = match r.req_string("serving_mode")?.as_str() {
+        "agg" => ServingMode::Agg,
+        "disagg" => ServingMode::Disagg,
+        other => {
+            return Err(r.err(
+                "serving_mode",
+                format!("unknown serving_mode '{other}'; known: agg, disagg"),
+            ))
+        }
+    };
+    let model_name = r.req_string("model_name")?;
+    let model = models
+        .resolve(&model_name)
+        .map_err(|e| r.err("model_name", e.to_string()))?;
+    let total_gpus = r.req_uint("total_gpus", 1)?;
+    let system_name = r.req_string("system_name")?;
+    let system = systems
+        .get(&system_name)
+        .map_err(|e| r.err("system_name", e.to_string()))?
+        .clone();
+    let decode_system_name = r.string("decode_system_name")?;
+    if serving == ServingMode::Agg && decode_system_name.is_some() {
+        return Err(r.err(
+            "decode_system_name",
+            "applies to serving_mode disagg only (agg workers run on system_name)",
+        ));
+    }
+    let decode_system = match &decode_system_name {
+        Some(s) => systems
+            .get(s)
+            .map_err(|e| r.err("decode_system_name", e.to_string()))?
+            .clone(),
+        None => system.clone(),
+    };
+    let backend_name = r.string("backend_name")?.unwrap_or_else(|| "trtllm".into());
+    let backend =
+        Backend::parse(&backend_name).map_err(|e| r.err("backend_name", e.to_string()))?;
+    let profiles = r.string_list("profiles")?.unwrap_or_default();
+    for (i, p) in profiles.iter().enumerate() {
+        if profile_quant(p).is_none() {
+            let hint = closest(p, PROFILES)
+                .map(|s| format!("did you mean '{s}'? "))
+                .unwrap_or_default();
+            return Err(r.err(
+                &format!("profiles[{i}]"),
+                format!(
+                    "unknown profile '{p}'; {hint}known: {}",
+                    PROFILES.join(", ")
+                ),
+            ));
+        }
+    }
+    let ctx = Ctx {
+        name,
+        model,
+        decode_system: if serving == ServingMode::Disagg {
+            decode_system
+        } else {
+            system.clone()
+        },
+        system,
+        backend,
+        serving,
+        total_gpus,
+        wide_ep: r.bool("enable_wide_ep")?.unwrap_or(false),
+    };
+
+    // Check the user's keys before layering, so a typo is reported as written.
+    let user_config = r.mapping("config")?;
+    if let Some(c) = user_config {
+        check_config_keys(name, serving, c)?;
+    }
+    let defaults = default_config(&ctx).map_err(|e| ExpError::exp(name, e.to_string()))?;
+    let mut tree = serde_norway::to_value(&defaults)
+        .map_err(|e| ExpError::exp(name, format!("internal: defaults do not serialize: {e}")))?;
+    for p in &profiles {
+        apply_profile(&mut tree, p);
+    }
+    if let Some(c) = user_config {
+        let patch = Value::Mapping(c.clone());
+        match mode {
+            LayerMode::Patch => deep_merge(&mut tree, &patch),
+            LayerMode::Replace => replace_sections(&mut tree, &patch),
+        }
+    }
+    let Value::Mapping(merged) = &tree else {
+        return Err(ExpError::exp(name, "internal: config is not a mapping"));
+    };
+    let config = read_config(&ctx, merged)?;
+    let mut exp = Experiment {
+        name: name.to_string(),
+        mode,
+        serving_mode: serving,
+        model_name,
+        total_gpus,
+        system_name,
+        decode_system_name: match serving {
+            ServingMode::Disagg => Some(ctx.decode_system.name.clone()),
+            ServingMode::Agg => None,
+        },
+        backend_name: backend.name().to_string(),
+        backend_version: r.string("backend_version")?,
+        isl: r.uint("isl", 1)?.unwrap_or(DEFAULT_ISL),
+        osl: r.uint("osl", 1)?.unwrap_or(DEFAULT_OSL),
+        ttft: r.positive("ttft")?.unwrap_or(DEFAULT_TTFT_MS),
+        tpot: r.positive("tpot")?.unwrap_or(DEFAULT_TPOT_MS),
+        enable_wide_ep: ctx.wide_ep,
+        profiles,
+        config,
+    };
+    validate(&ctx, &mut exp)?;
+    Ok(exp)
+}
+
+fn check_config_keys(
+    name: &str,
+    serving: ServingMode,
+    c: &Mapping,
+) -> std::result::Result<(), ExpError> {
+    let (known, other, tuning, tuning_other, mode) = match serving {
+        ServingMode::Agg => (
+            CONFIG_AGG_KEYS,
+            CONFIG_DISAGG_KEYS,
+            TUNING_AGG_KEYS,
+            TUNING_DISAGG_KEYS,
+            "agg",
+        ),
+        ServingMode::Disagg => (
+            CONFIG_DISAGG_KEYS,
+            CONFIG_AGG_KEYS,
+            TUNING_DISAGG_KEYS,
+            TUNING_AGG_KEYS,
+            "disagg",
+        ),
+    };
+    let r = Reader::new(name, "config", c);
+    r.check_keys(known, other, mode)?;
+    for w in [
+        "worker_config",
+        "prefill_worker_config",
+        "decode_worker_config",
+    ] {
+        if let Some(c) = r.child(w)? {
+            c.check_keys(WORKER_KEYS, &[], mode)?;
+        }
+    }
+    if let Some(c) = r.child("replica_config")? {
+        c.check_keys(REPLICA_KEYS, &[], mode)?;
+    }
+    if let Some(c) = r.child("advanced_tuning_config")? {
+        c.check_keys(tuning, tuning_other, mode)?;
+    }
+    Ok(())
+}
+
+fn default_worker(ctx: &Ctx, role: Role) -> Result<WorkerConfig> {
+    let sys = if role == Role::Decode {
+        &ctx.decode_system
+    } else {
+        &ctx.system
+    };
+    let q: QuantConfig = resolve_quant(&ctx.model, sys, &QuantRequest::default(), ctx.backend)?;
+    Ok(WorkerConfig {
+        gemm_quant_mode: q.gemm,
+        moe_quant_mode: q.moe,
+        kvcache_quant_mode: q.kvcache,
+        fmha_quant_mode: q.fmha,
+        comm_quant_mode: q.comm,
+        parallel: ParallelSpace::defaults(&ctx.model, sys, ctx.backend, role, ctx.wide_ep),
+    })
+}
+
+/// Built-in defaults for this model, system(s), backend and serving mode.
+fn default_config(ctx: &Ctx) -> Result<ExpConfig> {
+    let t = Tuning::default();
+    let disagg = ctx.serving == ServingMode::Disagg;
+    Ok(ExpConfig {
+        nextn: 0,
+        nextn_accept_rates: DEFAULT_ACCEPT_RATES.to_vec(),
+        worker_config: (!disagg)
+            .then(|| default_worker(ctx, Role::Agg))
+            .transpose()?,
+        prefill_worker_config: disagg
+            .then(|| default_worker(ctx, Role::Prefill))
+            .transpose()?,
+        decode_worker_config: disagg
+            .then(|| default_worker(ctx, Role::Decode))
+            .transpose()?,
+        replica_config: disagg.then(|| ReplicaConfig::defaults(ctx.wide_ep)),
+        advanced_tuning_config: AdvancedTuning {
+            prefill_latency_correction_scale: 1.0,
+            decode_latency_correction_scale: 1.0,
+            prefill_correction_scale: 1.0,
+            decode_correction_scale: 1.0,
+            prefill_max_batch_size: disagg.then_some(t.prefill_max_batch_size),
+            decode_max_batch_size: if disagg {
+                t.decode_max_batch_size
+            } else {
+                t.agg_max_batch_size
+            },
+        },
+    })
+}
+
+fn apply_profile(tree: &mut Value, profile: &str) {
+    let Some(q) = profile_quant(profile) else {
+        return;
+    };
+    let Value::Mapping(cfg) = tree else { return };
+    for w in [
+        "worker_config",
+        "prefill_worker_config",
+        "decode_worker_config",
+    ] {
+        if let Some(Value::Mapping(wm)) = cfg.get_mut(w) {
+            for (k, v) in q {
+                wm.insert(Value::from(k), Value::from(v));
+            }
+        }
+    }
+}
+
+fn read_worker(r: &Reader, key: &str) -> std::result::Result<WorkerConfig, ExpError> {
+    let w = r
+        .child(key)?
+        .ok_or_else(|| r.err(key, "required section is missing"))?;
+    let quant = |k: &str| w.string(k)?.ok_or_else(|| w.err(k, MISSING));
+    let list = |k: &str| {
+        let v = w.uint_list(k)?.ok_or_else(|| w.err(k, MISSING))?;
+        if v.is_empty() {
+            return Err(w.err(k, "the list is empty; give at least one value"));
+        }
+        Ok(v)
+    };
+    let parse = |k: &str, e: AicfgError| w.err(k, e.to_string());
+    Ok(WorkerConfig {
+        gemm_quant_mode: GemmQuant::parse(&quant("gemm_quant_mode")?)
+            .map_err(|e| parse("gemm_quant_mode", e))?,
+        moe_quant_mode: MoeQuant::parse(&quant("moe_quant_mode")?)
+            .map_err(|e| parse("moe_quant_mode", e))?,
+        kvcache_quant_mode: KvQuant::parse(&quant("kvcache_quant_mode")?)
+            .map_err(|e| parse("kvcache_quant_mode", e))?,
+        fmha_quant_mode: FmhaQuant::parse(&quant("fmha_quant_mode")?)
+            .map_err(|e| parse("fmha_quant_mode", e))?,
+        comm_quant_mode: CommQuant::parse(&quant("comm_quant_mode")?)
+            .map_err(|e| parse("comm_quant_mode", e))?,
+        parallel: ParallelSpace {
+            num_gpu_per_worker: list("num_gpu_per_worker")?,
+            tp_list: list("tp_list")?,
+            pp_list: list("pp_list")?,
+            dp_list: list("dp_list")?,
+            moe_tp_list: list("moe_tp_list")?,
+            moe_ep_list: list("moe_ep_list")?,
+        },
+    })
+}
+
+const MISSING: &str =
+    "required key is missing (mode: replace needs every key of a section it gives)";
+
+fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpError> {
+    let r = Reader::new(ctx.name, "config", m);
+    let disagg = ctx.serving == ServingMode::Disagg;
+    let nextn = r.uint("nextn", 0)?.unwrap_or(0);
+    if nextn > 16 {
+        return Err(r.err(
+            "nextn",
+            format!("must be at most 16 draft tokens, got {nextn}"),
+        ));
+    }
+    let nextn_accept_rates = r
+        .rate_list("nextn_accept_rates")?
+        .unwrap_or_else(|| DEFAULT_ACCEPT_RATES.to_vec());
+    let replica_config = if disagg {
+        let c = r
+            .child("replica_config")?
+            .ok_or_else(|| r.err("replica_config", "required section is missing"))?;
+        Some(ReplicaConfig {
+            num_gpu_per_replica: c
+                .uint_list("num_gpu_per_replica")?
+                .ok_or_else(|| c.err("num_gpu_per_replica", MISSING))?,
+            max_gpu_per_replica: c
+                .uint("max_gpu_per_replica", 0)?
+                .ok_or_else(|| c.err("max_gpu_per_replica", MISSING))?,
+            max_prefill_worker: c
+                .uint("max_prefill_worker", 1)?
+                .ok_or_else(|| c.err("max_prefill_worker", MISSING))?,
+            max_decode_worker: c
+                .uint("max_decode_worker", 1)?
+                .ok_or_else(|| c.err("max_decode_worker", MISSING))?,
+        })
+    } else {
+        None
+    };
+    let t = r
+        .child("advanced_tuning_config")?
+        .ok_or_else(|| r.err("advanced_tuning_config", "required section is missing"))?;
+    let scale = |k: &str| t.positive(k).map(|v| v.unwrap_or(1.0));
+    let advanced_tuning_config = AdvancedTuning {
+        prefill_latency_correction_scale: scale("prefill_latency_correction_scale")?,
+        decode_latency_correction_scale: scale("decode_latency_correction_scale")?,
+        prefill_correction_scale: scale("prefill_correction_scale")?,
+        decode_correction_scale: scale("decode_correction_scale")?,
+        prefill_max_batch_size: if disagg {
+            Some(
+                t.uint("prefill_max_batch_size", 1)?
+                    .ok_or_else(|| t.err("prefill_max_batch_size", MISSING))?,
+            )
+        } else {
+            None
+        },
+        decode_max_batch_size: t
+            .uint("decode_max_batch_size", 1)?
+            .ok_or_else(|| t.err("decode_max_batch_size", MISSING))?,
+    };
+    Ok(ExpConfig {
+        nextn,
+        nextn_accept_rates,
+        worker_config: (!disagg)
+            .then(|| read_worker(&r, "worker_config"))
+            .transpose()?,
+        prefill_worker_config: disagg
+            .then(|| read_worker(&r, "prefill_worker_config"))
+            .transpose()?,
+        decode_worker_config: disagg
+            .then(|| read_worker(&r, "decode_worker_config"))
+            .transpose()?,
+        replica_config,
+        advanced_tuning_config,
+    })
+}
+
+/// Checks that need the model and hardware: quantization runs on the system, and every worker
+/// list yields at least one parallel layout (else say why). The quantization recorded is the
+/// one that runs (NVFP4 without FP4 tensor cores runs weight-only).
+fn validate(ctx: &Ctx, exp: &mut Experiment) -> std::result::Result<(), ExpError> {
+    let c = &mut exp.config;
+    let workers = [
+        ("config.worker_config", &mut c.worker_config, &ctx.system),
+        (
+            "config.prefill_worker_config",
+            &mut c.prefill_worker_config,
+            &ctx.system,
+        ),
+        (
+            "config.decode_worker_config",
+            &mut c.decode_worker_config,
+            &ctx.decode_system,
+        ),
+    ];
+    for (path, w, sys) in workers {
+        let Some(w) = w else { continue };
+        let q = resolve_quant(&ctx.model, sys, &w.quant_request(), ctx.backend).map_err(|e| {
+            ExpError::at(
+                ctx.name,
+                path,
+                format!("{e} (check the quant modes or the profiles)"),
+            )
+        })?;
+        w.gemm_quant_mode = q.gemm;
+        w.moe_quant_mode = q.moe;
+        w.kvcache_quant_mode = q.kvcache;
+        w.fmha_quant_mode = q.fmha;
+        w.comm_quant_mode = q.comm;
+        if w.parallel
+            .enumerate(&ctx.model, ctx.backend, ctx.total_gpus)
+            .is_empty()
+        {
+            return Err(ExpError::at(
+                ctx.name,
+                path,
+                format!(
+                    "the parallel lists give no valid layout for {} with {} on {} GPUs: {}",
+                    ctx.model.name,
+                    ctx.backend.name(),
+                    ctx.total_gpus,
+                    explain_empty(&w.parallel, &ctx.model, ctx.backend, ctx.total_gpus)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why no combination of the lists survives: each reason with how many combinations it removed.
+pub fn explain_empty(
+    s: &ParallelSpace,
+    model: &ModelSpec,
+    backend: Backend,
+    max_gpus: u32,
+) -> String {
+    let moe = model.family.is_moe();
+    let experts = model.moe.as_ref().map_or(1, |m| m.num_experts);
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let dps: &[u32] = if moe { &s.dp_list } else { &[1] };
+    let (etps, eps): (&[u32], &[u32]) = if moe {
+        (&s.moe_tp_list, &s.moe_ep_list)
+    } else {
+        (&[1], &[1])
+    };
+    for &tp in &s.tp_list {
+        for &pp in &s.pp_list {
+            for &dp in dps {
+                for &etp in etps {
+                    for &ep in eps {
+                        let g = u64::from(tp) * u64::from(pp) * u64::from(dp);
+                        let why = if !model.num_heads.is_multiple_of(u64::from(tp)) {
+                            format!(
+                                "tp {tp} does not divide the {} attention heads",
+                                model.num_heads
+                            )
+                        } else if pp > model.num_layers {
+                            format!("pp {pp} exceeds the {} layers", model.num_layers)
+                        } else if !s.num_gpu_per_worker.iter().any(|&n| u64::from(n) == g) {
+                            format!(
+                                "tp×pp×dp = {g} is not in num_gpu_per_worker {:?}",
+                                s.num_gpu_per_worker
+                            )
+                        } else if g > u64::from(max_gpus) {
+                            format!("a {g}-GPU worker exceeds total_gpus {max_gpus}")
+                        } else if moe && u64::from(etp) * u64::from(ep) != u64::from(tp * dp) {
+                            "moe_tp×moe_ep must equal tp×dp".to_string()
+                        } else if moe && !experts.is_multiple_of(ep) {
+                            format!("moe_ep {ep} does not divide the {experts} experts")
+                        } else if backend == Backend::Trtllm && dp > 1 && tp > 1 {
+                            "trtllm runs attention with tp or dp, not both".to_string()
+                        } else if backend == Backend::Vllm && etp > 1 && ep > 1 {
+                            "vllm shards experts with moe_tp or moe_ep, not both".to_string()
+                        } else {
+                            continue;
+                        };
+                        *reasons.entry(why).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    if reasons.is_empty() {
+        return "a list is empty".into();
+    }
+    let mut v: Vec<(String, usize)> = reasons.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.iter()
+        .map(|(why, n)| format!("{why} ({n} combination{})", if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Experiment {
+    pub fn serve_mode(&self) -> ServeMode {
+        match self.serving_mode {
+            ServingMode::Agg => ServeMode::Agg,
+            ServingMode::Disagg => ServeMode::Disagg,
+        }
+    }
+
+    /// Draft tokens accepted per step: the sum of the first `nextn` acceptance rates.
+    pub fn nextn_accepted(&self) -> f64 {
+        let c = &self.config;
+        c.nextn_accept_rates.iter().take(c.nextn as usize).sum()
+    }
+
+    /// The search this experiment runs.
+    pub fn search_request(
+        &self,
+        models: &ModelRegistry,
+        systems: &SystemRegistry,
+    ) -> Result<SearchRequest> {
+        let wrap = |key: &str, e: AicfgError| {
+            AicfgError::from(ExpError::at(&self.name, key, e.to_string()))
+        };
+        let model = models
+            .resolve(&self.model_name)
+            .map_err(|e| wrap("model_name", e))?;
+        let system = systems
+            .get(&self.system_name)
+            .map_err(|e| wrap("system_name", e))?
+            .clone();
+        let decode_system = self
+            .decode_system_name
+            .as_deref()
+            .map(|s| systems.get(s).cloned())
+            .transpose()
+            .map_err(|e| wrap("decode_system_name", e))?;
+        let backend = Backend::parse(&self.backend_name).map_err(|e| wrap("backend_name", e))?;
+        let workload = Workload {
+            isl: f64::from(self.isl),
+            osl: f64::from(self.osl),
+            prefix: 0.0,
+            nextn: self.config.nextn,
+            nextn_accepted: self.nextn_accepted(),
+        };
+        let mut req = SearchRequest::new(model, system, backend, workload, Some(self.total_gpus));
+        req.decode_system = decode_system;
+        req.ttft_ms = self.ttft;
+        req.tpot_ms = self.tpot;
+        req.modes = vec![self.serve_mode()];
+        req.enable_wide_ep = self.enable_wide_ep;
+        let c = &self.config;
+        if let Some(w) = &c.worker_config {
+            req.agg_quant = w.quant_request();
+            req.agg_space = Some(w.parallel.clone());
+        }
+        if let Some(w) = &c.prefill_worker_config {
+            req.prefill_quant = w.quant_request();
+            req.prefill_space = Some(w.parallel.clone());
+        }
+        if let Some(w) = &c.decode_worker_config {
+            req.decode_quant = w.quant_request();
+            req.decode_space = Some(w.parallel.clone());
+        }
+        if let Some(r) = &c.replica_config {
+            req.replica = r.clone();
+        }
+        let t = &c.advanced_tuning_config;
+        let d = Tuning::default();
+        req.tuning = Tuning {
+            prefill_latency_scale: t.prefill_latency_correction_scale / t.prefill_correction_scale,
+            decode_latency_scale: t.decode_latency_correction_scale / t.decode_correction_scale,
+            agg_max_batch_size: t.decode_max_batch_size,
+            prefill_max_batch_size: t.prefill_max_batch_size.unwrap_or(d.prefill_max_batch_size),
+            decode_max_batch_size: t.decode_max_batch_size,
+        };
+        Ok(req)
+    }
+
+    /// This experiment as a YAML file `cli exp` runs again unchanged (`name:` then every key).
+    pub fn resolved_yaml(&self) -> String {
+        let mut top = Mapping::new();
+        top.insert(
+            Value::from(self.name.as_str()),
+            serde_norway::to_value(self).expect("experiment serializes"),
+        );
+        serde_norway::to_string(&top).expect("experiment serializes")
+    }
+}

@@ -1,0 +1,264 @@
+//! `aicfg cli exp --yaml_path F`: run every experiment of a YAML study, report each one, then
+//! compare them and draw one Pareto chart with all of them.
+use crate::chart::{self, Series};
+use crate::default_cmd::{json_view, render_without_chart};
+use aicfg_core::search::{mode_name, search, SearchResult};
+use aicfg_core::task::{parse_experiments, Experiment};
+use aicfg_core::{ModelRegistry, SystemRegistry};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct ExpArgs {
+    /// Experiment file (see examples/): an optional `exps:` list, then one mapping per experiment.
+    #[arg(long = "yaml-path", alias = "yaml_path")]
+    pub yaml_path: PathBuf,
+    /// Rows per top-N table.
+    #[arg(long = "top-n", alias = "top_n", default_value_t = 5)]
+    pub top_n: usize,
+    /// Directory of extra system YAML files.
+    #[arg(long = "systems-path", alias = "systems_path")]
+    pub systems_path: Option<PathBuf>,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One experiment with its search result.
+pub struct Outcome {
+    pub experiment: Experiment,
+    pub result: SearchResult,
+}
+
+/// Parse, resolve and search every experiment of the file, in `exps` order.
+pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
+    if a.top_n == 0 {
+        bail!("--top_n must be at least 1");
+    }
+    let text = std::fs::read_to_string(&a.yaml_path)
+        .with_context(|| format!("reading experiment file {}", a.yaml_path.display()))?;
+    let mut systems = SystemRegistry::builtin();
+    if let Some(dir) = &a.systems_path {
+        systems.add_dir(dir)?;
+    }
+    let models = ModelRegistry::builtin();
+    let exps = parse_experiments(&text, &models, &systems)
+        .with_context(|| format!("in {}", a.yaml_path.display()))?;
+    let mut out = Vec::with_capacity(exps.len());
+    for e in exps {
+        let mut req = e.search_request(&models, &systems)?;
+        req.top_n = a.top_n;
+        let bar = crate::progress::Bar::new(!a.json);
+        let result = search(&req, Some(&|d, t| bar.update(d, t)))
+            .with_context(|| format!("experiment '{}'", e.name))?;
+        bar.finish();
+        out.push(Outcome {
+            experiment: e,
+            result,
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(a: &ExpArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let outcomes = run_file(a)?;
+    if a.json {
+        crate::emitln!("{}", serde_json::to_string_pretty(&json(&outcomes))?);
+    } else {
+        crate::emitf!("{}", render(&outcomes));
+    }
+    let evaluated: usize = outcomes
+        .iter()
+        .flat_map(|o| o.result.modes.iter().map(|m| m.evaluated))
+        .sum();
+    eprintln!(
+        "{} experiments, {evaluated} deployments searched in {:.0} ms",
+        outcomes.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// Best tokens/s/gpu of each experiment (None when nothing meets the SLA).
+fn bests(outcomes: &[Outcome]) -> Vec<Option<f64>> {
+    outcomes
+        .iter()
+        .map(|o| o.result.best.as_ref().map(|b| b.tokens_per_s_per_gpu))
+        .collect()
+}
+
+pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
+    let b = bests(outcomes);
+    let top = b.iter().flatten().copied().fold(0.0, f64::max);
+    let exps: Vec<serde_json::Value> = outcomes
+        .iter()
+        .zip(&b)
+        .map(|(o, best)| {
+            serde_json::json!({
+                "name": o.experiment.name,
+                "experiment": serde_json::to_value(&o.experiment).unwrap_or_default(),
+                "result": json_view(&o.result),
+                "best_tokens_per_s_per_gpu": best.map(|v| (v * 1000.0).round() / 1000.0),
+                "ratio_to_best": best.filter(|_| top > 0.0).map(|v| (v / top * 1000.0).round() / 1000.0),
+            })
+        })
+        .collect();
+    let winner = outcomes
+        .iter()
+        .zip(&b)
+        .filter_map(|(o, v)| v.map(|v| (o, v)))
+        .fold(None::<(&Outcome, f64)>, |acc, (o, v)| match acc {
+            Some((_, bv)) if bv >= v => acc,
+            _ => Some((o, v)),
+        })
+        .map(|(o, _)| o.experiment.name.clone());
+    serde_json::json!({ "experiments": exps, "best_experiment": winner })
+}
+
+/// Marks for the chart, one per experiment (X is the best point).
+const MARKS: [char; 12] = ['*', 'o', '+', '#', '@', '%', '=', '~', '$', '&', '^', 'v'];
+
+pub fn render(outcomes: &[Outcome]) -> String {
+    let mut o = String::new();
+    let n = outcomes.len();
+    for (i, oc) in outcomes.iter().enumerate() {
+        let e = &oc.experiment;
+        let sys = match &e.decode_system_name {
+            Some(d) if *d != e.system_name => format!("{} prefill / {d} decode", e.system_name),
+            _ => e.system_name.clone(),
+        };
+        let _ = writeln!(
+            o,
+            "==== Experiment {}/{n}: {} ({}, {}, {} x {}, {}{}) ====",
+            i + 1,
+            e.name,
+            mode_name(oc.experiment.serve_mode()),
+            e.model_name,
+            e.total_gpus,
+            sys,
+            e.backend_name,
+            if e.profiles.is_empty() {
+                String::new()
+            } else {
+                format!(", profiles {}", e.profiles.join("+"))
+            }
+        );
+        o.push_str(&render_without_chart(&oc.result));
+        let _ = writeln!(o);
+    }
+    comparison(&mut o, outcomes);
+    o
+}
+
+fn comparison(o: &mut String, outcomes: &[Outcome]) {
+    let stars = "*".repeat(80);
+    let _ = writeln!(o, "{stars}");
+    let _ = writeln!(o, "*{:^78}*", "Comparison across experiments");
+    let _ = writeln!(o, "{stars}");
+    let b = bests(outcomes);
+    let top = b.iter().flatten().copied().fold(0.0, f64::max);
+    let mut t = comfy_table::Table::new();
+    t.load_preset("||--+-++|    ++++++");
+    t.set_header(vec![
+        "experiment",
+        "mode",
+        "system",
+        "best tokens/s/gpu",
+        "tokens/s/user",
+        "TTFT",
+        "TPOT",
+        "ratio to best",
+    ]);
+    for (oc, best) in outcomes.iter().zip(&b) {
+        let e = &oc.experiment;
+        let sys = match &e.decode_system_name {
+            Some(d) if *d != e.system_name => format!("{}/{d}", e.system_name),
+            _ => e.system_name.clone(),
+        };
+        let row = match (&oc.result.best, best) {
+            (Some(c), Some(v)) => vec![
+                format!("{v:.2}"),
+                format!("{:.2}", c.tokens_per_s_per_user),
+                format!("{:.2}", c.ttft_ms),
+                format!("{:.2}", c.tpot_ms),
+                if top > 0.0 {
+                    format!("{:.2}x", v / top)
+                } else {
+                    "-".into()
+                },
+            ],
+            _ => vec![
+                "no SLA fit".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ],
+        };
+        let mut cells = vec![e.name.clone(), mode_name(e.serve_mode()).to_string(), sys];
+        cells.extend(row);
+        t.add_row(cells);
+    }
+    for col in t.column_iter_mut() {
+        col.set_cell_alignment(comfy_table::CellAlignment::Center);
+    }
+    let _ = writeln!(o, "{t}");
+    let winner = outcomes
+        .iter()
+        .zip(&b)
+        .filter_map(|(oc, v)| v.map(|v| (oc, v)))
+        .fold(None::<(&Outcome, f64)>, |acc, (oc, v)| match acc {
+            Some((_, bv)) if bv >= v => acc,
+            _ => Some((oc, v)),
+        });
+    match winner {
+        Some((w, v)) => {
+            let _ = writeln!(
+                o,
+                "  Best experiment: {} at {v:.2} tokens/s/gpu",
+                w.experiment.name
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  No experiment meets its SLA.");
+        }
+    }
+    let _ = writeln!(o, "  Pareto Frontier (every experiment):");
+    let series: Vec<Series> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, oc)| Series {
+            label: oc.experiment.name.clone(),
+            mark: MARKS[i % MARKS.len()],
+            points: oc
+                .result
+                .modes
+                .iter()
+                .flat_map(|m| m.pareto.iter())
+                .map(|c| (c.tokens_per_s_per_user, c.tokens_per_s_per_gpu))
+                .collect(),
+        })
+        .collect();
+    if series.iter().all(|s| s.points.is_empty()) {
+        let _ = writeln!(o, "    (no point meets the TTFT targets; nothing to draw)");
+    } else {
+        let best = winner.and_then(|(w, _)| {
+            w.result
+                .best
+                .as_ref()
+                .map(|c| (c.tokens_per_s_per_user, c.tokens_per_s_per_gpu))
+        });
+        let text = chart::render(
+            "Pareto Frontier: tokens/s/gpu vs tokens/s/user",
+            &series,
+            best,
+        );
+        for line in text.lines() {
+            let _ = writeln!(o, "    {line}");
+        }
+    }
+    let _ = writeln!(o, "{stars}");
+}
