@@ -40,6 +40,8 @@ fn env() -> Environment<'static> {
             .expect("default delimiters are valid"),
     );
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // YAML and shell are not HTML or JSON: quoting is the templates' job (tojson, shq).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_filter("shq", |s: String| shell_quote(&s));
     for (name, src) in TEMPLATES {
         env.add_template(name, src)
@@ -152,7 +154,7 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
             let g_w = r.gpus_per_worker.max(1);
             if g_w > gpn {
                 let nnodes = g_w.div_ceil(gpn);
-                let leader = launch_cmd(g, r, "$ENGINE_DIR", false);
+                let leader = launch_cmd(g, r, "\"$ENGINE_DIR\"", false);
                 for rank in 0..nnodes {
                     new_node(&mut nodes);
                     let here = gpn.min(g_w - rank * gpn);
@@ -189,7 +191,7 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
                     name,
                     gpus: g_w,
                     devices: devices(used, g_w),
-                    launch: Some(launch_cmd(g, r, "$ENGINE_DIR", false)),
+                    launch: Some(launch_cmd(g, r, "\"$ENGINE_DIR\"", false)),
                     nnodes: 1,
                     node_rank: 0,
                 });

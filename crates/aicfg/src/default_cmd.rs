@@ -110,6 +110,8 @@ pub struct DefaultArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub save: crate::save::SaveArgs,
 }
 
 fn parse_opt<T>(v: &Option<String>, f: fn(&str) -> aicfg_core::Result<T>) -> Result<Option<T>> {
@@ -218,12 +220,18 @@ pub fn build_request(a: &DefaultArgs) -> Result<SearchRequest> {
     req.modes = modes;
     req.enable_wide_ep = a.enable_wide_ep;
     req.replica = aicfg_core::search::ReplicaConfig::defaults(a.enable_wide_ep);
-    req.top_n = a.top_n;
+    // The top list must be at least as long as the folders --save_dir writes.
+    req.top_n = if a.save.save_dir.is_some() {
+        a.top_n.max(a.save.save_top)
+    } else {
+        a.top_n
+    };
     req.strict_sla = a.strict_sla;
     Ok(req)
 }
 
 pub fn run(a: &DefaultArgs) -> Result<()> {
+    let sets = a.save.validate()?;
     let req = build_request(a)?;
     let started = std::time::Instant::now();
     let bar = crate::progress::Bar::new(!a.json);
@@ -233,6 +241,9 @@ pub fn run(a: &DefaultArgs) -> Result<()> {
         crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&result))?);
     } else {
         crate::emitf!("{}", render(&result));
+    }
+    if let Some(dir) = crate::save::save(&a.save, sets, &req, &result)? {
+        eprintln!("deployment files written to {}", dir.display());
     }
     let evaluated: usize = result.modes.iter().map(|m| m.evaluated).sum();
     eprintln!(

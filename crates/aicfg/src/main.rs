@@ -15,6 +15,7 @@ mod chart;
 mod default_cmd;
 mod estimate_cmd;
 mod progress;
+mod save;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
