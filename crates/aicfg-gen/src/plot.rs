@@ -78,6 +78,8 @@ pub fn pareto_png(title: &str, series: &[Series], min_user_speed: Option<f64>) -
             .y_desc("tokens/s/gpu (cluster throughput per GPU)")
             .axis_desc_style((FAMILY, 20))
             .label_style((FAMILY, 16))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(|e| err(e.to_string()))?;
