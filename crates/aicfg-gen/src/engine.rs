@@ -138,7 +138,11 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
         }
         (_, RoleKind::Decode, _) => {
             let seqs = if bs < 512 { 512 } else { 2 * bs };
-            let tokens = if backend == "sglang" { isl + 1500 } else { seqs };
+            let tokens = if backend == "sglang" {
+                isl + 1500
+            } else {
+                seqs
+            };
             (seqs, tokens)
         }
     };

@@ -51,7 +51,11 @@ fn worker(req: &SearchRequest, result: &SearchResult, role: Role) -> Value {
 
 /// The experiment file of one mode. One function so the experiment module's own serializer
 /// can replace it.
-pub fn experiment_yaml(req: &SearchRequest, result: &SearchResult, mode: ServeMode) -> Result<String> {
+pub fn experiment_yaml(
+    req: &SearchRequest,
+    result: &SearchResult,
+    mode: ServeMode,
+) -> Result<String> {
     let name = match mode {
         ServeMode::Disagg => "exp_disagg",
         _ => "exp_agg",
@@ -93,7 +97,10 @@ pub fn experiment_yaml(req: &SearchRequest, result: &SearchResult, mode: ServeMo
     c.insert(v("nextn"), v(w.nextn as u64));
     match mode {
         ServeMode::Disagg => {
-            c.insert(v("prefill_worker_config"), worker(req, result, Role::Prefill));
+            c.insert(
+                v("prefill_worker_config"),
+                worker(req, result, Role::Prefill),
+            );
             c.insert(v("decode_worker_config"), worker(req, result, Role::Decode));
             let r = &req.replica;
             let mut rc = Mapping::new();
@@ -109,11 +116,23 @@ pub fn experiment_yaml(req: &SearchRequest, result: &SearchResult, mode: ServeMo
     }
     let t = &req.tuning;
     let mut at = Mapping::new();
-    at.insert(v("prefill_latency_correction_scale"), v(t.prefill_latency_scale));
-    at.insert(v("decode_latency_correction_scale"), v(t.decode_latency_scale));
+    at.insert(
+        v("prefill_latency_correction_scale"),
+        v(t.prefill_latency_scale),
+    );
+    at.insert(
+        v("decode_latency_correction_scale"),
+        v(t.decode_latency_scale),
+    );
     at.insert(v("agg_max_batch_size"), v(t.agg_max_batch_size as u64));
-    at.insert(v("prefill_max_batch_size"), v(t.prefill_max_batch_size as u64));
-    at.insert(v("decode_max_batch_size"), v(t.decode_max_batch_size as u64));
+    at.insert(
+        v("prefill_max_batch_size"),
+        v(t.prefill_max_batch_size as u64),
+    );
+    at.insert(
+        v("decode_max_batch_size"),
+        v(t.decode_max_batch_size as u64),
+    );
     if let Some(f) = req.free_gpu_memory_fraction {
         at.insert(v("free_gpu_memory_fraction"), v(f));
     }

@@ -23,7 +23,10 @@ pub fn modelled_version(b: Backend) -> &'static str {
     }
 }
 
-fn matrix_version(row: &(&'static str, &'static str, &'static str, &'static str), b: Backend) -> &'static str {
+fn matrix_version(
+    row: &(&'static str, &'static str, &'static str, &'static str),
+    b: Backend,
+) -> &'static str {
     match b {
         Backend::Vllm => row.1,
         Backend::Sglang => row.2,
@@ -263,7 +266,11 @@ fn params_of(w: &WorkerPlan, fraction: f64) -> WorkerParams {
 pub fn bench_concurrencies(estimate: u32) -> Vec<u32> {
     let e = estimate as f64;
     let mut v = vec![1, 2, 8, 16, 32, 64, 128];
-    v.extend([(0.95 * e).floor() as u32, estimate, (1.05 * e).floor() as u32]);
+    v.extend([
+        (0.95 * e).floor() as u32,
+        estimate,
+        (1.05 * e).floor() as u32,
+    ]);
     v.retain(|c| *c >= 1);
     v.sort_unstable();
     v.dedup();
@@ -387,20 +394,32 @@ impl GeneratorConfig {
                     .ok_or_else(|| bad("expected a port number 1-65535"))?
             }
             "ServiceConfig.include_frontend" => {
-                self.service.include_frontend = parse_bool(value).ok_or_else(|| bad("expected true or false"))?
+                self.service.include_frontend =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
             }
-            "K8sConfig.name_prefix" => self.k8s.name_prefix = dns_label(value).ok_or_else(|| bad("expected a DNS label: lowercase letters, digits and '-'"))?,
-            "K8sConfig.k8s_namespace" => self.k8s.k8s_namespace = dns_label(value).ok_or_else(|| bad("expected a DNS label: lowercase letters, digits and '-'"))?,
+            "K8sConfig.name_prefix" => {
+                self.k8s.name_prefix = dns_label(value)
+                    .ok_or_else(|| bad("expected a DNS label: lowercase letters, digits and '-'"))?
+            }
+            "K8sConfig.k8s_namespace" => {
+                self.k8s.k8s_namespace = dns_label(value)
+                    .ok_or_else(|| bad("expected a DNS label: lowercase letters, digits and '-'"))?
+            }
             "K8sConfig.k8s_image" => {
                 if value.trim().is_empty() || value.contains(char::is_whitespace) {
                     return Err(bad("expected an image reference without spaces"));
                 }
                 self.k8s.k8s_image = text
             }
-            "K8sConfig.hf_token_secret" => self.k8s.hf_token_secret = dns_label(value).ok_or_else(|| bad("expected a secret name: lowercase letters, digits and '-'"))?,
+            "K8sConfig.hf_token_secret" => {
+                self.k8s.hf_token_secret = dns_label(value).ok_or_else(|| {
+                    bad("expected a secret name: lowercase letters, digits and '-'")
+                })?
+            }
             "K8sConfig.gpu_product" => self.k8s.gpu_product = text,
             "DynConfig.enable_router" => {
-                self.dynamo.enable_router = parse_bool(value).ok_or_else(|| bad("expected true or false"))?
+                self.dynamo.enable_router =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
             }
             "NodeConfig.num_gpus_per_node" => {
                 self.node.num_gpus_per_node = value
@@ -466,7 +485,8 @@ fn parse_bool(v: &str) -> Option<bool> {
 fn dns_label(v: &str) -> Option<String> {
     let ok = !v.is_empty()
         && v.len() <= 63
-        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !v.starts_with('-')
         && !v.ends_with('-');
     ok.then(|| v.to_string())

@@ -99,13 +99,20 @@ pub fn pareto_png(title: &str, series: &[Series], min_user_speed: Option<f64>) -
             chart
                 .draw_series(LineSeries::new(pts.clone(), line))
                 .map_err(|e| err(e.to_string()))?
-                .label(format!("{} Pareto frontier ({} points)", s.label, pts.len()))
+                .label(format!(
+                    "{} Pareto frontier ({} points)",
+                    s.label,
+                    pts.len()
+                ))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], line));
             chart
                 .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))
                 .map_err(|e| err(e.to_string()))?;
             if let Some(b) = s.best {
-                let label = format!("{} best: {:.1} tokens/s/gpu @ {:.1} tokens/s/user", s.label, b.1, b.0);
+                let label = format!(
+                    "{} best: {:.1} tokens/s/gpu @ {:.1} tokens/s/user",
+                    s.label, b.1, b.0
+                );
                 chart
                     .draw_series([
                         Cross::new(b, 12, ShapeStyle::from(&BLACK).stroke_width(3)),
@@ -113,7 +120,9 @@ pub fn pareto_png(title: &str, series: &[Series], min_user_speed: Option<f64>) -
                     ])
                     .map_err(|e| err(e.to_string()))?
                     .label(label)
-                    .legend(move |(x, y)| Cross::new((x + 12, y), 7, ShapeStyle::from(&color).stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        Cross::new((x + 12, y), 7, ShapeStyle::from(&color).stroke_width(2))
+                    });
             }
         }
         chart

@@ -15,8 +15,14 @@ const TEMPLATES: [(&str, &str); 4] = [
         "k8s_deploy.yaml.j2",
         include_str!("../templates/k8s_deploy.yaml.j2"),
     ),
-    ("node_run.sh.j2", include_str!("../templates/node_run.sh.j2")),
-    ("bench_run.sh.j2", include_str!("../templates/bench_run.sh.j2")),
+    (
+        "node_run.sh.j2",
+        include_str!("../templates/node_run.sh.j2"),
+    ),
+    (
+        "bench_run.sh.j2",
+        include_str!("../templates/bench_run.sh.j2"),
+    ),
 ];
 
 /// Quote a word for bash only when it needs it.
@@ -106,7 +112,10 @@ fn launch_cmd(g: &GeneratorConfig, r: &RoleSpec, engine_dir: &str, literal_model
             shell_quote(&g.service.served_model_name),
         )
     } else {
-        ("\"$MODEL_PATH\"".to_string(), "\"$SERVED_MODEL_NAME\"".to_string())
+        (
+            "\"$MODEL_PATH\"".to_string(),
+            "\"$SERVED_MODEL_NAME\"".to_string(),
+        )
     };
     let mut parts = vec![
         "python3".to_string(),
@@ -226,7 +235,9 @@ fn k8s_script(g: &GeneratorConfig, r: &RoleSpec) -> String {
     let mut s = String::new();
     if let (Some(file), Some(yaml)) = (&r.engine_file, &r.engine_yaml) {
         let dir = &g.k8s.engine_configs_dir;
-        s.push_str(&format!("mkdir -p {dir}\ncat > {dir}/{file} <<'EOF'\n{yaml}EOF\n"));
+        s.push_str(&format!(
+            "mkdir -p {dir}\ncat > {dir}/{file} <<'EOF'\n{yaml}EOF\n"
+        ));
     }
     s.push_str("exec ");
     s.push_str(&launch_cmd(g, r, &g.k8s.engine_configs_dir, true));

@@ -37,7 +37,10 @@ fn worker_cols(w: &WorkerPlan, c: &Candidate) -> Vec<String> {
         p.dp.to_string(),
         p.moe_tp.to_string(),
         p.moe_ep.to_string(),
-        format!("tp{}pp{}dp{}etp{}ep{}", p.tp, p.pp, p.dp, p.moe_tp, p.moe_ep),
+        format!(
+            "tp{}pp{}dp{}etp{}ep{}",
+            p.tp, p.pp, p.dp, p.moe_tp, p.moe_ep
+        ),
         w.quant.gemm.name().to_string(),
         w.quant.kvcache.name().to_string(),
         w.quant.fmha.name().to_string(),
@@ -50,9 +53,16 @@ fn worker_cols(w: &WorkerPlan, c: &Candidate) -> Vec<String> {
 }
 
 fn header(mode: ServeMode) -> Vec<String> {
-    let mut h: Vec<String> = ["model", "isl", "osl", "prefix", "concurrency", "request_rate"]
-        .map(String::from)
-        .to_vec();
+    let mut h: Vec<String> = [
+        "model",
+        "isl",
+        "osl",
+        "prefix",
+        "concurrency",
+        "request_rate",
+    ]
+    .map(String::from)
+    .to_vec();
     match mode {
         ServeMode::Disagg => {
             for r in ["(p)", "(d)"] {
@@ -162,8 +172,6 @@ pub fn csv(mode: ServeMode, rows: &[Candidate], ctx: &RowContext) -> Result<Stri
     for c in rows {
         w.write_record(row(c, ctx)).map_err(err)?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| GenError::Csv(e.to_string()))?;
+    let bytes = w.into_inner().map_err(|e| GenError::Csv(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| GenError::Csv(e.to_string()))
 }

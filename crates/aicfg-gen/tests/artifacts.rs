@@ -79,7 +79,9 @@ fn top1_snapshot(files: &[OutFile], mode: &str) -> String {
         .iter()
         .find(|f| f.path == format!("{mode}/best_config_topn.csv"))
         .unwrap();
-    out.push_str(&format!("=== {mode}/best_config_topn.csv (header + rank 1) ===\n"));
+    out.push_str(&format!(
+        "=== {mode}/best_config_topn.csv (header + rank 1) ===\n"
+    ));
     for l in text(csv).lines().take(2) {
         out.push_str(l);
         out.push('\n');
@@ -121,42 +123,50 @@ fn shellcheck_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn check_script(path: &str, body: &str) {
-    let dir = std::env::temp_dir().join(format!("aicfg-gen-sh-{}", std::process::id()));
+/// `bash -n` each script, then one shellcheck run over all of them (it is slow to start).
+fn check_scripts(scripts: &[(&str, &str)]) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("aicfg-gen-sh-{}-{k}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(path.replace('/', "_"));
-    std::fs::write(&file, body).unwrap();
-    let out = std::process::Command::new("bash")
-        .arg("-n")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bash -n {path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if shellcheck_available() {
-        let out = std::process::Command::new("shellcheck")
+    let mut paths = Vec::new();
+    for (path, body) in scripts {
+        let file = dir.join(path.replace('/', "_"));
+        std::fs::write(&file, body).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-n")
             .arg(&file)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "shellcheck {path}:\n{}",
+            "bash -n {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        paths.push(file);
+    }
+    if shellcheck_available() && !paths.is_empty() {
+        let out = std::process::Command::new("shellcheck")
+            .args(&paths)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "shellcheck:\n{}",
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn check_tree(files: &[OutFile]) {
+    let mut scripts = Vec::new();
     for f in files {
         let p = f.path.as_str();
         if p.ends_with(".yaml") {
             serde_norway::from_str::<Value>(text(f)).unwrap_or_else(|e| panic!("{p}: {e}"));
         } else if p.ends_with(".sh") {
-            check_script(p, text(f));
+            scripts.push((p, text(f)));
         } else if p.ends_with(".csv") {
             let mut r = csv::Reader::from_reader(f.bytes.as_slice());
             let width = r.headers().unwrap().len();
@@ -169,6 +179,7 @@ fn check_tree(files: &[OutFile]) {
             panic!("unexpected file {p}");
         }
     }
+    check_scripts(&scripts);
 }
 
 #[test]
@@ -179,9 +190,17 @@ fn every_file_parses_and_every_script_passes_bash_n_and_shellcheck() {
     for (_, c) in cases() {
         check_tree(&build(&save(c, &[])).unwrap());
     }
-    // Workers larger than a node: multi-node launch lines for every backend.
-    for (_, c) in cases() {
-        check_tree(&build(&save(c, &[("NodeConfig.num_gpus_per_node", "2")])).unwrap());
+    // Workers larger than a node: multi-node launch lines for every backend (rank 1 only,
+    // since two-GPU nodes multiply the scripts).
+    for (_, c) in cases().iter().filter(|(n, _)| n.starts_with("dense")) {
+        let mut s = save(c, &[("NodeConfig.num_gpus_per_node", "2")]);
+        s.top_k = 1;
+        let files = build(&s).unwrap();
+        assert!(files
+            .iter()
+            .filter(|f| f.path.ends_with(".sh"))
+            .any(|f| text(f).contains("--node-rank 1") || text(f).contains("mpirun")));
+        check_tree(&files);
     }
 }
 
@@ -239,7 +258,8 @@ fn yaml(files: &[OutFile], path: &str) -> Value {
 }
 
 fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v:?}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an integer: {v:?}"))
 }
 
 /// Flags of the worker command in a manifest service: `--flag value` pairs.
@@ -273,7 +293,11 @@ fn check_numbers(c: &Candidate, mode: &str, top: &str, files: &[OutFile], backen
         let svc = &services[format!("{prefix}{role}Worker").as_str()];
         let workers = w.workers * c.replicas;
         total_workers += workers;
-        assert_eq!(u(&svc["replicas"]), workers as u64, "{base} {role} replicas");
+        assert_eq!(
+            u(&svc["replicas"]),
+            workers as u64,
+            "{base} {role} replicas"
+        );
         let nodes = svc["multinode"]["nodeCount"].as_u64().unwrap_or(1);
         let gpu: u64 = svc["resources"]["limits"]["gpu"]
             .as_str()
@@ -285,7 +309,14 @@ fn check_numbers(c: &Candidate, mode: &str, top: &str, files: &[OutFile], backen
             .as_str()
             .unwrap();
         let p = &w.parallel;
-        let moe = c.agg.as_ref().or(c.decode.as_ref()).unwrap().parallel.moe_ep > 1
+        let moe = c
+            .agg
+            .as_ref()
+            .or(c.decode.as_ref())
+            .unwrap()
+            .parallel
+            .moe_ep
+            > 1
             || p.moe_tp > 1
             || p.moe_ep > 1;
         match backend {
@@ -308,7 +339,9 @@ fn check_numbers(c: &Candidate, mode: &str, top: &str, files: &[OutFile], backen
                         "{base}"
                     );
                 }
-                assert!(args.contains(&format!("--extra-engine-args /workspace/engine_configs/{file}_config.yaml")));
+                assert!(args.contains(&format!(
+                    "--extra-engine-args /workspace/engine_configs/{file}_config.yaml"
+                )));
             }
             Backend::Vllm | Backend::Sglang => {
                 assert_eq!(
@@ -359,7 +392,13 @@ fn numbers_in_the_files_agree_with_the_search() {
         for m in &c.res.modes {
             let mode = aicfg_gen::mode_dir(m.mode);
             for (i, cand) in m.top.iter().take(3).enumerate() {
-                check_numbers(cand, mode, &format!("top{}", i + 1), &files, c.req.backends[0]);
+                check_numbers(
+                    cand,
+                    mode,
+                    &format!("top{}", i + 1),
+                    &files,
+                    c.req.backends[0],
+                );
             }
             // The CSV's first row is the rank-1 deployment.
             let csv = files
@@ -369,18 +408,32 @@ fn numbers_in_the_files_agree_with_the_search() {
             let mut r = csv::Reader::from_reader(csv.bytes.as_slice());
             let h = r.headers().unwrap().clone();
             let row = r.records().next().unwrap().unwrap();
-            let col = |n: &str| row.get(h.iter().position(|x| x == n).unwrap()).unwrap().to_string();
+            let col = |n: &str| {
+                row.get(h.iter().position(|x| x == n).unwrap())
+                    .unwrap()
+                    .to_string()
+            };
             let best = &m.top[0];
             assert_eq!(col("replicas"), best.replicas.to_string());
             match best.mode {
                 ServeMode::Disagg => {
-                    assert_eq!(col("(p)workers"), best.prefill.as_ref().unwrap().workers.to_string());
-                    assert_eq!(col("(d)bs"), best.decode.as_ref().unwrap().batch_size.to_string());
+                    assert_eq!(
+                        col("(p)workers"),
+                        best.prefill.as_ref().unwrap().workers.to_string()
+                    );
+                    assert_eq!(
+                        col("(d)bs"),
+                        best.decode.as_ref().unwrap().batch_size.to_string()
+                    );
                 }
                 _ => assert_eq!(col("bs"), best.agg.as_ref().unwrap().batch_size.to_string()),
             }
             assert_eq!(
-                files.iter().filter(|f| f.path.starts_with(&format!("{mode}/top")) && f.path.ends_with("generator_config.yaml")).count(),
+                files
+                    .iter()
+                    .filter(|f| f.path.starts_with(&format!("{mode}/top"))
+                        && f.path.ends_with("generator_config.yaml"))
+                    .count(),
                 m.top.len().min(3)
             );
         }
@@ -396,13 +449,23 @@ fn trtllm_rules_follow_the_reference_formulas() {
     let pre = yaml(&files, "disagg/top1/disagg/prefill_config.yaml");
     // isl 4000: prefill ⌈4500/32⌉·32 = 4512, buffer ⌈5500/32⌉·32 = 5504 (MODELING.md §11.2).
     assert_eq!(u(&pre["max_num_tokens"]), 4512);
-    assert_eq!(u(&pre["cache_transceiver_config"]["max_tokens_in_buffer"]), 5504);
+    assert_eq!(
+        u(&pre["cache_transceiver_config"]["max_tokens_in_buffer"]),
+        5504
+    );
     let dec = yaml(&files, "disagg/top1/disagg/decode_config.yaml");
     let bs = best.decode.as_ref().unwrap().batch_size;
     assert_eq!(u(&dec["max_num_tokens"]), bs.div_ceil(32) as u64 * 32);
     let agg = yaml(&files, "agg/top1/agg/agg_config.yaml");
-    let abs = c.res.mode(ServeMode::Agg).unwrap().top[0].agg.as_ref().unwrap().batch_size;
-    assert_eq!(u(&agg["max_num_tokens"]), (abs + 4500).div_ceil(32) as u64 * 32);
+    let abs = c.res.mode(ServeMode::Agg).unwrap().top[0]
+        .agg
+        .as_ref()
+        .unwrap()
+        .batch_size;
+    assert_eq!(
+        u(&agg["max_num_tokens"]),
+        (abs + 4500).div_ceil(32) as u64 * 32
+    );
     let graphs: Vec<u64> = agg["cuda_graph_config"]["batch_sizes"]
         .as_sequence()
         .unwrap()
@@ -435,7 +498,11 @@ fn generator_overrides_reach_the_files() {
     assert_eq!(flag(args, "--model").as_deref(), Some("/models/qwen3-32b"));
     assert_eq!(flag(args, "--served-model-name").as_deref(), Some("qwen3"));
     // Benchmark rule: the engine admits exactly the simulated batch.
-    let bs = c.res.mode(ServeMode::Agg).unwrap().top[0].agg.as_ref().unwrap().batch_size;
+    let bs = c.res.mode(ServeMode::Agg).unwrap().top[0]
+        .agg
+        .as_ref()
+        .unwrap()
+        .batch_size;
     assert_eq!(flag(args, "--max-num-seqs"), Some(bs.to_string()));
     let node0 = files
         .iter()
@@ -447,7 +514,10 @@ fn generator_overrides_reach_the_files() {
     assert!(err.to_string().contains("K8sConfig.k8s_namespace"), "{err}");
     let err = aicfg_gen::parse_sets(&["K8sConfig.nope=1".to_string()]).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("K8sConfig.nope") && msg.contains("K8sConfig.k8s_image"), "{msg}");
+    assert!(
+        msg.contains("K8sConfig.nope") && msg.contains("K8sConfig.k8s_image"),
+        "{msg}"
+    );
     assert!(aicfg_gen::parse_sets(&["rule".to_string()]).is_err());
 }
 
