@@ -1,1 +1,183 @@
+//! Deployment artifacts from a search result (MODELING.md §10): TRT-LLM engine YAMLs, vLLM and
+//! SGLang server flags, Dynamo `DynamoGraphDeployment` manifests, per-node run scripts,
+//! benchmark scripts, CSV tables, the resolved experiment and the Pareto chart.
+//!
+//! [`build`] returns the whole output tree as relative paths and bytes; writing it is the
+//! caller's job, so everything here is pure and deterministic.
+pub mod engine;
+mod error;
+mod exp;
+pub mod genconfig;
+pub mod plot;
+pub mod render;
+pub mod table;
 
+pub use error::{GenError, Result};
+pub use exp::experiment_yaml;
+pub use genconfig::{parse_sets, GeneratorConfig, KNOWN_KEYS};
+
+use aicfg_core::search::{Candidate, SearchRequest, SearchResult};
+use aicfg_core::ServeMode;
+
+/// Folder of a mode (`agg`, `disagg`).
+pub fn mode_dir(m: ServeMode) -> &'static str {
+    match m {
+        ServeMode::Disagg => "disagg",
+        ServeMode::Static => "static",
+        ServeMode::Agg => "agg",
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct SaveRequest<'a> {
+    pub request: &'a SearchRequest,
+    pub result: &'a SearchResult,
+    /// `topN/` folders per mode.
+    pub top_k: usize,
+    /// `--generator-set` overrides, already checked by [`parse_sets`].
+    pub sets: Vec<(String, String)>,
+    /// `--generated_config_version`.
+    pub generated_version: Option<String>,
+}
+
+/// One output file, `path` relative to the result folder with `/` separators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+fn num(v: f64) -> String {
+    if v == v.trunc() {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `<model>_<system>_<backend>_isl<I>_osl<O>_ttft<T>_tpot<P>`, safe as one path component.
+pub fn folder_name(req: &SearchRequest) -> String {
+    let backend = match req.backends.as_slice() {
+        [b] => b.name(),
+        _ => "auto",
+    };
+    let w = &req.workload;
+    let raw = format!(
+        "{}_{}_{}_isl{}_osl{}_ttft{}_tpot{}",
+        req.model.name,
+        req.system.name,
+        backend,
+        num(w.isl),
+        num(w.osl),
+        num(req.ttft_ms),
+        num(req.tpot_ms)
+    );
+    let s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_start_matches('.').to_string()
+}
+
+/// Generator inputs of one candidate with the overrides applied.
+pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfig> {
+    let req = s.request;
+    let w = &req.workload;
+    let ctx = genconfig::Context {
+        model: req.model.name.clone(),
+        is_moe: s.result.is_moe,
+        isl: w.isl as u32,
+        osl: w.osl as u32,
+        prefix: w.prefix as u32,
+        nextn: w.nextn,
+        ttft: req.ttft_ms,
+        tpot: req.tpot_ms,
+        num_gpus_per_node: req.system.node.num_gpus_per_node,
+        gpu_product: genconfig::gpu_product_label(&req.system.name).to_string(),
+        free_gpu_memory_fraction: req.free_gpu_memory_fraction,
+        generated_version: s.generated_version.clone(),
+    };
+    let mut g = GeneratorConfig::from_candidate(c, &ctx);
+    for (k, v) in &s.sets {
+        g.set(k, v)?;
+    }
+    Ok(g)
+}
+
+/// The whole result tree, in a fixed order.
+pub fn build(s: &SaveRequest) -> Result<Vec<OutFile>> {
+    let req = s.request;
+    let res = s.result;
+    let mut out = Vec::new();
+    let mut push = |path: String, text: Vec<u8>| out.push(OutFile { path, bytes: text });
+    let series: Vec<plot::Series> = res
+        .modes
+        .iter()
+        .filter(|m| !m.pareto.is_empty())
+        .map(|m| plot::Series {
+            label: mode_dir(m.mode).to_string(),
+            points: m
+                .pareto
+                .iter()
+                .map(|c| (c.tokens_per_s_per_user, c.tokens_per_s_per_gpu))
+                .collect(),
+            best: m
+                .top
+                .first()
+                .map(|c| (c.tokens_per_s_per_user, c.tokens_per_s_per_gpu)),
+        })
+        .collect();
+    let title = format!(
+        "{} on {} ({}): isl {}, osl {}, TTFT ≤ {} ms, TPOT ≤ {} ms",
+        req.model.name,
+        req.system.name,
+        req.backends
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join("/"),
+        num(req.workload.isl),
+        num(req.workload.osl),
+        num(req.ttft_ms),
+        num(req.tpot_ms)
+    );
+    push(
+        "pareto_frontier.png".into(),
+        plot::pareto_png(&title, &series, Some(1000.0 / req.tpot_ms))?,
+    );
+    let ctx = table::RowContext {
+        model: req.model.name.clone(),
+        isl: req.workload.isl as u32,
+        osl: req.workload.osl as u32,
+        prefix: req.workload.prefix as u32,
+    };
+    for m in &res.modes {
+        let dir = mode_dir(m.mode);
+        push(
+            format!("{dir}/best_config_topn.csv"),
+            table::csv(m.mode, &m.top, &ctx)?.into_bytes(),
+        );
+        push(
+            format!("{dir}/pareto.csv"),
+            table::csv(m.mode, &m.pareto, &ctx)?.into_bytes(),
+        );
+        push(
+            format!("{dir}/config.yaml"),
+            experiment_yaml(req, res, m.mode)?.into_bytes(),
+        );
+        for (i, c) in m.top.iter().take(s.top_k).enumerate() {
+            let g = generator_config(s, c)?;
+            for (path, text) in render::render(&g)? {
+                push(format!("{dir}/top{}/{path}", i + 1), text.into_bytes());
+            }
+        }
+    }
+    Ok(out)
+}

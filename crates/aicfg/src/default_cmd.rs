@@ -111,6 +111,8 @@ pub struct DefaultArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub save: crate::save::SaveArgs,
 }
 
 /// A bad input, with the input field it belongs to (the webapp shows it next to that field).
@@ -537,7 +539,12 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
 }
 
 pub fn run(a: &DefaultArgs) -> Result<()> {
-    let req = build_request(&a.to_input())?;
+    let sets = a.save.validate()?;
+    let mut req = build_request(&a.to_input())?;
+    // The top list must be at least as long as the folders --save_dir writes.
+    if a.save.save_dir.is_some() {
+        req.top_n = req.top_n.max(a.save.save_top);
+    }
     let started = std::time::Instant::now();
     let bar = crate::progress::Bar::new(!a.json);
     let result = search(&req, Some(&|d, t| bar.update(d, t)))?;
@@ -546,6 +553,9 @@ pub fn run(a: &DefaultArgs) -> Result<()> {
         crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&result))?);
     } else {
         crate::emitf!("{}", render(&result));
+    }
+    if let Some(dir) = crate::save::save(&a.save, sets, &req, &result)? {
+        eprintln!("deployment files written to {}", dir.display());
     }
     let evaluated: usize = result.modes.iter().map(|m| m.evaluated).sum();
     eprintln!(

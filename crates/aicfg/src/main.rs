@@ -17,6 +17,7 @@ mod default_cmd;
 mod estimate_cmd;
 mod exp_cmd;
 mod progress;
+mod save;
 mod webapp;
 
 use clap::{Parser, Subcommand};

@@ -1,0 +1,302 @@
+//! Engine settings per worker role: TRT-LLM LLM-API options, vLLM and SGLang server flags
+//! (MODELING.md §10.3–10.5), from the generator config.
+use crate::genconfig::{version_key, GeneratorConfig, Rule, WorkerParams};
+use serde::Serialize;
+
+pub const TOKENS_PER_BLOCK: u32 = 32;
+
+fn round_up(v: u32, to: u32) -> u32 {
+    v.div_ceil(to) * to
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleKind {
+    Agg,
+    Prefill,
+    Decode,
+}
+
+impl RoleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleKind::Agg => "agg",
+            RoleKind::Prefill => "prefill",
+            RoleKind::Decode => "decode",
+        }
+    }
+}
+
+/// Everything the templates need about one worker role.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleSpec {
+    pub role: RoleKind,
+    /// `TRTLLMWorker`, `VllmPrefillWorker`, ...
+    pub service: String,
+    /// Kubernetes-safe service key (lowercase, '-').
+    pub workers: u32,
+    pub gpus_per_worker: u32,
+    pub params: WorkerParams,
+    /// Framework tensor-parallel size (MoE: derived from the expert layout).
+    pub tp: u32,
+    pub enable_attention_dp: bool,
+    pub max_batch_size: u32,
+    pub max_num_tokens: u32,
+    pub cuda_graph_sizes: Vec<u32>,
+    pub cuda_graph_padding: bool,
+    /// Server flags after `python3 -m dynamo.<backend>` (model flags excluded).
+    pub flags: Vec<String>,
+    /// TRT-LLM only: file name and content of the engine YAML.
+    pub engine_file: Option<String>,
+    pub engine_yaml: Option<String>,
+}
+
+/// CUDA-graph batch sizes: powers of two and coarse steps up to the batch, then the batch
+/// itself; sorted, no duplicates, never above the batch the engine admits.
+pub fn cuda_graph_sizes(bs: u32) -> Vec<u32> {
+    let mut v: Vec<u32> = (1..=16).collect();
+    for (lo, hi, step) in [
+        (16, 32, 4),
+        (32, 64, 8),
+        (64, 128, 16),
+        (128, 256, 32),
+        (256, 512, 64),
+        (512, 1024, 128),
+    ] {
+        v.extend((lo..=hi).step_by(step));
+    }
+    v.push(bs);
+    v.retain(|b| *b <= bs.max(1));
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn service_name(backend: &str, role: RoleKind) -> String {
+    let b = match backend {
+        "trtllm" => "TRTLLM",
+        "vllm" => "Vllm",
+        _ => "SGLang",
+    };
+    match role {
+        RoleKind::Agg => format!("{b}Worker"),
+        RoleKind::Prefill => format!("{b}PrefillWorker"),
+        RoleKind::Decode => format!("{b}DecodeWorker"),
+    }
+}
+
+fn kv_dtype(backend: &str, kv: &str) -> &'static str {
+    match (backend, kv) {
+        ("sglang", k) if k.starts_with("fp8") => "fp8_e4m3",
+        (_, k) if k.starts_with("fp8") => "fp8",
+        _ => "auto",
+    }
+}
+
+/// Build the role specs of one deployment, in launch order (prefill before decode).
+pub fn roles(g: &GeneratorConfig) -> Vec<RoleSpec> {
+    let mut out = Vec::new();
+    let p = &g.params;
+    let w = &g.workers;
+    for (role, params, workers) in [
+        (RoleKind::Agg, &p.agg, w.agg_workers),
+        (RoleKind::Prefill, &p.prefill, w.prefill_workers),
+        (RoleKind::Decode, &p.decode, w.decode_workers),
+    ] {
+        if let Some(params) = params {
+            out.push(role_spec(g, role, params, workers));
+        }
+    }
+    out
+}
+
+fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32) -> RoleSpec {
+    let isl = g.sla.isl;
+    let osl = g.sla.osl;
+    let bs = p.max_batch_size.max(1);
+    let moe = g.model.is_moe;
+    let bench = g.rule == Rule::Benchmark;
+    let backend = g.backend.as_str();
+    let expert_gpus = p.moe_tensor_parallel_size * p.moe_expert_parallel_size;
+    let dp = p.data_parallel_size.max(1);
+    let tp = match (backend, moe) {
+        (_, false) => p.tensor_parallel_size,
+        ("vllm", true) => (expert_gpus / dp).max(1),
+        (_, true) => expert_gpus.max(1),
+    };
+    let enable_attention_dp = moe && dp > 1;
+    // Production keeps the reference's service sizing; benchmark reproduces what was simulated.
+    let (max_batch_size, max_num_tokens) = match (backend, role, bench) {
+        (_, _, true) => (bs, round_up(p.max_num_tokens.max(bs), TOKENS_PER_BLOCK)),
+        ("trtllm", RoleKind::Agg, _) => (bs, round_up(bs + isl + 500, TOKENS_PER_BLOCK)),
+        ("trtllm", RoleKind::Prefill, _) => (bs, round_up(isl + 500, TOKENS_PER_BLOCK)),
+        ("trtllm", RoleKind::Decode, _) => (bs, round_up(bs, TOKENS_PER_BLOCK)),
+        (_, RoleKind::Prefill, _) => (bs, isl + 1500),
+        (_, RoleKind::Agg, _) => {
+            let seqs = if bs < 512 { 512 } else { 2 * bs };
+            (seqs, bs + isl + 1500)
+        }
+        (_, RoleKind::Decode, _) => {
+            let seqs = if bs < 512 { 512 } else { 2 * bs };
+            let tokens = if backend == "sglang" {
+                isl + 1500
+            } else {
+                seqs
+            };
+            (seqs, tokens)
+        }
+    };
+    let graphs = match role {
+        RoleKind::Prefill => vec![],
+        _ => cuda_graph_sizes(bs),
+    };
+    let mut spec = RoleSpec {
+        role,
+        service: service_name(backend, role),
+        workers,
+        gpus_per_worker: p.gpus_per_worker,
+        params: p.clone(),
+        tp,
+        enable_attention_dp,
+        max_batch_size,
+        max_num_tokens,
+        cuda_graph_sizes: graphs,
+        cuda_graph_padding: role != RoleKind::Prefill,
+        flags: Vec::new(),
+        engine_file: None,
+        engine_yaml: None,
+    };
+    let disagg = role != RoleKind::Agg;
+    let prefix = g.model.prefix > 0;
+    let nextn = g.model.nextn;
+    let kv = kv_dtype(backend, &p.kvcache_quant_mode);
+    let f = |s: &str| s.to_string();
+    match backend {
+        "vllm" => {
+            let mut a = vec![
+                f("--tensor-parallel-size"),
+                tp.to_string(),
+                f("--pipeline-parallel-size"),
+                p.pipeline_parallel_size.to_string(),
+                f("--data-parallel-size"),
+                dp.to_string(),
+            ];
+            if p.moe_expert_parallel_size > 1 {
+                a.push(f("--enable-expert-parallel"));
+            }
+            a.extend([
+                f("--kv-cache-dtype"),
+                f(kv),
+                f("--max-num-seqs"),
+                max_batch_size.to_string(),
+                f("--max-num-batched-tokens"),
+                max_num_tokens.to_string(),
+                f("--gpu-memory-utilization"),
+                p.free_gpu_memory_fraction.to_string(),
+            ]);
+            if role == RoleKind::Agg {
+                a.extend([f("--max-model-len"), (isl + osl + 1500).to_string()]);
+            }
+            if !spec.cuda_graph_sizes.is_empty() {
+                a.push(f("--cudagraph-capture-sizes"));
+                a.extend(spec.cuda_graph_sizes.iter().map(|b| b.to_string()));
+            }
+            if !prefix {
+                a.push(f("--no-enable-prefix-caching"));
+            }
+            if nextn > 0 {
+                a.extend([
+                    f("--speculative-config"),
+                    format!(r#"{{"method": "mtp", "num_speculative_tokens": {nextn}}}"#),
+                ]);
+            }
+            if disagg {
+                a.extend([
+                    f("--disaggregation-mode"),
+                    f(role.name()),
+                    f("--kv-transfer-config"),
+                    f(r#"{"kv_connector":"NixlConnector","kv_role":"kv_both"}"#),
+                ]);
+            }
+            spec.flags = a;
+        }
+        "sglang" => {
+            let mut a = vec![
+                f("--tensor-parallel-size"),
+                tp.to_string(),
+                f("--pipeline-parallel-size"),
+                p.pipeline_parallel_size.to_string(),
+                f("--data-parallel-size"),
+                dp.to_string(),
+                f("--kv-cache-dtype"),
+                f(kv),
+                f("--max-running-requests"),
+                max_batch_size.to_string(),
+                f("--max-prefill-tokens"),
+                max_num_tokens.to_string(),
+                f("--mem-fraction-static"),
+                p.free_gpu_memory_fraction.to_string(),
+            ];
+            if role == RoleKind::Agg {
+                a.push(f("--enable-mixed-chunk"));
+            }
+            if enable_attention_dp {
+                a.push(f("--enable-dp-attention"));
+            }
+            if p.moe_expert_parallel_size > 1 {
+                a.extend([
+                    f("--expert-parallel-size"),
+                    p.moe_expert_parallel_size.to_string(),
+                ]);
+            }
+            if !spec.cuda_graph_sizes.is_empty() {
+                a.push(f("--cuda-graph-bs"));
+                a.extend(spec.cuda_graph_sizes.iter().map(|b| b.to_string()));
+            }
+            if !prefix {
+                a.push(f("--disable-radix-cache"));
+            }
+            if nextn > 0 {
+                // SGLang needs the full triple, not just the step count.
+                a.extend([
+                    f("--speculative-algorithm"),
+                    f("NEXTN"),
+                    f("--speculative-num-steps"),
+                    nextn.to_string(),
+                    f("--speculative-eagle-topk"),
+                    f("1"),
+                    f("--speculative-num-draft-tokens"),
+                    (nextn + 1).to_string(),
+                ]);
+            }
+            if disagg {
+                a.extend([
+                    f("--disaggregation-mode"),
+                    f(role.name()),
+                    f("--disaggregation-transfer-backend"),
+                    f("nixl"),
+                ]);
+            }
+            spec.flags = a;
+        }
+        _ => {
+            let file = format!("{}_config.yaml", role.name());
+            let mut a = vec![
+                f("--extra-engine-args"),
+                format!("{}/{file}", g.k8s.engine_configs_dir),
+            ];
+            if disagg {
+                a.extend([f("--disaggregation-mode"), f(role.name())]);
+            }
+            spec.flags = a;
+            spec.engine_file = Some(file);
+        }
+    }
+    spec
+}
+
+/// Whether the TRT-LLM release takes the grouped `cuda_graph_config` (1.0 and later) rather
+/// than the flat `use_cuda_graph` keys of the 0.x releases.
+pub fn trtllm_grouped_cuda_graph(version: &str) -> bool {
+    version_key(version).first().copied().unwrap_or(1) >= 1
+}

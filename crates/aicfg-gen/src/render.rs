@@ -1,0 +1,333 @@
+//! Per-deployment files (`topN/`): generator config, engine YAMLs, Dynamo manifest, node run
+//! scripts and the benchmark script, rendered with minijinja from the generator config.
+use crate::engine::{roles, trtllm_grouped_cuda_graph, RoleKind, RoleSpec, TOKENS_PER_BLOCK};
+use crate::error::{GenError, Result};
+use crate::genconfig::GeneratorConfig;
+use minijinja::{context, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+const TEMPLATES: [(&str, &str); 4] = [
+    (
+        "trtllm_engine.yaml.j2",
+        include_str!("../templates/trtllm_engine.yaml.j2"),
+    ),
+    (
+        "k8s_deploy.yaml.j2",
+        include_str!("../templates/k8s_deploy.yaml.j2"),
+    ),
+    (
+        "node_run.sh.j2",
+        include_str!("../templates/node_run.sh.j2"),
+    ),
+    (
+        "bench_run.sh.j2",
+        include_str!("../templates/bench_run.sh.j2"),
+    ),
+];
+
+/// Quote a word for bash only when it needs it.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=,@+-%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .expect("default delimiters are valid"),
+    );
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // YAML and shell are not HTML or JSON: quoting is the templates' job (tojson, shq).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_filter("shq", |s: String| shell_quote(&s));
+    for (name, src) in TEMPLATES {
+        env.add_template(name, src)
+            .expect("embedded templates are valid");
+    }
+    env
+}
+
+/// Template value of any serializable data.
+fn val<T: Serialize>(x: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(x))
+}
+
+fn render_template(env: &Environment, name: &str, ctx: minijinja::Value) -> Result<String> {
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|source| GenError::Template {
+            name: name.to_string(),
+            source,
+        })
+}
+
+/// One worker process started on one node.
+#[derive(Debug, Clone, Serialize)]
+struct NodeWorker {
+    name: String,
+    gpus: u32,
+    devices: String,
+    /// None on the non-leading nodes of a multi-node TRT-LLM worker (mpirun starts them).
+    launch: Option<String>,
+    nnodes: u32,
+    node_rank: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Node {
+    index: usize,
+    frontend: bool,
+    summary: String,
+    workers: Vec<NodeWorker>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RoleView {
+    #[serde(flatten)]
+    spec: RoleSpec,
+    nnodes: u32,
+    gpus_per_pod: u32,
+    k8s_script: String,
+}
+
+fn launch_cmd(g: &GeneratorConfig, r: &RoleSpec, engine_dir: &str, literal_model: bool) -> String {
+    let module = format!("dynamo.{}", g.backend);
+    let model_flag = if g.backend == "vllm" {
+        "--model"
+    } else {
+        "--model-path"
+    };
+    let (model, served) = if literal_model {
+        (
+            shell_quote(&g.service.model_path),
+            shell_quote(&g.service.served_model_name),
+        )
+    } else {
+        (
+            "\"$MODEL_PATH\"".to_string(),
+            "\"$SERVED_MODEL_NAME\"".to_string(),
+        )
+    };
+    let mut parts = vec![
+        "python3".to_string(),
+        "-m".into(),
+        module,
+        model_flag.into(),
+        model,
+        "--served-model-name".into(),
+        served,
+    ];
+    for f in &r.flags {
+        match (&r.engine_file, f.strip_prefix(&g.k8s.engine_configs_dir)) {
+            (Some(_), Some(rest)) => parts.push(format!("{engine_dir}{rest}")),
+            _ => parts.push(shell_quote(f)),
+        }
+    }
+    parts.join(" ")
+}
+
+fn devices(first: u32, n: u32) -> String {
+    (first..first + n)
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Pack workers onto nodes in launch order; a worker never straddles nodes unless it is
+/// larger than a node, and then it takes whole nodes.
+fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
+    let gpn = g.node.num_gpus_per_node.max(1);
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut used = gpn; // forces a fresh node for the first worker
+    let new_node = |nodes: &mut Vec<Node>| {
+        let index = nodes.len();
+        nodes.push(Node {
+            index,
+            frontend: index == 0 && g.service.include_frontend,
+            summary: String::new(),
+            workers: Vec::new(),
+        });
+    };
+    for r in specs {
+        for i in 0..r.workers {
+            let name = format!("{}-{i}", r.role.name());
+            let g_w = r.gpus_per_worker.max(1);
+            if g_w > gpn {
+                let nnodes = g_w.div_ceil(gpn);
+                let leader = launch_cmd(g, r, "\"$ENGINE_DIR\"", false);
+                for rank in 0..nnodes {
+                    new_node(&mut nodes);
+                    let here = gpn.min(g_w - rank * gpn);
+                    let launch = match g.backend.as_str() {
+                        "trtllm" if rank == 0 => Some(format!(
+                            "mpirun --allow-run-as-root -H \"${{WORKER_HOSTS:?set WORKER_HOSTS to the {nnodes} hosts of {name}, comma separated}}\" -n {g_w} trtllm-llmapi-launch {leader}"
+                        )),
+                        "trtllm" => None,
+                        "sglang" => Some(format!(
+                            "{leader} --nnodes {nnodes} --node-rank {rank} --dist-init-addr \"${{DIST_INIT_ADDR:?set DIST_INIT_ADDR to host:port of the first node of {name}}}\""
+                        )),
+                        _ => Some(format!(
+                            "{leader} --nnodes {nnodes} --node-rank {rank} --master-addr \"${{MASTER_ADDR:?set MASTER_ADDR to the first node of {name}}}\""
+                        )),
+                    };
+                    let last = nodes.len() - 1;
+                    nodes[last].workers.push(NodeWorker {
+                        name: name.clone(),
+                        gpus: here,
+                        devices: devices(0, here),
+                        launch,
+                        nnodes,
+                        node_rank: rank,
+                    });
+                }
+                used = gpn;
+            } else {
+                if used + g_w > gpn {
+                    new_node(&mut nodes);
+                    used = 0;
+                }
+                let last = nodes.len() - 1;
+                nodes[last].workers.push(NodeWorker {
+                    name,
+                    gpus: g_w,
+                    devices: devices(used, g_w),
+                    launch: Some(launch_cmd(g, r, "\"$ENGINE_DIR\"", false)),
+                    nnodes: 1,
+                    node_rank: 0,
+                });
+                used += g_w;
+            }
+        }
+    }
+    if nodes.is_empty() {
+        new_node(&mut nodes);
+    }
+    for n in &mut nodes {
+        let mut parts = Vec::new();
+        if n.frontend {
+            parts.push("frontend".to_string());
+        }
+        for role in [RoleKind::Agg, RoleKind::Prefill, RoleKind::Decode] {
+            let k = n
+                .workers
+                .iter()
+                .filter(|w| w.name.starts_with(role.name()))
+                .count();
+            if k > 0 {
+                parts.push(format!("{k} {} worker(s)", role.name()));
+            }
+        }
+        n.summary = parts.join(", ");
+    }
+    nodes
+}
+
+fn k8s_script(g: &GeneratorConfig, r: &RoleSpec) -> String {
+    let mut s = String::new();
+    if let (Some(file), Some(yaml)) = (&r.engine_file, &r.engine_yaml) {
+        let dir = &g.k8s.engine_configs_dir;
+        s.push_str(&format!(
+            "mkdir -p {dir}\ncat > {dir}/{file} <<'EOF'\n{yaml}EOF\n"
+        ));
+    }
+    s.push_str("exec ");
+    s.push_str(&launch_cmd(g, r, &g.k8s.engine_configs_dir, true));
+    s
+}
+
+/// Files of one `topN/` folder, paths relative to it, in a fixed order.
+pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
+    let env = env();
+    let mode = g.dynamo.mode.clone();
+    let gv = val(g);
+    let mut specs = roles(g);
+    let mut files = vec![(
+        "generator_config.yaml".to_string(),
+        format!(
+            "# Inputs of the aicfg generator for this deployment; edit and regenerate, or read as a summary.\n{}",
+            serde_norway::to_string(g)?
+        ),
+    )];
+    if g.backend == "trtllm" {
+        let isl = g.sla.isl;
+        let osl = g.sla.osl;
+        for r in &mut specs {
+            let kv = if r.params.kvcache_quant_mode.starts_with("fp8") {
+                "fp8"
+            } else {
+                "auto"
+            };
+            let wide = r.params.moe_expert_parallel_size > g.node.num_gpus_per_node;
+            let yaml = render_template(
+                &env,
+                "trtllm_engine.yaml.j2",
+                context! {
+                    g => gv.clone(),
+                    r => val(&*r),
+                    kv_dtype => kv,
+                    moe_backend => if wide { "WIDEEP" } else { "CUTLASS" },
+                    tokens_per_block => TOKENS_PER_BLOCK,
+                    max_seq_len => isl + osl + 500,
+                    max_tokens_in_buffer => (isl + osl + 500).div_ceil(TOKENS_PER_BLOCK) * TOKENS_PER_BLOCK,
+                    grouped_cuda_graph => trtllm_grouped_cuda_graph(&g.generated_config_version),
+                },
+            )?;
+            if let Some(file) = &r.engine_file {
+                files.push((format!("{mode}/{file}"), yaml.clone()));
+            }
+            r.engine_yaml = Some(yaml);
+        }
+    }
+    let gpn = g.node.num_gpus_per_node.max(1);
+    let views: Vec<RoleView> = specs
+        .iter()
+        .map(|r| {
+            let nnodes = r.gpus_per_worker.div_ceil(gpn).max(1);
+            RoleView {
+                spec: r.clone(),
+                nnodes,
+                gpus_per_pod: r.gpus_per_worker.div_ceil(nnodes),
+                k8s_script: k8s_script(g, r),
+            }
+        })
+        .collect();
+    files.push((
+        format!("{mode}/k8s_deploy.yaml"),
+        render_template(
+            &env,
+            "k8s_deploy.yaml.j2",
+            context! {
+                g => gv.clone(),
+                roles => val(&views),
+                name => format!("{}-{}", g.k8s.name_prefix, mode),
+            },
+        )?,
+    ));
+    let nodes = place(g, &specs);
+    let count = nodes.len();
+    for node in nodes {
+        let i = node.index;
+        files.push((
+            format!("{mode}/node_{i}_run.sh"),
+            render_template(
+                &env,
+                "node_run.sh.j2",
+                context! { g => gv.clone(), node => val(&node), nodes => count },
+            )?,
+        ));
+    }
+    files.push((
+        format!("{mode}/bench_run.sh"),
+        render_template(&env, "bench_run.sh.j2", context! { g => gv.clone() })?,
+    ));
+    Ok(files)
+}
