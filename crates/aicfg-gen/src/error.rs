@@ -27,6 +27,8 @@ pub enum GenError {
     Plot(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Core(#[from] aicfg_core::AicfgError),
 }
 
 pub type Result<T> = std::result::Result<T, GenError>;

@@ -73,6 +73,12 @@ pub fn folder_name(req: &SearchRequest) -> String {
         num(req.ttft_ms),
         num(req.tpot_ms)
     );
+    safe_component(&raw)
+}
+
+/// `raw` as one path component: characters other than ASCII letters, digits, `.`, `_` and `-`
+/// become `_`, leading dots go (no hidden or `..` folders); never empty.
+pub fn safe_component(raw: &str) -> String {
     let s: String = raw
         .chars()
         .map(|c| {
@@ -83,7 +89,12 @@ pub fn folder_name(req: &SearchRequest) -> String {
             }
         })
         .collect();
-    s.trim_start_matches('.').to_string()
+    let s = s.trim_start_matches('.');
+    if s.is_empty() {
+        "_".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 /// Generator inputs of one candidate with the overrides applied.

@@ -2,7 +2,7 @@
 //! compare them and draw one Pareto chart with all of them.
 use crate::chart::{self, Series};
 use crate::default_cmd::{json_view, render_without_chart};
-use aicfg_core::search::{mode_name, search, SearchResult};
+use aicfg_core::search::{mode_name, search, SearchRequest, SearchResult};
 use aicfg_core::task::{parse_experiments, Experiment};
 use aicfg_core::{ModelRegistry, SystemRegistry};
 use anyhow::{bail, Context, Result};
@@ -24,11 +24,15 @@ pub struct ExpArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// `--save_dir DIR` writes each experiment's files under `DIR/<experiment name>/`.
+    #[command(flatten)]
+    pub save: crate::save::SaveArgs,
 }
 
 /// One experiment with its search result.
 pub struct Outcome {
     pub experiment: Experiment,
+    pub request: SearchRequest,
     pub result: SearchResult,
 }
 
@@ -50,12 +54,17 @@ pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
     for e in exps {
         let mut req = e.search_request(&models, &systems)?;
         req.top_n = a.top_n;
+        // The top list must be at least as long as the folders --save_dir writes.
+        if a.save.save_dir.is_some() {
+            req.top_n = req.top_n.max(a.save.save_top);
+        }
         let bar = crate::progress::Bar::new(!a.json);
         let result = search(&req, Some(&|d, t| bar.update(d, t)))
             .with_context(|| format!("experiment '{}'", e.name))?;
         bar.finish();
         out.push(Outcome {
             experiment: e,
+            request: req,
             result,
         });
     }
@@ -63,12 +72,22 @@ pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
 }
 
 pub fn run(a: &ExpArgs) -> Result<()> {
+    let sets = a.save.validate()?;
     let started = std::time::Instant::now();
     let outcomes = run_file(a)?;
     if a.json {
         crate::emitln!("{}", serde_json::to_string_pretty(&json(&outcomes))?);
     } else {
         crate::emitf!("{}", render(&outcomes));
+    }
+    let runs = outcomes
+        .iter()
+        .map(|o| (o.experiment.name.as_str(), &o.request, &o.result));
+    for (name, dir) in crate::save::save_experiments(&a.save, &sets, runs)? {
+        eprintln!(
+            "deployment files of experiment '{name}' written to {}",
+            dir.display()
+        );
     }
     let evaluated: usize = outcomes
         .iter()

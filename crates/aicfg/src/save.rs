@@ -121,6 +121,39 @@ pub fn save(
     write_tree(dir, &name, &files, a.force).map(Some)
 }
 
+/// `cli exp`: one result folder per experiment, named after it. Names that clash once made
+/// safe get `_1`, `_2`, ... here, so `--force` never replaces a folder this run just wrote.
+pub fn save_experiments<'a>(
+    a: &SaveArgs,
+    sets: &[(String, String)],
+    runs: impl IntoIterator<Item = (&'a str, &'a SearchRequest, &'a SearchResult)>,
+) -> Result<Vec<(String, PathBuf)>> {
+    let Some(dir) = &a.save_dir else {
+        return Ok(Vec::new());
+    };
+    let mut used: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (exp, req, result) in runs {
+        let s = SaveRequest {
+            request: req,
+            result,
+            top_k: a.save_top,
+            sets: sets.to_vec(),
+            generated_version: a.generated_config_version.clone(),
+        };
+        let files = aicfg_gen::build(&s).with_context(|| format!("experiment '{exp}'"))?;
+        let base = aicfg_gen::safe_component(exp);
+        let name = std::iter::once(base.clone())
+            .chain((1u32..).map(|n| format!("{base}_{n}")))
+            .find(|n| !used.contains(n))
+            .expect("some suffix is free");
+        let target = write_tree(dir, &name, &files, a.force)?;
+        used.push(name);
+        out.push((exp.to_string(), target));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,11 +131,13 @@ impl SearchRequest {
         }
     }
 
-    fn decode_sys(&self) -> &SystemSpec {
+    /// Hardware of the decode workers.
+    pub fn decode_sys(&self) -> &SystemSpec {
         self.decode_system.as_ref().unwrap_or(&self.system)
     }
 
-    fn space(&self, role: Role, backend: Backend) -> ParallelSpace {
+    /// The parallel lists `role` searches with `backend`: the given lists, else the defaults.
+    pub fn space(&self, role: Role, backend: Backend) -> ParallelSpace {
         let given = match role {
             Role::Agg => &self.agg_space,
             Role::Prefill => &self.prefill_space,

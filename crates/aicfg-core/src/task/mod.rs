@@ -2,13 +2,17 @@
 //! backend and serving mode → profiles in order → the user's `config` (patch = deep merge,
 //! replace = section replaces section). The result is a fully resolved, serializable
 //! [`Experiment`] that turns into a [`SearchRequest`] and writes back as a re-runnable YAML.
+mod from_search;
 pub mod schema;
+
+pub use from_search::{accept_rates_for, study_yaml};
 
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
 use crate::estimate::{resolve_quant, QuantRequest};
 use crate::hardware::{SystemRegistry, SystemSpec};
 use crate::model::{ModelRegistry, ModelSpec};
+use crate::perf::DatabaseMode;
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use crate::search::{ParallelSpace, ReplicaConfig, Role, SearchRequest, Tuning};
 use crate::serve::{ServeMode, Workload};
@@ -129,6 +133,9 @@ pub struct AdvancedTuning {
     pub prefill_max_batch_size: Option<u32>,
     /// Decode batch cap (agg: the worker's batch cap).
     pub decode_max_batch_size: u32,
+    /// KV-cache share of free GPU memory; absent = the backend's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_gpu_memory_fraction: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,13 +168,25 @@ pub struct Experiment {
     pub backend_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_version: Option<String>,
+    /// Performance source: `empirical` (calibrated) or `sol` (roofline bound).
+    #[serde(serialize_with = "ser_database_mode")]
+    pub database_mode: DatabaseMode,
     pub isl: u32,
     pub osl: u32,
+    /// Cached prefix tokens of each prompt (< isl).
+    pub prefix: u32,
     pub ttft: f64,
     pub tpot: f64,
     pub enable_wide_ep: bool,
     pub profiles: Vec<String>,
     pub config: ExpConfig,
+}
+
+fn ser_database_mode<S: serde::Serializer>(
+    m: &DatabaseMode,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
 }
 
 /// Named presets that set the quantization of every worker.
@@ -450,6 +469,18 @@ fn resolve_one(
         return Err(ExpError::exp(name, "internal: config is not a mapping"));
     };
     let config = read_config(&ctx, merged)?;
+    let isl = r.uint("isl", 1)?.unwrap_or(DEFAULT_ISL);
+    let prefix = r.uint("prefix", 0)?.unwrap_or(0);
+    if prefix >= isl {
+        return Err(r.err(
+            "prefix",
+            format!("cached prefix tokens must be fewer than isl ({isl}), got {prefix}"),
+        ));
+    }
+    let database_mode = match r.string("database_mode")? {
+        Some(s) => DatabaseMode::parse(&s).map_err(|e| r.err("database_mode", e.to_string()))?,
+        None => DatabaseMode::Empirical,
+    };
     let mut exp = Experiment {
         name: name.to_string(),
         mode,
@@ -463,8 +494,10 @@ fn resolve_one(
         },
         backend_name: backend.name().to_string(),
         backend_version: r.string("backend_version")?,
-        isl: r.uint("isl", 1)?.unwrap_or(DEFAULT_ISL),
+        database_mode,
+        isl,
         osl: r.uint("osl", 1)?.unwrap_or(DEFAULT_OSL),
+        prefix,
         ttft: r.positive("ttft")?.unwrap_or(DEFAULT_TTFT_MS),
         tpot: r.positive("tpot")?.unwrap_or(DEFAULT_TPOT_MS),
         enable_wide_ep: ctx.wide_ep,
@@ -561,6 +594,7 @@ fn default_config(ctx: &Ctx) -> Result<ExpConfig> {
             } else {
                 t.agg_max_batch_size
             },
+            free_gpu_memory_fraction: None,
         },
     })
 }
@@ -675,6 +709,15 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
         decode_max_batch_size: t
             .uint("decode_max_batch_size", 1)?
             .ok_or_else(|| t.err("decode_max_batch_size", MISSING))?,
+        free_gpu_memory_fraction: match t.positive("free_gpu_memory_fraction")? {
+            Some(f) if f > 1.0 => {
+                return Err(t.err(
+                    "free_gpu_memory_fraction",
+                    format!("must be in (0, 1], got {f}"),
+                ))
+            }
+            f => f,
+        },
     };
     Ok(ExpConfig {
         nextn,
@@ -849,7 +892,7 @@ impl Experiment {
         let workload = Workload {
             isl: f64::from(self.isl),
             osl: f64::from(self.osl),
-            prefix: 0.0,
+            prefix: f64::from(self.prefix),
             nextn: self.config.nextn,
             nextn_accepted: self.nextn_accepted(),
         };
@@ -859,6 +902,8 @@ impl Experiment {
         req.tpot_ms = self.tpot;
         req.modes = vec![self.serve_mode()];
         req.enable_wide_ep = self.enable_wide_ep;
+        req.database_mode = self.database_mode;
+        req.free_gpu_memory_fraction = self.config.advanced_tuning_config.free_gpu_memory_fraction;
         let c = &self.config;
         if let Some(w) = &c.worker_config {
             req.agg_quant = w.quant_request();

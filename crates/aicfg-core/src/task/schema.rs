@@ -13,8 +13,10 @@ pub const TOP_KEYS: &[&str] = &[
     "decode_system_name",
     "backend_name",
     "backend_version",
+    "database_mode",
     "isl",
     "osl",
+    "prefix",
     "ttft",
     "tpot",
     "enable_wide_ep",
@@ -60,6 +62,7 @@ pub const TUNING_AGG_KEYS: &[&str] = &[
     "prefill_correction_scale",
     "decode_correction_scale",
     "decode_max_batch_size",
+    "free_gpu_memory_fraction",
 ];
 pub const TUNING_DISAGG_KEYS: &[&str] = &[
     "prefill_latency_correction_scale",
@@ -68,6 +71,7 @@ pub const TUNING_DISAGG_KEYS: &[&str] = &[
     "decode_correction_scale",
     "prefill_max_batch_size",
     "decode_max_batch_size",
+    "free_gpu_memory_fraction",
 ];
 
 /// Levenshtein distance, for "did you mean".

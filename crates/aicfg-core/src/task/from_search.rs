@@ -1,0 +1,194 @@
+//! The other direction: a finished search back into the experiment it ran, so `--save_dir`
+//! writes a `config.yaml` that `cli exp` runs again with the same result.
+use super::{
+    AdvancedTuning, ExpConfig, Experiment, LayerMode, ServingMode, WorkerConfig,
+    DEFAULT_ACCEPT_RATES,
+};
+use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
+use crate::estimate::resolve_quant;
+use crate::search::{Role, SearchRequest, SearchResult, RECOMMEND_MAX_GPUS};
+use crate::serve::ServeMode;
+use serde_norway::{Mapping, Value};
+
+/// Acceptance rates for `nextn` drafts whose first `nextn` entries sum to exactly `accepted`
+/// (the search keeps only the sum). Prefer the defaults or an even split; else fill greedily.
+pub fn accept_rates_for(nextn: u32, accepted: f64) -> Vec<f64> {
+    let n = nextn as usize;
+    let sums_to = |r: &[f64]| {
+        r.len() >= n && r.iter().all(|x| (0.0..=1.0).contains(x)) && {
+            let s: f64 = r.iter().take(n).sum();
+            s == accepted
+        }
+    };
+    if n == 0 || sums_to(&DEFAULT_ACCEPT_RATES) {
+        return DEFAULT_ACCEPT_RATES.to_vec();
+    }
+    let even = vec![accepted / n as f64; n];
+    if sums_to(&even) {
+        return even;
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut left = accepted.clamp(0.0, n as f64);
+    for i in 0..n {
+        let r = if i + 1 == n { left } else { left.min(1.0) };
+        let r = r.clamp(0.0, 1.0);
+        out.push(r);
+        left -= r;
+    }
+    out
+}
+
+impl Experiment {
+    /// The resolved experiment of one serving mode and backend of a finished search: every
+    /// list, quant mode and tuning value the search used, written out explicitly.
+    ///
+    /// Recommend mode (no `total_gpus`) records the cluster the best deployment needed.
+    pub fn from_search(
+        name: &str,
+        req: &SearchRequest,
+        result: &SearchResult,
+        mode: ServeMode,
+        backend: Backend,
+    ) -> Result<Experiment> {
+        let serving = match mode {
+            ServeMode::Agg => ServingMode::Agg,
+            ServeMode::Disagg => ServingMode::Disagg,
+            ServeMode::Static => {
+                return Err(AicfgError::invalid(
+                    "serving mode",
+                    "a static batch has no experiment form; use agg or disagg",
+                ))
+            }
+        };
+        let worker = |role: Role| -> Result<WorkerConfig> {
+            let (sys, asked) = match role {
+                Role::Agg => (&req.system, &req.agg_quant),
+                Role::Prefill => (&req.system, &req.prefill_quant),
+                Role::Decode => (req.decode_sys(), &req.decode_quant),
+            };
+            let q = match result
+                .quant
+                .iter()
+                .find(|q| q.role == role && q.backend == backend)
+            {
+                Some(s) => s.quant,
+                None => resolve_quant(&req.model, sys, asked, backend)?,
+            };
+            Ok(WorkerConfig {
+                gemm_quant_mode: q.gemm,
+                moe_quant_mode: q.moe,
+                kvcache_quant_mode: q.kvcache,
+                fmha_quant_mode: q.fmha,
+                comm_quant_mode: q.comm,
+                parallel: req.space(role, backend),
+            })
+        };
+        let disagg = serving == ServingMode::Disagg;
+        let t = &req.tuning;
+        let w = &req.workload;
+        let total_gpus = req.total_gpus.unwrap_or_else(|| {
+            result
+                .mode(mode)
+                .and_then(|m| m.top.first())
+                .map_or(RECOMMEND_MAX_GPUS, |c| c.total_gpus)
+        });
+        let whole = |what: &'static str, v: f64| -> Result<u32> {
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX) {
+                Ok(v as u32)
+            } else {
+                Err(AicfgError::invalid(
+                    what,
+                    format!(
+                        "must be a whole number of tokens to be written as an experiment, got {v}"
+                    ),
+                ))
+            }
+        };
+        Ok(Experiment {
+            name: name.to_string(),
+            mode: LayerMode::Patch,
+            serving_mode: serving,
+            model_name: req.model.name.clone(),
+            total_gpus,
+            system_name: req.system.name.clone(),
+            decode_system_name: disagg.then(|| req.decode_sys().name.clone()),
+            backend_name: backend.name().to_string(),
+            backend_version: None,
+            database_mode: req.database_mode,
+            isl: whole("isl", w.isl)?,
+            osl: whole("osl", w.osl)?,
+            prefix: whole("prefix", w.prefix)?,
+            ttft: req.ttft_ms,
+            tpot: req.tpot_ms,
+            enable_wide_ep: req.enable_wide_ep,
+            profiles: Vec::new(),
+            config: ExpConfig {
+                nextn: w.nextn,
+                nextn_accept_rates: accept_rates_for(w.nextn, w.nextn_accepted),
+                worker_config: (!disagg).then(|| worker(Role::Agg)).transpose()?,
+                prefill_worker_config: disagg.then(|| worker(Role::Prefill)).transpose()?,
+                decode_worker_config: disagg.then(|| worker(Role::Decode)).transpose()?,
+                replica_config: disagg.then(|| req.replica.clone()),
+                advanced_tuning_config: AdvancedTuning {
+                    // The search keeps one latency factor per phase; throughput scales stay 1.
+                    prefill_latency_correction_scale: t.prefill_latency_scale,
+                    decode_latency_correction_scale: t.decode_latency_scale,
+                    prefill_correction_scale: 1.0,
+                    decode_correction_scale: 1.0,
+                    prefill_max_batch_size: disagg.then_some(t.prefill_max_batch_size),
+                    decode_max_batch_size: if disagg {
+                        t.decode_max_batch_size
+                    } else {
+                        t.agg_max_batch_size
+                    },
+                    free_gpu_memory_fraction: req.free_gpu_memory_fraction,
+                },
+            },
+        })
+    }
+}
+
+/// A study file: `exps:` naming every experiment in order, then each experiment.
+pub fn study_yaml(exps: &[Experiment]) -> Result<String> {
+    let ser = |e: serde_norway::Error| AicfgError::invalid("experiment", e.to_string());
+    let mut top = Mapping::new();
+    top.insert(
+        Value::from("exps"),
+        Value::Sequence(exps.iter().map(|e| Value::from(e.name.as_str())).collect()),
+    );
+    for e in exps {
+        top.insert(
+            Value::from(e.name.as_str()),
+            serde_norway::to_value(e).map_err(ser)?,
+        );
+    }
+    serde_norway::to_string(&top).map_err(ser)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_rates_keep_the_accepted_sum() {
+        assert_eq!(accept_rates_for(0, 0.0), DEFAULT_ACCEPT_RATES.to_vec());
+        // The defaults' first two sum to 1.15.
+        assert_eq!(
+            accept_rates_for(2, 0.85 + 0.3),
+            DEFAULT_ACCEPT_RATES.to_vec()
+        );
+        for (n, a) in [
+            (1u32, 0.7),
+            (3, 0.9),
+            (3, 2.5),
+            (4, 0.1 + 0.2 + 0.3),
+            (2, 2.0),
+        ] {
+            let r = accept_rates_for(n, a);
+            let s: f64 = r.iter().take(n as usize).sum();
+            assert_eq!(s, a, "{n} {a} {r:?}");
+            assert!(r.iter().all(|x| (0.0..=1.0).contains(x)), "{r:?}");
+        }
+    }
+}
