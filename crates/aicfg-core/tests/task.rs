@@ -341,3 +341,92 @@ proptest! {
         let _ = parse(&text[..cut_at]);
     }
 }
+
+#[test]
+fn prefix_database_mode_and_memory_fraction_reach_the_request() {
+    let e = one(&format!(
+        "{QWEN_AGG}  isl: 2000\n  prefix: 500\n  database_mode: sol\n  config:
+    advanced_tuning_config:
+      free_gpu_memory_fraction: 0.8
+"
+    ));
+    assert_eq!(e.prefix, 500);
+    assert_eq!(e.database_mode, aicfg_core::DatabaseMode::Sol);
+    assert_eq!(
+        e.config.advanced_tuning_config.free_gpu_memory_fraction,
+        Some(0.8)
+    );
+    let req = e
+        .search_request(&ModelRegistry::builtin(), &SystemRegistry::builtin())
+        .unwrap();
+    assert_eq!(req.workload.prefix, 500.0);
+    assert_eq!(req.database_mode, aicfg_core::DatabaseMode::Sol);
+    assert_eq!(req.free_gpu_memory_fraction, Some(0.8));
+    // Written back and read again, nothing changes.
+    assert_eq!(one(&e.resolved_yaml()), e);
+
+    // Absent: no prefix, empirical, the backend's own fraction (and the key is not written).
+    let d = one(QWEN_AGG);
+    assert_eq!(
+        (d.prefix, d.database_mode),
+        (0, aicfg_core::DatabaseMode::Empirical)
+    );
+    assert!(!d.resolved_yaml().contains("free_gpu_memory_fraction"));
+    assert!(d.resolved_yaml().contains("database_mode: empirical"));
+}
+
+#[test]
+fn bad_prefix_database_mode_and_memory_fraction_are_clear_errors() {
+    let m = err(&format!("{QWEN_AGG}  isl: 100\n  prefix: 100\n"));
+    assert!(
+        m.contains("key 'prefix'") && m.contains("fewer than isl"),
+        "{m}"
+    );
+    let m = err(&format!("{QWEN_AGG}  database_mode: silicon\n"));
+    assert!(
+        m.contains("key 'database_mode'") && m.contains("empirical"),
+        "{m}"
+    );
+    for bad in ["1.5", "0", "-0.2", "high"] {
+        let m = err(&format!(
+            "{QWEN_AGG}  config:\n    advanced_tuning_config:\n      free_gpu_memory_fraction: {bad}\n"
+        ));
+        assert!(
+            m.contains("config.advanced_tuning_config.free_gpu_memory_fraction"),
+            "{bad}: {m}"
+        );
+    }
+    let m = err(&format!("{QWEN_AGG}  prefx: 10\n"));
+    assert!(m.contains("did you mean 'prefix'"), "{m}");
+}
+
+/// The experiment rebuilt from a finished search runs that same search again.
+#[test]
+fn experiment_from_search_reruns_the_search() {
+    use aicfg_core::search::search;
+    use aicfg_core::task::study_yaml;
+    let models = ModelRegistry::builtin();
+    let systems = SystemRegistry::builtin();
+    for text in [
+        format!("{QWEN_AGG}  prefix: 1000\n  database_mode: sol\n  config:\n    nextn: 2\n    nextn_accept_rates: [0.9, 0.6]\n    advanced_tuning_config:\n      decode_latency_correction_scale: 1.2\n      free_gpu_memory_fraction: 0.7\n"),
+        format!("{DSV3_DISAGG}  enable_wide_ep: true\n  profiles: [nvfp4_default]\n").replace("h200_sxm", "b200_sxm"),
+    ] {
+        let e = one(&text);
+        let req = e.search_request(&models, &systems).unwrap();
+        let res = search(&req, None).unwrap();
+        let back = Experiment::from_search("again", &req, &res, e.serve_mode(), req.backends[0])
+            .unwrap();
+        let req2 = back.search_request(&models, &systems).unwrap();
+        assert_eq!(req2.workload, req.workload);
+        assert_eq!(req2.tuning, req.tuning);
+        assert_eq!(
+            (req2.agg_space.clone(), req2.prefill_space.clone(), req2.decode_space.clone()),
+            (req.agg_space.clone(), req.prefill_space.clone(), req.decode_space.clone())
+        );
+        let parsed = one(&study_yaml(std::slice::from_ref(&back)).unwrap());
+        assert_eq!(parsed, back);
+        let res2 = search(&parsed.search_request(&models, &systems).unwrap(), None).unwrap();
+        let best = |r: &aicfg_core::search::SearchResult| r.best.clone().unwrap();
+        assert_eq!(best(&res2), best(&res));
+    }
+}
