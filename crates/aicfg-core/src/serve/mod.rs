@@ -243,6 +243,9 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     let tpr = w.gen_tokens_per_req();
     let d_iter = w.decode_iterations();
     let c = wk.calib;
+    if !wk.backend.mixes_prefill_with_decode() {
+        return agg_in_waves(wk, w, n, running, budget);
+    }
 
     // One step with `a` requests prefilling `tokens_each` beside the decoding rest of the batch.
     let step_with = |a: f64, tokens_each: f64| -> f64 {
@@ -315,6 +318,49 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     ttft += kv_queue;
     let tpot = t / w.progress();
     finish(ttft, tpot, w, concurrency, wk.gpus(), running, kv_queue)
+}
+
+/// Agg under a prefill-first scheduler that never mixes prefill into decode steps (SGLang):
+/// a closed loop of identical requests stays in lockstep waves. Each wave prefills every request
+/// group after group while decoding stops, then decodes them together to the end, so the prefill
+/// burst lands in TTFT (and, for the early groups, as a stall in their TPOT) rather than being
+/// spread over every decode step.
+fn agg_in_waves(wk: &Worker, w: &Workload, n: f64, running: f64, budget: f64) -> Perf {
+    let c = wk.calib;
+    let s_new = w.new_tokens();
+    let kv_avg = w.isl + w.osl / 2.0;
+    let chunks = (s_new / budget).ceil().max(1.0);
+    let group = (budget / s_new).floor().clamp(1.0, running);
+    let t_group =
+        (wk.step_ms(&Step::context(group, s_new / chunks, w.prefix)) + c.step_ms) * chunks;
+    let groups = (running / group).ceil();
+    let t_dec = wk.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + c.step_ms;
+    let ttft_run = c.ttft_ms + c.wait_steps * t_dec + t_group * (groups + 1.0) / 2.0;
+    // Early groups wait for the later groups' prefill before their second token.
+    let stall = t_group * (groups - 1.0) / 2.0;
+    let decode_ms = w.decode_iterations() * t_dec + stall;
+    let tpot = if w.osl > 1.0 {
+        decode_ms / (w.osl - 1.0)
+    } else {
+        t_dec / w.progress()
+    };
+    let wave = ttft_run + decode_ms;
+    // Requests beyond the KV capacity wait for running ones to finish.
+    let kv_queue = if n > running {
+        (n - running) / running * wave
+    } else {
+        0.0
+    };
+    let dp = wk.graph.parallel.dp as f64;
+    finish(
+        ttft_run + kv_queue,
+        tpot,
+        w,
+        n * dp,
+        wk.gpus(),
+        running,
+        kv_queue,
+    )
 }
 
 /// One batch (per attention-DP rank) prefilled then decoded together (no arrivals in between).
@@ -521,5 +567,59 @@ pub fn compose(
         decode_seq_per_s_per_worker: d.seq_per_s,
         kv_transfer_ms: c.kv_transfer_ms,
         prefill_queue_ms: wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::SystemRegistry;
+    use crate::model::ModelRegistry;
+    use crate::perf::SolSource;
+
+    #[test]
+    fn sglang_waves_put_the_prefill_burst_in_ttft() {
+        let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
+        let sys = SystemRegistry::builtin().get("h100_sxm").unwrap().clone();
+        let calib = BackendCalib {
+            step_ms: 0.0,
+            ttft_ms: 0.0,
+            wait_steps: 0.0,
+        };
+        let p = Parallel {
+            tp: 2,
+            ..Parallel::single()
+        };
+        let q = QuantConfig::default();
+        let wk = Worker::new(
+            &m,
+            &p,
+            &q,
+            &sys,
+            Backend::Sglang,
+            calib,
+            &SolSource,
+            None,
+            0,
+        )
+        .unwrap();
+        let w = Workload {
+            isl: 4096.0,
+            osl: 129.0,
+            prefix: 0.0,
+            nextn: 0,
+            nextn_accepted: 0.0,
+        };
+        let perf = agg(&wk, &w, 16.0, 1.0);
+        // Budget 8192 tokens on an 80 GB GPU: two 4096-token prompts per prefill step, 8 groups.
+        let t_group = wk.step_ms(&Step::context(2.0, 4096.0, 0.0));
+        let t_dec = wk.step_ms(&Step::decode(16.0, 4096.0 + 64.5, 1.0));
+        assert!(
+            (perf.ttft_ms - t_group * 9.0 / 2.0).abs() < 1e-6,
+            "{}",
+            perf.ttft_ms
+        );
+        let decode = 128.0 * t_dec + t_group * 7.0 / 2.0;
+        assert!((perf.tpot_ms - decode / 128.0).abs() < 1e-6);
     }
 }
