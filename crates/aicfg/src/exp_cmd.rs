@@ -2,7 +2,7 @@
 //! compare them and draw one Pareto chart with all of them.
 use crate::chart::{self, Series};
 use crate::default_cmd::{json_view, render_without_chart};
-use aicfg_core::search::{mode_name, search, SearchResult};
+use aicfg_core::search::{mode_name, search, SearchRequest, SearchResult};
 use aicfg_core::task::{parse_experiments, Experiment};
 use aicfg_core::{ModelRegistry, SystemRegistry};
 use anyhow::{bail, Context, Result};
@@ -46,14 +46,28 @@ pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
     let models = ModelRegistry::builtin();
     let exps = parse_experiments(&text, &models, &systems)
         .with_context(|| format!("in {}", a.yaml_path.display()))?;
+    search_all(exps, &models, &systems, a.top_n, |req| {
+        let bar = crate::progress::Bar::new(!a.json);
+        let result = search(req, Some(&|d, t| bar.update(d, t)));
+        bar.finish();
+        result
+    })
+}
+
+/// Search parsed experiments in order; `run` runs one search (the CLI adds a progress bar, the
+/// webapp a cancellation check).
+pub fn search_all(
+    exps: Vec<Experiment>,
+    models: &ModelRegistry,
+    systems: &SystemRegistry,
+    top_n: usize,
+    run: impl Fn(&SearchRequest) -> aicfg_core::Result<SearchResult>,
+) -> Result<Vec<Outcome>> {
     let mut out = Vec::with_capacity(exps.len());
     for e in exps {
-        let mut req = e.search_request(&models, &systems)?;
-        req.top_n = a.top_n;
-        let bar = crate::progress::Bar::new(!a.json);
-        let result = search(&req, Some(&|d, t| bar.update(d, t)))
-            .with_context(|| format!("experiment '{}'", e.name))?;
-        bar.finish();
+        let mut req = e.search_request(models, systems)?;
+        req.top_n = top_n;
+        let result = run(&req).with_context(|| format!("experiment '{}'", e.name))?;
         out.push(Outcome {
             experiment: e,
             result,

@@ -170,10 +170,7 @@ impl WorkerGraph {
             // An uneven split is allowed: wide-EP deployments place redundant expert copies (EPLB)
             // so ranks hold ⌈e/ep⌉ slots; per-rank work is priced on the average e/ep.
             if p.moe_ep > e {
-                return Err(perr(format!(
-                    "moe_ep {} exceeds the {e} experts",
-                    p.moe_ep
-                )));
+                return Err(perr(format!("moe_ep {} exceeds the {e} experts", p.moe_ep)));
             }
         } else if p.dp > 1 || p.moe_ep > 1 || p.moe_tp > 1 {
             return Err(perr(
