@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub const EXAMPLE: &str = "\
 exps: [agg_8, disagg_8]
 agg_8:
+  mode: patch
   serving_mode: agg
   model_name: QWEN3_32B
   total_gpus: 8
@@ -27,6 +28,7 @@ agg_8:
   ttft: 1000.0
   tpot: 40.0
 disagg_8:
+  mode: patch
   serving_mode: disagg
   model_name: QWEN3_32B
   total_gpus: 8
