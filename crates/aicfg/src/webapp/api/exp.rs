@@ -15,29 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The page's prefilled YAML: two small studies that finish in well under a second.
-pub const EXAMPLE: &str = "\
-exps: [agg_8, disagg_8]
-agg_8:
-  mode: patch
-  serving_mode: agg
-  model_name: QWEN3_32B
-  total_gpus: 8
-  system_name: h200_sxm
-  isl: 4000
-  osl: 1000
-  ttft: 1000.0
-  tpot: 40.0
-disagg_8:
-  mode: patch
-  serving_mode: disagg
-  model_name: QWEN3_32B
-  total_gpus: 8
-  system_name: h200_sxm
-  isl: 4000
-  osl: 1000
-  ttft: 1000.0
-  tpot: 40.0
-";
+pub const EXAMPLE: &str = include_str!("../../../../../examples/exp_compare_small.yaml");
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
