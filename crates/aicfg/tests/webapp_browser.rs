@@ -308,13 +308,8 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
             "{row}"
         );
     }
-    let frontier: usize = exp["experiments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["result"]["modes"].as_array().unwrap().len())
-        .sum();
-    assert!(frontier > 0 && dom.contains("class=\"point\""));
+    // One chart with every experiment's frontier.
+    assert!(dom.contains("class=\"point\""));
 
     drop(server);
     // The server never writes files: its working directory stays empty.
