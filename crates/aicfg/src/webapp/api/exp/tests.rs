@@ -89,7 +89,9 @@ async fn yaml_errors_are_422_naming_the_experiment_and_key() {
     assert!(v["error"].as_str().unwrap().contains("empty"), "{v}");
 
     // An unknown system is named with its experiment.
-    let (s, v) = post(&json!({ "yaml": EXAMPLE.replacen("h200_sxm", "h999", 1) })).await;
+    let (s, v) =
+        post(&json!({ "yaml": EXAMPLE.replacen("system_name: h200_sxm", "system_name: h999", 1) }))
+            .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["experiment"], "agg_8", "{v}");
 }
@@ -100,7 +102,11 @@ async fn a_web_experiment_cannot_read_local_files() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("config.json");
     std::fs::write(&cfg, "{}").unwrap();
-    let yaml = EXAMPLE.replacen("QWEN3_32B", &cfg.display().to_string(), 1);
+    let yaml = EXAMPLE.replacen(
+        "model_name: QWEN3_32B",
+        &format!("model_name: {}", cfg.display()),
+        1,
+    );
     let (s, v) = post(&json!({ "yaml": yaml })).await;
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
