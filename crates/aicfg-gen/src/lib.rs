@@ -124,6 +124,28 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
 
 /// The whole result tree, in a fixed order.
 pub fn build(s: &SaveRequest) -> Result<Vec<OutFile>> {
+    build_with(s, None)
+}
+
+/// The tree with one deployment folder only: row `rank` (1-based) of `mode`'s top list, kept as
+/// `<mode>/top<rank>/` so it matches the full tree (the webapp's per-row download).
+pub fn build_row(s: &SaveRequest, mode: ServeMode, rank: usize) -> Result<Vec<OutFile>> {
+    let rows = s
+        .result
+        .modes
+        .iter()
+        .find(|m| m.mode == mode)
+        .map_or(0, |m| m.top.len());
+    if rank == 0 || rank > rows {
+        return Err(GenError::Invalid(format!(
+            "{} has {rows} top configurations; row {rank} does not exist",
+            mode_dir(mode)
+        )));
+    }
+    build_with(s, Some((mode, rank)))
+}
+
+fn build_with(s: &SaveRequest, only: Option<(ServeMode, usize)>) -> Result<Vec<OutFile>> {
     let req = s.request;
     let res = s.result;
     let mut out = Vec::new();
@@ -183,7 +205,14 @@ pub fn build(s: &SaveRequest) -> Result<Vec<OutFile>> {
             format!("{dir}/config.yaml"),
             experiment_yaml(req, res, m.mode)?.into_bytes(),
         );
-        for (i, c) in m.top.iter().take(s.top_k).enumerate() {
+        for (i, c) in m.top.iter().enumerate() {
+            let wanted = match only {
+                None => i < s.top_k,
+                Some((mode, rank)) => mode == m.mode && i + 1 == rank,
+            };
+            if !wanted {
+                continue;
+            }
             let g = generator_config(s, c)?;
             for (path, text) in render::render(&g)? {
                 push(format!("{dir}/top{}/{path}", i + 1), text.into_bytes());

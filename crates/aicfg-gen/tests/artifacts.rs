@@ -545,3 +545,32 @@ fn folder_name_is_one_safe_component() {
         assert!(!f.path.starts_with('/') && !f.path.split('/').any(|p| p == ".." || p.is_empty()));
     }
 }
+
+#[test]
+fn build_row_writes_only_the_chosen_rows_folder() {
+    let c = &cases()[0].1;
+    let s = save(c, &[]);
+    let full = build(&s).unwrap();
+    let row = aicfg_gen::build_row(&s, ServeMode::Disagg, 2).unwrap();
+    // Every file of the row tree is the same file of the full tree.
+    for f in &row {
+        assert_eq!(
+            full.iter().find(|g| g.path == f.path),
+            Some(f),
+            "{}",
+            f.path
+        );
+    }
+    let tops: std::collections::BTreeSet<&str> = row
+        .iter()
+        .filter_map(|f| f.path.split('/').nth(1).filter(|p| p.starts_with("top")))
+        .collect();
+    assert_eq!(tops.into_iter().collect::<Vec<_>>(), ["top2"]);
+    assert!(row.iter().any(|f| f.path.starts_with("disagg/top2/")));
+    assert!(!row.iter().any(|f| f.path.starts_with("agg/top")));
+    assert!(row.iter().any(|f| f.path == "agg/config.yaml"));
+    for bad in [0, 99] {
+        let e = aicfg_gen::build_row(&s, ServeMode::Disagg, bad).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}

@@ -50,18 +50,34 @@ pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
     let models = ModelRegistry::builtin();
     let exps = parse_experiments(&text, &models, &systems)
         .with_context(|| format!("in {}", a.yaml_path.display()))?;
+    // The top list must be at least as long as the folders --save_dir writes.
+    let top_n = if a.save.save_dir.is_some() {
+        a.top_n.max(a.save.save_top)
+    } else {
+        a.top_n
+    };
+    search_all(exps, &models, &systems, top_n, |req| {
+        let bar = crate::progress::Bar::new(!a.json);
+        let result = search(req, Some(&|d, t| bar.update(d, t)));
+        bar.finish();
+        result
+    })
+}
+
+/// Search parsed experiments in order; `run` runs one search (the CLI adds a progress bar, the
+/// webapp a cancellation check).
+pub fn search_all(
+    exps: Vec<Experiment>,
+    models: &ModelRegistry,
+    systems: &SystemRegistry,
+    top_n: usize,
+    run: impl Fn(&SearchRequest) -> aicfg_core::Result<SearchResult>,
+) -> Result<Vec<Outcome>> {
     let mut out = Vec::with_capacity(exps.len());
     for e in exps {
-        let mut req = e.search_request(&models, &systems)?;
-        req.top_n = a.top_n;
-        // The top list must be at least as long as the folders --save_dir writes.
-        if a.save.save_dir.is_some() {
-            req.top_n = req.top_n.max(a.save.save_top);
-        }
-        let bar = crate::progress::Bar::new(!a.json);
-        let result = search(&req, Some(&|d, t| bar.update(d, t)))
-            .with_context(|| format!("experiment '{}'", e.name))?;
-        bar.finish();
+        let mut req = e.search_request(models, systems)?;
+        req.top_n = top_n;
+        let result = run(&req).with_context(|| format!("experiment '{}'", e.name))?;
         out.push(Outcome {
             experiment: e,
             request: req,

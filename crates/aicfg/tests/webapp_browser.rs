@@ -228,6 +228,21 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         best["tokens_per_s_per_gpu"]
     )));
 
+    // Every row has a working "zip" button (POST /api/save; the API tests check the zip).
+    let zips: Vec<&str> = dom
+        .split("<button")
+        .filter(|b| b.contains("class=\"small zip\""))
+        .map(|b| &b[..b.find('>').unwrap()])
+        .collect();
+    let rows: usize = want["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["top"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(zips.len(), rows);
+    assert!(zips.iter().all(|b| !b.contains("disabled")), "{zips:?}");
+
     let shot = artifacts.join("webapp-screenshot.png");
     let _ = std::fs::remove_file(&shot);
     run_chromium(
@@ -252,6 +267,49 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
     let table = &dom[at..];
     assert!(table.contains(&format!(">{}<", f2(&best["tokens_per_s_per_gpu"]))));
     assert!(table.contains(&format!(">{}<", layout(best))));
+
+    // YAML mode runs the prefilled example (examples/exp_compare_small.yaml) like `cli exp`.
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/exp_compare_small.yaml"
+    );
+    let cli = Command::new(env!("CARGO_BIN_EXE_aicfg"))
+        .args(["cli", "exp", "--yaml_path", example, "--json"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    let exp: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let dom = run_chromium(
+        &bin,
+        &["--dump-dom".to_string()],
+        &format!("{url}?tab=compare&kind=yaml&autorun=1"),
+    );
+    std::fs::write(artifacts.join("webapp-exp-dom.html"), &dom).unwrap();
+    assert_eq!(
+        text_of(&dom, "cmp-exp-best"),
+        format!(
+            "Best experiment: {}",
+            exp["best_experiment"].as_str().unwrap()
+        )
+    );
+    let at = dom.find("id=\"cmp-exp-table\"").expect("experiment table");
+    let table = &dom[at..];
+    for e in exp["experiments"].as_array().unwrap() {
+        let row = &table[table
+            .find(&format!("data-name=\"{}\"", e["name"].as_str().unwrap()))
+            .expect("a row per experiment")..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains(&format!(">{}<", f2(&e["best_tokens_per_s_per_gpu"]))),
+            "{row}"
+        );
+        assert!(
+            row.contains(&format!(">{:.2}x<", e["ratio_to_best"].as_f64().unwrap())),
+            "{row}"
+        );
+    }
+    // One chart with every experiment's frontier.
+    assert!(dom.contains("class=\"point\""));
 
     drop(server);
     // The server never writes files: its working directory stays empty.

@@ -524,6 +524,8 @@ const MODEL_FILES: &[(&str, &str)] = model_files!(
 /// Built-in models by id and alias.
 pub struct ModelRegistry {
     entries: Vec<IndexEntry>,
+    /// Whether `resolve` may read a local config.json (not for web requests).
+    local_files: bool,
 }
 
 fn norm_name(s: &str) -> String {
@@ -534,7 +536,18 @@ impl ModelRegistry {
     pub fn builtin() -> Self {
         let entries: Vec<IndexEntry> =
             serde_norway::from_str(MODEL_INDEX).expect("embedded model index is valid");
-        ModelRegistry { entries }
+        ModelRegistry {
+            entries,
+            local_files: true,
+        }
+    }
+
+    /// Built-in models only: `resolve` never reads a path (the webapp's experiment YAML).
+    pub fn builtin_only() -> Self {
+        ModelRegistry {
+            local_files: false,
+            ..Self::builtin()
+        }
     }
 
     pub fn ids(&self) -> Vec<&str> {
@@ -591,6 +604,9 @@ impl ModelRegistry {
             return Ok(m);
         }
         let p = Path::new(name);
+        if !self.local_files {
+            return Err(self.unknown(name, ""));
+        }
         if p.exists() {
             let file = if p.is_dir() {
                 p.join("config.json")

@@ -76,6 +76,8 @@ pub fn router_with_state(limits: Limits) -> (Router, Arc<AppState>) {
         .route("/api/options", get(options))
         .route("/api/default", post(default_search))
         .route("/api/estimate", post(estimate))
+        .route("/api/save", post(save::save_zip))
+        .route("/api/exp", post(exp::run_experiments))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, None, "no such page or API route")
         })
@@ -101,6 +103,8 @@ pub struct ApiError {
     status: StatusCode,
     field: Option<String>,
     message: String,
+    /// More keys of the error body (an experiment error's experiment, key and line).
+    extra: serde_json::Map<String, Value>,
 }
 
 impl ApiError {
@@ -109,6 +113,7 @@ impl ApiError {
             status,
             field,
             message: message.into(),
+            extra: serde_json::Map::new(),
         }
     }
 }
@@ -125,17 +130,16 @@ impl From<InputError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.message, "field": self.field})),
-        )
-            .into_response()
+        let mut body = self.extra;
+        body.insert("error".into(), self.message.into());
+        body.insert("field".into(), self.field.into());
+        (self.status, Json(Value::Object(body))).into_response()
     }
 }
 
-/// Parses a body, naming the offending field when a value has the wrong type or is unknown.
-fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = body.map_err(|r| {
+/// The body's bytes, or the 4xx of a missing or oversized body.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
         let status = r.status();
         let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "request body is larger than the limit".to_string()
@@ -143,8 +147,19 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
             r.body_text()
         };
         ApiError::new(status, None, msg)
-    })?;
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    })
+}
+
+/// Parses a body, naming the offending field when a value has the wrong type or is unknown.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body_bytes(body)?;
+    typed(&mut serde_json::Deserializer::from_slice(&bytes))
+}
+
+/// Deserializes with the path of the first bad value, as a 400 naming its top-level key.
+fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
@@ -306,10 +321,13 @@ async fn options(State(state): State<Arc<AppState>>) -> Json<Value> {
             "time_limit_s": state.limits.time_limit.as_secs_f64(),
             "max_searches": state.limits.max_searches,
         },
-        // The --save_dir zip needs the config generator (issue 6), not in this build yet.
-        "save_dir_zip": false,
+        // POST /api/save returns a row's --save_dir files as a zip.
+        "save_dir_zip": true,
+        "exp_example": exp::EXAMPLE,
     }))
 }
 
+mod exp;
+mod save;
 #[cfg(test)]
 mod tests;

@@ -355,8 +355,11 @@ function renderTables(r, input) {
       const detail = el("tr", { class: "detail", hidden: true }, el("td", { colspan: head.length }));
       const actions = el("td", { class: "row-actions" },
         el("button", { type: "button", class: "small", text: "details", onclick: () => toggleDetails(c, input, detail) }),
-        // The --save_dir zip needs the config generator (issue 6); not faked here.
-        el("button", { type: "button", class: "small", disabled: true, title: "arrives with the config generator", text: "zip" })
+        el("button", {
+          type: "button", class: "small zip", "data-mode": m.mode, "data-rank": i + 1,
+          disabled: !OPTIONS?.save_dir_zip, title: "download this row's --save_dir files (engine configs, k8s manifest, scripts)",
+          text: "zip", onclick: (ev) => downloadZip(input, m.mode, i + 1, ev.currentTarget),
+        })
       );
       tr.append(actions);
       tb.append(tr, detail);
@@ -367,6 +370,49 @@ function renderTables(r, input) {
   }
   const notes = $("#notes");
   notes.replaceChildren(...r.notes.map((n) => el("p", { class: "note", text: `note: ${n}` })));
+}
+
+// The generator fields of the Advanced section (sent only with /api/save).
+function generatorInput() {
+  const f = $("#search-form").elements;
+  const sets = f.generator_set.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const version = f.generated_config_version.value.trim();
+  const out = {};
+  if (sets.length) out.generator_set = sets;
+  if (version) out.generated_config_version = version;
+  return out;
+}
+
+// POST /api/save and hand the zip to the browser as a download.
+async function downloadZip(input, mode, rank, btn) {
+  clearErrors();
+  btn.disabled = true;
+  const old = btn.textContent;
+  btn.textContent = "…";
+  try {
+    const r = await fetch("/api/save", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...input, ...generatorInput(), mode, rank }),
+    });
+    if (!r.ok) {
+      showError(await r.json().catch(() => ({ error: `HTTP ${r.status}`, field: null })));
+      return;
+    }
+    const name = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "")?.[1] || `${mode}_top${rank}.zip`;
+    const url = URL.createObjectURL(await r.blob());
+    const a = el("a", { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    document.body.dataset.zip = name;
+  } catch (e) {
+    $("#form-error").textContent = `download failed: ${e.message}`;
+  } finally {
+    btn.disabled = false;
+    btn.textContent = old;
+  }
 }
 
 // One row's prediction from /api/estimate: memory per worker and per-phase times.
@@ -482,6 +528,63 @@ async function runCompare() {
   drawChart(wrap.firstChild, series, null, "tokens_per_s_per_gpu");
 }
 
+// YAML mode: POST /api/exp, then one chart of every experiment's frontier and a table like
+// `cli exp`'s comparison.
+async function runYaml() {
+  const status = $("#cmp-yaml-status"), err = $("#cmp-yaml-err"), ta = $("#cmp-yaml");
+  err.textContent = "";
+  ta.classList.remove("invalid");
+  status.textContent = "running…";
+  const t0 = performance.now();
+  const r = await postJson("/api/exp", { yaml: ta.value });
+  const host = $("#cmp-results");
+  host.replaceChildren();
+  if (!r.ok) {
+    status.textContent = "";
+    const where = r.data.line ? ` (line ${r.data.line})` : "";
+    err.textContent = `${r.data.error}${where}`;
+    ta.classList.add("invalid");
+    return;
+  }
+  const exps = r.data.experiments;
+  status.textContent = `${exps.length} experiments in ${Math.round(performance.now() - t0)} ms`;
+  const head = ["experiment", "mode", "system", "GPUs", "best tokens/s/gpu", "tokens/s/user", "TTFT (ms)", "TPOT (ms)", "deployment", "ratio to best"];
+  const table = el("table", { class: "top compare", id: "cmp-exp-table" });
+  table.append(el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))));
+  const tb = el("tbody");
+  for (const e of exps) {
+    const x = e.experiment, b = e.result.best;
+    const sys = x.decode_system_name && x.decode_system_name !== x.system_name ? `${x.system_name}/${x.decode_system_name}` : x.system_name;
+    const cells = [e.name, x.serving_mode, sys, String(x.total_gpus),
+      b ? f2(e.best_tokens_per_s_per_gpu) : "no SLA fit", f2(b?.tokens_per_s_per_user), f2(b?.ttft_ms), f2(b?.tpot_ms),
+      b ? layoutText(b) : "—", e.ratio_to_best === null ? "—" : `${Number(e.ratio_to_best).toFixed(2)}x`];
+    const tr = el("tr", { "data-name": e.name }, ...cells.map((t) => el("td", { text: t })));
+    if (e.name === r.data.best_experiment) tr.classList.add("winner");
+    tb.append(tr);
+  }
+  table.append(tb);
+  const verdict = r.data.best_experiment
+    ? `Best experiment: ${r.data.best_experiment}`
+    : "No experiment meets its SLA.";
+  host.append(el("section", { class: "card" }, el("h2", { text: "Comparison across experiments" }),
+    el("p", { class: "verdict", id: "cmp-exp-best", text: verdict }), el("div", { class: "scroll" }, table)));
+  const series = exps.map((e, i) => ({
+    label: e.name, color: SET_COLORS[i % SET_COLORS.length],
+    points: upperFrontier(e.result.modes.flatMap((m) => m.pareto)),
+  }));
+  const win = exps.find((e) => e.name === r.data.best_experiment);
+  const wrap = el("div", { class: "chart-wrap" }, el("div"), el("div", { class: "tooltip", hidden: true }));
+  host.append(el("section", { class: "card" }, el("h2", { text: "Pareto frontiers (every experiment)" }), wrap));
+  drawChart(wrap.firstChild, series, win ? win.result.best : null, "tokens_per_s_per_gpu");
+}
+
+function showCompareKind(kind) {
+  $("#cmp-sets-pane").hidden = kind !== "sets";
+  $("#cmp-yaml-pane").hidden = kind !== "yaml";
+  for (const r of $$('input[name="cmp-kind"]')) r.checked = r.value === kind;
+  $("#cmp-results").replaceChildren();
+}
+
 // ---------------------------------------------------------------- wiring
 
 function showTab(name) {
@@ -504,19 +607,27 @@ async function main() {
     renderSets();
   });
   $("#cmp-run").addEventListener("click", runCompare);
+  $("#cmp-yaml-run").addEventListener("click", runYaml);
+  for (const r of $$('input[name="cmp-kind"]')) r.addEventListener("change", () => showCompareKind(r.value));
   try {
     await loadOptions();
+    $("#cmp-yaml").value = OPTIONS.exp_example || "";
   } catch (e) {
     $("#form-error").textContent = `cannot load options: ${e.message}`;
     return;
   }
   document.body.dataset.state = "ready";
   // ?autorun=1 presses Search once the pickers are filled (used by the browser test);
-  // with ?tab=compare it adds the form's inputs as a set and runs the comparison.
+  // with ?tab=compare it adds the form's inputs as a set and runs the comparison, and with
+  // &kind=yaml it runs the prefilled experiment YAML instead.
   const q = new URLSearchParams(location.search);
   if (q.get("tab") === "compare") showTab("compare");
   if (q.get("autorun") === "1") {
-    if (q.get("tab") === "compare") {
+    if (q.get("tab") === "compare" && q.get("kind") === "yaml") {
+      showCompareKind("yaml");
+      await runYaml();
+      document.body.dataset.state = "done";
+    } else if (q.get("tab") === "compare") {
       $("#cmp-add").click();
       await runCompare();
       document.body.dataset.state = "done";

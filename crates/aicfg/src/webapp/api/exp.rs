@@ -1,0 +1,92 @@
+//! `POST /api/exp`: an experiment YAML, run like `aicfg cli exp --json` (built-in models and
+//! systems only: a web request reads no local files).
+use super::{parse_body, run_limited, ApiError, AppState, Cancelled};
+use crate::exp_cmd;
+use aicfg_core::task::{parse_experiments, ExpError};
+use aicfg_core::{AicfgError, ModelRegistry, SystemRegistry};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The page's prefilled YAML: two small studies that finish in well under a second.
+pub const EXAMPLE: &str = include_str!("../../../../../examples/exp_compare_small.yaml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpInput {
+    yaml: String,
+    /// Rows per top-N table, as `cli exp --top_n` (5).
+    #[serde(default = "default_top_n")]
+    top_n: usize,
+}
+
+fn default_top_n() -> usize {
+    5
+}
+
+/// A 422 carrying where in the YAML the problem is.
+fn exp_error(e: &ExpError) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("yaml".into()),
+        e.to_string(),
+    );
+    err.extra.insert("experiment".into(), json!(e.experiment));
+    err.extra.insert("key".into(), json!(e.key));
+    err.extra.insert("line".into(), json!(e.line));
+    err.extra.insert("column".into(), json!(e.column));
+    err
+}
+
+fn search_error(e: &anyhow::Error) -> ApiError {
+    match e.downcast_ref::<AicfgError>() {
+        Some(AicfgError::Experiment(x)) => exp_error(x),
+        _ => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("yaml".into()),
+            format!("{e:#}"),
+        ),
+    }
+}
+
+pub(super) async fn run_experiments(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let input: ExpInput = parse_body(body)?;
+    if input.top_n == 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("top_n".into()),
+            "top_n must be at least 1",
+        ));
+    }
+    let outcomes = run_limited(&state, move |cancel| {
+        let models = ModelRegistry::builtin_only();
+        let systems = SystemRegistry::builtin();
+        let exps = parse_experiments(&input.yaml, &models, &systems).map_err(|e| match e {
+            AicfgError::Experiment(x) => exp_error(&x),
+            e => super::core_error(e),
+        })?;
+        let stop = |_: usize, _: usize| {
+            if cancel.load(Ordering::Relaxed) {
+                std::panic::resume_unwind(Box::new(Cancelled));
+            }
+        };
+        exp_cmd::search_all(exps, &models, &systems, input.top_n, |req| {
+            aicfg_core::search::search(req, Some(&stop))
+        })
+        .map_err(|e| search_error(&e))
+    })
+    .await?;
+    Ok(Json(exp_cmd::json(&outcomes)))
+}
+
+#[cfg(test)]
+mod tests;
