@@ -1,14 +1,13 @@
 //! `aicfg cli default`: agg vs disagg search for one model, system and GPU budget.
 use crate::chart::{self, Series};
-use aicfg_core::estimate::QuantRequest;
-use aicfg_core::perf::EmpiricalParams;
-use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
+use crate::input::{load_calibration, load_systems, quant_request, InputResult};
+pub use crate::input::{resolve_model, InputError, OnField};
 use aicfg_core::search::{
     mode_name, search, Candidate, LoadTarget, ModeResult, ParallelSpace, Role, SearchRequest,
     SearchResult, WorkerPlan,
 };
-use aicfg_core::{Backend, DatabaseMode, ModelRegistry, ServeMode, SystemRegistry, Workload};
-use anyhow::{Context, Result};
+use aicfg_core::{Backend, DatabaseMode, ServeMode, Workload};
+use anyhow::Result;
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table};
 use serde::{Deserialize, Serialize};
@@ -113,35 +112,6 @@ pub struct DefaultArgs {
     pub json: bool,
     #[command(flatten)]
     pub save: crate::save::SaveArgs,
-}
-
-/// A bad input, with the input field it belongs to (the webapp shows it next to that field).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct InputError {
-    /// The JSON key of the field (the CLI flag with `_`).
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl InputError {
-    pub fn new(field: &'static str, message: impl std::fmt::Display) -> Self {
-        InputError {
-            field,
-            message: message.to_string(),
-        }
-    }
-}
-
-/// Tags a fallible value with the field it came from.
-pub trait OnField<T> {
-    fn on(self, field: &'static str) -> std::result::Result<T, InputError>;
-}
-
-impl<T, E: std::fmt::Display> OnField<T> for std::result::Result<T, E> {
-    fn on(self, field: &'static str) -> std::result::Result<T, InputError> {
-        self.map_err(|e| InputError::new(field, e))
-    }
 }
 
 /// Parallel lists of one role (the webapp's advanced section); empty lists keep the defaults.
@@ -279,45 +249,6 @@ impl DefaultArgs {
     }
 }
 
-type InputResult<T> = std::result::Result<T, InputError>;
-
-fn parse_opt<T>(
-    v: &Option<String>,
-    field: &'static str,
-    f: fn(&str) -> aicfg_core::Result<T>,
-) -> InputResult<Option<T>> {
-    v.as_deref().map(f).transpose().on(field)
-}
-
-/// The model of `model` / `model_config`; a web request may not name a local path.
-pub fn resolve_model(
-    name: &str,
-    config: Option<&str>,
-    local_files: bool,
-) -> InputResult<aicfg_core::ModelSpec> {
-    let registry = ModelRegistry::builtin();
-    if let Some(text) = config {
-        let name = if name.trim().is_empty() {
-            "custom"
-        } else {
-            name.trim()
-        };
-        return aicfg_core::ModelSpec::from_hf_json(text, name, "pasted config.json")
-            .on("model_config");
-    }
-    if name.trim().is_empty() {
-        return Err(InputError::new(
-            "model",
-            "--model is required: a built-in name, or paste a config.json",
-        ));
-    }
-    if local_files {
-        registry.resolve(name).on("model")
-    } else {
-        registry.resolve_builtin(name).on("model")
-    }
-}
-
 fn parallel_space(
     p: &Option<ParallelInput>,
     field: &'static str,
@@ -364,10 +295,7 @@ fn parallel_space(
 }
 
 pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
-    let mut systems = SystemRegistry::builtin();
-    if let Some(dir) = &a.systems_path {
-        systems.add_dir(dir).on("systems_path")?;
-    }
+    let systems = load_systems(&a.systems_path)?;
     let model = resolve_model(&a.model, a.model_config.as_deref(), a.allow_local_files)?;
     let system = systems.get(&a.system).on("system")?.clone();
     let decode_system = a
@@ -453,13 +381,13 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
         ));
     }
     let accepted: f64 = a.nextn_accept_rates.iter().take(a.nextn as usize).sum();
-    let quant = QuantRequest {
-        gemm: parse_opt(&a.gemm_quant_mode, "gemm_quant_mode", GemmQuant::parse)?,
-        moe: parse_opt(&a.moe_quant_mode, "moe_quant_mode", MoeQuant::parse)?,
-        kvcache: parse_opt(&a.kvcache_quant_mode, "kvcache_quant_mode", KvQuant::parse)?,
-        fmha: parse_opt(&a.fmha_quant_mode, "fmha_quant_mode", FmhaQuant::parse)?,
-        comm: parse_opt(&a.comm_quant_mode, "comm_quant_mode", CommQuant::parse)?,
-    };
+    let quant = quant_request([
+        &a.gemm_quant_mode,
+        &a.moe_quant_mode,
+        &a.kvcache_quant_mode,
+        &a.fmha_quant_mode,
+        &a.comm_quant_mode,
+    ])?;
     let modes = match a.serving_mode.trim().to_ascii_lowercase().as_str() {
         "auto" | "both" => vec![ServeMode::Agg, ServeMode::Disagg],
         "agg" => vec![ServeMode::Agg],
@@ -485,15 +413,7 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
             ));
         }
     }
-    let calibration = match &a.calibration {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading calibration {}", p.display()))
-                .on("calibration")?;
-            Some(EmpiricalParams::from_yaml(&text).on("calibration")?)
-        }
-        None => None,
-    };
+    let calibration = load_calibration(&a.calibration)?;
     let workload = Workload {
         isl: a.isl as f64,
         osl: a.osl as f64,

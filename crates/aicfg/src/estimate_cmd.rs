@@ -1,14 +1,13 @@
 //! `aicfg cli estimate`: one deployment, a readable report or `--json`.
-use crate::default_cmd::{resolve_model, InputError, OnField};
-use aicfg_core::estimate::{QuantRequest, WorkerSpec};
-use aicfg_core::model::graph::Parallel;
-use aicfg_core::perf::EmpiricalParams;
-use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
-use aicfg_core::{
-    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode, SystemRegistry,
-    Workload,
+use crate::input::{
+    load_calibration, load_systems, quant_request, resolve_model, InputError, InputResult, OnField,
 };
-use anyhow::{Context, Result};
+use aicfg_core::estimate::WorkerSpec;
+use aicfg_core::model::graph::Parallel;
+use aicfg_core::{
+    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode, Workload,
+};
+use anyhow::Result;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::{Deserialize, Serialize};
@@ -304,8 +303,6 @@ impl EstimateArgs {
     }
 }
 
-type InputResult<T> = std::result::Result<T, InputError>;
-
 fn positive(name: &'static str, v: i64) -> InputResult<f64> {
     if v <= 0 {
         return Err(InputError::new(
@@ -319,23 +316,12 @@ fn positive(name: &'static str, v: i64) -> InputResult<f64> {
     Ok(v as f64)
 }
 
-fn parse_opt<T>(
-    v: &Option<String>,
-    field: &'static str,
-    f: fn(&str) -> aicfg_core::Result<T>,
-) -> InputResult<Option<T>> {
-    v.as_deref().map(f).transpose().on(field)
-}
-
 /// Largest parallel size or worker count accepted (keeps a web request from asking for absurd
 /// worker shapes).
 const MAX_PARALLEL: u32 = 1024;
 
 pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
-    let mut systems = SystemRegistry::builtin();
-    if let Some(dir) = &a.systems_path {
-        systems.add_dir(dir).on("systems_path")?;
-    }
+    let systems = load_systems(&a.systems_path)?;
     let model = resolve_model(&a.model, a.model_config.as_deref(), a.allow_local_files)?;
     let system = systems.get(&a.system).on("system")?.clone();
     let decode_system = a
@@ -402,13 +388,13 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
     let accepted: f64 = (1..=a.nextn)
         .map(|i| a.nextn_accept_rate.powi(i as i32))
         .sum();
-    let quant = QuantRequest {
-        gemm: parse_opt(&a.gemm_quant_mode, "gemm_quant_mode", GemmQuant::parse)?,
-        moe: parse_opt(&a.moe_quant_mode, "moe_quant_mode", MoeQuant::parse)?,
-        kvcache: parse_opt(&a.kvcache_quant_mode, "kvcache_quant_mode", KvQuant::parse)?,
-        fmha: parse_opt(&a.fmha_quant_mode, "fmha_quant_mode", FmhaQuant::parse)?,
-        comm: parse_opt(&a.comm_quant_mode, "comm_quant_mode", CommQuant::parse)?,
-    };
+    let quant = quant_request([
+        &a.gemm_quant_mode,
+        &a.moe_quant_mode,
+        &a.kvcache_quant_mode,
+        &a.fmha_quant_mode,
+        &a.comm_quant_mode,
+    ])?;
     let moe = model.family.is_moe();
     let mk =
         |tp: u32, pp: u32, dp: u32, etp: Option<u32>, ep: Option<u32>, bs: f64, workers: u32| {
@@ -458,15 +444,7 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
         positive("decode_batch_size", a.decode_batch_size)?,
         a.decode_num_workers.max(1),
     );
-    let calibration = match &a.calibration {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading calibration {}", p.display()))
-                .on("calibration")?;
-            Some(EmpiricalParams::from_yaml(&text).on("calibration")?)
-        }
-        None => None,
-    };
+    let calibration = load_calibration(&a.calibration)?;
     Ok(EstimateRequest {
         model,
         system,

@@ -16,6 +16,7 @@ mod chart;
 mod default_cmd;
 mod estimate_cmd;
 mod exp_cmd;
+mod input;
 mod progress;
 mod save;
 mod webapp;
