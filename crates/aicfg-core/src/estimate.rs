@@ -6,11 +6,15 @@ use crate::hardware::SystemSpec;
 use crate::memory::MemoryBreakdown;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
-use crate::perf::{EmpiricalParams, EmpiricalSource, OpTime, PerfSource, SolSource, Step};
+use crate::perf::{
+    EmpiricalParams, EmpiricalSource, OpTime, PerfSource, SiliconSource, SolSource, Step,
+};
+use crate::perfdb::{self, OpDb};
 use crate::quant::{ComputeDtype, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use crate::serve::{self, Perf, ServeMode, Worker, Workload};
 use crate::DatabaseMode;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// User-level quantization choices; `None` = infer from the checkpoint, then bf16.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -44,6 +48,8 @@ pub struct EstimateRequest {
     pub prefill: WorkerSpec,
     pub decode: WorkerSpec,
     pub database_mode: DatabaseMode,
+    /// Backend version of the measured op database (silicon/hybrid); None = newest installed.
+    pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
     pub calibration: Option<EmpiricalParams>,
 }
@@ -65,7 +71,10 @@ pub struct EstimateReport {
     pub model: String,
     pub backend: &'static str,
     pub mode: ServeMode,
+    /// The mode that answered (`auto` resolved to `hybrid` or `empirical`).
     pub database_mode: &'static str,
+    /// Measured op database used (`system/backend/version`), if any.
+    pub database: Option<String>,
     pub isl: f64,
     pub osl: f64,
     pub ttft_ms: f64,
@@ -263,15 +272,71 @@ fn evaluate(
     };
     let empirical = EmpiricalSource { p: params.clone() };
     let sol = SolSource;
-    let source: &dyn PerfSource = match req.database_mode {
-        DatabaseMode::Sol => &sol,
-        DatabaseMode::Empirical => &empirical,
+    let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+    let db_p = database_for(req, &req.system)?;
+    let db_d = if req.mode == ServeMode::Disagg && dsys.name != req.system.name {
+        database_for(req, dsys)?
+    } else {
+        db_p.clone()
+    };
+    let strict = req.database_mode == DatabaseMode::Silicon;
+    let sil_p = db_p
+        .clone()
+        .map(|db| SiliconSource::new(db, empirical.clone(), strict));
+    let sil_d = db_d
+        .clone()
+        .map(|db| SiliconSource::new(db, empirical.clone(), strict));
+    fn pick<'a>(
+        mode: DatabaseMode,
+        sil: &'a Option<SiliconSource>,
+        sol: &'a SolSource,
+        emp: &'a EmpiricalSource,
+    ) -> &'a dyn PerfSource {
+        match (mode, sil) {
+            (DatabaseMode::Sol, _) => sol,
+            (_, Some(s)) => s,
+            _ => emp,
+        }
+    }
+    let source = pick(req.database_mode, &sil_p, &sol, &empirical);
+    let dsource = pick(req.database_mode, &sil_d, &sol, &empirical);
+    let effective = match req.database_mode {
+        DatabaseMode::Auto if db_p.is_some() || db_d.is_some() => DatabaseMode::Hybrid,
+        DatabaseMode::Auto => DatabaseMode::Empirical,
+        m => m,
+    };
+    // SILICON: an op the tables cannot answer fails the whole prediction, naming the op.
+    let check = || -> Result<()> {
+        for s in [&sil_p, &sil_d].into_iter().flatten() {
+            if let Some(why) = s.take_miss() {
+                return Err(AicfgError::PerfDataMissing(why));
+            }
+        }
+        Ok(())
     };
     let w = req.workload;
     let m = &req.model;
     let fraction = req.free_gpu_memory_fraction;
     let kv_avg = w.isl + w.osl / 2.0;
     let mut notes = Vec::new();
+    let database = db_p.as_ref().map(|d| db_label(d));
+    if with_report {
+        match (&db_p, req.database_mode) {
+            (Some(d), _) => notes.push(format!(
+                "database mode {}: measured op tables {} ({} rows, loaded in {:.0} ms); ops without data use empirical",
+                effective.name(),
+                db_label(d),
+                d.tables.rows,
+                d.load_ms
+            )),
+            (None, DatabaseMode::Auto) => notes.push(format!(
+                "database mode empirical: no measured op database installed for {}/{} (`aicfg data install` adds one)",
+                req.system.name,
+                req.backend.name()
+            )),
+            _ => {}
+        }
+    }
     match req.mode {
         ServeMode::Agg | ServeMode::Static => {
             let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
@@ -291,6 +356,7 @@ fn evaluate(
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
             };
+            check()?;
             if !with_report {
                 return Ok((perf, None));
             }
@@ -311,10 +377,15 @@ fn evaluate(
             let dec = Step::decode(perf.running_per_rank, kv_avg, 1.0 + w.nextn as f64);
             let workers = vec![worker_report("agg", &wk, req.agg, mem)];
             let r = report(req, perf.clone(), workers, &wk, &ctx, &wk, &dec, notes);
+            check()?;
+            let r = EstimateReport {
+                database_mode: effective.name(),
+                database,
+                ..r
+            };
             Ok((perf, Some(r)))
         }
         ServeMode::Disagg => {
-            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
             let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
             let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
             let pre = Worker::new(
@@ -335,7 +406,7 @@ fn evaluate(
                 dsys,
                 req.backend,
                 calib,
-                source,
+                dsource,
                 fraction,
                 w.nextn,
             )?;
@@ -349,6 +420,7 @@ fn evaluate(
                 req.decode.workers,
                 params.burst_waves,
             );
+            check()?;
             if !with_report {
                 return Ok((r.perf, None));
             }
@@ -376,9 +448,51 @@ fn evaluate(
                 &dstep,
                 notes,
             );
+            check()?;
+            let rep = EstimateReport {
+                database_mode: effective.name(),
+                database,
+                ..rep
+            };
             Ok((r.perf, Some(rep)))
         }
     }
+}
+
+fn db_label(d: &OpDb) -> String {
+    format!("{}/{}/{}", d.key.system, d.key.backend, d.key.version)
+}
+
+/// The measured database for `sys` under the request's mode: None for sol/empirical, and for
+/// `auto` when nothing is installed for the system/backend; an error when silicon/hybrid is asked
+/// for and nothing is installed, or when the asked backend version is not installed.
+pub fn database_for(req: &EstimateRequest, sys: &SystemSpec) -> Result<Option<Arc<OpDb>>> {
+    let mode = req.database_mode;
+    if !mode.uses_database() {
+        return Ok(None);
+    }
+    let Some(root) = perfdb::data_dir().and_then(|d| perfdb::active_root(&d)) else {
+        if mode == DatabaseMode::Auto && req.backend_version.is_none() {
+            return Ok(None);
+        }
+        return Err(AicfgError::PerfDbMissing(format!(
+            "no measured op database installed{}; run `aicfg data install` (or set AICFG_DATA_DIR)",
+            perfdb::data_dir()
+                .map(|d| format!(" in {}", d.display()))
+                .unwrap_or_default()
+        )));
+    };
+    let key = match perfdb::resolve(
+        &root,
+        &sys.name,
+        req.backend.name(),
+        req.backend_version.as_deref(),
+    ) {
+        Ok(k) => k,
+        Err(AicfgError::PerfDbMissing(_)) if mode == DatabaseMode::Auto => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    perfdb::open_cached(&key, sys.misc.nccl_version.as_deref()).map(Some)
 }
 
 fn worker_report(
@@ -422,6 +536,7 @@ fn report(
         backend: req.backend.name(),
         mode: req.mode,
         database_mode: req.database_mode.name(),
+        database: None,
         isl: req.workload.isl,
         osl: req.workload.osl,
         ttft_ms: perf.ttft_ms,

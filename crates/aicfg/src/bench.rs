@@ -28,12 +28,17 @@ pub struct AccuracyArgs {
     /// CSV in the silicon_calib.csv schema (id, backend, model_path, system, mode, isl, osl, ...).
     #[arg(long)]
     pub csv: PathBuf,
+    /// silicon, hybrid, empirical, sol, or auto (hybrid where a measured database for the row's
+    /// system/backend is installed, else empirical).
     #[arg(
         long = "database-mode",
         alias = "database_mode",
-        default_value = "empirical"
+        default_value = "auto"
     )]
     pub database_mode: String,
+    /// Backend version of the measured op database (default: the newest installed).
+    #[arg(long = "backend-version", alias = "backend_version")]
+    pub backend_version: Option<String>,
     /// Write per-row predictions (id,pred_ttft_ms,pred_tpot_ms,status,detail).
     #[arg(long = "predictions-out", alias = "predictions_out")]
     pub predictions_out: Option<PathBuf>,
@@ -137,6 +142,8 @@ pub struct RowMapper {
     models: ModelRegistry,
     systems: SystemRegistry,
     cache: HashMap<String, std::result::Result<ModelSpec, String>>,
+    /// Measured-database backend version for every row (None = newest installed).
+    pub backend_version: Option<String>,
 }
 
 impl RowMapper {
@@ -145,6 +152,7 @@ impl RowMapper {
             models: ModelRegistry::builtin(),
             systems: SystemRegistry::builtin(),
             cache: HashMap::new(),
+            backend_version: None,
         }
     }
 
@@ -256,6 +264,7 @@ impl RowMapper {
                 prefill,
                 decode,
                 database_mode: mode,
+                backend_version: self.backend_version.clone(),
                 free_gpu_memory_fraction: None,
                 calibration: None,
             }
@@ -306,8 +315,13 @@ pub struct Prepared {
     pub req: std::result::Result<EstimateRequest, (String, String)>,
 }
 
-pub fn prepare(rows: Vec<Row>, mode: DatabaseMode) -> Vec<Prepared> {
+pub fn prepare(
+    rows: Vec<Row>,
+    mode: DatabaseMode,
+    backend_version: Option<String>,
+) -> Vec<Prepared> {
     let mut mapper = RowMapper::new();
+    mapper.backend_version = backend_version;
     rows.into_iter()
         .map(|row| {
             let req = mapper.request(&row, mode);
@@ -420,7 +434,7 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         None => EmpiricalParams::embedded(),
     };
     let rows = read_rows(&a.csv)?;
-    let prepared = prepare(rows, mode);
+    let prepared = prepare(rows, mode, a.backend_version.clone());
     let preds = predict_all(&prepared, &params);
     let elapsed = start.elapsed();
 
@@ -584,7 +598,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         None => EmpiricalParams::embedded(),
     };
     let rows = read_rows(&a.csv)?;
-    let prepared = prepare(rows, DatabaseMode::Empirical);
+    let prepared = prepare(rows, DatabaseMode::Empirical, None);
     // Two halves by row id: the fit uses all rows; each half's loss is reported to show it is even.
     let fold: Vec<bool> = prepared
         .iter()

@@ -132,13 +132,18 @@ pub struct EstimateArgs {
         default_value_t = 0.0
     )]
     pub nextn_accept_rate: f64,
-    /// sol or empirical (the embedded default).
+    /// silicon (measured op tables), hybrid (measured where covered, else empirical), empirical
+    /// (embedded calibrated roofline) or sol. Default: hybrid when a measured database for the
+    /// system/backend is installed (`aicfg data install`), else empirical.
     #[arg(
         long = "database-mode",
         alias = "database_mode",
-        default_value = "empirical"
+        default_value = "auto"
     )]
     pub database_mode: String,
+    /// Backend version of the measured op database (default: the newest installed).
+    #[arg(long = "backend-version", alias = "backend_version")]
+    pub backend_version: Option<String>,
     /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
     #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction")]
     pub free_gpu_memory_fraction: Option<f64>,
@@ -274,6 +279,7 @@ pub fn build_request(a: &EstimateArgs) -> Result<EstimateRequest> {
         prefill,
         decode,
         database_mode: DatabaseMode::parse(&a.database_mode)?,
+        backend_version: a.backend_version.clone(),
         free_gpu_memory_fraction: a.free_gpu_memory_fraction,
         calibration,
     })
@@ -330,7 +336,10 @@ pub fn render(r: &EstimateReport) -> String {
             ServeMode::Disagg => "disagg",
             ServeMode::Static => "static",
         },
-        r.database_mode
+        match &r.database {
+            Some(d) => format!("{}: {d}", r.database_mode),
+            None => r.database_mode.to_string(),
+        }
     ));
     out.push_str(&format!("isl {} / osl {}\n\n", r.isl, r.osl));
     let mut t = Table::new();

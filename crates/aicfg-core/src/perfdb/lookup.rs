@@ -1,0 +1,332 @@
+//! Op → table query (MODELING.md §5): which table, which slice keys, which coordinates, and the
+//! roofline used to hold utilization outside the measured range.
+use super::grid::Grid;
+use super::tables::{self, label_code, CTX_BLEND, GEMM_BLEND, GEN_BLEND, ONE_D};
+use super::OpDb;
+use crate::hardware::SystemSpec;
+use crate::model::graph::{CommOp, OpKind};
+use crate::perf::{Work, WorkClass};
+use crate::quant::{ComputeDtype, GemmQuant, MoeQuant};
+
+/// Answer of the measured tables for one op invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// Measured or interpolated latency (ms).
+    Hit(f64),
+    /// The op has a table family but the installed data has no slice for it.
+    Miss(String),
+    /// No table family exists for this op (elementwise, P2P, ...): analytic formulas answer.
+    NoTable,
+}
+
+/// Table label of a GEMM format; formats without a table of their own read their compute twin.
+fn gemm_label(q: GemmQuant) -> Option<&'static str> {
+    Some(match q {
+        GemmQuant::Bfloat16 => "bfloat16",
+        // fp8_static runs the fp8 kernel (its quantize overhead is a few µs, not modelled).
+        GemmQuant::Fp8 | GemmQuant::Fp8Static => "fp8",
+        GemmQuant::Fp8Block => "fp8_block",
+        GemmQuant::Sq => "sq",
+        GemmQuant::Int8Wo => "int8_wo",
+        GemmQuant::Int4Wo => "int4_wo",
+        GemmQuant::Nvfp4 => "nvfp4",
+        GemmQuant::Nvfp4Wo | GemmQuant::W4a16Nvfp4 => return None,
+    })
+}
+
+fn peak(sys: &SystemSpec, d: ComputeDtype) -> f64 {
+    sys.flops(d).unwrap_or(sys.gpu.bfloat16_tc_flops)
+}
+
+fn kv_bytes(label: &str) -> f64 {
+    match label {
+        "fp8" | "int8" => 1.0,
+        _ => 2.0,
+    }
+}
+
+fn need(grid: Option<&Grid>, what: impl FnOnce() -> String) -> Result<&Grid, Lookup> {
+    grid.ok_or_else(|| Lookup::Miss(what()))
+}
+
+fn code(label: &str, what: &str) -> Result<u8, Lookup> {
+    label_code(label).ok_or_else(|| Lookup::Miss(format!("no {what} table for dtype '{label}'")))
+}
+
+impl OpDb {
+    /// Latency of one invocation of `op` doing `w`, from the measured tables.
+    pub fn lookup(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> Lookup {
+        match self.lookup_inner(sys, op, w) {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 => Lookup::Hit(ms),
+            Ok(ms) => Lookup::Miss(format!("non-finite interpolation ({ms})")),
+            Err(l) => l,
+        }
+    }
+
+    fn lookup_inner(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> Result<f64, Lookup> {
+        let t = &self.tables;
+        let bw = sys.gpu.mem_bw;
+        match (op, w.class) {
+            (OpKind::Gemm { n, k, quant, .. }, WorkClass::Gemm) => {
+                let label = gemm_label(*quant).ok_or_else(|| {
+                    Lookup::Miss(format!("no GEMM table for quantization '{}'", quant.name()))
+                })?;
+                let g = need(t.gemm.get(&code(label, "GEMM")?), || {
+                    format!("no {label} GEMM data")
+                })?;
+                let (f, b) = (peak(sys, quant.compute()), quant.bytes());
+                let sol = move |p: &[f64]| {
+                    let (n, k, m) = (p[0], p[1], p[2]);
+                    (2.0 * m * n * k / f).max(b * (m * n + m * k + n * k) / bw) * 1e3
+                };
+                g.query(&[*n, *k, w.m], &GEMM_BLEND, &sol)
+                    .ok_or(Lookup::NoTable)
+            }
+            (
+                OpKind::Attention {
+                    heads,
+                    kv_heads,
+                    qk_dim,
+                    v_dim,
+                    window,
+                    ..
+                },
+                WorkClass::ContextAttention,
+            ) => {
+                let sh = &w.shape;
+                let (b, s, p) = (sh.batch, sh.seq, sh.prefix);
+                let total = s + p;
+                if b <= 0.0 || s <= 0.0 {
+                    return Ok(0.0);
+                }
+                let kvb = kv_bytes(sh.kv_quant);
+                let f = peak(sys, w.dtype);
+                let kvc = code(sh.kv_quant, "KV-cache")?;
+                let ms = if qk_dim != v_dim {
+                    // MLA prefill (decompressed K/V): context_mla table, keyed on the KV dtype.
+                    if window.is_some() {
+                        return Err(Lookup::Miss("sparse (DSA) MLA prefill has no granular table".into()));
+                    }
+                    let g = need(t.ctx_mla.get(&kvc), || format!("no context MLA data for kv {}", sh.kv_quant))?;
+                    let dd = qk_dim + v_dim;
+                    let sol = move |x: &[f64]| {
+                        let (n, sq, bb) = (x[0], x[1], x[2]);
+                        let fl = bb * n * dd * sq * sq;
+                        let by = bb * n * (kvb * sq * dd + 2.0 * sq * dd);
+                        (fl / f).max(by / bw) * 1e3
+                    };
+                    g.query(&[*heads, total, b], &CTX_BLEND, &sol)
+                } else {
+                    let nkv = if kv_heads == heads { 0 } else { *kv_heads as i64 };
+                    let win = window.map_or(0, |x| x as i64);
+                    let key = (code(sh.quant, "attention")?, kvc, nkv, *qk_dim as i64, win);
+                    let g = need(t.ctx_attn.get(&key), || {
+                        format!(
+                            "no context attention data for fmha {}, kv {}, kv heads {}, head dim {}, window {}",
+                            sh.quant, sh.kv_quant, kv_heads, qk_dim, win
+                        )
+                    })?;
+                    let (d, nkvh, wnd) = (*qk_dim, *kv_heads, window.unwrap_or(0.0));
+                    let sol = move |x: &[f64]| {
+                        let (n, sq, bb) = (x[0], x[1], x[2]);
+                        let fl = if wnd > 0.0 && sq > wnd {
+                            4.0 * bb * sq * wnd * n * d
+                        } else {
+                            2.0 * bb * sq * sq * n * d
+                        };
+                        let by = 4.0 * bb * n * sq * d + kvb * bb * 2.0 * nkvh * sq * d;
+                        (fl / f).max(by / bw) * 1e3
+                    };
+                    g.query(&[*heads, total, b], &CTX_BLEND, &sol)
+                };
+                // Causal work of the uncached part only (MODELING.md §5.2).
+                let frac = if total > 0.0 { (total * total - p * p) / (total * total) } else { 1.0 };
+                ms.map(|v| v * frac).ok_or(Lookup::NoTable)
+            }
+            (
+                OpKind::Attention {
+                    heads,
+                    kv_heads,
+                    qk_dim,
+                    v_dim,
+                    window,
+                    kv_elems_per_token,
+                    latent,
+                },
+                WorkClass::GenerationAttention,
+            ) => {
+                let sh = &w.shape;
+                // Draft tokens (MTP) query as extra rows of the batch.
+                let b = sh.batch * sh.tokens.max(1.0);
+                let s = match window {
+                    Some(wnd) => sh.seq.min(*wnd),
+                    None => sh.seq,
+                }
+                .max(1.0);
+                if b <= 0.0 {
+                    return Ok(0.0);
+                }
+                let kvb = kv_bytes(sh.kv_quant);
+                let f = peak(sys, w.dtype);
+                let kvc = code(sh.kv_quant, "KV-cache")?;
+                if *latent {
+                    let g = need(t.gen_mla.get(&kvc), || format!("no generation MLA data for kv {}", sh.kv_quant))?;
+                    let (dd, lat) = (qk_dim + v_dim, *kv_elems_per_token);
+                    let sol = move |x: &[f64]| {
+                        let (n, bb, sq) = (x[0], x[1], x[2]);
+                        let fl = 2.0 * bb * n * dd * sq;
+                        let by = bb * (2.0 * n * dd + (sq - 1.0).max(0.0) * lat * kvb);
+                        (fl / f).max(by / bw) * 1e3
+                    };
+                    g.query(&[*heads, b, s], &GEN_BLEND, &sol).ok_or(Lookup::NoTable)
+                } else {
+                    let nkv = if kv_heads == heads { 0 } else { *kv_heads as i64 };
+                    let win = window.map_or(0, |x| x as i64);
+                    let key = (kvc, nkv, *qk_dim as i64, win);
+                    let g = need(t.gen_attn.get(&key), || {
+                        format!(
+                            "no generation attention data for kv {}, kv heads {}, head dim {}, window {}",
+                            sh.kv_quant, kv_heads, qk_dim, win
+                        )
+                    })?;
+                    let (d, nkvh) = (*qk_dim, *kv_heads);
+                    let sol = move |x: &[f64]| {
+                        let (n, bb, sq) = (x[0], x[1], x[2]);
+                        let kv = (sq - 1.0).max(0.0);
+                        let fl = 4.0 * bb * n * d * kv;
+                        let by = bb * (4.0 * n * d + 2.0 * nkvh * kv * d * kvb);
+                        (fl / f).max(by / bw) * 1e3
+                    };
+                    g.query(&[*heads, b, s], &GEN_BLEND, &sol).ok_or(Lookup::NoTable)
+                }
+            }
+            (
+                OpKind::Moe {
+                    hidden,
+                    inter,
+                    experts,
+                    top_k,
+                    etp,
+                    ep,
+                    gated,
+                },
+                WorkClass::Moe,
+            ) => {
+                let tokens = w.shape.tokens;
+                if tokens <= 0.0 {
+                    return Ok(0.0);
+                }
+                let q = code(w.shape.quant, "MoE")?;
+                let key = |d: u8| {
+                    (
+                        q,
+                        d,
+                        !gated,
+                        *top_k as i64,
+                        *experts as i64,
+                        *hidden as i64,
+                        *inter as i64,
+                        *etp as i64,
+                        *ep as i64,
+                    )
+                };
+                let g = self
+                    .moe_distributions
+                    .iter()
+                    .find_map(|d| t.moe.get(&key(*d)))
+                    .ok_or_else(|| {
+                        Lookup::Miss(format!(
+                            "no MoE data for {} h{} I{} E{} top{} etp{} ep{}{}",
+                            w.shape.quant,
+                            hidden,
+                            inter,
+                            experts,
+                            top_k,
+                            etp,
+                            ep,
+                            if *gated { "" } else { " (non-gated)" }
+                        ))
+                    })?;
+                let mem = MoeQuant::parse(w.shape.quant).map_or(2.0, |m| m.bytes());
+                let f = peak(sys, w.dtype);
+                let (h, i, e, k, etp, ep) = (*hidden, *inter, *experts, *top_k, *etp, *ep);
+                let gate = if *gated { 3.0 } else { 2.0 };
+                let sol = move |x: &[f64]| {
+                    let tt = x[0] * k / ep;
+                    let fl = 2.0 * tt * h * i * gate / etp;
+                    let by = mem
+                        * (tt * h * 2.0 + tt * i * gate / etp + h * i * gate / etp * (e / ep).min(tt));
+                    (fl / f).max(by / bw) * 1e3
+                };
+                g.query(&[tokens], &ONE_D, &sol).ok_or(Lookup::NoTable)
+            }
+            (
+                OpKind::Comm {
+                    op: c,
+                    gpus,
+                    bytes_per_elem,
+                    ..
+                },
+                WorkClass::Comm(_),
+            ) => {
+                let g = *gpus;
+                if g <= 1 || w.bytes <= 0.0 {
+                    return Ok(0.0);
+                }
+                let elems = w.bytes / bytes_per_elem.max(1e-9);
+                let half = label_code("half").unwrap_or(0);
+                let dtype = if *bytes_per_elem >= 2.0 {
+                    half
+                } else {
+                    label_code("int8").unwrap_or(0)
+                };
+                let nccl_op = match c {
+                    CommOp::AllReduce => tables::NCCL_ALL_REDUCE,
+                    CommOp::AllGather => tables::NCCL_ALL_GATHER,
+                    CommOp::ReduceScatter => tables::NCCL_REDUCE_SCATTER,
+                    CommOp::AllToAll => tables::NCCL_ALL_TO_ALL,
+                };
+                // The one-shot/two-shot custom all-reduce covers TP groups inside a node; beyond
+                // the largest measured group NCCL answers.
+                if *c == CommOp::AllReduce {
+                    // The table is 16-bit: a narrower payload moves as fewer half elements.
+                    let half_elems = elems * bytes_per_elem / 2.0;
+                    if let Some(v) = comm_query(sys, g, half_elems, |n| t.allreduce.get(&n)) {
+                        let max_ar = t.allreduce.keys().max().copied().unwrap_or(0);
+                        if g as i64 <= max_ar {
+                            return Ok(v);
+                        }
+                    }
+                    if let Some(v) =
+                        comm_query(sys, g, half_elems, |n| t.nccl.get(&(half, nccl_op, n)))
+                    {
+                        return Ok(v);
+                    }
+                    return Err(Lookup::Miss(format!("no all-reduce data for {g} GPUs")));
+                }
+                comm_query(sys, g, elems, |n| t.nccl.get(&(dtype, nccl_op, n))).ok_or_else(|| {
+                    Lookup::Miss(format!("no NCCL {c:?} data for {g} GPUs"))
+                })
+            }
+            _ => Err(Lookup::NoTable),
+        }
+    }
+}
+
+/// A collective over `g` GPUs: the table at `g`, else at the largest measured group below it
+/// scaled by the ring volume `(g−1)/g` and the slower fabric of the larger group (§5.7).
+fn comm_query<'a>(
+    sys: &SystemSpec,
+    g: u32,
+    elems: f64,
+    table: impl Fn(i64) -> Option<&'a Grid>,
+) -> Option<f64> {
+    let sol = |x: &[f64]| x[0];
+    if let Some(grid) = table(g as i64) {
+        return grid.query(&[elems], &ONE_D, &sol);
+    }
+    let n = (2..g).rev().find(|n| table(*n as i64).is_some())?;
+    let v = table(n as i64)?.query(&[elems], &ONE_D, &sol)?;
+    let (gf, nf) = (g as f64, n as f64);
+    Some(v * ((gf - 1.0) / gf) * (nf / (nf - 1.0)) * sys.group_bw(n) / sys.group_bw(g))
+}

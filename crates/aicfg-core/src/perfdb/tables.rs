@@ -1,0 +1,366 @@
+//! The measured op tables of one (system, backend, version), indexed for queries.
+//!
+//! Each table is split into slices by its exact-match keys (MODELING.md §4.3) after the §4.4
+//! normalizations (MHA `num_key_value_heads` → 0, absent `window_size` → 0, bf16/fp16 comm dtypes →
+//! `half`); each slice is a [`Grid`] over the interpolation axes. String keys become small codes so a
+//! query hashes a few integers and allocates nothing.
+use super::grid::{Blend, Grid};
+use super::read::{read_columns, Frame};
+use crate::error::Result;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Dtype / label vocabulary of the tables; anything else is skipped at load.
+const LABELS: &[&str] = &[
+    "bfloat16",
+    "fp8",
+    "fp8_block",
+    "nvfp4",
+    "int4_wo",
+    "int8_wo",
+    "sq",
+    "w4a16_mxfp4",
+    "w4a8_mxfp4_mxfp8",
+    "w4afp8",
+    "half",
+    "int8",
+];
+
+pub fn label_code(s: &str) -> Option<u8> {
+    let s = match s {
+        "float16" | "fp16" | "bf16" => "bfloat16",
+        x => x,
+    };
+    LABELS.iter().position(|l| *l == s).map(|i| i as u8)
+}
+
+/// Communication dtypes collapse 16-bit formats into `half` (§4.4).
+fn comm_code(s: &str) -> Option<u8> {
+    match s {
+        "bfloat16" | "float16" | "fp16" | "half" => label_code("half"),
+        x => label_code(x),
+    }
+}
+
+pub const DIST_BALANCED: u8 = 0;
+pub const DIST_POWER_101: u8 = 1;
+pub const DIST_POWER_12: u8 = 2;
+
+fn dist_code(s: &str) -> Option<u8> {
+    match s {
+        "balanced" | "uniform" => Some(DIST_BALANCED),
+        "power_law_1.01" => Some(DIST_POWER_101),
+        "power_law_1.2" => Some(DIST_POWER_12),
+        _ => None,
+    }
+}
+
+pub const NCCL_ALL_GATHER: u8 = 0;
+pub const NCCL_REDUCE_SCATTER: u8 = 1;
+pub const NCCL_ALL_REDUCE: u8 = 2;
+pub const NCCL_ALL_TO_ALL: u8 = 3;
+
+fn nccl_op_code(s: &str) -> Option<u8> {
+    match s {
+        "all_gather" => Some(NCCL_ALL_GATHER),
+        "reduce_scatter" => Some(NCCL_REDUCE_SCATTER),
+        "all_reduce" => Some(NCCL_ALL_REDUCE),
+        "alltoall" | "all_to_all" => Some(NCCL_ALL_TO_ALL),
+        _ => None,
+    }
+}
+
+/// Context attention: (attn dtype, kv dtype, n_kv or 0 for MHA, head_dim, window or 0).
+pub type CtxAttnKey = (u8, u8, i64, i64, i64);
+/// Generation attention: (kv dtype, n_kv or 0, head_dim, window or 0).
+pub type GenAttnKey = (u8, i64, i64, i64);
+/// MoE: (dtype, distribution, non-gated, topk, experts, hidden, full inter, moe_tp, moe_ep).
+pub type MoeKey = (u8, u8, bool, i64, i64, i64, i64, i64, i64);
+/// MLA BMM: (dtype, post (else pre), heads).
+pub type BmmKey = (u8, bool, i64);
+/// NCCL: (dtype, op, gpus).
+pub type NcclKey = (u8, u8, i64);
+
+/// Axis blending per table kind.
+pub const GEMM_BLEND: [Blend; 3] = [Blend::Linear, Blend::Linear, Blend::Linear];
+pub const CTX_BLEND: [Blend; 3] = [Blend::Linear, Blend::Sqrt, Blend::Linear];
+pub const GEN_BLEND: [Blend; 3] = [Blend::Linear, Blend::Linear, Blend::Linear];
+pub const ONE_D: [Blend; 1] = [Blend::Linear];
+
+/// Every table of one (system, backend, version), each slice a grid.
+#[derive(Debug, Default)]
+pub struct Tables {
+    /// GEMM per dtype, axes (n, k, m).
+    pub gemm: HashMap<u8, Grid>,
+    /// Axes (heads, sequence, batch).
+    pub ctx_attn: HashMap<CtxAttnKey, Grid>,
+    /// Axes (heads, batch, s).
+    pub gen_attn: HashMap<GenAttnKey, Grid>,
+    /// Context MLA per kv dtype, axes (heads, sequence, batch).
+    pub ctx_mla: HashMap<u8, Grid>,
+    /// Generation MLA per kv dtype, axes (heads, batch, s).
+    pub gen_mla: HashMap<u8, Grid>,
+    /// Axis tokens.
+    pub mla_bmm: HashMap<BmmKey, Grid>,
+    /// Axis tokens (all attention-DP ranks' tokens).
+    pub moe: HashMap<MoeKey, Grid>,
+    /// Custom all-reduce per GPU count, axis message elements.
+    pub allreduce: HashMap<i64, Grid>,
+    /// NCCL collectives, axis message elements.
+    pub nccl: HashMap<NcclKey, Grid>,
+    /// Rows read, files read.
+    pub rows: usize,
+    pub files: Vec<String>,
+}
+
+type Points = Vec<(Vec<f64>, f64)>;
+
+/// Group rows into slices; `f` maps one row to (key, coordinates), or None to skip it.
+fn slices<K: std::hash::Hash + Eq>(
+    fr: &Frame,
+    mut f: impl FnMut(usize) -> Option<(K, Vec<f64>)>,
+) -> HashMap<K, Points> {
+    let lat = fr.col("latency");
+    let mut out: HashMap<K, Points> = HashMap::new();
+    for i in 0..fr.rows {
+        let l = lat.float(i);
+        if !(l.is_finite() && l > 0.0) {
+            continue;
+        }
+        if let Some((k, x)) = f(i) {
+            out.entry(k).or_default().push((x, l));
+        }
+    }
+    out
+}
+
+/// Add slices that the newer versions already loaded did not provide ("first wins").
+fn merge<K: std::hash::Hash + Eq>(dst: &mut HashMap<K, Grid>, src: HashMap<K, Points>, dims: usize) {
+    for (k, pts) in src {
+        dst.entry(k).or_insert_with(|| Grid::build(dims, pts));
+    }
+}
+
+/// As `merge`, keeping the fastest measurement per point across kernels of one slice (the
+/// framework's autotuner / dispatcher picks the best kernel it has).
+fn merge_min<K: std::hash::Hash + Eq + Clone>(
+    dst: &mut HashMap<K, Grid>,
+    src: HashMap<K, Points>,
+    dims: usize,
+) {
+    for (k, mut pts) in src {
+        if dst.contains_key(&k) {
+            continue;
+        }
+        pts.sort_by(|a, b| {
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.total_cmp(&b.1))
+        });
+        dst.insert(k, Grid::build(dims, pts));
+    }
+}
+
+fn i(fr: &Frame, c: &str, r: usize) -> i64 {
+    fr.col(c).int(r)
+}
+
+impl Tables {
+    /// Load one table file into the matching index; slices already present win.
+    pub fn load_file(&mut self, table: &str, path: &Path) -> Result<()> {
+        let before = self.rows;
+        match table {
+            "gemm_perf" => {
+                let fr = read_columns(path, &["gemm_dtype", "m", "n", "k", "latency"], &[])?;
+                self.rows += fr.rows;
+                let s = slices(&fr, |r| {
+                    let q = label_code(fr.col("gemm_dtype").str(r))?;
+                    let x = vec![i(&fr, "n", r) as f64, i(&fr, "k", r) as f64, i(&fr, "m", r) as f64];
+                    Some((q, x))
+                });
+                merge(&mut self.gemm, s, 3);
+            }
+            "context_attention_perf" | "generation_attention_perf" => {
+                let fr = read_columns(
+                    path,
+                    &[
+                        "batch_size",
+                        "isl",
+                        "num_heads",
+                        "num_key_value_heads",
+                        "head_dim",
+                        "attn_dtype",
+                        "kv_cache_dtype",
+                        "latency",
+                    ],
+                    &["window_size", "step"],
+                )?;
+                self.rows += fr.rows;
+                let win = |r: usize| fr.opt("window_size").map_or(0, |c| c.int(r)).max(0);
+                let step = |r: usize| fr.opt("step").map_or(0, |c| c.int(r));
+                let nkv = |r: usize| {
+                    let (n, kv) = (i(&fr, "num_heads", r), i(&fr, "num_key_value_heads", r));
+                    if kv == n {
+                        0
+                    } else {
+                        kv
+                    }
+                };
+                if table == "context_attention_perf" {
+                    let s = slices(&fr, |r| {
+                        let a = label_code(fr.col("attn_dtype").str(r))?;
+                        let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
+                        let key = (a, kv, nkv(r), i(&fr, "head_dim", r), win(r));
+                        let x = vec![
+                            i(&fr, "num_heads", r) as f64,
+                            (i(&fr, "isl", r) + step(r)) as f64,
+                            i(&fr, "batch_size", r) as f64,
+                        ];
+                        Some((key, x))
+                    });
+                    merge(&mut self.ctx_attn, s, 3);
+                } else {
+                    let s = slices(&fr, |r| {
+                        let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
+                        let key = (kv, nkv(r), i(&fr, "head_dim", r), win(r));
+                        let x = vec![
+                            i(&fr, "num_heads", r) as f64,
+                            i(&fr, "batch_size", r) as f64,
+                            (i(&fr, "isl", r) + step(r)) as f64,
+                        ];
+                        Some((key, x))
+                    });
+                    merge(&mut self.gen_attn, s, 3);
+                }
+            }
+            "context_mla_perf" | "generation_mla_perf" => {
+                let fr = read_columns(
+                    path,
+                    &["kv_cache_dtype", "num_heads", "batch_size", "isl", "latency"],
+                    &["step"],
+                )?;
+                self.rows += fr.rows;
+                let step = |r: usize| fr.opt("step").map_or(0, |c| c.int(r));
+                let ctx = table == "context_mla_perf";
+                let s = slices(&fr, |r| {
+                    let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
+                    let (h, b, s) = (
+                        i(&fr, "num_heads", r) as f64,
+                        i(&fr, "batch_size", r) as f64,
+                        (i(&fr, "isl", r) + step(r)) as f64,
+                    );
+                    Some((kv, if ctx { vec![h, s, b] } else { vec![h, b, s] }))
+                });
+                merge(if ctx { &mut self.ctx_mla } else { &mut self.gen_mla }, s, 3);
+            }
+            "mla_bmm_perf" => {
+                let fr = read_columns(
+                    path,
+                    &["op_name", "bmm_dtype", "num_tokens", "num_heads", "latency"],
+                    &[],
+                )?;
+                self.rows += fr.rows;
+                let s = slices(&fr, |r| {
+                    let q = label_code(fr.col("bmm_dtype").str(r))?;
+                    let post = match fr.col("op_name").str(r) {
+                        "mla_gen_post" => true,
+                        "mla_gen_pre" => false,
+                        _ => return None,
+                    };
+                    Some(((q, post, i(&fr, "num_heads", r)), vec![i(&fr, "num_tokens", r) as f64]))
+                });
+                merge(&mut self.mla_bmm, s, 1);
+            }
+            "moe_perf" => {
+                let fr = read_columns(
+                    path,
+                    &[
+                        "moe_dtype",
+                        "num_tokens",
+                        "hidden_size",
+                        "inter_size",
+                        "topk",
+                        "num_experts",
+                        "moe_tp_size",
+                        "moe_ep_size",
+                        "distribution",
+                        "latency",
+                    ],
+                    &["kernel_source"],
+                )?;
+                self.rows += fr.rows;
+                let s = slices(&fr, |r| {
+                    let q = label_code(fr.col("moe_dtype").str(r))?;
+                    let d = dist_code(fr.col("distribution").str(r))?;
+                    let nongated = fr
+                        .opt("kernel_source")
+                        .is_some_and(|c| c.str(r).contains("nongated"));
+                    let key = (
+                        q,
+                        d,
+                        nongated,
+                        i(&fr, "topk", r),
+                        i(&fr, "num_experts", r),
+                        i(&fr, "hidden_size", r),
+                        i(&fr, "inter_size", r),
+                        i(&fr, "moe_tp_size", r),
+                        i(&fr, "moe_ep_size", r),
+                    );
+                    Some((key, vec![i(&fr, "num_tokens", r) as f64]))
+                });
+                merge_min(&mut self.moe, s, 1);
+            }
+            "custom_allreduce_perf" => {
+                let fr = read_columns(
+                    path,
+                    &["allreduce_dtype", "num_gpus", "message_size", "latency"],
+                    &[],
+                )?;
+                self.rows += fr.rows;
+                let s = slices(&fr, |r| {
+                    (comm_code(fr.col("allreduce_dtype").str(r))? == comm_code("half")?)
+                        .then_some(())?;
+                    Some((i(&fr, "num_gpus", r), vec![i(&fr, "message_size", r) as f64]))
+                });
+                merge_min(&mut self.allreduce, s, 1);
+            }
+            "nccl_perf" => {
+                let fr = read_columns(
+                    path,
+                    &["nccl_dtype", "op_name", "num_gpus", "message_size", "latency"],
+                    &[],
+                )?;
+                self.rows += fr.rows;
+                let s = slices(&fr, |r| {
+                    let q = comm_code(fr.col("nccl_dtype").str(r))?;
+                    let op = nccl_op_code(fr.col("op_name").str(r))?;
+                    Some((
+                        (q, op, i(&fr, "num_gpus", r)),
+                        vec![i(&fr, "message_size", r) as f64],
+                    ))
+                });
+                merge_min(&mut self.nccl, s, 1);
+            }
+            _ => return Ok(()),
+        }
+        if self.rows > before {
+            self.files.push(path.display().to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The table files the reader understands: (op family directory, table name).
+pub const TABLE_FILES: &[(&str, &str)] = &[
+    ("gemm", "gemm_perf"),
+    ("attention", "context_attention_perf"),
+    ("attention", "generation_attention_perf"),
+    ("mla", "context_mla_perf"),
+    ("mla", "generation_mla_perf"),
+    ("mla_bmm", "mla_bmm_perf"),
+    ("moe", "moe_perf"),
+    ("comm", "custom_allreduce_perf"),
+];
