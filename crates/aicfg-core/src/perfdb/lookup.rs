@@ -45,6 +45,20 @@ fn kv_bytes(label: &str) -> f64 {
     }
 }
 
+/// The serving model prices expected steps, so a count axis (batch, tokens) can be fractional:
+/// below one, the op runs in that fraction of steps — the latency at one, scaled by the fraction.
+fn expected(x: f64) -> (f64, f64) {
+    if x > 0.0 && x < 1.0 {
+        (1.0, x)
+    } else {
+        (x, 1.0)
+    }
+}
+
+fn diag_off(what: &str) -> bool {
+    std::env::var("AICFG_DIAG_OFF").is_ok_and(|v| v.split(',').any(|x| x == what))
+}
+
 fn need(grid: Option<&Grid>, what: impl FnOnce() -> String) -> Result<&Grid, Lookup> {
     grid.ok_or_else(|| Lookup::Miss(what()))
 }
@@ -65,6 +79,19 @@ impl OpDb {
 
     fn lookup_inner(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> Result<f64, Lookup> {
         let t = &self.tables;
+        if let Ok(only) = std::env::var("AICFG_DIAG_OPS") {
+            let c = match w.class {
+                WorkClass::Gemm => "gemm",
+                WorkClass::ContextAttention => "ctx",
+                WorkClass::GenerationAttention => "gen",
+                WorkClass::Moe => "moe",
+                WorkClass::Comm(_) => "comm",
+                _ => "other",
+            };
+            if !only.split(',').any(|x| x == c) {
+                return Err(Lookup::NoTable);
+            }
+        }
         let bw = sys.gpu.mem_bw;
         match (op, w.class) {
             (OpKind::Gemm { n, k, quant, .. }, WorkClass::Gemm) => {
@@ -79,8 +106,28 @@ impl OpDb {
                     let (n, k, m) = (p[0], p[1], p[2]);
                     (2.0 * m * n * k / f).max(b * (m * n + m * k + n * k) / bw) * 1e3
                 };
-                g.query(&[*n, *k, w.m], &GEMM_BLEND, &sol)
-                    .ok_or(Lookup::NoTable)
+                let (m, frac) = expected(w.m);
+                let v = g.query(&[*n, *k, m], &GEMM_BLEND, &sol).ok_or(Lookup::NoTable)?;
+                // The collector times quantized GEMMs with their activation quantization
+                // (compute the scale, then scale+cast the input). Serving uses static scales and
+                // fuses the cast into the producing norm/activation kernel, so those measured
+                // kernels (the quantize tables) come off, floored at the roofline (§5.1).
+                let quant_ms = |scale_only: bool| {
+                    let q = |sm: bool| {
+                        t.quantize.get(&sm).and_then(|g| {
+                            g.query(&[m, *k], &[super::Blend::Linear; 2], &|x: &[f64]| {
+                                x[0] * x[1]
+                            })
+                        })
+                    };
+                    q(true).unwrap_or(0.0) + if scale_only { 0.0 } else { q(false).unwrap_or(0.0) }
+                };
+                let v = match label {
+                    "fp8" if !diag_off("fp8q") => (v - quant_ms(false)).max(sol(&[*n, *k, m])),
+                    "nvfp4" if !diag_off("fp4q") => (v - quant_ms(true)).max(sol(&[*n, *k, m])),
+                    _ => v,
+                };
+                Ok(v * frac)
             }
             (
                 OpKind::Attention {
@@ -99,6 +146,7 @@ impl OpDb {
                 if b <= 0.0 || s <= 0.0 {
                     return Ok(0.0);
                 }
+                let (b, bfrac) = expected(b);
                 let kvb = kv_bytes(sh.kv_quant);
                 let f = peak(sys, w.dtype);
                 let kvc = code(sh.kv_quant, "KV-cache")?;
@@ -141,7 +189,7 @@ impl OpDb {
                 };
                 // Causal work of the uncached part only (MODELING.md §5.2).
                 let frac = if total > 0.0 { (total * total - p * p) / (total * total) } else { 1.0 };
-                ms.map(|v| v * frac).ok_or(Lookup::NoTable)
+                ms.map(|v| v * frac * bfrac).ok_or(Lookup::NoTable)
             }
             (
                 OpKind::Attention {
@@ -166,10 +214,11 @@ impl OpDb {
                 if b <= 0.0 {
                     return Ok(0.0);
                 }
+                let (b, bfrac) = expected(b);
                 let kvb = kv_bytes(sh.kv_quant);
                 let f = peak(sys, w.dtype);
                 let kvc = code(sh.kv_quant, "KV-cache")?;
-                if *latent {
+                let ms = if *latent {
                     let g = need(t.gen_mla.get(&kvc), || format!("no generation MLA data for kv {}", sh.kv_quant))?;
                     let (dd, lat) = (qk_dim + v_dim, *kv_elems_per_token);
                     let sol = move |x: &[f64]| {
@@ -178,7 +227,7 @@ impl OpDb {
                         let by = bb * (2.0 * n * dd + (sq - 1.0).max(0.0) * lat * kvb);
                         (fl / f).max(by / bw) * 1e3
                     };
-                    g.query(&[*heads, b, s], &GEN_BLEND, &sol).ok_or(Lookup::NoTable)
+                    g.query(&[*heads, b, s], &GEN_BLEND, &sol)
                 } else {
                     let nkv = if kv_heads == heads { 0 } else { *kv_heads as i64 };
                     let win = window.map_or(0, |x| x as i64);
@@ -197,8 +246,9 @@ impl OpDb {
                         let by = bb * (4.0 * n * d + 2.0 * nkvh * kv * d * kvb);
                         (fl / f).max(by / bw) * 1e3
                     };
-                    g.query(&[*heads, b, s], &GEN_BLEND, &sol).ok_or(Lookup::NoTable)
-                }
+                    g.query(&[*heads, b, s], &GEN_BLEND, &sol)
+                };
+                ms.map(|v| v * bfrac).ok_or(Lookup::NoTable)
             }
             (
                 OpKind::Moe {
@@ -258,7 +308,10 @@ impl OpDb {
                         * (tt * h * 2.0 + tt * i * gate / etp + h * i * gate / etp * (e / ep).min(tt));
                     (fl / f).max(by / bw) * 1e3
                 };
-                g.query(&[tokens], &ONE_D, &sol).ok_or(Lookup::NoTable)
+                let (tq, frac) = expected(tokens);
+                g.query(&[tq], &ONE_D, &sol)
+                    .map(|v| v * frac)
+                    .ok_or(Lookup::NoTable)
             }
             (
                 OpKind::Comm {

@@ -108,6 +108,8 @@ pub struct Tables {
     pub allreduce: HashMap<i64, Grid>,
     /// NCCL collectives, axis message elements.
     pub nccl: HashMap<NcclKey, Grid>,
+    /// fp8 activation quantization kernels (false: compute_scale, true: scale_matrix), axes (m, k).
+    pub quantize: HashMap<bool, Grid>,
     /// Rows read, files read.
     pub rows: usize,
     pub files: Vec<String>,
@@ -344,6 +346,16 @@ impl Tables {
                 });
                 merge_min(&mut self.nccl, s, 1);
             }
+            "computescale_perf" | "scale_matrix_perf" => {
+                let fr = read_columns(path, &["m", "k", "quant_dtype", "latency"], &[])?;
+                self.rows += fr.rows;
+                let sm = table == "scale_matrix_perf";
+                let s = slices(&fr, |r| {
+                    (fr.col("quant_dtype").str(r) == "fp8").then_some(())?;
+                    Some((sm, vec![i(&fr, "m", r) as f64, i(&fr, "k", r) as f64]))
+                });
+                merge(&mut self.quantize, s, 2);
+            }
             _ => return Ok(()),
         }
         if self.rows > before {
@@ -363,4 +375,6 @@ pub const TABLE_FILES: &[(&str, &str)] = &[
     ("mla_bmm", "mla_bmm_perf"),
     ("moe", "moe_perf"),
     ("comm", "custom_allreduce_perf"),
+    ("quantize", "computescale_perf"),
+    ("quantize", "scale_matrix_perf"),
 ];
