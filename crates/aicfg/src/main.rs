@@ -11,6 +11,7 @@ macro_rules! emitf {
 }
 
 mod bench;
+mod data_cmd;
 mod estimate_cmd;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,11 @@ enum Top {
         #[command(subcommand)]
         command: bench::BenchCmd,
     },
+    /// The optional measured op database (install, list).
+    Data {
+        #[command(subcommand)]
+        command: data_cmd::DataCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
             command: CliCmd::Estimate(a),
         } => estimate_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
+        Top::Data { command } => data_cmd::run(command),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
