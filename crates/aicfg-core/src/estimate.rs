@@ -323,11 +323,10 @@ fn evaluate(
     if with_report {
         match (&db_p, req.database_mode) {
             (Some(d), _) => notes.push(format!(
-                "database mode {}: measured op tables {} ({} rows, loaded in {:.0} ms); ops without data use empirical",
+                "database mode {}: measured op tables {} ({} rows); ops without data use empirical",
                 effective.name(),
                 db_label(d),
-                d.tables.rows,
-                d.load_ms
+                d.tables.rows
             )),
             (None, DatabaseMode::Auto) => notes.push(format!(
                 "database mode empirical: no measured op database installed for {}/{} (`aicfg data install` adds one)",

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 pub enum DataCmd {
     /// Install the reference tool's measured op database (default: `python3 -m pip download
     /// aiconfigurator-core==VERSION`; or a wheel / extracted `systems` directory with --from).
+    #[command(disable_version_flag = true)]
     Install(InstallArgs),
     /// Show the installed measured op database: systems, backends, versions.
     List,
@@ -27,9 +28,8 @@ pub struct InstallArgs {
 const DEFAULT_VERSION: &str = "0.12.0";
 
 fn data_dir() -> Result<PathBuf> {
-    perfdb::data_dir().context(
-        "cannot tell where to store data: set AICFG_DATA_DIR (or HOME / XDG_DATA_HOME)",
-    )
+    perfdb::data_dir()
+        .context("cannot tell where to store data: set AICFG_DATA_DIR (or HOME / XDG_DATA_HOME)")
 }
 
 pub fn run(cmd: DataCmd) -> Result<()> {
@@ -43,10 +43,15 @@ fn human(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-fn inventory_table(systems: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>) -> Table {
+fn inventory_table(
+    systems: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
+) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(vec!["system", "backend", "versions (newest last)"]);
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "system",
+        "backend",
+        "versions (newest last)",
+    ]);
     for (s, backends) in systems {
         for (b, vs) in backends {
             t.add_row(vec![s.clone(), b.clone(), vs.join(", ")]);

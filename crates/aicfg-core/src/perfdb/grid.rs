@@ -100,7 +100,15 @@ impl Grid {
     }
 }
 
-fn child(l: &Level, i: usize, d: usize, q: &[f64], pt: &mut [f64], b: &[Blend], sol: &dyn Fn(&[f64]) -> f64) -> f64 {
+fn child(
+    l: &Level,
+    i: usize,
+    d: usize,
+    q: &[f64],
+    pt: &mut [f64],
+    b: &[Blend],
+    sol: &dyn Fn(&[f64]) -> f64,
+) -> f64 {
     if l.children.is_empty() {
         l.leaves[i]
     } else {
@@ -177,7 +185,10 @@ mod tests {
     #[test]
     fn exact_inside_above_below() {
         // 1-D: latency = 2·x measured at 10, 20, 40.
-        let g = Grid::build(1, vec![(vec![10.0], 20.0), (vec![40.0], 80.0), (vec![20.0], 40.0)]);
+        let g = Grid::build(
+            1,
+            vec![(vec![10.0], 20.0), (vec![40.0], 80.0), (vec![20.0], 40.0)],
+        );
         let sol = |p: &[f64]| p[0];
         let q = |x: f64| g.query(&[x], &[Blend::Linear], &sol).unwrap();
         assert_eq!(q(20.0), 40.0);

@@ -102,8 +102,12 @@ fn write_file(dst: &Path, bytes: &[u8]) -> Result<()> {
 /// Copy what we keep from a wheel; returns the number of files taken.
 fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
     let f = std::fs::File::open(wheel).map_err(|e| io("opening", wheel, e))?;
-    let mut zip = zip::ZipArchive::new(f)
-        .map_err(|e| ierr(format!("{} is not a readable wheel/zip: {e}", wheel.display())))?;
+    let mut zip = zip::ZipArchive::new(f).map_err(|e| {
+        ierr(format!(
+            "{} is not a readable wheel/zip: {e}",
+            wheel.display()
+        ))
+    })?;
     let mut n = 0;
     for i in 0..zip.len() {
         let mut entry = zip
@@ -243,18 +247,20 @@ fn verify(root: &Path) -> Result<(usize, u64, u64, String)> {
     };
     let (mut n, mut rows, mut bytes) = (0usize, 0u64, 0u64);
     for p in &files {
-        let rel = p.strip_prefix(root).unwrap_or(p).to_string_lossy().to_string();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .to_string();
         let content = std::fs::read(p).map_err(|e| io("reading back", p, e))?;
         feed(rel.as_bytes());
         feed(&content);
         bytes += content.len() as u64;
         if rel.ends_with(".parquet") {
             let f = std::fs::File::open(p).map_err(|e| io("reading back", p, e))?;
-            let r = SerializedFileReader::new(f).map_err(|e| {
-                AicfgError::PerfData {
-                    path: rel.clone(),
-                    reason: format!("not a readable parquet file ({e})"),
-                }
+            let r = SerializedFileReader::new(f).map_err(|e| AicfgError::PerfData {
+                path: rel.clone(),
+                reason: format!("not a readable parquet file ({e})"),
             })?;
             rows += r.metadata().file_metadata().num_rows().max(0) as u64;
             n += 1;
@@ -348,7 +354,13 @@ pub fn install(data_dir: &Path, src: &Source, version: Option<&str>) -> Result<S
     write_file(&db.join("manifest.json"), text.as_bytes())?;
     let safe: String = version
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let name = format!("perf-{safe}-{}", &digest[..12]);
     let dest = data_dir.join(&name);

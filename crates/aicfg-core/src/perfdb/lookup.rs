@@ -107,7 +107,9 @@ impl OpDb {
                     (2.0 * m * n * k / f).max(b * (m * n + m * k + n * k) / bw) * 1e3
                 };
                 let (m, frac) = expected(w.m);
-                let v = g.query(&[*n, *k, m], &GEMM_BLEND, &sol).ok_or(Lookup::NoTable)?;
+                let v = g
+                    .query(&[*n, *k, m], &GEMM_BLEND, &sol)
+                    .ok_or(Lookup::NoTable)?;
                 // The collector times quantized GEMMs with their activation quantization
                 // (compute the scale, then scale+cast the input). Serving uses static scales and
                 // fuses the cast into the producing norm/activation kernel, so those measured
@@ -120,7 +122,12 @@ impl OpDb {
                             })
                         })
                     };
-                    q(true).unwrap_or(0.0) + if scale_only { 0.0 } else { q(false).unwrap_or(0.0) }
+                    q(true).unwrap_or(0.0)
+                        + if scale_only {
+                            0.0
+                        } else {
+                            q(false).unwrap_or(0.0)
+                        }
                 };
                 let v = match label {
                     "fp8" if !diag_off("fp8q") => (v - quant_ms(false)).max(sol(&[*n, *k, m])),
@@ -153,9 +160,13 @@ impl OpDb {
                 let ms = if qk_dim != v_dim {
                     // MLA prefill (decompressed K/V): context_mla table, keyed on the KV dtype.
                     if window.is_some() {
-                        return Err(Lookup::Miss("sparse (DSA) MLA prefill has no granular table".into()));
+                        return Err(Lookup::Miss(
+                            "sparse (DSA) MLA prefill has no granular table".into(),
+                        ));
                     }
-                    let g = need(t.ctx_mla.get(&kvc), || format!("no context MLA data for kv {}", sh.kv_quant))?;
+                    let g = need(t.ctx_mla.get(&kvc), || {
+                        format!("no context MLA data for kv {}", sh.kv_quant)
+                    })?;
                     let dd = qk_dim + v_dim;
                     let sol = move |x: &[f64]| {
                         let (n, sq, bb) = (x[0], x[1], x[2]);
@@ -165,7 +176,11 @@ impl OpDb {
                     };
                     g.query(&[*heads, total, b], &CTX_BLEND, &sol)
                 } else {
-                    let nkv = if kv_heads == heads { 0 } else { *kv_heads as i64 };
+                    let nkv = if kv_heads == heads {
+                        0
+                    } else {
+                        *kv_heads as i64
+                    };
                     let win = window.map_or(0, |x| x as i64);
                     let key = (code(sh.quant, "attention")?, kvc, nkv, *qk_dim as i64, win);
                     let g = need(t.ctx_attn.get(&key), || {
@@ -188,7 +203,11 @@ impl OpDb {
                     g.query(&[*heads, total, b], &CTX_BLEND, &sol)
                 };
                 // Causal work of the uncached part only (MODELING.md §5.2).
-                let frac = if total > 0.0 { (total * total - p * p) / (total * total) } else { 1.0 };
+                let frac = if total > 0.0 {
+                    (total * total - p * p) / (total * total)
+                } else {
+                    1.0
+                };
                 ms.map(|v| v * frac * bfrac).ok_or(Lookup::NoTable)
             }
             (
@@ -219,7 +238,9 @@ impl OpDb {
                 let f = peak(sys, w.dtype);
                 let kvc = code(sh.kv_quant, "KV-cache")?;
                 let ms = if *latent {
-                    let g = need(t.gen_mla.get(&kvc), || format!("no generation MLA data for kv {}", sh.kv_quant))?;
+                    let g = need(t.gen_mla.get(&kvc), || {
+                        format!("no generation MLA data for kv {}", sh.kv_quant)
+                    })?;
                     let (dd, lat) = (qk_dim + v_dim, *kv_elems_per_token);
                     let sol = move |x: &[f64]| {
                         let (n, bb, sq) = (x[0], x[1], x[2]);
@@ -229,7 +250,11 @@ impl OpDb {
                     };
                     g.query(&[*heads, b, s], &GEN_BLEND, &sol)
                 } else {
-                    let nkv = if kv_heads == heads { 0 } else { *kv_heads as i64 };
+                    let nkv = if kv_heads == heads {
+                        0
+                    } else {
+                        *kv_heads as i64
+                    };
                     let win = window.map_or(0, |x| x as i64);
                     let key = (kvc, nkv, *qk_dim as i64, win);
                     let g = need(t.gen_attn.get(&key), || {
@@ -305,7 +330,9 @@ impl OpDb {
                     let tt = x[0] * k / ep;
                     let fl = 2.0 * tt * h * i * gate / etp;
                     let by = mem
-                        * (tt * h * 2.0 + tt * i * gate / etp + h * i * gate / etp * (e / ep).min(tt));
+                        * (tt * h * 2.0
+                            + tt * i * gate / etp
+                            + h * i * gate / etp * (e / ep).min(tt));
                     (fl / f).max(by / bw) * 1e3
                 };
                 let (tq, frac) = expected(tokens);
@@ -344,22 +371,21 @@ impl OpDb {
                 if *c == CommOp::AllReduce {
                     // The table is 16-bit: a narrower payload moves as fewer half elements.
                     let half_elems = elems * bytes_per_elem / 2.0;
-                    if let Some(v) = comm_query(sys, g, half_elems, |n| t.allreduce.get(&n)) {
-                        let max_ar = t.allreduce.keys().max().copied().unwrap_or(0);
-                        if g as i64 <= max_ar {
+                    let ar = comm_query(sys, g, half_elems, |n| t.allreduce.get(&n));
+                    let max_ar = t.allreduce.keys().max().copied().unwrap_or(0);
+                    if g as i64 <= max_ar {
+                        if let Some(v) = ar {
                             return Ok(v);
                         }
                     }
-                    if let Some(v) =
-                        comm_query(sys, g, half_elems, |n| t.nccl.get(&(half, nccl_op, n)))
-                    {
+                    let nccl = comm_query(sys, g, half_elems, |n| t.nccl.get(&(half, nccl_op, n)));
+                    if let Some(v) = nccl.or(ar) {
                         return Ok(v);
                     }
                     return Err(Lookup::Miss(format!("no all-reduce data for {g} GPUs")));
                 }
-                comm_query(sys, g, elems, |n| t.nccl.get(&(dtype, nccl_op, n))).ok_or_else(|| {
-                    Lookup::Miss(format!("no NCCL {c:?} data for {g} GPUs"))
-                })
+                comm_query(sys, g, elems, |n| t.nccl.get(&(dtype, nccl_op, n)))
+                    .ok_or_else(|| Lookup::Miss(format!("no NCCL {c:?} data for {g} GPUs")))
             }
             _ => Err(Lookup::NoTable),
         }

@@ -16,6 +16,8 @@
 //! `current` is replaced by an atomic rename, so an interrupted install never leaves a half
 //! database active. Users who collect their own data can point `AICFG_DATA_DIR` at a directory
 //! laid out the same way (or install it with `aicfg data install --from DIR`).
+#[doc(hidden)]
+pub mod fixture;
 mod grid;
 pub mod install;
 mod lookup;
@@ -34,7 +36,11 @@ use tables::{Tables, TABLE_FILES};
 
 /// The user's data directory for aicfg: `AICFG_DATA_DIR`, else the XDG data directory.
 pub fn data_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(d) = env("AICFG_DATA_DIR") {
         return Some(d);
     }

@@ -14,7 +14,10 @@ pub enum Col {
     Int(Vec<i64>),
     Float(Vec<f64>),
     /// Interned: per-row index into `dict`.
-    Str { ids: Vec<u16>, dict: Vec<String> },
+    Str {
+        ids: Vec<u16>,
+        dict: Vec<String>,
+    },
 }
 
 impl Col {
@@ -96,7 +99,12 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
                 ids: Vec::with_capacity(rows),
                 dict: Vec::new(),
             },
-            t => return Err(err(path, format!("column '{name}' has unsupported type {t}"))),
+            t => {
+                return Err(err(
+                    path,
+                    format!("column '{name}' has unsupported type {t}"),
+                ))
+            }
         };
         frame.cols.insert(name.to_string(), col);
     }
@@ -146,7 +154,13 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
                 (ColumnReader::Int32ColumnReader(mut r), Col::Int(out)) => {
                     let mut v: Vec<i32> = Vec::with_capacity(n);
                     read_all!(r, &mut v);
-                    spread(out, v.into_iter().map(i64::from).collect(), &defs, nullable, 0);
+                    spread(
+                        out,
+                        v.into_iter().map(i64::from).collect(),
+                        &defs,
+                        nullable,
+                        0,
+                    );
                 }
                 (ColumnReader::DoubleColumnReader(mut r), Col::Float(out)) => {
                     let mut v: Vec<f64> = Vec::with_capacity(n);
@@ -179,16 +193,17 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
                         let s = std::str::from_utf8(b)
                             .map_err(|_| err(path, format!("column '{name}' is not UTF-8")))?;
                         let id = u16::try_from(dict.len()).map_err(|_| {
-                            err(path, format!("column '{name}' has too many distinct values"))
+                            err(
+                                path,
+                                format!("column '{name}' has too many distinct values"),
+                            )
                         })?;
                         dict.push(s.to_string());
                         map.insert(b.to_vec(), id);
                         Ok(id)
                     };
-                    let vals: Vec<u16> = v
-                        .iter()
-                        .map(|b| intern(b.data()))
-                        .collect::<Result<_>>()?;
+                    let vals: Vec<u16> =
+                        v.iter().map(|b| intern(b.data())).collect::<Result<_>>()?;
                     spread(ids, vals, &defs, nullable, 0);
                 }
                 _ => return Err(err(path, format!("column '{name}' has an unexpected type"))),

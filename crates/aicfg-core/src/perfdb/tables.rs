@@ -137,7 +137,11 @@ fn slices<K: std::hash::Hash + Eq>(
 }
 
 /// Add slices that the newer versions already loaded did not provide ("first wins").
-fn merge<K: std::hash::Hash + Eq>(dst: &mut HashMap<K, Grid>, src: HashMap<K, Points>, dims: usize) {
+fn merge<K: std::hash::Hash + Eq>(
+    dst: &mut HashMap<K, Grid>,
+    src: HashMap<K, Points>,
+    dims: usize,
+) {
     for (k, pts) in src {
         dst.entry(k).or_insert_with(|| Grid::build(dims, pts));
     }
@@ -180,7 +184,11 @@ impl Tables {
                 self.rows += fr.rows;
                 let s = slices(&fr, |r| {
                     let q = label_code(fr.col("gemm_dtype").str(r))?;
-                    let x = vec![i(&fr, "n", r) as f64, i(&fr, "k", r) as f64, i(&fr, "m", r) as f64];
+                    let x = vec![
+                        i(&fr, "n", r) as f64,
+                        i(&fr, "k", r) as f64,
+                        i(&fr, "m", r) as f64,
+                    ];
                     Some((q, x))
                 });
                 merge(&mut self.gemm, s, 3);
@@ -241,7 +249,13 @@ impl Tables {
             "context_mla_perf" | "generation_mla_perf" => {
                 let fr = read_columns(
                     path,
-                    &["kv_cache_dtype", "num_heads", "batch_size", "isl", "latency"],
+                    &[
+                        "kv_cache_dtype",
+                        "num_heads",
+                        "batch_size",
+                        "isl",
+                        "latency",
+                    ],
                     &["step"],
                 )?;
                 self.rows += fr.rows;
@@ -256,7 +270,15 @@ impl Tables {
                     );
                     Some((kv, if ctx { vec![h, s, b] } else { vec![h, b, s] }))
                 });
-                merge(if ctx { &mut self.ctx_mla } else { &mut self.gen_mla }, s, 3);
+                merge(
+                    if ctx {
+                        &mut self.ctx_mla
+                    } else {
+                        &mut self.gen_mla
+                    },
+                    s,
+                    3,
+                );
             }
             "mla_bmm_perf" => {
                 let fr = read_columns(
@@ -272,7 +294,10 @@ impl Tables {
                         "mla_gen_pre" => false,
                         _ => return None,
                     };
-                    Some(((q, post, i(&fr, "num_heads", r)), vec![i(&fr, "num_tokens", r) as f64]))
+                    Some((
+                        (q, post, i(&fr, "num_heads", r)),
+                        vec![i(&fr, "num_tokens", r) as f64],
+                    ))
                 });
                 merge(&mut self.mla_bmm, s, 1);
             }
@@ -325,14 +350,23 @@ impl Tables {
                 let s = slices(&fr, |r| {
                     (comm_code(fr.col("allreduce_dtype").str(r))? == comm_code("half")?)
                         .then_some(())?;
-                    Some((i(&fr, "num_gpus", r), vec![i(&fr, "message_size", r) as f64]))
+                    Some((
+                        i(&fr, "num_gpus", r),
+                        vec![i(&fr, "message_size", r) as f64],
+                    ))
                 });
                 merge_min(&mut self.allreduce, s, 1);
             }
             "nccl_perf" => {
                 let fr = read_columns(
                     path,
-                    &["nccl_dtype", "op_name", "num_gpus", "message_size", "latency"],
+                    &[
+                        "nccl_dtype",
+                        "op_name",
+                        "num_gpus",
+                        "message_size",
+                        "latency",
+                    ],
                     &[],
                 )?;
                 self.rows += fr.rows;
