@@ -19,6 +19,9 @@
 //! SOL is a closure over the full coordinate vector, so the ratio in (3) is taken with the outer
 //! axes at the grid values being resolved and the inner axes at the query.
 
+/// Coordinates of one measured point (unused trailing axes are 0).
+pub type Pt = [f64; 3];
+
 /// Per-axis blending transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blend {
@@ -42,8 +45,10 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Build from points (coordinates, latency). Duplicate coordinates keep the first point.
-    pub fn build(dims: usize, mut pts: Vec<(Vec<f64>, f64)>) -> Grid {
+    /// Build from points (coordinates, latency); `dims` ≤ 3 leading coordinates are used.
+    /// Duplicate coordinates keep the first point.
+    pub fn build(dims: usize, mut pts: Vec<(Pt, f64)>) -> Grid {
+        assert!((1..=3).contains(&dims), "grids have 1 to 3 axes");
         pts.sort_by(|a, b| {
             for (x, y) in a.0.iter().zip(&b.0) {
                 match x.total_cmp(y) {
@@ -54,7 +59,7 @@ impl Grid {
             std::cmp::Ordering::Equal
         });
         pts.dedup_by(|b, a| a.0 == b.0);
-        fn level(pts: &[(Vec<f64>, f64)], d: usize, dims: usize) -> Level {
+        fn level(pts: &[(Pt, f64)], d: usize, dims: usize) -> Level {
             let mut l = Level::default();
             let mut i = 0;
             while i < pts.len() {
@@ -93,7 +98,7 @@ impl Grid {
         if self.is_empty() || q.len() != self.dims {
             return None;
         }
-        let mut pt = [0.0f64; 4];
+        let mut pt = [0.0f64; 3];
         let pt = &mut pt[..self.dims];
         pt.copy_from_slice(q);
         Some(resolve(&self.root, 0, q, pt, blend, sol))
@@ -202,7 +207,10 @@ mod tests {
     #[test]
     fn sqrt_blend_on_sequence_axis() {
         // Quadratic in s: L = s² at s = 10 and 30 → sqrt blend is exact at 20.
-        let g = Grid::build(1, vec![(vec![10.0], 100.0), (vec![30.0], 900.0)]);
+        let g = Grid::build(
+            1,
+            vec![([10.0, 0.0, 0.0], 100.0), ([30.0, 0.0, 0.0], 900.0)],
+        );
         let v = g.query(&[20.0], &[Blend::Sqrt], &lin).unwrap();
         assert!((v - 400.0).abs() < 1e-9);
         let v = g.query(&[20.0], &[Blend::Linear], &lin).unwrap();
@@ -215,9 +223,9 @@ mod tests {
         let g = Grid::build(
             2,
             vec![
-                (vec![1.0, 1.0], 1.0),
-                (vec![1.0, 2.0], 2.0),
-                (vec![3.0, 4.0], 12.0),
+                ([1.0, 1.0, 0.0], 1.0),
+                ([1.0, 2.0, 0.0], 2.0),
+                ([3.0, 4.0, 0.0], 12.0),
             ],
         );
         let sol = |p: &[f64]| p[0] * p[1];

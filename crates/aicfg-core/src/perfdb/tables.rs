@@ -4,7 +4,7 @@
 //! normalizations (MHA `num_key_value_heads` → 0, absent `window_size` → 0, bf16/fp16 comm dtypes →
 //! `half`); each slice is a [`Grid`] over the interpolation axes. String keys become small codes so a
 //! query hashes a few integers and allocates nothing.
-use super::grid::{Blend, Grid};
+use super::grid::{Blend, Grid, Pt};
 use super::read::{read_columns, Frame};
 use crate::error::Result;
 use std::collections::HashMap;
@@ -115,12 +115,12 @@ pub struct Tables {
     pub files: Vec<String>,
 }
 
-type Points = Vec<(Vec<f64>, f64)>;
+type Points = Vec<(Pt, f64)>;
 
 /// Group rows into slices; `f` maps one row to (key, coordinates), or None to skip it.
 fn slices<K: std::hash::Hash + Eq>(
     fr: &Frame,
-    mut f: impl FnMut(usize) -> Option<(K, Vec<f64>)>,
+    mut f: impl FnMut(usize) -> Option<(K, Pt)>,
 ) -> HashMap<K, Points> {
     let lat = fr.col("latency");
     let mut out: HashMap<K, Points> = HashMap::new();
@@ -182,13 +182,11 @@ impl Tables {
             "gemm_perf" => {
                 let fr = read_columns(path, &["gemm_dtype", "m", "n", "k", "latency"], &[])?;
                 self.rows += fr.rows;
+                let (c_n, c_k, c_m, c_d) =
+                    (fr.col("n"), fr.col("k"), fr.col("m"), fr.col("gemm_dtype"));
                 let s = slices(&fr, |r| {
-                    let q = label_code(fr.col("gemm_dtype").str(r))?;
-                    let x = vec![
-                        i(&fr, "n", r) as f64,
-                        i(&fr, "k", r) as f64,
-                        i(&fr, "m", r) as f64,
-                    ];
+                    let q = label_code(c_d.str(r))?;
+                    let x = [c_n.int(r) as f64, c_k.int(r) as f64, c_m.int(r) as f64];
                     Some((q, x))
                 });
                 merge(&mut self.gemm, s, 3);
@@ -224,7 +222,7 @@ impl Tables {
                         let a = label_code(fr.col("attn_dtype").str(r))?;
                         let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
                         let key = (a, kv, nkv(r), i(&fr, "head_dim", r), win(r));
-                        let x = vec![
+                        let x = [
                             i(&fr, "num_heads", r) as f64,
                             (i(&fr, "isl", r) + step(r)) as f64,
                             i(&fr, "batch_size", r) as f64,
@@ -236,7 +234,7 @@ impl Tables {
                     let s = slices(&fr, |r| {
                         let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
                         let key = (kv, nkv(r), i(&fr, "head_dim", r), win(r));
-                        let x = vec![
+                        let x = [
                             i(&fr, "num_heads", r) as f64,
                             i(&fr, "batch_size", r) as f64,
                             (i(&fr, "isl", r) + step(r)) as f64,
@@ -268,7 +266,7 @@ impl Tables {
                         i(&fr, "batch_size", r) as f64,
                         (i(&fr, "isl", r) + step(r)) as f64,
                     );
-                    Some((kv, if ctx { vec![h, s, b] } else { vec![h, b, s] }))
+                    Some((kv, if ctx { [h, s, b] } else { [h, b, s] }))
                 });
                 merge(
                     if ctx {
@@ -296,7 +294,7 @@ impl Tables {
                     };
                     Some((
                         (q, post, i(&fr, "num_heads", r)),
-                        vec![i(&fr, "num_tokens", r) as f64],
+                        [i(&fr, "num_tokens", r) as f64, 0.0, 0.0],
                     ))
                 });
                 merge(&mut self.mla_bmm, s, 1);
@@ -336,7 +334,7 @@ impl Tables {
                         i(&fr, "moe_tp_size", r),
                         i(&fr, "moe_ep_size", r),
                     );
-                    Some((key, vec![i(&fr, "num_tokens", r) as f64]))
+                    Some((key, [i(&fr, "num_tokens", r) as f64, 0.0, 0.0]))
                 });
                 merge_min(&mut self.moe, s, 1);
             }
@@ -352,7 +350,7 @@ impl Tables {
                         .then_some(())?;
                     Some((
                         i(&fr, "num_gpus", r),
-                        vec![i(&fr, "message_size", r) as f64],
+                        [i(&fr, "message_size", r) as f64, 0.0, 0.0],
                     ))
                 });
                 merge_min(&mut self.allreduce, s, 1);
@@ -375,7 +373,7 @@ impl Tables {
                     let op = nccl_op_code(fr.col("op_name").str(r))?;
                     Some((
                         (q, op, i(&fr, "num_gpus", r)),
-                        vec![i(&fr, "message_size", r) as f64],
+                        [i(&fr, "message_size", r) as f64, 0.0, 0.0],
                     ))
                 });
                 merge_min(&mut self.nccl, s, 1);
@@ -386,7 +384,7 @@ impl Tables {
                 let sm = table == "scale_matrix_perf";
                 let s = slices(&fr, |r| {
                     (fr.col("quant_dtype").str(r) == "fp8").then_some(())?;
-                    Some((sm, vec![i(&fr, "m", r) as f64, i(&fr, "k", r) as f64]))
+                    Some((sm, [i(&fr, "m", r) as f64, i(&fr, "k", r) as f64, 0.0]))
                 });
                 merge(&mut self.quantize, s, 2);
             }
