@@ -158,7 +158,19 @@ pub struct DbKey {
 /// Resolve (system, backend, version) against what is installed under `root`.
 /// `version = None` picks the newest installed version.
 pub fn resolve(root: &Path, system: &str, backend: &str, version: Option<&str>) -> Result<DbKey> {
-    let inv = inventory(root);
+    // Install directories are content-addressed (`perf-<version>-<digest>`), so a root's listing
+    // never changes under the same path: walk it once per process.
+    type Inv = Arc<BTreeMap<String, BTreeMap<String, Vec<String>>>>;
+    static LISTINGS: OnceLock<Mutex<HashMap<PathBuf, Inv>>> = OnceLock::new();
+    let inv = {
+        let mut m = LISTINGS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.entry(root.to_path_buf())
+            .or_insert_with(|| Arc::new(inventory(root)))
+            .clone()
+    };
     let Some(backends) = inv.get(system) else {
         return Err(AicfgError::PerfDbMissing(format!(
             "no measured op data for system '{system}' under {}; installed systems: {}",

@@ -8,7 +8,37 @@ use super::grid::{Blend, Grid, Pt};
 use super::read::{read_columns, Frame};
 use crate::error::Result;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
+
+/// Multiply-rotate hasher for the small integer keys of the index (SipHash dominated load time).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Dtype / label vocabulary of the tables; anything else is skipped at load.
 const LABELS: &[&str] = &[
@@ -91,25 +121,25 @@ pub const ONE_D: [Blend; 1] = [Blend::Linear];
 #[derive(Debug, Default)]
 pub struct Tables {
     /// GEMM per dtype, axes (n, k, m).
-    pub gemm: HashMap<u8, Grid>,
+    pub gemm: FastMap<u8, Grid>,
     /// Axes (heads, sequence, batch).
-    pub ctx_attn: HashMap<CtxAttnKey, Grid>,
+    pub ctx_attn: FastMap<CtxAttnKey, Grid>,
     /// Axes (heads, batch, s).
-    pub gen_attn: HashMap<GenAttnKey, Grid>,
+    pub gen_attn: FastMap<GenAttnKey, Grid>,
     /// Context MLA per kv dtype, axes (heads, sequence, batch).
-    pub ctx_mla: HashMap<u8, Grid>,
+    pub ctx_mla: FastMap<u8, Grid>,
     /// Generation MLA per kv dtype, axes (heads, batch, s).
-    pub gen_mla: HashMap<u8, Grid>,
+    pub gen_mla: FastMap<u8, Grid>,
     /// Axis tokens.
-    pub mla_bmm: HashMap<BmmKey, Grid>,
+    pub mla_bmm: FastMap<BmmKey, Grid>,
     /// Axis tokens (all attention-DP ranks' tokens).
-    pub moe: HashMap<MoeKey, Grid>,
+    pub moe: FastMap<MoeKey, Grid>,
     /// Custom all-reduce per GPU count, axis message elements.
-    pub allreduce: HashMap<i64, Grid>,
+    pub allreduce: FastMap<i64, Grid>,
     /// NCCL collectives, axis message elements.
-    pub nccl: HashMap<NcclKey, Grid>,
+    pub nccl: FastMap<NcclKey, Grid>,
     /// fp8 activation quantization kernels (false: compute_scale, true: scale_matrix), axes (m, k).
-    pub quantize: HashMap<bool, Grid>,
+    pub quantize: FastMap<bool, Grid>,
     /// Rows read, files read.
     pub rows: usize,
     pub files: Vec<String>,
@@ -121,9 +151,9 @@ type Points = Vec<(Pt, f64)>;
 fn slices<K: std::hash::Hash + Eq>(
     fr: &Frame,
     mut f: impl FnMut(usize) -> Option<(K, Pt)>,
-) -> HashMap<K, Points> {
+) -> FastMap<K, Points> {
     let lat = fr.col("latency");
-    let mut out: HashMap<K, Points> = HashMap::new();
+    let mut out: FastMap<K, Points> = FastMap::default();
     for i in 0..fr.rows {
         let l = lat.float(i);
         if !(l.is_finite() && l > 0.0) {
@@ -138,8 +168,8 @@ fn slices<K: std::hash::Hash + Eq>(
 
 /// Add slices that the newer versions already loaded did not provide ("first wins").
 fn merge<K: std::hash::Hash + Eq>(
-    dst: &mut HashMap<K, Grid>,
-    src: HashMap<K, Points>,
+    dst: &mut FastMap<K, Grid>,
+    src: FastMap<K, Points>,
     dims: usize,
 ) {
     for (k, pts) in src {
@@ -150,8 +180,8 @@ fn merge<K: std::hash::Hash + Eq>(
 /// As `merge`, keeping the fastest measurement per point across kernels of one slice (the
 /// framework's autotuner / dispatcher picks the best kernel it has).
 fn merge_min<K: std::hash::Hash + Eq + Clone>(
-    dst: &mut HashMap<K, Grid>,
-    src: HashMap<K, Points>,
+    dst: &mut FastMap<K, Grid>,
+    src: FastMap<K, Points>,
     dims: usize,
 ) {
     for (k, mut pts) in src {
@@ -168,10 +198,6 @@ fn merge_min<K: std::hash::Hash + Eq + Clone>(
         });
         dst.insert(k, Grid::build(dims, pts));
     }
-}
-
-fn i(fr: &Frame, c: &str, r: usize) -> i64 {
-    fr.col(c).int(r)
 }
 
 impl Tables {
@@ -207,10 +233,17 @@ impl Tables {
                     &["window_size", "step"],
                 )?;
                 self.rows += fr.rows;
+                let c_attn_dtype = fr.col("attn_dtype");
+                let c_batch_size = fr.col("batch_size");
+                let c_head_dim = fr.col("head_dim");
+                let c_isl = fr.col("isl");
+                let c_kv_cache_dtype = fr.col("kv_cache_dtype");
+                let c_num_heads = fr.col("num_heads");
+                let c_num_key_value_heads = fr.col("num_key_value_heads");
                 let win = |r: usize| fr.opt("window_size").map_or(0, |c| c.int(r)).max(0);
                 let step = |r: usize| fr.opt("step").map_or(0, |c| c.int(r));
                 let nkv = |r: usize| {
-                    let (n, kv) = (i(&fr, "num_heads", r), i(&fr, "num_key_value_heads", r));
+                    let (n, kv) = (c_num_heads.int(r), c_num_key_value_heads.int(r));
                     if kv == n {
                         0
                     } else {
@@ -219,25 +252,25 @@ impl Tables {
                 };
                 if table == "context_attention_perf" {
                     let s = slices(&fr, |r| {
-                        let a = label_code(fr.col("attn_dtype").str(r))?;
-                        let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
-                        let key = (a, kv, nkv(r), i(&fr, "head_dim", r), win(r));
+                        let a = label_code(c_attn_dtype.str(r))?;
+                        let kv = label_code(c_kv_cache_dtype.str(r))?;
+                        let key = (a, kv, nkv(r), c_head_dim.int(r), win(r));
                         let x = [
-                            i(&fr, "num_heads", r) as f64,
-                            (i(&fr, "isl", r) + step(r)) as f64,
-                            i(&fr, "batch_size", r) as f64,
+                            c_num_heads.int(r) as f64,
+                            (c_isl.int(r) + step(r)) as f64,
+                            c_batch_size.int(r) as f64,
                         ];
                         Some((key, x))
                     });
                     merge(&mut self.ctx_attn, s, 3);
                 } else {
                     let s = slices(&fr, |r| {
-                        let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
-                        let key = (kv, nkv(r), i(&fr, "head_dim", r), win(r));
+                        let kv = label_code(c_kv_cache_dtype.str(r))?;
+                        let key = (kv, nkv(r), c_head_dim.int(r), win(r));
                         let x = [
-                            i(&fr, "num_heads", r) as f64,
-                            i(&fr, "batch_size", r) as f64,
-                            (i(&fr, "isl", r) + step(r)) as f64,
+                            c_num_heads.int(r) as f64,
+                            c_batch_size.int(r) as f64,
+                            (c_isl.int(r) + step(r)) as f64,
                         ];
                         Some((key, x))
                     });
@@ -257,14 +290,18 @@ impl Tables {
                     &["step"],
                 )?;
                 self.rows += fr.rows;
+                let c_batch_size = fr.col("batch_size");
+                let c_isl = fr.col("isl");
+                let c_kv_cache_dtype = fr.col("kv_cache_dtype");
+                let c_num_heads = fr.col("num_heads");
                 let step = |r: usize| fr.opt("step").map_or(0, |c| c.int(r));
                 let ctx = table == "context_mla_perf";
                 let s = slices(&fr, |r| {
-                    let kv = label_code(fr.col("kv_cache_dtype").str(r))?;
+                    let kv = label_code(c_kv_cache_dtype.str(r))?;
                     let (h, b, s) = (
-                        i(&fr, "num_heads", r) as f64,
-                        i(&fr, "batch_size", r) as f64,
-                        (i(&fr, "isl", r) + step(r)) as f64,
+                        c_num_heads.int(r) as f64,
+                        c_batch_size.int(r) as f64,
+                        (c_isl.int(r) + step(r)) as f64,
                     );
                     Some((kv, if ctx { [h, s, b] } else { [h, b, s] }))
                 });
@@ -285,16 +322,20 @@ impl Tables {
                     &[],
                 )?;
                 self.rows += fr.rows;
+                let c_bmm_dtype = fr.col("bmm_dtype");
+                let c_num_heads = fr.col("num_heads");
+                let c_num_tokens = fr.col("num_tokens");
+                let c_op_name = fr.col("op_name");
                 let s = slices(&fr, |r| {
-                    let q = label_code(fr.col("bmm_dtype").str(r))?;
-                    let post = match fr.col("op_name").str(r) {
+                    let q = label_code(c_bmm_dtype.str(r))?;
+                    let post = match c_op_name.str(r) {
                         "mla_gen_post" => true,
                         "mla_gen_pre" => false,
                         _ => return None,
                     };
                     Some((
-                        (q, post, i(&fr, "num_heads", r)),
-                        [i(&fr, "num_tokens", r) as f64, 0.0, 0.0],
+                        (q, post, c_num_heads.int(r)),
+                        [c_num_tokens.int(r) as f64, 0.0, 0.0],
                     ))
                 });
                 merge(&mut self.mla_bmm, s, 1);
@@ -317,9 +358,18 @@ impl Tables {
                     &["kernel_source"],
                 )?;
                 self.rows += fr.rows;
+                let c_distribution = fr.col("distribution");
+                let c_hidden_size = fr.col("hidden_size");
+                let c_inter_size = fr.col("inter_size");
+                let c_moe_dtype = fr.col("moe_dtype");
+                let c_moe_ep_size = fr.col("moe_ep_size");
+                let c_moe_tp_size = fr.col("moe_tp_size");
+                let c_num_experts = fr.col("num_experts");
+                let c_num_tokens = fr.col("num_tokens");
+                let c_topk = fr.col("topk");
                 let s = slices(&fr, |r| {
-                    let q = label_code(fr.col("moe_dtype").str(r))?;
-                    let d = dist_code(fr.col("distribution").str(r))?;
+                    let q = label_code(c_moe_dtype.str(r))?;
+                    let d = dist_code(c_distribution.str(r))?;
                     let nongated = fr
                         .opt("kernel_source")
                         .is_some_and(|c| c.str(r).contains("nongated"));
@@ -327,14 +377,14 @@ impl Tables {
                         q,
                         d,
                         nongated,
-                        i(&fr, "topk", r),
-                        i(&fr, "num_experts", r),
-                        i(&fr, "hidden_size", r),
-                        i(&fr, "inter_size", r),
-                        i(&fr, "moe_tp_size", r),
-                        i(&fr, "moe_ep_size", r),
+                        c_topk.int(r),
+                        c_num_experts.int(r),
+                        c_hidden_size.int(r),
+                        c_inter_size.int(r),
+                        c_moe_tp_size.int(r),
+                        c_moe_ep_size.int(r),
                     );
-                    Some((key, [i(&fr, "num_tokens", r) as f64, 0.0, 0.0]))
+                    Some((key, [c_num_tokens.int(r) as f64, 0.0, 0.0]))
                 });
                 merge_min(&mut self.moe, s, 1);
             }
@@ -345,13 +395,12 @@ impl Tables {
                     &[],
                 )?;
                 self.rows += fr.rows;
+                let c_allreduce_dtype = fr.col("allreduce_dtype");
+                let c_message_size = fr.col("message_size");
+                let c_num_gpus = fr.col("num_gpus");
                 let s = slices(&fr, |r| {
-                    (comm_code(fr.col("allreduce_dtype").str(r))? == comm_code("half")?)
-                        .then_some(())?;
-                    Some((
-                        i(&fr, "num_gpus", r),
-                        [i(&fr, "message_size", r) as f64, 0.0, 0.0],
-                    ))
+                    (comm_code(c_allreduce_dtype.str(r))? == comm_code("half")?).then_some(())?;
+                    Some((c_num_gpus.int(r), [c_message_size.int(r) as f64, 0.0, 0.0]))
                 });
                 merge_min(&mut self.allreduce, s, 1);
             }
@@ -368,12 +417,16 @@ impl Tables {
                     &[],
                 )?;
                 self.rows += fr.rows;
+                let c_message_size = fr.col("message_size");
+                let c_nccl_dtype = fr.col("nccl_dtype");
+                let c_num_gpus = fr.col("num_gpus");
+                let c_op_name = fr.col("op_name");
                 let s = slices(&fr, |r| {
-                    let q = comm_code(fr.col("nccl_dtype").str(r))?;
-                    let op = nccl_op_code(fr.col("op_name").str(r))?;
+                    let q = comm_code(c_nccl_dtype.str(r))?;
+                    let op = nccl_op_code(c_op_name.str(r))?;
                     Some((
-                        (q, op, i(&fr, "num_gpus", r)),
-                        [i(&fr, "message_size", r) as f64, 0.0, 0.0],
+                        (q, op, c_num_gpus.int(r)),
+                        [c_message_size.int(r) as f64, 0.0, 0.0],
                     ))
                 });
                 merge_min(&mut self.nccl, s, 1);
@@ -381,10 +434,13 @@ impl Tables {
             "computescale_perf" | "scale_matrix_perf" => {
                 let fr = read_columns(path, &["m", "k", "quant_dtype", "latency"], &[])?;
                 self.rows += fr.rows;
+                let c_k = fr.col("k");
+                let c_m = fr.col("m");
+                let c_quant_dtype = fr.col("quant_dtype");
                 let sm = table == "scale_matrix_perf";
                 let s = slices(&fr, |r| {
-                    (fr.col("quant_dtype").str(r) == "fp8").then_some(())?;
-                    Some((sm, [i(&fr, "m", r) as f64, i(&fr, "k", r) as f64, 0.0]))
+                    (c_quant_dtype.str(r) == "fp8").then_some(())?;
+                    Some((sm, [c_m.int(r) as f64, c_k.int(r) as f64, 0.0]))
                 });
                 merge(&mut self.quantize, s, 2);
             }
