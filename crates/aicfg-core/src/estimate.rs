@@ -260,16 +260,6 @@ fn evaluate(
     params: &EmpiricalParams,
     with_report: bool,
 ) -> Result<(Perf, Option<EstimateReport>)> {
-    // SOL has no host overheads either.
-    let calib = if req.database_mode == DatabaseMode::Sol {
-        crate::perf::BackendCalib {
-            step_ms: 0.0,
-            ttft_ms: 0.0,
-            wait_steps: 0.0,
-        }
-    } else {
-        params.backend(req.backend.name())
-    };
     let empirical = EmpiricalSource { p: params.clone() };
     let sol = SolSource;
     let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
@@ -280,12 +270,14 @@ fn evaluate(
         db_p.clone()
     };
     let strict = req.database_mode == DatabaseMode::Silicon;
-    let sil_p = db_p
-        .clone()
-        .map(|db| SiliconSource::new(db, empirical.clone(), strict));
-    let sil_d = db_d
-        .clone()
-        .map(|db| SiliconSource::new(db, empirical.clone(), strict));
+    let overlap_ms = params.silicon.as_ref().map_or(0.0, |s| s.overlap_us * 1e-3);
+    let silicon = |db: Arc<OpDb>| {
+        let mut s = SiliconSource::new(db, empirical.clone(), strict);
+        s.overlap_ms = overlap_ms;
+        s
+    };
+    let sil_p = db_p.clone().map(silicon);
+    let sil_d = db_d.clone().map(silicon);
     fn pick<'a>(
         mode: DatabaseMode,
         sil: &'a Option<SiliconSource>,
@@ -304,6 +296,18 @@ fn evaluate(
         DatabaseMode::Auto if db_p.is_some() || db_d.is_some() => DatabaseMode::Hybrid,
         DatabaseMode::Auto => DatabaseMode::Empirical,
         m => m,
+    };
+    // SOL has no host overheads; the measured-table modes have their own serving constants.
+    let measured = sil_p.is_some() || sil_d.is_some();
+    let (calib, burst_waves) = if req.database_mode == DatabaseMode::Sol {
+        let zero = crate::perf::BackendCalib {
+            step_ms: 0.0,
+            ttft_ms: 0.0,
+            wait_steps: 0.0,
+        };
+        (zero, params.burst_waves)
+    } else {
+        params.serving(req.backend.name(), measured)
     };
     // SILICON: an op the tables cannot answer fails the whole prediction, naming the op.
     let check = || -> Result<()> {
@@ -351,7 +355,7 @@ fn evaluate(
                 w.nextn,
             )?;
             let perf = if req.mode == ServeMode::Agg {
-                serve::agg(&wk, &w, req.agg.batch_size, params.burst_waves)
+                serve::agg(&wk, &w, req.agg.batch_size, burst_waves)
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
             };
@@ -417,7 +421,7 @@ fn evaluate(
                 req.prefill.workers,
                 req.decode.batch_size,
                 req.decode.workers,
-                params.burst_waves,
+                burst_waves,
             );
             check()?;
             if !with_report {

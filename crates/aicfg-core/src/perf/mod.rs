@@ -5,7 +5,7 @@ mod empirical;
 mod silicon;
 pub mod step;
 
-pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource};
+pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource, SiliconCalib};
 pub use silicon::SiliconSource;
 pub use step::{OpTime, Step, StepBreakdown};
 

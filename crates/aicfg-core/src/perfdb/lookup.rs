@@ -55,10 +55,6 @@ fn expected(x: f64) -> (f64, f64) {
     }
 }
 
-fn diag_off(what: &str) -> bool {
-    std::env::var("AICFG_DIAG_OFF").is_ok_and(|v| v.split(',').any(|x| x == what))
-}
-
 fn need(grid: Option<&Grid>, what: impl FnOnce() -> String) -> Result<&Grid, Lookup> {
     grid.ok_or_else(|| Lookup::Miss(what()))
 }
@@ -79,19 +75,6 @@ impl OpDb {
 
     fn lookup_inner(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> Result<f64, Lookup> {
         let t = &self.tables;
-        if let Ok(only) = std::env::var("AICFG_DIAG_OPS") {
-            let c = match w.class {
-                WorkClass::Gemm => "gemm",
-                WorkClass::ContextAttention => "ctx",
-                WorkClass::GenerationAttention => "gen",
-                WorkClass::Moe => "moe",
-                WorkClass::Comm(_) => "comm",
-                _ => "other",
-            };
-            if !only.split(',').any(|x| x == c) {
-                return Err(Lookup::NoTable);
-            }
-        }
         let bw = sys.gpu.mem_bw;
         match (op, w.class) {
             (OpKind::Gemm { n, k, quant, .. }, WorkClass::Gemm) => {
@@ -130,8 +113,8 @@ impl OpDb {
                         }
                 };
                 let v = match label {
-                    "fp8" if !diag_off("fp8q") => (v - quant_ms(false)).max(sol(&[*n, *k, m])),
-                    "nvfp4" if !diag_off("fp4q") => (v - quant_ms(true)).max(sol(&[*n, *k, m])),
+                    "fp8" => (v - quant_ms(false)).max(sol(&[*n, *k, m])),
+                    "nvfp4" => (v - quant_ms(true)).max(sol(&[*n, *k, m])),
                     _ => v,
                 };
                 Ok(v * frac)
