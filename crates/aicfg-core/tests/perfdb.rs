@@ -435,3 +435,35 @@ fn install_from_wheel_and_directory_is_idempotent_and_atomic() {
     .to_string();
     assert!(e.contains("not a readable wheel"), "{e}");
 }
+
+#[test]
+fn neighbouring_slices_answer_as_estimates() {
+    let (_t, root) = fixture_root();
+    let db = Arc::new(load(&root, Some("1.0.0")));
+    let s = sys();
+    // A window that was not collected: the full-attention slice is exact while S ≤ window.
+    let windowed = OpKind::Attention {
+        heads: 16.0,
+        kv_heads: 8.0,
+        qk_dim: 128.0,
+        v_dim: 128.0,
+        window: Some(2048.0),
+        kv_elems_per_token: 2048.0,
+        latent: false,
+    };
+    let w = attn_work(WorkClass::ContextAttention, 4.0, 512.0, 0.0);
+    match db.lookup(&s, &windowed, &w) {
+        Lookup::Estimated(v) => close(v, ctx_ms(16.0, 512.0, 4.0)),
+        other => panic!("expected an estimate, got {other:?}"),
+    }
+    // fp8 MoE: neither it nor its sibling fp8_block is in the fixture → still a miss.
+    let mut w8 = moe_work(64.0);
+    w8.shape.quant = "fp8";
+    assert!(matches!(db.lookup(&s, &moe_op(1.0), &w8), Lookup::Miss(_)));
+    // SILICON takes estimates (tagged), HYBRID answers them from the empirical model.
+    let emp = EmpiricalSource::embedded();
+    let strict = SiliconSource::new(db.clone(), emp.clone(), true);
+    assert_eq!(strict.time_tagged(&s, &windowed, &w).1, "estimated");
+    let hybrid = SiliconSource::new(db, emp, false);
+    assert_eq!(hybrid.time_tagged(&s, &windowed, &w).1, "empirical");
+}

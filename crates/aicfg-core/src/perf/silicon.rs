@@ -29,6 +29,15 @@ impl SiliconSource {
         }
     }
 
+    /// A measured latency less the per-kernel time a graph replay hides, never below the roofline.
+    fn after_overlap(&self, sys: &SystemSpec, work: &Work, ms: f64) -> f64 {
+        if ms > 0.0 && self.overlap_ms > 0.0 {
+            (ms - self.overlap_ms).max(sol_ms(sys, work).min(ms))
+        } else {
+            ms
+        }
+    }
+
     /// The first miss seen in strict mode (clears it).
     pub fn take_miss(&self) -> Option<String> {
         self.miss.lock().unwrap_or_else(|p| p.into_inner()).take()
@@ -50,11 +59,12 @@ impl PerfSource for SiliconSource {
 
     fn time_tagged(&self, sys: &SystemSpec, op: &OpKind, work: &Work) -> (f64, &'static str) {
         match self.db.lookup(sys, op, work) {
-            Lookup::Hit(ms) if ms > 0.0 && self.overlap_ms > 0.0 => (
-                (ms - self.overlap_ms).max(sol_ms(sys, work).min(ms)),
-                "silicon",
-            ),
-            Lookup::Hit(ms) => (ms, "silicon"),
+            // A neighbouring slice: SILICON takes it (tagged), HYBRID prefers empirical.
+            Lookup::Estimated(ms) if self.strict => {
+                (self.after_overlap(sys, work, ms), "estimated")
+            }
+            Lookup::Estimated(_) => (self.fallback.time_ms(sys, op, work), "empirical"),
+            Lookup::Hit(ms) => (self.after_overlap(sys, work, ms), "silicon"),
             Lookup::NoTable => (self.fallback.time_ms(sys, op, work), "empirical"),
             Lookup::Miss(why) => {
                 if self.strict {

@@ -192,7 +192,11 @@ mod tests {
         // 1-D: latency = 2·x measured at 10, 20, 40.
         let g = Grid::build(
             1,
-            vec![(vec![10.0], 20.0), (vec![40.0], 80.0), (vec![20.0], 40.0)],
+            vec![
+                ([10.0, 0.0, 0.0], 20.0),
+                ([40.0, 0.0, 0.0], 80.0),
+                ([20.0, 0.0, 0.0], 40.0),
+            ],
         );
         let sol = |p: &[f64]| p[0];
         let q = |x: f64| g.query(&[x], &[Blend::Linear], &sol).unwrap();

@@ -7,12 +7,17 @@ use crate::hardware::SystemSpec;
 use crate::model::graph::{CommOp, OpKind};
 use crate::perf::{Work, WorkClass};
 use crate::quant::{ComputeDtype, GemmQuant, MoeQuant};
+use std::cell::Cell;
 
 /// Answer of the measured tables for one op invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// Measured or interpolated latency (ms).
     Hit(f64),
+    /// Latency from a neighbouring slice (another KV dtype, window, sibling format or sharding
+    /// over the same GPUs) rescaled by the roofline ratio: SILICON uses it, HYBRID prefers the
+    /// empirical model (it scores better on the measured serving runs).
+    Estimated(f64),
     /// The op has a table family but the installed data has no slice for it.
     Miss(String),
     /// No table family exists for this op (elementwise, P2P, ...): analytic formulas answer.
@@ -55,6 +60,28 @@ fn expected(x: f64) -> (f64, f64) {
     }
 }
 
+/// `want / have` for roofline rescaling of a substitute slice (1 when degenerate).
+fn ratio(want: f64, have: f64) -> f64 {
+    if want > 0.0 && have > 0.0 && want.is_finite() && have.is_finite() {
+        want / have
+    } else {
+        1.0
+    }
+}
+
+/// MoE formats with the same weight width and kernel family, tried when a format was not
+/// collected (e.g. gpt-oss runs its 4-bit experts as MXFP4 whatever the label says).
+fn sibling_formats(label: &str) -> &'static [&'static str] {
+    match label {
+        "fp8" => &["fp8_block"],
+        "fp8_block" => &["fp8"],
+        "nvfp4" => &["w4a8_mxfp4_mxfp8", "w4a16_mxfp4"],
+        "w4a16_mxfp4" => &["w4a8_mxfp4_mxfp8", "nvfp4"],
+        "w4a8_mxfp4_mxfp8" => &["w4a16_mxfp4", "nvfp4"],
+        _ => &[],
+    }
+}
+
 fn need(grid: Option<&Grid>, what: impl FnOnce() -> String) -> Result<&Grid, Lookup> {
     grid.ok_or_else(|| Lookup::Miss(what()))
 }
@@ -66,14 +93,22 @@ fn code(label: &str, what: &str) -> Result<u8, Lookup> {
 impl OpDb {
     /// Latency of one invocation of `op` doing `w`, from the measured tables.
     pub fn lookup(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> Lookup {
-        match self.lookup_inner(sys, op, w) {
+        let est = Cell::new(false);
+        match self.lookup_inner(sys, op, w, &est) {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 && est.get() => Lookup::Estimated(ms),
             Ok(ms) if ms.is_finite() && ms >= 0.0 => Lookup::Hit(ms),
             Ok(ms) => Lookup::Miss(format!("non-finite interpolation ({ms})")),
             Err(l) => l,
         }
     }
 
-    fn lookup_inner(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> Result<f64, Lookup> {
+    fn lookup_inner(
+        &self,
+        sys: &SystemSpec,
+        op: &OpKind,
+        w: &Work,
+        est: &Cell<bool>,
+    ) -> Result<f64, Lookup> {
         let t = &self.tables;
         let bw = sys.gpu.mem_bw;
         match (op, w.class) {
@@ -147,17 +182,30 @@ impl OpDb {
                             "sparse (DSA) MLA prefill has no granular table".into(),
                         ));
                     }
-                    let g = need(t.ctx_mla.get(&kvc), || {
-                        format!("no context MLA data for kv {}", sh.kv_quant)
-                    })?;
+                    // The other KV-cache dtype answers when this one was not collected; prefill
+                    // MLA is compute-bound, the roofline ratio carries the byte difference.
+                    let (g, kvb_g) = match t.ctx_mla.get(&kvc) {
+                        Some(g) => (g, kvb),
+                        None => {
+                            est.set(true);
+                            t.ctx_mla
+                                .iter()
+                                .min_by_key(|(k, _)| **k)
+                                .map(|(k, g)| (g, kv_bytes(tables::label(*k))))
+                                .ok_or_else(|| Lookup::Miss("no context MLA data".into()))?
+                        }
+                    };
                     let dd = qk_dim + v_dim;
-                    let sol = move |x: &[f64]| {
+                    let sol_kv = move |kb: f64, x: &[f64]| {
                         let (n, sq, bb) = (x[0], x[1], x[2]);
                         let fl = bb * n * dd * sq * sq;
-                        let by = bb * n * (kvb * sq * dd + 2.0 * sq * dd);
+                        let by = bb * n * (kb * sq * dd + 2.0 * sq * dd);
                         (fl / f).max(by / bw) * 1e3
                     };
-                    g.query(&[*heads, total, b], &CTX_BLEND, &sol)
+                    let x = [*heads, total, b];
+                    let sol = move |x: &[f64]| sol_kv(kvb_g, x);
+                    g.query(&x, &CTX_BLEND, &sol)
+                        .map(|v| v * ratio(sol_kv(kvb, &x), sol_kv(kvb_g, &x)))
                 } else {
                     let nkv = if kv_heads == heads {
                         0
@@ -165,15 +213,24 @@ impl OpDb {
                         *kv_heads as i64
                     };
                     let win = window.map_or(0, |x| x as i64);
-                    let key = (code(sh.quant, "attention")?, kvc, nkv, *qk_dim as i64, win);
-                    let g = need(t.ctx_attn.get(&key), || {
-                        format!(
-                            "no context attention data for fmha {}, kv {}, kv heads {}, head dim {}, window {}",
-                            sh.quant, sh.kv_quant, kv_heads, qk_dim, win
-                        )
-                    })?;
-                    let (d, nkvh, wnd) = (*qk_dim, *kv_heads, window.unwrap_or(0.0));
-                    let sol = move |x: &[f64]| {
+                    let fmha = code(sh.quant, "attention")?;
+                    let key = |w: i64| (fmha, kvc, nkv, *qk_dim as i64, w);
+                    // A window that was not collected: the full-attention slice, scaled by the
+                    // roofline ratio (exact when the sequence fits in the window).
+                    let (g, wnd_g) = match t.ctx_attn.get(&key(win)) {
+                        Some(g) => (g, win as f64),
+                        None => (
+                            need(t.ctx_attn.get(&key(0)).inspect(|_| est.set(true)), || {
+                                format!(
+                                    "no context attention data for fmha {}, kv {}, kv heads {}, head dim {}, window {}",
+                                    sh.quant, sh.kv_quant, kv_heads, qk_dim, win
+                                )
+                            })?,
+                            0.0,
+                        ),
+                    };
+                    let (d, nkvh) = (*qk_dim, *kv_heads);
+                    let sol_w = move |wnd: f64, x: &[f64]| {
                         let (n, sq, bb) = (x[0], x[1], x[2]);
                         let fl = if wnd > 0.0 && sq > wnd {
                             4.0 * bb * sq * wnd * n * d
@@ -183,7 +240,11 @@ impl OpDb {
                         let by = 4.0 * bb * n * sq * d + kvb * bb * 2.0 * nkvh * sq * d;
                         (fl / f).max(by / bw) * 1e3
                     };
-                    g.query(&[*heads, total, b], &CTX_BLEND, &sol)
+                    let x = [*heads, total, b];
+                    let sol = move |x: &[f64]| sol_w(wnd_g, x);
+                    let want = window.unwrap_or(0.0);
+                    g.query(&x, &CTX_BLEND, &sol)
+                        .map(|v| v * ratio(sol_w(want, &x), sol_w(wnd_g, &x)))
                 };
                 // Causal work of the uncached part only (MODELING.md §5.2).
                 let frac = if total > 0.0 {
@@ -221,17 +282,28 @@ impl OpDb {
                 let f = peak(sys, w.dtype);
                 let kvc = code(sh.kv_quant, "KV-cache")?;
                 let ms = if *latent {
-                    let g = need(t.gen_mla.get(&kvc), || {
-                        format!("no generation MLA data for kv {}", sh.kv_quant)
-                    })?;
+                    let (g, kvb_g) = match t.gen_mla.get(&kvc) {
+                        Some(g) => (g, kvb),
+                        None => {
+                            est.set(true);
+                            t.gen_mla
+                                .iter()
+                                .min_by_key(|(k, _)| **k)
+                                .map(|(k, g)| (g, kv_bytes(tables::label(*k))))
+                                .ok_or_else(|| Lookup::Miss("no generation MLA data".into()))?
+                        }
+                    };
                     let (dd, lat) = (qk_dim + v_dim, *kv_elems_per_token);
-                    let sol = move |x: &[f64]| {
+                    let sol_kv = move |kb: f64, x: &[f64]| {
                         let (n, bb, sq) = (x[0], x[1], x[2]);
                         let fl = 2.0 * bb * n * dd * sq;
-                        let by = bb * (2.0 * n * dd + (sq - 1.0).max(0.0) * lat * kvb);
+                        let by = bb * (2.0 * n * dd + (sq - 1.0).max(0.0) * lat * kb);
                         (fl / f).max(by / bw) * 1e3
                     };
-                    g.query(&[*heads, b, s], &GEN_BLEND, &sol)
+                    let x = [*heads, b, s];
+                    let sol = move |x: &[f64]| sol_kv(kvb_g, x);
+                    g.query(&x, &GEN_BLEND, &sol)
+                        .map(|v| v * ratio(sol_kv(kvb, &x), sol_kv(kvb_g, &x)))
                 } else {
                     let nkv = if kv_heads == heads {
                         0
@@ -240,7 +312,13 @@ impl OpDb {
                     };
                     let win = window.map_or(0, |x| x as i64);
                     let key = (kvc, nkv, *qk_dim as i64, win);
-                    let g = need(t.gen_attn.get(&key), || {
+                    // Decode over a window reads min(s, w) keys: the full-attention slice at that
+                    // length is the same kernel work when the windowed one was not collected.
+                    let g = t.gen_attn.get(&key).or_else(|| {
+                        est.set(true);
+                        t.gen_attn.get(&(kvc, nkv, *qk_dim as i64, 0))
+                    });
+                    let g = need(g, || {
                         format!(
                             "no generation attention data for kv {}, kv heads {}, head dim {}, window {}",
                             sh.kv_quant, kv_heads, qk_dim, win
@@ -275,41 +353,10 @@ impl OpDb {
                     return Ok(0.0);
                 }
                 let q = code(w.shape.quant, "MoE")?;
-                let key = |d: u8| {
-                    (
-                        q,
-                        d,
-                        !gated,
-                        *top_k as i64,
-                        *experts as i64,
-                        *hidden as i64,
-                        *inter as i64,
-                        *etp as i64,
-                        *ep as i64,
-                    )
-                };
-                let g = self
-                    .moe_distributions
-                    .iter()
-                    .find_map(|d| t.moe.get(&key(*d)))
-                    .ok_or_else(|| {
-                        Lookup::Miss(format!(
-                            "no MoE data for {} h{} I{} E{} top{} etp{} ep{}{}",
-                            w.shape.quant,
-                            hidden,
-                            inter,
-                            experts,
-                            top_k,
-                            etp,
-                            ep,
-                            if *gated { "" } else { " (non-gated)" }
-                        ))
-                    })?;
-                let mem = MoeQuant::parse(w.shape.quant).map_or(2.0, |m| m.bytes());
-                let f = peak(sys, w.dtype);
-                let (h, i, e, k, etp, ep) = (*hidden, *inter, *experts, *top_k, *etp, *ep);
+                let (h, i, e, k) = (*hidden, *inter, *experts, *top_k);
                 let gate = if *gated { 3.0 } else { 2.0 };
-                let sol = move |x: &[f64]| {
+                let f = peak(sys, w.dtype);
+                let sol_at = move |mem: f64, etp: f64, ep: f64, x: &[f64]| {
                     let tt = x[0] * k / ep;
                     let fl = 2.0 * tt * h * i * gate / etp;
                     let by = mem
@@ -318,9 +365,70 @@ impl OpDb {
                             + h * i * gate / etp * (e / ep).min(tt));
                     (fl / f).max(by / bw) * 1e3
                 };
+                let slice = |q: u8, etp: i64, ep: i64| {
+                    self.moe_distributions.iter().find_map(|d| {
+                        t.moe.get(&(
+                            q,
+                            *d,
+                            !gated,
+                            *top_k as i64,
+                            *experts as i64,
+                            *hidden as i64,
+                            *inter as i64,
+                            etp,
+                            ep,
+                        ))
+                    })
+                };
+                // Resolution: this format and sharding; else a sibling format with the same
+                // weight width (fp8 ↔ fp8_block, the 4-bit formats); else another sharding over
+                // the same number of GPUs. Substitutes are rescaled by the roofline ratio.
+                let (qe, qp) = (*etp as i64, *ep as i64);
+                let mut cands: Vec<u8> = vec![q];
+                cands.extend(
+                    sibling_formats(w.shape.quant)
+                        .iter()
+                        .filter_map(|l| label_code(l)),
+                );
+                let found = cands
+                    .iter()
+                    .find_map(|c| slice(*c, qe, qp).map(|g| (g, *c, qe, qp)))
+                    .or_else(|| {
+                        cands.iter().find_map(|c| {
+                            t.moe_shardings(*c, !gated, *top_k, *experts, *hidden, *inter)
+                                .into_iter()
+                                .filter(|(a, b)| a * b == qe * qp)
+                                .find_map(|(a, b)| slice(*c, a, b).map(|g| (g, *c, a, b)))
+                        })
+                    });
+                if let Some((_, qg, ge, gp)) = found {
+                    if (qg, ge, gp) != (q, qe, qp) {
+                        est.set(true);
+                    }
+                }
+                let Some((g, qg, ge, gp)) = found else {
+                    return Err(Lookup::Miss(format!(
+                        "no MoE data for {} h{} I{} E{} top{} etp{} ep{}{}",
+                        w.shape.quant,
+                        hidden,
+                        inter,
+                        experts,
+                        top_k,
+                        etp,
+                        ep,
+                        if *gated { "" } else { " (non-gated)" }
+                    )));
+                };
+                let mem_of = |l: &str| MoeQuant::parse(l).map_or(2.0, |m| m.bytes());
+                let (mem_q, mem_g) = (mem_of(w.shape.quant), mem_of(tables::label(qg)));
+                let (ge, gp, etp, ep) = (ge as f64, gp as f64, *etp, *ep);
+                let sol = move |x: &[f64]| sol_at(mem_g, ge, gp, x);
                 let (tq, frac) = expected(tokens);
-                g.query(&[tq], &ONE_D, &sol)
-                    .map(|v| v * frac)
+                let x = [tq];
+                g.query(&x, &ONE_D, &sol)
+                    .map(|v| {
+                        v * frac * ratio(sol_at(mem_q, etp, ep, &x), sol_at(mem_g, ge, gp, &x))
+                    })
                     .ok_or(Lookup::NoTable)
             }
             (

@@ -261,6 +261,7 @@ impl OpDb {
                 tables.load_file("nccl_perf", &p)?;
             }
         }
+        tables.finish();
         Ok(OpDb {
             key: key.clone(),
             tables,

@@ -56,6 +56,11 @@ const LABELS: &[&str] = &[
     "int8",
 ];
 
+/// The label of a dtype code.
+pub fn label(code: u8) -> &'static str {
+    LABELS.get(code as usize).copied().unwrap_or("")
+}
+
 pub fn label_code(s: &str) -> Option<u8> {
     let s = match s {
         "float16" | "fp16" | "bf16" => "bfloat16",
@@ -106,6 +111,8 @@ pub type CtxAttnKey = (u8, u8, i64, i64, i64);
 pub type GenAttnKey = (u8, i64, i64, i64);
 /// MoE: (dtype, distribution, non-gated, topk, experts, hidden, full inter, moe_tp, moe_ep).
 pub type MoeKey = (u8, u8, bool, i64, i64, i64, i64, i64, i64);
+/// MoE shape without sharding: (dtype, non-gated, topk, experts, hidden, inter).
+pub type MoeShape = (u8, bool, i64, i64, i64, i64);
 /// MLA BMM: (dtype, post (else pre), heads).
 pub type BmmKey = (u8, bool, i64);
 /// NCCL: (dtype, op, gpus).
@@ -140,6 +147,9 @@ pub struct Tables {
     pub nccl: FastMap<NcclKey, Grid>,
     /// fp8 activation quantization kernels (false: compute_scale, true: scale_matrix), axes (m, k).
     pub quantize: FastMap<bool, Grid>,
+    /// MoE shardings (moe_tp, moe_ep) collected per (dtype, non-gated, topk, experts, hidden,
+    /// inter), for sharding fallbacks.
+    pub moe_sharding_index: FastMap<MoeShape, Vec<(i64, i64)>>,
     /// Rows read, files read.
     pub rows: usize,
     pub files: Vec<String>,
@@ -201,6 +211,46 @@ fn merge_min<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl Tables {
+    /// Index the MoE shardings (call after the last file is loaded).
+    pub fn finish(&mut self) {
+        self.moe_sharding_index.clear();
+        for k in self.moe.keys() {
+            let v = self
+                .moe_sharding_index
+                .entry((k.0, k.2, k.3, k.4, k.5, k.6))
+                .or_default();
+            if !v.contains(&(k.7, k.8)) {
+                v.push((k.7, k.8));
+            }
+        }
+        for v in self.moe_sharding_index.values_mut() {
+            v.sort();
+        }
+    }
+
+    /// Collected (moe_tp, moe_ep) pairs of one MoE shape.
+    pub fn moe_shardings(
+        &self,
+        q: u8,
+        nongated: bool,
+        topk: f64,
+        experts: f64,
+        hidden: f64,
+        inter: f64,
+    ) -> Vec<(i64, i64)> {
+        self.moe_sharding_index
+            .get(&(
+                q,
+                nongated,
+                topk as i64,
+                experts as i64,
+                hidden as i64,
+                inter as i64,
+            ))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Load one table file into the matching index; slices already present win.
     pub fn load_file(&mut self, table: &str, path: &Path) -> Result<()> {
         let before = self.rows;
