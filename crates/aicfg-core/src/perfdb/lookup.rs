@@ -5,7 +5,7 @@ use super::tables::{self, label_code, CTX_BLEND, GEMM_BLEND, GEN_BLEND, ONE_D};
 use super::OpDb;
 use crate::hardware::SystemSpec;
 use crate::model::graph::{CommOp, OpKind};
-use crate::perf::{Work, WorkClass};
+use crate::perf::{comm_bytes_on_wire, Work, WorkClass};
 use crate::quant::{ComputeDtype, GemmQuant, MoeQuant};
 use std::cell::Cell;
 
@@ -462,33 +462,42 @@ impl OpDb {
                 if *c == CommOp::AllReduce {
                     // The table is 16-bit: a narrower payload moves as fewer half elements.
                     let half_elems = elems * bytes_per_elem / 2.0;
-                    let ar = comm_query(sys, g, half_elems, |n| t.allreduce.get(&n));
+                    let ar = comm_query(sys, g, half_elems, *c, w.bytes, |n| t.allreduce.get(&n));
                     let max_ar = t.allreduce.keys().max().copied().unwrap_or(0);
                     if g as i64 <= max_ar {
                         if let Some(v) = ar {
                             return Ok(v);
                         }
                     }
-                    let nccl = comm_query(sys, g, half_elems, |n| t.nccl.get(&(half, nccl_op, n)));
+                    let nccl = comm_query(sys, g, half_elems, *c, w.bytes, |n| {
+                        t.nccl.get(&(half, nccl_op, n))
+                    });
                     if let Some(v) = nccl.or(ar) {
                         return Ok(v);
                     }
                     return Err(Lookup::Miss(format!("no all-reduce data for {g} GPUs")));
                 }
-                comm_query(sys, g, elems, |n| t.nccl.get(&(dtype, nccl_op, n)))
-                    .ok_or_else(|| Lookup::Miss(format!("no NCCL {c:?} data for {g} GPUs")))
+                comm_query(sys, g, elems, *c, w.bytes, |n| {
+                    t.nccl.get(&(dtype, nccl_op, n))
+                })
+                .ok_or_else(|| Lookup::Miss(format!("no NCCL {c:?} data for {g} GPUs")))
             }
             _ => Err(Lookup::NoTable),
         }
     }
 }
 
-/// A collective over `g` GPUs: the table at `g`, else at the largest measured group below it
-/// scaled by the ring volume `(g−1)/g` and the slower fabric of the larger group (§5.7).
+/// A collective over `g` GPUs: the table at `g`, else at the largest measured group `n` below
+/// it plus the extra wire time of the larger group — more bytes per GPU (`(g−1)/g`) over its
+/// slower fabric: `L(n) + max(0, B(g)/BW(g) − B(n)/BW(n))`. (The reference scales the whole
+/// latency by the bandwidth ratio, which inflates small, latency-bound messages ~20× when a
+/// group leaves the NVLink domain.)
 fn comm_query<'a>(
     sys: &SystemSpec,
     g: u32,
     elems: f64,
+    op: CommOp,
+    bytes: f64,
     table: impl Fn(i64) -> Option<&'a Grid>,
 ) -> Option<f64> {
     let sol = |x: &[f64]| x[0];
@@ -497,6 +506,6 @@ fn comm_query<'a>(
     }
     let n = (2..g).rev().find(|n| table(*n as i64).is_some())?;
     let v = table(n as i64)?.query(&[elems], &ONE_D, &sol)?;
-    let (gf, nf) = (g as f64, n as f64);
-    Some(v * ((gf - 1.0) / gf) * (nf / (nf - 1.0)) * sys.group_bw(n) / sys.group_bw(g))
+    let wire = |k: u32| comm_bytes_on_wire(op, k, bytes) / sys.group_bw(k) * 1e3;
+    Some(v + (wire(g) - wire(n)).max(0.0))
 }

@@ -150,6 +150,8 @@ pub struct Tables {
     /// MoE shardings (moe_tp, moe_ep) collected per (dtype, non-gated, topk, experts, hidden,
     /// inter), for sharding fallbacks.
     pub moe_sharding_index: FastMap<MoeShape, Vec<(i64, i64)>>,
+    /// MoE points of every version, until `finish` keeps the fastest per point.
+    moe_raw: FastMap<MoeKey, Points>,
     /// Rows read, files read.
     pub rows: usize,
     pub files: Vec<String>,
@@ -213,6 +215,8 @@ fn merge_min<K: std::hash::Hash + Eq + Clone>(
 impl Tables {
     /// Index the MoE shardings (call after the last file is loaded).
     pub fn finish(&mut self) {
+        let raw = std::mem::take(&mut self.moe_raw);
+        merge_min(&mut self.moe, raw, 1);
         self.moe_sharding_index.clear();
         for k in self.moe.keys() {
             let v = self
@@ -436,7 +440,13 @@ impl Tables {
                     );
                     Some((key, [c_num_tokens.int(r) as f64, 0.0, 0.0]))
                 });
-                merge_min(&mut self.moe, s, 1);
+                // Several MoE kernels are collected per format and shape, within a version and
+                // across versions (vLLM/SGLang switch backends between releases); the dispatcher
+                // is configured for the fast one, so every version's points meet and the fastest
+                // per token count is kept (see `finish`).
+                for (k, mut pts) in s {
+                    self.moe_raw.entry(k).or_default().append(&mut pts);
+                }
             }
             "custom_allreduce_perf" => {
                 let fr = read_columns(
