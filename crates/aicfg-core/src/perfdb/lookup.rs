@@ -9,6 +9,9 @@ use crate::perf::{comm_bytes_on_wire, Work, WorkClass};
 use crate::quant::{ComputeDtype, GemmQuant, MoeQuant};
 use std::cell::Cell;
 
+/// Largest step (tokens) that vLLM/SGLang run as a captured CUDA graph by default.
+const GRAPH_MAX_TOKENS: f64 = 512.0;
+
 /// Answer of the measured tables for one op invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
@@ -436,7 +439,7 @@ impl OpDb {
                     op: c,
                     gpus,
                     bytes_per_elem,
-                    ..
+                    elems_per_token,
                 },
                 WorkClass::Comm(_),
             ) => {
@@ -462,8 +465,15 @@ impl OpDb {
                 if *c == CommOp::AllReduce {
                     // The table is 16-bit: a narrower payload moves as fewer half elements.
                     let half_elems = elems * bytes_per_elem / 2.0;
-                    let ar = comm_query(sys, g, half_elems, *c, w.bytes, |n| t.allreduce.get(&n));
-                    let max_ar = t.allreduce.keys().max().copied().unwrap_or(0);
+                    // vLLM and SGLang replay CUDA graphs only for decode-sized steps (up to a few
+                    // hundred tokens); larger (prefill) steps launch the all-reduce eagerly.
+                    let eager = elems / elems_per_token.max(1.0) > GRAPH_MAX_TOKENS;
+                    let ar = comm_query(sys, g, half_elems, *c, w.bytes, |n| {
+                        t.allreduce
+                            .get(&(n, eager))
+                            .or_else(|| t.allreduce.get(&(n, !eager)))
+                    });
+                    let max_ar = t.allreduce.keys().map(|k| k.0).max().unwrap_or(0);
                     if g as i64 <= max_ar {
                         if let Some(v) = ar {
                             return Ok(v);

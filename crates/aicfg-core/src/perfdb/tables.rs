@@ -141,8 +141,8 @@ pub struct Tables {
     pub mla_bmm: FastMap<BmmKey, Grid>,
     /// Axis tokens (all attention-DP ranks' tokens).
     pub moe: FastMap<MoeKey, Grid>,
-    /// Custom all-reduce per GPU count, axis message elements.
-    pub allreduce: FastMap<i64, Grid>,
+    /// Custom all-reduce per (GPU count, launched eagerly), axis message elements.
+    pub allreduce: FastMap<(i64, bool), Grid>,
     /// NCCL collectives, axis message elements.
     pub nccl: FastMap<NcclKey, Grid>,
     /// fp8 activation quantization kernels (false: compute_scale, true: scale_matrix), axes (m, k).
@@ -452,15 +452,25 @@ impl Tables {
                 let fr = read_columns(
                     path,
                     &["allreduce_dtype", "num_gpus", "message_size", "latency"],
-                    &[],
+                    &["implementation", "backend"],
                 )?;
                 self.rows += fr.rows;
                 let c_allreduce_dtype = fr.col("allreduce_dtype");
                 let c_message_size = fr.col("message_size");
                 let c_num_gpus = fr.col("num_gpus");
+                // vLLM/SGLang collect the kernel inside a CUDA graph (`*_graph`) and launched
+                // eagerly (`*_eager`); the two are kept apart.
+                let eager = |r: usize| {
+                    ["implementation", "backend"]
+                        .iter()
+                        .any(|c| fr.opt(c).is_some_and(|c| c.str(r).contains("eager")))
+                };
                 let s = slices(&fr, |r| {
                     (comm_code(c_allreduce_dtype.str(r))? == comm_code("half")?).then_some(())?;
-                    Some((c_num_gpus.int(r), [c_message_size.int(r) as f64, 0.0, 0.0]))
+                    Some((
+                        (c_num_gpus.int(r), eager(r)),
+                        [c_message_size.int(r) as f64, 0.0, 0.0],
+                    ))
                 });
                 merge_min(&mut self.allreduce, s, 1);
             }
