@@ -326,12 +326,23 @@ fn evaluate(
     let database = db_p.as_ref().map(|d| db_label(d));
     if with_report {
         match (&db_p, req.database_mode) {
-            (Some(d), _) => notes.push(format!(
-                "database mode {}: measured op tables {} ({} rows); ops without data use empirical",
-                effective.name(),
-                db_label(d),
-                d.tables.rows
-            )),
+            (Some(d), _) => {
+                let decode = match &db_d {
+                    Some(dd) if dd.key != d.key => format!(", decode workers {}", db_label(dd)),
+                    _ => String::new(),
+                };
+                let rest = if strict {
+                    "ops with no table family (norms, activations, embedding, P2P) use the empirical formulas"
+                } else {
+                    "ops the tables do not cover use the empirical model"
+                };
+                notes.push(format!(
+                    "database mode {}: measured op tables {} ({} rows){decode}; {rest}",
+                    effective.name(),
+                    db_label(d),
+                    d.tables.rows
+                ))
+            }
             (None, DatabaseMode::Auto) => notes.push(format!(
                 "database mode empirical: no measured op database installed for {}/{} (`aicfg data install` adds one)",
                 req.system.name,
