@@ -477,16 +477,31 @@ fn db_label(d: &OpDb) -> String {
     format!("{}/{}/{}", d.key.system, d.key.backend, d.key.version)
 }
 
-/// The measured database for `sys` under the request's mode: None for sol/empirical, and for
-/// `auto` when nothing is installed for the system/backend; an error when silicon/hybrid is asked
-/// for and nothing is installed, or when the asked backend version is not installed.
+/// The measured database for `sys` under the request's mode (see [`database_for_mode`]).
 pub fn database_for(req: &EstimateRequest, sys: &SystemSpec) -> Result<Option<Arc<OpDb>>> {
-    let mode = req.database_mode;
+    database_for_mode(
+        req.database_mode,
+        req.backend,
+        sys,
+        req.backend_version.as_deref(),
+    )
+}
+
+/// The measured database for `sys`/`backend` under `mode`: None for sol/empirical, and for
+/// `auto` when nothing is installed for the system/backend; an error when silicon/hybrid is asked
+/// for and nothing is installed, or when the asked backend version is not installed. Loaded once
+/// per process.
+pub fn database_for_mode(
+    mode: DatabaseMode,
+    backend: Backend,
+    sys: &SystemSpec,
+    backend_version: Option<&str>,
+) -> Result<Option<Arc<OpDb>>> {
     if !mode.uses_database() {
         return Ok(None);
     }
     let Some(root) = perfdb::data_dir().and_then(|d| perfdb::active_root(&d)) else {
-        if mode == DatabaseMode::Auto && req.backend_version.is_none() {
+        if mode == DatabaseMode::Auto && backend_version.is_none() {
             return Ok(None);
         }
         return Err(AicfgError::PerfDbMissing(format!(
@@ -496,17 +511,56 @@ pub fn database_for(req: &EstimateRequest, sys: &SystemSpec) -> Result<Option<Ar
                 .unwrap_or_default()
         )));
     };
-    let key = match perfdb::resolve(
-        &root,
-        &sys.name,
-        req.backend.name(),
-        req.backend_version.as_deref(),
-    ) {
+    let key = match perfdb::resolve(&root, &sys.name, backend.name(), backend_version) {
         Ok(k) => k,
         Err(AicfgError::PerfDbMissing(_)) if mode == DatabaseMode::Auto => return Ok(None),
         Err(e) => return Err(e),
     };
     perfdb::open_cached(&key, sys.misc.nccl_version.as_deref()).map(Some)
+}
+
+/// One performance source for one system under `mode` — what a caller that prices steps itself
+/// (the deployment search) needs: the source, the serving constants to use with it, and the mode
+/// that answers (`auto` resolved to `hybrid` or `empirical`). In SILICON mode an op without data
+/// prices as NaN, so the caller should drop non-finite results. The matching burst length is
+/// `params.serving(backend, measured).1` (measured = the answer is not empirical).
+pub fn source_for_system(
+    mode: DatabaseMode,
+    params: &EmpiricalParams,
+    backend: Backend,
+    sys: &SystemSpec,
+    backend_version: Option<&str>,
+) -> Result<(Box<dyn PerfSource>, crate::perf::BackendCalib, DatabaseMode)> {
+    let empirical = EmpiricalSource { p: params.clone() };
+    if mode == DatabaseMode::Sol {
+        let zero = crate::perf::BackendCalib {
+            step_ms: 0.0,
+            ttft_ms: 0.0,
+            wait_steps: 0.0,
+        };
+        return Ok((Box::new(SolSource), zero, mode));
+    }
+    match database_for_mode(mode, backend, sys, backend_version)? {
+        Some(db) => {
+            let mut s = SiliconSource::new(db, empirical, mode == DatabaseMode::Silicon);
+            s.overlap_ms = params.silicon.as_ref().map_or(0.0, |c| c.overlap_us * 1e-3);
+            let effective = if mode == DatabaseMode::Auto {
+                DatabaseMode::Hybrid
+            } else {
+                mode
+            };
+            Ok((
+                Box::new(s),
+                params.serving(backend.name(), true).0,
+                effective,
+            ))
+        }
+        None => Ok((
+            Box::new(empirical),
+            params.serving(backend.name(), false).0,
+            DatabaseMode::Empirical,
+        )),
+    }
 }
 
 fn worker_report(
