@@ -39,6 +39,17 @@ pub enum AicfgError {
     /// An experiment file (`cli exp`): names the experiment, key path and line where known.
     #[error("{0}")]
     Experiment(Box<crate::task::ExpError>),
+    /// A measured-database file that cannot be read (corrupt, truncated, missing column).
+    #[error("performance database file {path}: {reason}")]
+    PerfData { path: String, reason: String },
+    /// No installed database for what was asked.
+    #[error("{0}")]
+    PerfDbMissing(String),
+    /// SILICON mode: the measured tables cannot answer an op.
+    #[error("performance data missing: {0} (use --database-mode hybrid to fall back to empirical for such ops)")]
+    PerfDataMissing(String),
+    #[error("data install: {0}")]
+    Install(String),
 }
 
 pub type Result<T> = std::result::Result<T, AicfgError>;

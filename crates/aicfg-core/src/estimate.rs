@@ -6,11 +6,15 @@ use crate::hardware::SystemSpec;
 use crate::memory::MemoryBreakdown;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
-use crate::perf::{EmpiricalParams, EmpiricalSource, OpTime, PerfSource, SolSource, Step};
+use crate::perf::{
+    EmpiricalParams, EmpiricalSource, OpTime, PerfSource, SiliconSource, SolSource, Step,
+};
+use crate::perfdb::{self, OpDb};
 use crate::quant::{ComputeDtype, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use crate::serve::{self, Perf, ServeMode, Worker, Workload};
 use crate::DatabaseMode;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// User-level quantization choices; `None` = infer from the checkpoint, then bf16.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -44,6 +48,8 @@ pub struct EstimateRequest {
     pub prefill: WorkerSpec,
     pub decode: WorkerSpec,
     pub database_mode: DatabaseMode,
+    /// Backend version of the measured op database (silicon/hybrid); None = newest installed.
+    pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
     pub calibration: Option<EmpiricalParams>,
 }
@@ -65,7 +71,10 @@ pub struct EstimateReport {
     pub model: String,
     pub backend: &'static str,
     pub mode: ServeMode,
+    /// The mode that answered (`auto` resolved to `hybrid` or `empirical`).
     pub database_mode: &'static str,
+    /// Measured op database used (`system/backend/version`), if any.
+    pub database: Option<String>,
     pub isl: f64,
     pub osl: f64,
     pub ttft_ms: f64,
@@ -245,42 +254,103 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
     Ok(report.expect("evaluate builds the report when asked"))
 }
 
-/// The timing source a database mode uses and the backend's host-side constants (SOL has no
-/// host overheads either).
-pub fn source_for(
-    mode: DatabaseMode,
-    params: &EmpiricalParams,
-    backend: Backend,
-) -> (Box<dyn PerfSource>, crate::perf::BackendCalib) {
-    match mode {
-        DatabaseMode::Sol => (
-            Box::new(SolSource),
-            crate::perf::BackendCalib {
-                step_ms: 0.0,
-                ttft_ms: 0.0,
-                wait_steps: 0.0,
-            },
-        ),
-        DatabaseMode::Empirical => (
-            Box::new(EmpiricalSource { p: params.clone() }),
-            params.backend(backend.name()),
-        ),
-    }
-}
-
 /// Build the workers, run the serving model, and (when `with_report`) collect the breakdowns.
 fn evaluate(
     req: &EstimateRequest,
     params: &EmpiricalParams,
     with_report: bool,
 ) -> Result<(Perf, Option<EstimateReport>)> {
-    let (source, calib) = source_for(req.database_mode, params, req.backend);
-    let source: &dyn PerfSource = &*source;
+    let empirical = EmpiricalSource { p: params.clone() };
+    let sol = SolSource;
+    let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+    let db_p = database_for(req, &req.system)?;
+    let db_d = if req.mode == ServeMode::Disagg && dsys.name != req.system.name {
+        database_for(req, dsys)?
+    } else {
+        db_p.clone()
+    };
+    let strict = req.database_mode == DatabaseMode::Silicon;
+    let overlap_ms = params.silicon.as_ref().map_or(0.0, |s| s.overlap_us * 1e-3);
+    let silicon = |db: Arc<OpDb>| {
+        let mut s = SiliconSource::new(db, empirical.clone(), strict);
+        s.overlap_ms = overlap_ms;
+        s
+    };
+    let sil_p = db_p.clone().map(silicon);
+    let sil_d = db_d.clone().map(silicon);
+    fn pick<'a>(
+        mode: DatabaseMode,
+        sil: &'a Option<SiliconSource>,
+        sol: &'a SolSource,
+        emp: &'a EmpiricalSource,
+    ) -> &'a dyn PerfSource {
+        match (mode, sil) {
+            (DatabaseMode::Sol, _) => sol,
+            (_, Some(s)) => s,
+            _ => emp,
+        }
+    }
+    let source = pick(req.database_mode, &sil_p, &sol, &empirical);
+    let dsource = pick(req.database_mode, &sil_d, &sol, &empirical);
+    let effective = match req.database_mode {
+        DatabaseMode::Auto if db_p.is_some() || db_d.is_some() => DatabaseMode::Hybrid,
+        DatabaseMode::Auto => DatabaseMode::Empirical,
+        m => m,
+    };
+    // SOL has no host overheads; the measured-table modes have their own serving constants.
+    let measured = sil_p.is_some() || sil_d.is_some();
+    let (calib, burst_waves) = if req.database_mode == DatabaseMode::Sol {
+        let zero = crate::perf::BackendCalib {
+            step_ms: 0.0,
+            ttft_ms: 0.0,
+            wait_steps: 0.0,
+        };
+        (zero, params.burst_waves)
+    } else {
+        params.serving(req.backend.name(), measured)
+    };
+    // SILICON: an op the tables cannot answer fails the whole prediction, naming the op.
+    let check = || -> Result<()> {
+        for s in [&sil_p, &sil_d].into_iter().flatten() {
+            if let Some(why) = s.take_miss() {
+                return Err(AicfgError::PerfDataMissing(why));
+            }
+        }
+        Ok(())
+    };
     let w = req.workload;
     let m = &req.model;
     let fraction = req.free_gpu_memory_fraction;
     let kv_avg = w.isl + w.osl / 2.0;
     let mut notes = Vec::new();
+    let database = db_p.as_ref().map(|d| db_label(d));
+    if with_report {
+        match (&db_p, req.database_mode) {
+            (Some(d), _) => {
+                let decode = match &db_d {
+                    Some(dd) if dd.key != d.key => format!(", decode workers {}", db_label(dd)),
+                    _ => String::new(),
+                };
+                let rest = if strict {
+                    "ops with no table family (norms, activations, embedding, P2P) use the empirical formulas"
+                } else {
+                    "ops the tables do not cover use the empirical model"
+                };
+                notes.push(format!(
+                    "database mode {}: measured op tables {} ({} rows){decode}; {rest}",
+                    effective.name(),
+                    db_label(d),
+                    d.tables.rows
+                ))
+            }
+            (None, DatabaseMode::Auto) => notes.push(format!(
+                "database mode empirical: no measured op database installed for {}/{} (`aicfg data install` adds one)",
+                req.system.name,
+                req.backend.name()
+            )),
+            _ => {}
+        }
+    }
     match req.mode {
         ServeMode::Agg | ServeMode::Static => {
             let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
@@ -296,10 +366,11 @@ fn evaluate(
                 w.nextn,
             )?;
             let perf = if req.mode == ServeMode::Agg {
-                serve::agg(&wk, &w, req.agg.batch_size, params.burst_waves)
+                serve::agg(&wk, &w, req.agg.batch_size, burst_waves)
             } else {
                 serve::static_batch(&wk, &w, req.agg.batch_size)
             };
+            check()?;
             if !with_report {
                 return Ok((perf, None));
             }
@@ -320,10 +391,15 @@ fn evaluate(
             let dec = Step::decode(perf.running_per_rank, kv_avg, 1.0 + w.nextn as f64);
             let workers = vec![worker_report("agg", &wk, req.agg, mem)];
             let r = report(req, perf.clone(), workers, &wk, &ctx, &wk, &dec, notes);
+            check()?;
+            let r = EstimateReport {
+                database_mode: effective.name(),
+                database,
+                ..r
+            };
             Ok((perf, Some(r)))
         }
         ServeMode::Disagg => {
-            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
             let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
             let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
             let pre = Worker::new(
@@ -344,7 +420,7 @@ fn evaluate(
                 dsys,
                 req.backend,
                 calib,
-                source,
+                dsource,
                 fraction,
                 w.nextn,
             )?;
@@ -356,8 +432,9 @@ fn evaluate(
                 req.prefill.workers,
                 req.decode.batch_size,
                 req.decode.workers,
-                params.burst_waves,
+                burst_waves,
             );
+            check()?;
             if !with_report {
                 return Ok((r.perf, None));
             }
@@ -385,8 +462,104 @@ fn evaluate(
                 &dstep,
                 notes,
             );
+            check()?;
+            let rep = EstimateReport {
+                database_mode: effective.name(),
+                database,
+                ..rep
+            };
             Ok((r.perf, Some(rep)))
         }
+    }
+}
+
+fn db_label(d: &OpDb) -> String {
+    format!("{}/{}/{}", d.key.system, d.key.backend, d.key.version)
+}
+
+/// The measured database for `sys` under the request's mode (see [`database_for_mode`]).
+pub fn database_for(req: &EstimateRequest, sys: &SystemSpec) -> Result<Option<Arc<OpDb>>> {
+    database_for_mode(
+        req.database_mode,
+        req.backend,
+        sys,
+        req.backend_version.as_deref(),
+    )
+}
+
+/// The measured database for `sys`/`backend` under `mode`: None for sol/empirical, and for
+/// `auto` when nothing is installed for the system/backend; an error when silicon/hybrid is asked
+/// for and nothing is installed, or when the asked backend version is not installed. Loaded once
+/// per process.
+pub fn database_for_mode(
+    mode: DatabaseMode,
+    backend: Backend,
+    sys: &SystemSpec,
+    backend_version: Option<&str>,
+) -> Result<Option<Arc<OpDb>>> {
+    if !mode.uses_database() {
+        return Ok(None);
+    }
+    let Some(root) = perfdb::data_dir().and_then(|d| perfdb::active_root(&d)) else {
+        if mode == DatabaseMode::Auto && backend_version.is_none() {
+            return Ok(None);
+        }
+        return Err(AicfgError::PerfDbMissing(format!(
+            "no measured op database installed{}; run `aicfg data install` (or set AICFG_DATA_DIR)",
+            perfdb::data_dir()
+                .map(|d| format!(" in {}", d.display()))
+                .unwrap_or_default()
+        )));
+    };
+    let key = match perfdb::resolve(&root, &sys.name, backend.name(), backend_version) {
+        Ok(k) => k,
+        Err(AicfgError::PerfDbMissing(_)) if mode == DatabaseMode::Auto => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    perfdb::open_cached(&key, sys.misc.nccl_version.as_deref()).map(Some)
+}
+
+/// One performance source for one system under `mode` — what a caller that prices steps itself
+/// (the deployment search) needs: the source, the serving constants to use with it, and the mode
+/// that answers (`auto` resolved to `hybrid` or `empirical`). In SILICON mode an op without data
+/// prices as NaN, so the caller should drop non-finite results. The matching burst length is
+/// `params.serving(backend, measured).1` (measured = the answer is not empirical).
+pub fn source_for_system(
+    mode: DatabaseMode,
+    params: &EmpiricalParams,
+    backend: Backend,
+    sys: &SystemSpec,
+    backend_version: Option<&str>,
+) -> Result<(Box<dyn PerfSource>, crate::perf::BackendCalib, DatabaseMode)> {
+    let empirical = EmpiricalSource { p: params.clone() };
+    if mode == DatabaseMode::Sol {
+        let zero = crate::perf::BackendCalib {
+            step_ms: 0.0,
+            ttft_ms: 0.0,
+            wait_steps: 0.0,
+        };
+        return Ok((Box::new(SolSource), zero, mode));
+    }
+    match database_for_mode(mode, backend, sys, backend_version)? {
+        Some(db) => {
+            let mut s = SiliconSource::new(db, empirical, mode == DatabaseMode::Silicon);
+            s.overlap_ms = params.silicon.as_ref().map_or(0.0, |c| c.overlap_us * 1e-3);
+            let effective = if mode == DatabaseMode::Auto {
+                DatabaseMode::Hybrid
+            } else {
+                mode
+            };
+            Ok((
+                Box::new(s),
+                params.serving(backend.name(), true).0,
+                effective,
+            ))
+        }
+        None => Ok((
+            Box::new(empirical),
+            params.serving(backend.name(), false).0,
+            DatabaseMode::Empirical,
+        )),
     }
 }
 
@@ -431,6 +604,7 @@ fn report(
         backend: req.backend.name(),
         mode: req.mode,
         database_mode: req.database_mode.name(),
+        database: None,
         isl: req.workload.isl,
         osl: req.workload.osl,
         ttft_ms: perf.ttft_ms,

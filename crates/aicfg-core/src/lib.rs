@@ -1,5 +1,6 @@
 //! aicfg-core: predict how an LLM serves on a GPU cluster (TTFT, TPOT, throughput, memory)
-//! from an op-level performance model. No I/O beyond reading data files; the binary prints.
+//! from an op-level performance model. No I/O beyond reading data files (and installing the
+//! optional measured op database, `perfdb::install`); the binary prints.
 pub mod backend;
 pub mod error;
 pub mod estimate;
@@ -7,6 +8,7 @@ pub mod hardware;
 pub mod memory;
 pub mod model;
 pub mod perf;
+pub mod perfdb;
 pub mod quant;
 pub mod search;
 pub mod serve;

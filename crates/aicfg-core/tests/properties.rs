@@ -83,6 +83,7 @@ fn request(
         prefill: ws,
         decode: ws,
         database_mode: db,
+        backend_version: None,
         free_gpu_memory_fraction: None,
         calibration: None,
     }

@@ -365,14 +365,15 @@ fn prefix_database_mode_and_memory_fraction_reach_the_request() {
     // Written back and read again, nothing changes.
     assert_eq!(one(&e.resolved_yaml()), e);
 
-    // Absent: no prefix, empirical, the backend's own fraction (and the key is not written).
+    // Absent: no prefix, auto (hybrid only with a measured database installed), the backend's
+    // own fraction (and the key is not written).
     let d = one(QWEN_AGG);
     assert_eq!(
         (d.prefix, d.database_mode),
-        (0, aicfg_core::DatabaseMode::Empirical)
+        (0, aicfg_core::DatabaseMode::Auto)
     );
     assert!(!d.resolved_yaml().contains("free_gpu_memory_fraction"));
-    assert!(d.resolved_yaml().contains("database_mode: empirical"));
+    assert!(d.resolved_yaml().contains("database_mode: auto"));
 }
 
 #[test]
@@ -382,7 +383,7 @@ fn bad_prefix_database_mode_and_memory_fraction_are_clear_errors() {
         m.contains("key 'prefix'") && m.contains("fewer than isl"),
         "{m}"
     );
-    let m = err(&format!("{QWEN_AGG}  database_mode: silicon\n"));
+    let m = err(&format!("{QWEN_AGG}  database_mode: measured\n"));
     assert!(
         m.contains("key 'database_mode'") && m.contains("empirical"),
         "{m}"

@@ -30,12 +30,17 @@ pub struct AccuracyArgs {
     /// CSV in the silicon_calib.csv schema (id, backend, model_path, system, mode, isl, osl, ...).
     #[arg(long)]
     pub csv: PathBuf,
+    /// silicon, hybrid, empirical, sol, or auto (hybrid where a measured database for the row's
+    /// system/backend is installed, else empirical).
     #[arg(
         long = "database-mode",
         alias = "database_mode",
-        default_value = "empirical"
+        default_value = "auto"
     )]
     pub database_mode: String,
+    /// Backend version of the measured op database (default: the newest installed).
+    #[arg(long = "backend-version", alias = "backend_version")]
+    pub backend_version: Option<String>,
     /// Write per-row predictions (id,pred_ttft_ms,pred_tpot_ms,status,detail).
     #[arg(long = "predictions-out", alias = "predictions_out")]
     pub predictions_out: Option<PathBuf>,
@@ -57,6 +62,14 @@ pub struct CalibrateArgs {
     /// Optimizer sweeps.
     #[arg(long, default_value_t = 6)]
     pub rounds: usize,
+    /// empirical: fit the op efficiencies and serving constants; hybrid: fit only the serving
+    /// constants used with the measured op database (the `silicon` section).
+    #[arg(
+        long = "database-mode",
+        alias = "database_mode",
+        default_value = "empirical"
+    )]
+    pub database_mode: String,
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
@@ -140,6 +153,8 @@ pub struct RowMapper {
     models: ModelRegistry,
     systems: SystemRegistry,
     cache: HashMap<String, std::result::Result<ModelSpec, String>>,
+    /// Measured-database backend version for every row (None = newest installed).
+    pub backend_version: Option<String>,
 }
 
 impl RowMapper {
@@ -148,6 +163,7 @@ impl RowMapper {
             models: ModelRegistry::builtin(),
             systems: SystemRegistry::builtin(),
             cache: HashMap::new(),
+            backend_version: None,
         }
     }
 
@@ -259,6 +275,7 @@ impl RowMapper {
                 prefill,
                 decode,
                 database_mode: mode,
+                backend_version: self.backend_version.clone(),
                 free_gpu_memory_fraction: None,
                 calibration: None,
             }
@@ -309,8 +326,13 @@ pub struct Prepared {
     pub req: std::result::Result<EstimateRequest, (String, String)>,
 }
 
-pub fn prepare(rows: Vec<Row>, mode: DatabaseMode) -> Vec<Prepared> {
+pub fn prepare(
+    rows: Vec<Row>,
+    mode: DatabaseMode,
+    backend_version: Option<String>,
+) -> Vec<Prepared> {
     let mut mapper = RowMapper::new();
+    mapper.backend_version = backend_version;
     rows.into_iter()
         .map(|row| {
             let req = mapper.request(&row, mode);
@@ -423,7 +445,7 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         None => EmpiricalParams::embedded(),
     };
     let rows = read_rows(&a.csv)?;
-    let prepared = prepare(rows, mode);
+    let prepared = prepare(rows, mode, a.backend_version.clone());
     let preds = predict_all(&prepared, &params);
     let elapsed = start.elapsed();
 
@@ -550,13 +572,25 @@ fn loss(prepared: &[Prepared], params: &EmpiricalParams, mask: &[bool]) -> f64 {
     s / n.max(1.0)
 }
 
-fn get_vec(p: &EmpiricalParams) -> Vec<f64> {
-    let mut c = p.clone();
-    c.fields_mut().into_iter().map(|(_, v)| *v).collect()
+/// The constants a calibration run fits: the empirical ones, or the `silicon` section.
+fn fields(p: &mut EmpiricalParams, silicon: bool) -> Vec<(String, &mut f64)> {
+    if silicon {
+        p.silicon_fields_mut()
+    } else {
+        p.fields_mut()
+    }
 }
 
-fn set_vec(p: &mut EmpiricalParams, v: &[f64]) {
-    for ((_, f), x) in p.fields_mut().into_iter().zip(v) {
+fn get_vec(p: &EmpiricalParams, silicon: bool) -> Vec<f64> {
+    let mut c = p.clone();
+    fields(&mut c, silicon)
+        .into_iter()
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+fn set_vec(p: &mut EmpiricalParams, v: &[f64], silicon: bool) {
+    for ((_, f), x) in fields(p, silicon).into_iter().zip(v) {
         *f = *x;
     }
 }
@@ -569,12 +603,15 @@ fn bounds(name: &str) -> (f64, f64) {
     } else if name.contains("eff") {
         // No kernel sustains the datasheet tensor-core peak; cap near the best published GEMMs.
         (0.05, 0.9)
-    } else if name == "burst_waves" {
+    } else if name.ends_with("burst_waves") {
         (1.0, 50.0)
     } else if name.contains("wait_steps") {
         (0.0, 4.0)
     } else if name.contains("m_half") {
         (1.0, 1024.0)
+    } else if name.contains("overlap_us") {
+        // A kernel launch plus ramp-up/tail: a few µs, never more than ~10.
+        (0.0, 10.0)
     } else {
         (0.0, 200.0)
     }
@@ -586,26 +623,36 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         Some(p) => EmpiricalParams::from_yaml(&std::fs::read_to_string(p)?)?,
         None => EmpiricalParams::embedded(),
     };
+    let mode = DatabaseMode::parse(&a.database_mode)?;
+    let silicon = match mode {
+        DatabaseMode::Empirical => false,
+        DatabaseMode::Hybrid | DatabaseMode::Silicon => true,
+        m => anyhow::bail!(
+            "bench calibrate fits empirical or hybrid/silicon constants, not '{}'",
+            m.name()
+        ),
+    };
+    if silicon && params.silicon.is_none() {
+        params.silicon = Some(aicfg_core::perf::SiliconCalib::from_empirical(&params));
+    }
     let rows = read_rows(&a.csv)?;
-    let prepared = prepare(rows, DatabaseMode::Empirical);
+    let prepared = prepare(rows, mode, None);
     // Two halves by row id: the fit uses all rows; each half's loss is reported to show it is even.
     let fold: Vec<bool> = prepared
         .iter()
         .map(|p| fnv(&p.row.id).is_multiple_of(2))
         .collect();
     let all = vec![true; prepared.len()];
-    let names: Vec<String> = params
-        .clone()
-        .fields_mut()
+    let names: Vec<String> = fields(&mut params.clone(), silicon)
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let mut x = get_vec(&params);
+    let mut x = get_vec(&params, silicon);
     for (i, n) in names.iter().enumerate() {
         let (lo, hi) = bounds(n);
         x[i] = x[i].clamp(lo, hi);
     }
-    set_vec(&mut params, &x);
+    set_vec(&mut params, &x, silicon);
     let mut best = loss(&prepared, &params, &all);
     crate::emitln!("start loss {best:.4}");
     // Coordinate search in log space with shrinking steps: robust, deterministic, few evaluations.
@@ -621,7 +668,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
                     if y[i] == x[i] {
                         break;
                     }
-                    set_vec(&mut params, &y);
+                    set_vec(&mut params, &y, silicon);
                     let l = loss(&prepared, &params, &all);
                     if l + 1e-6 < best {
                         best = l;
@@ -631,12 +678,12 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
                     }
                 }
             }
-            set_vec(&mut params, &x);
+            set_vec(&mut params, &x, silicon);
         }
         crate::emitln!("round {round}: loss {best:.4} (step {step:.3})");
         step *= 0.6;
     }
-    set_vec(&mut params, &x);
+    set_vec(&mut params, &x, silicon);
     let l_a = loss(&prepared, &params, &fold);
     let not: Vec<bool> = fold.iter().map(|b| !b).collect();
     let l_b = loss(&prepared, &params, &not);

@@ -65,13 +65,18 @@ pub struct DefaultArgs {
     /// agg, disagg or auto (both, compared).
     #[arg(long = "serving-mode", alias = "serving_mode", default_value = "auto")]
     pub serving_mode: String,
-    /// sol or empirical (the embedded default).
+    /// silicon (measured op tables), hybrid (measured where covered, else empirical), empirical
+    /// (embedded calibrated roofline) or sol. Default: hybrid when a measured database for the
+    /// system/backend is installed (`aicfg data install`), else empirical.
     #[arg(
         long = "database-mode",
         alias = "database_mode",
-        default_value = "empirical"
+        default_value = "auto"
     )]
     pub database_mode: String,
+    /// Backend version of the measured op database (default: the newest installed).
+    #[arg(long = "backend-version", alias = "backend_version")]
+    pub backend_version: Option<String>,
     /// Rows per top-N table.
     #[arg(long = "top-n", alias = "top_n", default_value_t = 5)]
     pub top_n: usize,
@@ -147,6 +152,7 @@ pub struct DefaultInput {
     pub nextn_accept_rates: Vec<f64>,
     pub serving_mode: String,
     pub database_mode: String,
+    pub backend_version: Option<String>,
     pub top_n: usize,
     pub free_gpu_memory_fraction: Option<f64>,
     pub target_request_rate: Option<f64>,
@@ -188,7 +194,8 @@ impl Default for DefaultInput {
             nextn: 0,
             nextn_accept_rates: vec![0.85, 0.3, 0.0, 0.0, 0.0],
             serving_mode: "auto".into(),
-            database_mode: "empirical".into(),
+            database_mode: "auto".into(),
+            backend_version: None,
             top_n: 5,
             free_gpu_memory_fraction: None,
             target_request_rate: None,
@@ -228,6 +235,7 @@ impl DefaultArgs {
             nextn_accept_rates: self.nextn_accept_rates.clone(),
             serving_mode: self.serving_mode.clone(),
             database_mode: self.database_mode.clone(),
+            backend_version: self.backend_version.clone(),
             top_n: self.top_n,
             free_gpu_memory_fraction: self.free_gpu_memory_fraction,
             target_request_rate: self.target_request_rate,
@@ -448,6 +456,7 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
     req.prefill_quant = quant;
     req.decode_quant = quant;
     req.database_mode = database_mode;
+    req.backend_version = a.backend_version.clone();
     req.free_gpu_memory_fraction = a.free_gpu_memory_fraction;
     req.calibration = calibration;
     req.modes = modes;

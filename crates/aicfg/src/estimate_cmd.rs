@@ -133,13 +133,18 @@ pub struct EstimateArgs {
         default_value_t = 0.0
     )]
     pub nextn_accept_rate: f64,
-    /// sol or empirical (the embedded default).
+    /// silicon (measured op tables), hybrid (measured where covered, else empirical), empirical
+    /// (embedded calibrated roofline) or sol. Default: hybrid when a measured database for the
+    /// system/backend is installed (`aicfg data install`), else empirical.
     #[arg(
         long = "database-mode",
         alias = "database_mode",
-        default_value = "empirical"
+        default_value = "auto"
     )]
     pub database_mode: String,
+    /// Backend version of the measured op database (default: the newest installed).
+    #[arg(long = "backend-version", alias = "backend_version")]
+    pub backend_version: Option<String>,
     /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
     #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction")]
     pub free_gpu_memory_fraction: Option<f64>,
@@ -196,6 +201,7 @@ pub struct EstimateInput {
     pub nextn: u32,
     pub nextn_accept_rate: f64,
     pub database_mode: String,
+    pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
     #[serde(skip)]
     pub systems_path: Option<PathBuf>,
@@ -246,7 +252,8 @@ impl Default for EstimateInput {
             comm_quant_mode: None,
             nextn: 0,
             nextn_accept_rate: 0.0,
-            database_mode: "empirical".into(),
+            database_mode: "auto".into(),
+            backend_version: None,
             free_gpu_memory_fraction: None,
             systems_path: None,
             calibration: None,
@@ -295,6 +302,7 @@ impl EstimateArgs {
             nextn: self.nextn,
             nextn_accept_rate: self.nextn_accept_rate,
             database_mode: self.database_mode.clone(),
+            backend_version: self.backend_version.clone(),
             free_gpu_memory_fraction: self.free_gpu_memory_fraction,
             systems_path: self.systems_path.clone(),
             calibration: self.calibration.clone(),
@@ -463,6 +471,7 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
         prefill,
         decode,
         database_mode: DatabaseMode::parse(&a.database_mode).on("database_mode")?,
+        backend_version: a.backend_version.clone(),
         free_gpu_memory_fraction: a.free_gpu_memory_fraction,
         calibration,
     })
@@ -519,7 +528,10 @@ pub fn render(r: &EstimateReport) -> String {
             ServeMode::Disagg => "disagg",
             ServeMode::Static => "static",
         },
-        r.database_mode
+        match &r.database {
+            Some(d) => format!("{}: {d}", r.database_mode),
+            None => r.database_mode.to_string(),
+        }
     ));
     out.push_str(&format!("isl {} / osl {}\n\n", r.isl, r.osl));
     let mut t = Table::new();

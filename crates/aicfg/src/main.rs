@@ -13,6 +13,7 @@ macro_rules! emitf {
 mod bench;
 mod bench_search;
 mod chart;
+mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
 mod exp_cmd;
@@ -49,6 +50,11 @@ enum Top {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCmd,
+    },
+    /// The optional measured op database (install, list).
+    Data {
+        #[command(subcommand)]
+        command: data_cmd::DataCmd,
     },
 }
 
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         } => exp_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
+        Top::Data { command } => data_cmd::run(command),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

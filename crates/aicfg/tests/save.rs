@@ -5,6 +5,11 @@ use std::process::{Command, Output};
 
 fn aicfg(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_aicfg"))
+        // Hermetic: never pick up a measured op database installed on this machine.
+        .env(
+            "AICFG_DATA_DIR",
+            std::env::temp_dir().join("aicfg-tests-no-database"),
+        )
         .args(args)
         .output()
         .expect("binary runs")

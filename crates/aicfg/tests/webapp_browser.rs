@@ -40,6 +40,11 @@ impl Drop for Server {
 
 fn start_server(cwd: &Path) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aicfg"))
+        // Hermetic: never pick up a measured op database installed on this machine.
+        .env(
+            "AICFG_DATA_DIR",
+            std::env::temp_dir().join("aicfg-tests-no-database"),
+        )
         .args(["webapp", "--port", "0"])
         .current_dir(cwd)
         .stdout(Stdio::piped())
@@ -157,6 +162,11 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         return;
     };
     let cli = Command::new(env!("CARGO_BIN_EXE_aicfg"))
+        // Hermetic: never pick up a measured op database installed on this machine.
+        .env(
+            "AICFG_DATA_DIR",
+            std::env::temp_dir().join("aicfg-tests-no-database"),
+        )
         .args([
             "cli",
             "default",
@@ -274,6 +284,11 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         "/../../examples/exp_compare_small.yaml"
     );
     let cli = Command::new(env!("CARGO_BIN_EXE_aicfg"))
+        // Hermetic: never pick up a measured op database installed on this machine.
+        .env(
+            "AICFG_DATA_DIR",
+            std::env::temp_dir().join("aicfg-tests-no-database"),
+        )
         .args(["cli", "exp", "--yaml_path", example, "--json"])
         .output()
         .unwrap();

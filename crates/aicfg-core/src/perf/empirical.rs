@@ -58,6 +58,34 @@ pub struct EmpiricalParams {
     pub burst_waves: f64,
     /// Per-backend serving constants, keyed by backend name.
     pub backends: BTreeMap<String, BackendCalib>,
+    /// Serving constants for the measured-table modes (silicon / hybrid); absent → the ones above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silicon: Option<SiliconCalib>,
+}
+
+/// Serving constants used when op times come from measured tables. The host-side costs are the
+/// same physics as in empirical mode, but that fit also absorbed op-level error, so they are
+/// fitted separately against silicon/hybrid predictions (`aicfg bench calibrate --database-mode
+/// hybrid`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiliconCalib {
+    /// Per-kernel latency (µs) that isolated op measurements carry (launch, ramp-up, tail) and a
+    /// CUDA-graph replay with overlapping kernels hides; taken off every measured op time,
+    /// never below the op's roofline.
+    pub overlap_us: f64,
+    pub burst_waves: f64,
+    pub backends: BTreeMap<String, BackendCalib>,
+}
+
+impl SiliconCalib {
+    /// Start from the empirical serving constants.
+    pub fn from_empirical(p: &EmpiricalParams) -> Self {
+        SiliconCalib {
+            overlap_us: 0.0,
+            burst_waves: p.burst_waves,
+            backends: p.backends.clone(),
+        }
+    }
 }
 
 const EMBEDDED: &str = include_str!("../../../../data/calibration/empirical.yaml");
@@ -97,7 +125,45 @@ impl EmpiricalParams {
 
     fn scalars(&self) -> Vec<(String, f64)> {
         let mut c = self.clone();
-        c.fields_mut().into_iter().map(|(n, v)| (n, *v)).collect()
+        let mut v: Vec<(String, f64)> = c.fields_mut().into_iter().map(|(n, v)| (n, *v)).collect();
+        let mut c = self.clone();
+        v.extend(c.silicon_fields_mut().into_iter().map(|(n, x)| (n, *x)));
+        v
+    }
+
+    /// The tunable numbers of the `silicon` section (created from the empirical ones if absent).
+    pub fn silicon_fields_mut(&mut self) -> Vec<(String, &mut f64)> {
+        if self.silicon.is_none() {
+            return Vec::new();
+        }
+        let s = self.silicon.as_mut().expect("checked above");
+        let mut v: Vec<(String, &mut f64)> = vec![
+            ("silicon.overlap_us".into(), &mut s.overlap_us),
+            ("silicon.burst_waves".into(), &mut s.burst_waves),
+        ];
+        for (name, b) in s.backends.iter_mut() {
+            v.push((format!("silicon.backends.{name}.step_ms"), &mut b.step_ms));
+            v.push((format!("silicon.backends.{name}.ttft_ms"), &mut b.ttft_ms));
+            v.push((
+                format!("silicon.backends.{name}.wait_steps"),
+                &mut b.wait_steps,
+            ));
+        }
+        v
+    }
+
+    /// Serving constants for a mode: (backend constants, burst waves).
+    pub fn serving(&self, backend: &str, measured: bool) -> (BackendCalib, f64) {
+        match (&self.silicon, measured) {
+            (Some(s), true) => (
+                s.backends
+                    .get(backend)
+                    .copied()
+                    .unwrap_or_else(|| self.backend(backend)),
+                s.burst_waves,
+            ),
+            _ => (self.backend(backend), self.burst_waves),
+        }
     }
 
     /// Every tunable number with its name, for calibration.

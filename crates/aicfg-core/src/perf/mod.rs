@@ -1,10 +1,12 @@
 //! Op timing. `PerfSource` is the only door to timing data: `sol` (roofline), `empirical`
-//! (roofline with calibrated efficiencies, the embedded default). Every op time says which
-//! source produced it.
+//! (roofline with calibrated efficiencies, the embedded default), `silicon` / `hybrid` (measured
+//! op tables, see `crate::perfdb`). Every op time says which source produced it.
 mod empirical;
+mod silicon;
 pub mod step;
 
-pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource};
+pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource, SiliconCalib};
+pub use silicon::SiliconSource;
 pub use step::{OpTime, Step, StepBreakdown};
 
 use crate::hardware::SystemSpec;
@@ -37,6 +39,26 @@ pub struct Work {
     pub gpus: u32,
     /// Weight-only quantization: weights are dequantized before the MMA.
     pub dequant: bool,
+    /// Shape details the measured tables key on (MODELING.md §4.3).
+    pub shape: Shape,
+}
+
+/// Table coordinates of one op invocation that `flops`/`bytes` do not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Shape {
+    /// Attention: requests in the batch.
+    pub batch: f64,
+    /// Context attention: new tokens per request; decode: KV length attended to.
+    pub seq: f64,
+    /// Context attention: cached tokens per request before the new ones.
+    pub prefix: f64,
+    /// MoE: tokens entering the expert pool (all attention-DP ranks); decode attention: tokens
+    /// per request.
+    pub tokens: f64,
+    /// Table dtype label of the op (MoE quant, FMHA quant); empty when the op kind implies it.
+    pub quant: &'static str,
+    /// KV-cache dtype label (attention).
+    pub kv_quant: &'static str,
 }
 
 impl Work {
@@ -49,14 +71,22 @@ impl Work {
             m: 0.0,
             gpus: 1,
             dequant: false,
+            shape: Shape::default(),
         }
     }
 }
 
+/// Where op times come from (MODELING.md §4.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum DatabaseMode {
     Sol,
     Empirical,
+    /// Measured tables only; an op they cannot answer is an error.
+    Silicon,
+    /// Measured tables where they cover the op, empirical elsewhere.
+    Hybrid,
+    /// Hybrid when a database for the system/backend is installed, else empirical.
+    Auto,
 }
 
 impl DatabaseMode {
@@ -64,10 +94,13 @@ impl DatabaseMode {
         match s.trim().to_ascii_lowercase().as_str() {
             "sol" => Ok(DatabaseMode::Sol),
             "empirical" => Ok(DatabaseMode::Empirical),
+            "silicon" => Ok(DatabaseMode::Silicon),
+            "hybrid" => Ok(DatabaseMode::Hybrid),
+            "auto" | "default" => Ok(DatabaseMode::Auto),
             _ => Err(crate::error::AicfgError::Unknown {
                 what: "database mode",
                 given: s.to_string(),
-                known: "sol, empirical (silicon and hybrid need a measured op database)".into(),
+                known: "silicon, hybrid, empirical, sol, auto".into(),
             }),
         }
     }
@@ -75,7 +108,17 @@ impl DatabaseMode {
         match self {
             DatabaseMode::Sol => "sol",
             DatabaseMode::Empirical => "empirical",
+            DatabaseMode::Silicon => "silicon",
+            DatabaseMode::Hybrid => "hybrid",
+            DatabaseMode::Auto => "auto",
         }
+    }
+    /// Whether this mode reads the measured op database.
+    pub fn uses_database(self) -> bool {
+        matches!(
+            self,
+            DatabaseMode::Silicon | DatabaseMode::Hybrid | DatabaseMode::Auto
+        )
     }
 }
 
@@ -84,6 +127,10 @@ pub trait PerfSource: Send + Sync {
     fn name(&self) -> &'static str;
     /// Milliseconds for one invocation of `op` doing `work`.
     fn time_ms(&self, sys: &SystemSpec, op: &OpKind, work: &Work) -> f64;
+    /// As `time_ms`, with the tag of what answered (hybrid sources answer per op).
+    fn time_tagged(&self, sys: &SystemSpec, op: &OpKind, work: &Work) -> (f64, &'static str) {
+        (self.time_ms(sys, op, work), self.name())
+    }
 }
 
 /// Roofline: max(compute, memory) with datasheet peaks, no overheads.

@@ -1,5 +1,5 @@
 //! Pricing one forward step of a worker: op graph × step shape → per-op times.
-use super::{PerfSource, Work, WorkClass};
+use super::{PerfSource, Shape, Work, WorkClass};
 use crate::hardware::SystemSpec;
 use crate::model::graph::{Op, OpKind, Part, WorkerGraph};
 use crate::quant::ComputeDtype;
@@ -156,6 +156,14 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
                         + total * kv_heads * (qk_dim + v_dim) * kvb);
                 let mut w = Work::new(WorkClass::ContextAttention, flops, io, q.fmha.compute());
                 w.m = s.ctx_tokens;
+                w.shape = Shape {
+                    batch: s.ctx_reqs,
+                    seq: s.ctx_tokens,
+                    prefix: s.ctx_prefix,
+                    tokens: s.ctx_tokens,
+                    quant: q.fmha.name(),
+                    kv_quant: q.kvcache.name(),
+                };
                 out[0] = Some(w);
             }
             if s.gen_reqs > 0.0 && op.part != Part::ContextOnly {
@@ -178,6 +186,14 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
                 };
                 let mut w = Work::new(WorkClass::GenerationAttention, flops, bytes, dtype);
                 w.m = s.gen_reqs;
+                w.shape = Shape {
+                    batch: s.gen_reqs,
+                    seq: s.gen_kv_len,
+                    prefix: 0.0,
+                    tokens: qn,
+                    quant: q.fmha.name(),
+                    kv_quant: q.kvcache.name(),
+                };
                 out[1] = Some(w);
             }
             out
@@ -231,6 +247,8 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
             let mut w = Work::new(WorkClass::Moe, flops, wbytes + act, q.moe.compute());
             w.m = if hit > 0.0 { local_picks / hit } else { 0.0 };
             w.dequant = q.moe.weight_only();
+            w.shape.tokens = pool_tokens;
+            w.shape.quant = q.moe.name();
             [Some(w), None]
         }
         OpKind::Comm {
@@ -283,8 +301,14 @@ pub fn price_step(
     for op in &g.ops {
         let works = op_work(g, op, s);
         let mut ms = 0.0;
+        let mut source: Option<&'static str> = None;
         for w in works.iter().flatten() {
-            ms += src.time_ms(sys, &op.kind, w);
+            let (t, tag) = src.time_tagged(sys, &op.kind, w);
+            ms += t;
+            source = match source {
+                Some(prev) if prev != tag => Some("mixed"),
+                _ => Some(tag),
+            };
         }
         let count = if op.per_layer {
             op.count * layer_scale
@@ -298,7 +322,7 @@ pub fn price_step(
                 name: op.name,
                 ms,
                 count,
-                source: src.name(),
+                source: source.unwrap_or(src.name()),
             });
         }
     }

@@ -10,7 +10,7 @@ pub mod space;
 
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
-use crate::estimate::{resolve_quant, source_for, QuantRequest};
+use crate::estimate::{resolve_quant, source_for_system, QuantRequest};
 use crate::hardware::SystemSpec;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
@@ -76,6 +76,8 @@ pub struct SearchRequest {
     pub prefill_quant: QuantRequest,
     pub decode_quant: QuantRequest,
     pub database_mode: DatabaseMode,
+    /// Measured-table version (silicon/hybrid); `None` = the newest installed.
+    pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
     pub calibration: Option<EmpiricalParams>,
     pub modes: Vec<ServeMode>,
@@ -117,6 +119,7 @@ impl SearchRequest {
             prefill_quant: QuantRequest::default(),
             decode_quant: QuantRequest::default(),
             database_mode: DatabaseMode::Empirical,
+            backend_version: None,
             free_gpu_memory_fraction: None,
             calibration: None,
             modes: vec![ServeMode::Agg, ServeMode::Disagg],
@@ -401,6 +404,7 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
         .map(|(_, a, p, d)| a.len() + p.len() + d.len())
         .sum();
     let mut done = 0usize;
+    let mut effective_mode: Option<DatabaseMode> = None;
     let mut tick = |n: usize| {
         done += n;
         if let Some(f) = progress {
@@ -410,14 +414,27 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
 
     for (backend, agg_layouts, pre_layouts, dec_layouts) in &layouts {
         let backend = *backend;
-        let (source, calib) = source_for(req.database_mode, &params, backend);
-        let source: &dyn PerfSource = &*source;
+        let version = req.backend_version.as_deref();
+        let (source, calib, effective) =
+            source_for_system(req.database_mode, &params, backend, &req.system, version)?;
+        // Decode workers on other hardware read that system's tables.
+        let dsource = match &req.decode_system {
+            Some(d) if d.name != req.system.name => {
+                Some(source_for_system(req.database_mode, &params, backend, d, version)?.0)
+            }
+            _ => None,
+        };
+        let measured = matches!(effective, DatabaseMode::Hybrid | DatabaseMode::Silicon);
+        if effective_mode.is_none() {
+            effective_mode = Some(effective);
+        }
         let ctx = Ctx {
             req,
             backend,
             calib,
-            source,
-            burst_waves: params.burst_waves,
+            source: &*source,
+            dsource: dsource.as_deref().unwrap_or(&*source),
+            burst_waves: params.serving(backend.name(), measured).1,
         };
         if do_agg {
             let q = resolve_quant(&req.model, &req.system, &req.agg_quant, backend)?;
@@ -490,7 +507,7 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
         system: req.system.name.clone(),
         decode_system: req.decode_sys().name.clone(),
         backends: req.backends.clone(),
-        database_mode: req.database_mode.name(),
+        database_mode: effective_mode.unwrap_or(req.database_mode).name(),
         workload: w,
         ttft_ms: req.ttft_ms,
         tpot_ms: req.tpot_ms,
@@ -552,6 +569,8 @@ struct Ctx<'a> {
     backend: Backend,
     calib: BackendCalib,
     source: &'a dyn PerfSource,
+    /// Source of the decode workers' system (disagg on other hardware).
+    dsource: &'a dyn PerfSource,
     burst_waves: f64,
 }
 
@@ -574,6 +593,11 @@ impl Ctx<'_> {
         sys: &'w SystemSpec,
         nextn: u32,
     ) -> Option<Worker<'w>> {
+        let source = if sys.name == self.req.system.name {
+            self.source
+        } else {
+            self.dsource
+        };
         Worker::new(
             &self.req.model,
             p,
@@ -581,7 +605,7 @@ impl Ctx<'_> {
             sys,
             self.backend,
             self.calib,
-            self.source,
+            source,
             self.req.free_gpu_memory_fraction,
             nextn,
         )

@@ -479,7 +479,8 @@ fn resolve_one(
     }
     let database_mode = match r.string("database_mode")? {
         Some(s) => DatabaseMode::parse(&s).map_err(|e| r.err("database_mode", e.to_string()))?,
-        None => DatabaseMode::Empirical,
+        // As on the command line: hybrid when a measured database is installed, else empirical.
+        None => DatabaseMode::Auto,
     };
     let mut exp = Experiment {
         name: name.to_string(),
@@ -903,6 +904,13 @@ impl Experiment {
         req.modes = vec![self.serve_mode()];
         req.enable_wide_ep = self.enable_wide_ep;
         req.database_mode = self.database_mode;
+        // The version only picks measured tables; naming one must not demand a database.
+        if matches!(
+            self.database_mode,
+            DatabaseMode::Silicon | DatabaseMode::Hybrid
+        ) {
+            req.backend_version = self.backend_version.clone();
+        }
         req.free_gpu_memory_fraction = self.config.advanced_tuning_config.free_gpu_memory_fraction;
         let c = &self.config;
         if let Some(w) = &c.worker_config {

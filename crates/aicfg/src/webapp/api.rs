@@ -307,7 +307,7 @@ async fn options(State(state): State<Arc<AppState>>) -> Json<Value> {
         "backends": backends,
         "serving_modes": ["auto", "agg", "disagg"],
         "estimate_modes": ["agg", "disagg", "static"],
-        "database_modes": ["empirical", "sol"],
+        "database_modes": ["auto", "hybrid", "silicon", "empirical", "sol"],
         "quant": {
             "gemm": names(GemmQuant::ALL, GemmQuant::name),
             "moe": names(MoeQuant::ALL, MoeQuant::name),
