@@ -293,7 +293,10 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
         a = 0.5 * (a + a_new);
         let t_new = if a > 0.0 { step_with(a, s_new) } else { t_dec };
         t = 0.5 * (t + t_new);
-        ttft_run = c.ttft_ms + c.wait_steps * t + t_group;
+        // A request's prefill rides the step that carries this wave's arrivals (about λ·T of
+        // them, at least itself), not a full budget's group: only the first wave arrives at once.
+        let t_pref = step_with(a.clamp(1.0, group), chunk_tokens) * chunks;
+        ttft_run = c.ttft_ms + c.wait_steps * t + t_pref;
     }
     // Prefill saturation: the loop slows until one budget of prefill per step suffices.
     let latency = ttft_run + d_iter * t;
