@@ -1,21 +1,11 @@
 //! End-to-end tests of the `aicfg` binary: the estimate report and `--json`, error handling for
 //! bad input, Hugging Face `config.json` parsing per model family, and the bench harness.
+mod common;
+use common::{aicfg, json, ok};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn aicfg(args: &[&str]) -> Output {
-    // Hermetic: never pick up a measured op database installed on the developer's machine.
-    Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        .args(args)
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
-        .output()
-        .expect("the aicfg binary runs")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
@@ -23,26 +13,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
-
-/// Run and require success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let o = aicfg(args);
-    assert!(
-        o.status.success(),
-        "aicfg {args:?} failed ({:?}):\n{}",
-        o.status.code(),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = ok(&a);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("--json output does not parse: {e}\n{out}"))
 }
 
 fn num(v: &Value, key: &str) -> f64 {

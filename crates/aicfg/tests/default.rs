@@ -1,37 +1,7 @@
 //! End-to-end tests of `aicfg cli default`: report snapshots (dense, MoE, DeepSeek), JSON,
 //! flag spellings, determinism, recommend mode, backend auto, and bad input.
-use serde_json::Value;
-use std::process::{Command, Output};
-
-fn aicfg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
-        .args(args)
-        .output()
-        .expect("the aicfg binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = aicfg(args);
-    assert!(
-        o.status.success(),
-        "aicfg {args:?} failed ({:?}):\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("stdout is UTF-8")
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = ok(&a);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json does not parse: {e}\n{out}"))
-}
+mod common;
+use common::{aicfg, json, ok};
 
 /// Fails with a message on stderr, nothing on stdout, exit code 2, no panic.
 fn fails(args: &[&str], needle: &str) {

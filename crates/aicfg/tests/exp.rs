@@ -1,8 +1,9 @@
 //! End-to-end tests of `aicfg cli exp`: every shipped example runs, the report has each
 //! experiment, the comparison and one chart; JSON; heterogeneous pricing; bad input.
+mod common;
+use common::{aicfg, ok};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 fn example(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -10,29 +11,6 @@ fn example(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn aicfg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
-        .args(args)
-        .output()
-        .expect("the aicfg binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = aicfg(args);
-    assert!(
-        o.status.success(),
-        "aicfg {args:?} failed ({:?}):\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).expect("stdout is UTF-8")
 }
 
 fn exp_json(path: &str) -> Value {

@@ -1,19 +1,9 @@
 //! `cli default --save_dir`: the tree lands inside DIR only, an existing result is never
 //! clobbered silently, and bad options fail before any search.
+mod common;
+use common::aicfg;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn aicfg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use std::process::Output;
 
 const BASE: [&str; 10] = [
     "cli",

@@ -1,31 +1,10 @@
 //! `--save_dir` and `cli exp` together: the `config.yaml` that `cli default` saves runs again
 //! through `cli exp` to the same best deployment, and `cli exp --save_dir` writes one result
 //! folder per experiment.
+mod common;
+use common::{aicfg, ok_json};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn aicfg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
-        .args(args)
-        .output()
-        .expect("the aicfg binary runs")
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let o = aicfg(args);
-    assert!(
-        o.status.success(),
-        "aicfg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("--json parses")
-}
 
 fn tmp(tag: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("aicfg-{tag}-{}", std::process::id()));
