@@ -178,34 +178,7 @@ pub fn resolve_quant(
 }
 
 fn validate(req: &EstimateRequest) -> Result<()> {
-    let w = &req.workload;
-    if !(w.isl.is_finite() && w.isl >= 1.0) {
-        return Err(AicfgError::invalid(
-            "isl",
-            format!("must be a positive integer, got {}", w.isl),
-        ));
-    }
-    if !(w.osl.is_finite() && w.osl >= 1.0) {
-        return Err(AicfgError::invalid(
-            "osl",
-            format!("must be a positive integer, got {}", w.osl),
-        ));
-    }
-    if w.prefix < 0.0 || w.prefix >= w.isl {
-        return Err(AicfgError::invalid(
-            "prefix",
-            format!("must be in [0, isl), got {}", w.prefix),
-        ));
-    }
-    if !(0.0..=w.nextn as f64).contains(&w.nextn_accepted) {
-        return Err(AicfgError::invalid(
-            "nextn accept rate",
-            format!(
-                "accepted draft tokens {} must be between 0 and nextn {}",
-                w.nextn_accepted, w.nextn
-            ),
-        ));
-    }
+    req.workload.validate()?;
     for (role, ws) in [
         ("batch size", req.agg),
         ("prefill batch size", req.prefill),
@@ -218,15 +191,7 @@ fn validate(req: &EstimateRequest) -> Result<()> {
             ));
         }
     }
-    if let Some(f) = req.free_gpu_memory_fraction {
-        if !(f > 0.0 && f <= 1.0) {
-            return Err(AicfgError::invalid(
-                "free gpu memory fraction",
-                format!("must be in (0, 1], got {f}"),
-            ));
-        }
-    }
-    Ok(())
+    crate::memory::check_fraction(req.free_gpu_memory_fraction)
 }
 
 /// The request's own calibration, else the embedded one.

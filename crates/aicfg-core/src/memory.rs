@@ -22,6 +22,17 @@ pub struct MemoryBreakdown {
     pub oom: bool,
 }
 
+/// A user-given KV-cache memory fraction must be in (0, 1].
+pub fn check_fraction(f: Option<f64>) -> crate::error::Result<()> {
+    match f {
+        Some(f) if !(f > 0.0 && f <= 1.0) => Err(crate::error::AicfgError::invalid(
+            "free gpu memory fraction",
+            format!("must be in (0, 1], got {f}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Activation coefficient per family and TP (reference tables, MODELING.md §8.1).
 fn act_coeff(family: Family, tp: u32, backend: Backend) -> f64 {
     let idx = match tp {

@@ -172,16 +172,9 @@ impl SearchRequest {
                 ))
             }
         };
-        positive("isl", w.isl)?;
-        positive("osl", w.osl)?;
+        w.validate()?;
         positive("ttft", self.ttft_ms)?;
         positive("tpot", self.tpot_ms)?;
-        if w.prefix < 0.0 || w.prefix >= w.isl {
-            return Err(AicfgError::invalid(
-                "prefix",
-                format!("must be in [0, isl), got {}", w.prefix),
-            ));
-        }
         if self.total_gpus == Some(0) {
             return Err(AicfgError::invalid(
                 "total_gpus",
@@ -214,15 +207,7 @@ impl SearchRequest {
         let t = &self.tuning;
         positive("prefill latency correction scale", t.prefill_latency_scale)?;
         positive("decode latency correction scale", t.decode_latency_scale)?;
-        if let Some(f) = self.free_gpu_memory_fraction {
-            if !(f > 0.0 && f <= 1.0) {
-                return Err(AicfgError::invalid(
-                    "free gpu memory fraction",
-                    format!("must be in (0, 1], got {f}"),
-                ));
-            }
-        }
-        Ok(())
+        crate::memory::check_fraction(self.free_gpu_memory_fraction)
     }
 }
 
@@ -815,7 +800,6 @@ impl Ctx<'_> {
         let cap = req.replica.cap(total);
         let max_x = req.replica.max_prefill_worker.max(1);
         let max_y = req.replica.max_decode_worker.max(1);
-        let d_iter = ((w.osl - 1.0) / (1.0 + w.nextn_accepted)).max(0.0);
         let mut evaluated = 0;
         for (pi, ps) in &pre {
             let pwk = &pre_workers[*pi];
@@ -832,11 +816,7 @@ impl Ctx<'_> {
                     kv_transfer_ms: kv,
                     burst_waves: self.burst_waves,
                 };
-                let base = self.calib.ttft_ms + ps.batch_ms + kv + ds.step_ms;
-                // Requests one decode worker finishes per second when prefill never waits.
-                let per_decode = ds.running * dwk.graph.parallel.dp as f64
-                    / (base + d_iter * ds.step_ms)
-                    * 1000.0;
+                let per_decode = ci.unqueued_rate_per_decode_worker(&w);
                 let mut best: Option<(f64, u32, u32, serve::DisaggResult)> = None;
                 let mut closest: Option<(f64, u32, u32, serve::DisaggResult)> = None;
                 for y in 1..=max_y {

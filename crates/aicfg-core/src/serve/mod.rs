@@ -51,7 +51,40 @@ pub struct Workload {
 }
 
 impl Workload {
-    fn decode_iterations(&self) -> f64 {
+    /// Checks every prediction and search makes of the request shape.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.isl.is_finite() && self.isl >= 1.0) {
+            return Err(AicfgError::invalid(
+                "isl",
+                format!("must be a positive integer, got {}", self.isl),
+            ));
+        }
+        if !(self.osl.is_finite() && self.osl >= 1.0) {
+            return Err(AicfgError::invalid(
+                "osl",
+                format!("must be a positive integer, got {}", self.osl),
+            ));
+        }
+        if self.prefix < 0.0 || self.prefix >= self.isl {
+            return Err(AicfgError::invalid(
+                "prefix",
+                format!("must be in [0, isl), got {}", self.prefix),
+            ));
+        }
+        if !(0.0..=self.nextn as f64).contains(&self.nextn_accepted) {
+            return Err(AicfgError::invalid(
+                "nextn accept rate",
+                format!(
+                    "accepted draft tokens {} must be between 0 and nextn {}",
+                    self.nextn_accepted, self.nextn
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decode steps after the first token (MTP advances several tokens per step).
+    pub fn decode_iterations(&self) -> f64 {
         ((self.osl - 1.0) / (1.0 + self.nextn_accepted)).max(0.0)
     }
     fn gen_tokens_per_req(&self) -> f64 {
@@ -62,6 +95,15 @@ impl Workload {
     }
     fn progress(&self) -> f64 {
         1.0 + self.nextn_accepted
+    }
+    /// How the step token budget cuts one prompt: (chunks per prompt, prompts per prefill step,
+    /// at most `running`).
+    fn prompt_chunking(&self, budget: f64, running: f64) -> (f64, f64) {
+        let s_new = self.new_tokens();
+        (
+            (s_new / budget).ceil().max(1.0),
+            (budget / s_new).floor().clamp(1.0, running),
+        )
     }
 }
 
@@ -275,10 +317,9 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
             pre + dec
         }
     };
-    let chunks = (s_new / budget).ceil().max(1.0);
+    // `group`: requests that share one prefill step.
+    let (chunks, group) = w.prompt_chunking(budget, running);
     let chunk_tokens = s_new / chunks;
-    // Requests that share one prefill step.
-    let group = (budget / s_new).floor().clamp(1.0, running);
     let t_group = step_with(group, chunk_tokens) * chunks;
 
     // Steady state: per step, λ·T arrivals' prefill work rides along the decodes.
@@ -332,8 +373,7 @@ fn agg_in_waves(wk: &Worker, w: &Workload, n: f64, running: f64, budget: f64) ->
     let c = wk.calib;
     let s_new = w.new_tokens();
     let kv_avg = w.isl + w.osl / 2.0;
-    let chunks = (s_new / budget).ceil().max(1.0);
-    let group = (budget / s_new).floor().clamp(1.0, running);
+    let (chunks, group) = w.prompt_chunking(budget, running);
     let t_group =
         (wk.step_ms(&Step::context(group, s_new / chunks, w.prefix)) + c.step_ms) * chunks;
     let groups = (running / group).ceil();
@@ -519,6 +559,21 @@ pub struct ComposeInput<'a> {
     pub burst_waves: f64,
 }
 
+impl ComposeInput<'_> {
+    /// TTFT of a request that never queues for prefill.
+    pub fn unqueued_ttft_ms(&self) -> f64 {
+        self.ttft_overhead_ms + self.prefill.batch_ms + self.kv_transfer_ms + self.decode.step_ms
+    }
+
+    /// Requests one decode worker finishes per second when prefill never queues.
+    pub fn unqueued_rate_per_decode_worker(&self, w: &Workload) -> f64 {
+        let d = self.decode;
+        d.running * self.decode_dp as f64
+            / (self.unqueued_ttft_ms() + w.decode_iterations() * d.step_ms)
+            * 1000.0
+    }
+}
+
 /// Closed loop over the replica's decode slots: requests arrive as fast as they finish, so
 /// λ = N / latency, bounded by the prefill pool's capacity. When prefill is the bottleneck, the
 /// surplus requests wait in the prefill queue (Little's law gives that wait).
@@ -536,7 +591,7 @@ pub fn compose(
     let n_total = d.running * c.decode_dp as f64 * y;
     let cap = p.seq_per_s * x;
     let d_iter = w.decode_iterations();
-    let base = c.ttft_overhead_ms + t_pre + c.kv_transfer_ms + t_dec;
+    let base = c.unqueued_ttft_ms();
     let mut lambda = (n_total / (base + d_iter * t_dec) * 1000.0).min(cap);
     let mut wait = 0.0;
     for _ in 0..30 {
