@@ -225,7 +225,11 @@ fn evaluate(
     params: &EmpiricalParams,
     with_report: bool,
 ) -> Result<(Perf, Option<EstimateReport>)> {
-    let empirical = EmpiricalSource { p: params.clone() };
+    let empirical = EmpiricalSource::new(
+        params.clone(),
+        req.backend.name(),
+        params.overlap_us * 1e-3,
+    );
     let sol = SolSource;
     let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
     let db_p = database_for(req, &req.system)?;
@@ -237,7 +241,8 @@ fn evaluate(
     let strict = req.database_mode == DatabaseMode::Silicon;
     let overlap_ms = params.silicon.as_ref().map_or(0.0, |s| s.overlap_us * 1e-3);
     let silicon = |db: Arc<OpDb>| {
-        let mut s = SiliconSource::new(db, empirical.clone(), strict);
+        let fallback = EmpiricalSource::new(params.clone(), req.backend.name(), overlap_ms);
+        let mut s = SiliconSource::new(db, fallback, strict);
         s.overlap_ms = overlap_ms;
         s
     };
@@ -496,7 +501,7 @@ pub fn source_for_system(
     sys: &SystemSpec,
     backend_version: Option<&str>,
 ) -> Result<(Box<dyn PerfSource>, crate::perf::BackendCalib, DatabaseMode)> {
-    let empirical = EmpiricalSource { p: params.clone() };
+    let empirical = EmpiricalSource::new(params.clone(), backend.name(), params.overlap_us * 1e-3);
     if mode == DatabaseMode::Sol {
         let zero = crate::perf::BackendCalib {
             step_ms: 0.0,
@@ -507,8 +512,10 @@ pub fn source_for_system(
     }
     match database_for_mode(mode, backend, sys, backend_version)? {
         Some(db) => {
-            let mut s = SiliconSource::new(db, empirical, mode == DatabaseMode::Silicon);
-            s.overlap_ms = params.silicon.as_ref().map_or(0.0, |c| c.overlap_us * 1e-3);
+            let overlap_ms = params.silicon.as_ref().map_or(0.0, |c| c.overlap_us * 1e-3);
+            let fallback = EmpiricalSource::new(params.clone(), backend.name(), overlap_ms);
+            let mut s = SiliconSource::new(db, fallback, mode == DatabaseMode::Silicon);
+            s.overlap_ms = overlap_ms;
             let effective = if mode == DatabaseMode::Auto {
                 DatabaseMode::Hybrid
             } else {

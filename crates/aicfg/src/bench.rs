@@ -23,6 +23,8 @@ pub enum BenchCmd {
     Calibrate(CalibrateArgs),
     /// Time the `cli default` search on the reference cases (wall time, peak memory).
     Search(crate::bench_search::SearchBenchArgs),
+    /// Predict every measured point of the installed op tables with the embedded op model.
+    Ops(crate::bench_ops::OpsArgs),
 }
 
 #[derive(Args)]
@@ -51,8 +53,13 @@ pub struct AccuracyArgs {
 
 #[derive(Args)]
 pub struct CalibrateArgs {
+    /// Measured serving runs to fit the serving constants to.
+    #[arg(long, required_unless_present = "ops")]
+    pub csv: Option<PathBuf>,
+    /// Fit the kernel constants (per GPU generation and backend) to the installed measured op
+    /// tables instead, and report a leave-one-system-out check.
     #[arg(long)]
-    pub csv: PathBuf,
+    pub ops: bool,
     /// Where to write the fitted constants.
     #[arg(long)]
     pub out: PathBuf,
@@ -77,6 +84,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Accuracy(a) => accuracy(&a),
         BenchCmd::Calibrate(a) => calibrate(&a),
         BenchCmd::Search(a) => crate::bench_search::run(&a),
+        BenchCmd::Ops(a) => crate::bench_ops::run(&a),
     }
 }
 
@@ -618,6 +626,12 @@ fn bounds(name: &str) -> (f64, f64) {
 }
 
 fn calibrate(a: &CalibrateArgs) -> Result<()> {
+    if a.ops {
+        return crate::bench_ops::calibrate_ops(a);
+    }
+    let Some(csv) = a.csv.as_ref() else {
+        anyhow::bail!("bench calibrate needs --csv FILE (or --ops)");
+    };
     let start = Instant::now();
     let mut params = match &a.start {
         Some(p) => EmpiricalParams::from_yaml(&std::fs::read_to_string(p)?)?,
@@ -635,7 +649,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     if silicon && params.silicon.is_none() {
         params.silicon = Some(aicfg_core::perf::SiliconCalib::from_empirical(&params));
     }
-    let rows = read_rows(&a.csv)?;
+    let rows = read_rows(csv)?;
     let prepared = prepare(rows, mode, None);
     // Two halves by row id: the fit uses all rows; each half's loss is reported to show it is even.
     let fold: Vec<bool> = prepared
@@ -690,7 +704,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     crate::emitln!("fitted loss: fold A {l_a:.4}, fold B {l_b:.4}");
     let header = format!(
         "# Empirical constants fitted by `aicfg bench calibrate` to {} ({} rows); loss {:.4}.\n# Format and meaning: data/calibration/README.md\n",
-        a.csv.file_name().and_then(|s| s.to_str()).unwrap_or("csv"),
+        csv.file_name().and_then(|s| s.to_str()).unwrap_or("csv"),
         prepared.len(),
         best
     );

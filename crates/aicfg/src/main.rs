@@ -11,6 +11,7 @@ macro_rules! emitf {
 }
 
 mod bench;
+mod bench_ops;
 mod bench_search;
 mod chart;
 mod data_cmd;

@@ -20,8 +20,10 @@ pub struct BackendCalib {
     pub wait_steps: f64,
 }
 
+/// Kernel constants of one GPU generation: efficiencies against the datasheet peaks and fixed
+/// per-kernel costs. Fitted to the measured op tables (`aicfg bench calibrate --ops`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EmpiricalParams {
+pub struct OpCalib {
     /// Asymptotic fraction of tensor-core peak reached by large GEMMs, per compute dtype.
     pub gemm_eff_bf16: f64,
     pub gemm_eff_int8: f64,
@@ -37,8 +39,13 @@ pub struct EmpiricalParams {
     pub kernel_us: f64,
     /// Fraction of tensor-core peak reached by prefill (flash) attention.
     pub attn_ctx_eff: f64,
+    /// New tokens per request at which prefill attention reaches half its asymptote.
+    pub attn_ctx_m_half: f64,
     /// Fraction of HBM bandwidth reached by decode attention KV reads.
     pub attn_gen_eff: f64,
+    /// Fraction of tensor-core peak reached by decode attention when compute-bound (MLA decode:
+    /// all heads share one latent KV, so FlashMLA-type kernels are bound by the MMA, not HBM).
+    pub attn_gen_flops_eff: f64,
     /// Fixed cost per attention kernel (µs).
     pub attn_us: f64,
     /// Asymptotic fraction of tensor-core peak reached by grouped expert GEMMs.
@@ -53,6 +60,79 @@ pub struct EmpiricalParams {
     pub comm_us_nvlink: f64,
     /// Latency of one collective across the scale-out network (µs).
     pub comm_us_network: f64,
+}
+
+impl OpCalib {
+    /// Every constant with its name, for fitting.
+    pub fn fields_mut(&mut self) -> Vec<(&'static str, &mut f64)> {
+        vec![
+            ("gemm_eff_bf16", &mut self.gemm_eff_bf16),
+            ("gemm_eff_int8", &mut self.gemm_eff_int8),
+            ("gemm_eff_fp8", &mut self.gemm_eff_fp8),
+            ("gemm_eff_fp4", &mut self.gemm_eff_fp4),
+            ("gemm_m_half", &mut self.gemm_m_half),
+            ("dequant_eff", &mut self.dequant_eff),
+            ("mem_eff", &mut self.mem_eff),
+            ("kernel_us", &mut self.kernel_us),
+            ("attn_ctx_eff", &mut self.attn_ctx_eff),
+            ("attn_ctx_m_half", &mut self.attn_ctx_m_half),
+            ("attn_gen_eff", &mut self.attn_gen_eff),
+            ("attn_gen_flops_eff", &mut self.attn_gen_flops_eff),
+            ("attn_us", &mut self.attn_us),
+            ("moe_eff", &mut self.moe_eff),
+            ("moe_m_half", &mut self.moe_m_half),
+            ("moe_us", &mut self.moe_us),
+            ("comm_eff", &mut self.comm_eff),
+            ("comm_us_nvlink", &mut self.comm_us_nvlink),
+            ("comm_us_network", &mut self.comm_us_network),
+        ]
+    }
+
+    fn gemm_eff(&self, d: ComputeDtype) -> f64 {
+        match d {
+            ComputeDtype::Bf16 => self.gemm_eff_bf16,
+            ComputeDtype::Int8 => self.gemm_eff_int8,
+            ComputeDtype::Fp8 => self.gemm_eff_fp8,
+            ComputeDtype::Fp4 => self.gemm_eff_fp4,
+        }
+    }
+}
+
+/// GPU generation of a system, from its compute capability: the key of the per-generation
+/// kernel constants.
+pub fn generation(sys: &SystemSpec) -> Option<&'static str> {
+    match sys.gpu.sm_version {
+        80..=87 => Some("ampere"),
+        89 => Some("ada"),
+        90 => Some("hopper"),
+        100..=129 => Some("blackwell"),
+        _ => None,
+    }
+}
+
+/// Kernel constants of one GPU generation: pooled over the backends, plus per-backend sections
+/// where a framework's kernels differ (vLLM's block-FP8 GEMM, SGLang's fused MoE, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenCalib {
+    #[serde(flatten)]
+    pub ops: OpCalib,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, OpCalib>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmpiricalParams {
+    /// Kernel constants for systems whose generation has no section in `generations`.
+    #[serde(flatten)]
+    pub ops: OpCalib,
+    /// Kernel constants per GPU generation (`ampere`, `ada`, `hopper`, `blackwell`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub generations: BTreeMap<String, GenCalib>,
+    /// Per-kernel time (µs) that the op-by-op measurements the kernel constants are fitted to
+    /// carry and a CUDA-graph replay of a whole step hides; taken off every op time, never below
+    /// the op's roofline (the same physics as `silicon.overlap_us`). A serving constant.
+    #[serde(default)]
+    pub overlap_us: f64,
     /// Benchmark length in waves of `concurrency` requests: the first wave arrives at once and
     /// queues for prefill; later waves arrive in groups spaced by the earlier prefills.
     pub burst_waves: f64,
@@ -128,6 +208,43 @@ impl EmpiricalParams {
         let mut v: Vec<(String, f64)> = c.fields_mut().into_iter().map(|(n, v)| (n, *v)).collect();
         let mut c = self.clone();
         v.extend(c.silicon_fields_mut().into_iter().map(|(n, x)| (n, *x)));
+        let mut c = self.clone();
+        v.extend(c.op_fields_mut().into_iter().map(|(n, x)| (n, *x)));
+        v
+    }
+
+    /// Kernel constants that apply to `sys` under `backend`: the generation's backend section,
+    /// else the generation's pooled one, else the top-level ones.
+    pub fn ops_for(&self, sys: &SystemSpec, backend: &str) -> &OpCalib {
+        match generation(sys).and_then(|g| self.generations.get(g)) {
+            Some(g) => g.backends.get(backend).unwrap_or(&g.ops),
+            None => &self.ops,
+        }
+    }
+
+    /// Every kernel constant (top level and per generation) with its name.
+    pub fn op_fields_mut(&mut self) -> Vec<(String, &mut f64)> {
+        let mut v: Vec<(String, &mut f64)> = self
+            .ops
+            .fields_mut()
+            .into_iter()
+            .map(|(n, x)| (n.to_string(), x))
+            .collect();
+        for (g, c) in self.generations.iter_mut() {
+            v.extend(
+                c.ops
+                    .fields_mut()
+                    .into_iter()
+                    .map(|(n, x)| (format!("generations.{g}.{n}"), x)),
+            );
+            for (b, o) in c.backends.iter_mut() {
+                v.extend(
+                    o.fields_mut()
+                        .into_iter()
+                        .map(|(n, x)| (format!("generations.{g}.backends.{b}.{n}"), x)),
+                );
+            }
+        }
         v
     }
 
@@ -166,26 +283,11 @@ impl EmpiricalParams {
         }
     }
 
-    /// Every tunable number with its name, for calibration.
+    /// The serving constants a serving-run calibration fits. Kernel constants are not among
+    /// them: they are fitted to the measured op tables (`op_fields_mut`, `bench calibrate --ops`).
     pub fn fields_mut(&mut self) -> Vec<(String, &mut f64)> {
         let mut v: Vec<(String, &mut f64)> = vec![
-            ("gemm_eff_bf16".into(), &mut self.gemm_eff_bf16),
-            ("gemm_eff_int8".into(), &mut self.gemm_eff_int8),
-            ("gemm_eff_fp8".into(), &mut self.gemm_eff_fp8),
-            ("gemm_eff_fp4".into(), &mut self.gemm_eff_fp4),
-            ("gemm_m_half".into(), &mut self.gemm_m_half),
-            ("dequant_eff".into(), &mut self.dequant_eff),
-            ("mem_eff".into(), &mut self.mem_eff),
-            ("kernel_us".into(), &mut self.kernel_us),
-            ("attn_ctx_eff".into(), &mut self.attn_ctx_eff),
-            ("attn_gen_eff".into(), &mut self.attn_gen_eff),
-            ("attn_us".into(), &mut self.attn_us),
-            ("moe_eff".into(), &mut self.moe_eff),
-            ("moe_m_half".into(), &mut self.moe_m_half),
-            ("moe_us".into(), &mut self.moe_us),
-            ("comm_eff".into(), &mut self.comm_eff),
-            ("comm_us_nvlink".into(), &mut self.comm_us_nvlink),
-            ("comm_us_network".into(), &mut self.comm_us_network),
+            ("overlap_us".into(), &mut self.overlap_us),
             ("burst_waves".into(), &mut self.burst_waves),
         ];
         for (name, b) in self.backends.iter_mut() {
@@ -204,26 +306,35 @@ impl EmpiricalParams {
         })
     }
 
-    fn gemm_eff(&self, d: ComputeDtype) -> f64 {
-        match d {
-            ComputeDtype::Bf16 => self.gemm_eff_bf16,
-            ComputeDtype::Int8 => self.gemm_eff_int8,
-            ComputeDtype::Fp8 => self.gemm_eff_fp8,
-            ComputeDtype::Fp4 => self.gemm_eff_fp4,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
 pub struct EmpiricalSource {
     pub p: EmpiricalParams,
+    /// Framework whose kernel constants apply (empty: the generation's pooled ones).
+    pub backend: String,
+    /// Per-kernel time (ms) hidden by CUDA-graph replay, taken off every op time (0 when the
+    /// source prices isolated kernels, as `bench ops` does).
+    pub overlap_ms: f64,
 }
 
 impl EmpiricalSource {
+    /// The embedded constants, pooled kernels, no overlap (isolated kernels).
     pub fn embedded() -> Self {
+        Self::new(EmpiricalParams::embedded(), "", 0.0)
+    }
+
+    pub fn new(p: EmpiricalParams, backend: &str, overlap_ms: f64) -> Self {
         EmpiricalSource {
-            p: EmpiricalParams::embedded(),
+            p,
+            backend: backend.to_string(),
+            overlap_ms,
         }
+    }
+
+    /// Kernel time of `w` on `sys` before the graph overlap.
+    fn kernel_s(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> f64 {
+        kernel_s(self.p.ops_for(sys, &self.backend), sys, op, w)
     }
 }
 
@@ -237,8 +348,30 @@ impl PerfSource for EmpiricalSource {
         "empirical"
     }
 
-    fn time_ms(&self, sys: &SystemSpec, _op: &OpKind, w: &Work) -> f64 {
-        let p = &self.p;
+    fn time_ms(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> f64 {
+        let ms = self.kernel_s(sys, op, w) * 1e3;
+        if ms > 0.0 && self.overlap_ms > 0.0 {
+            (ms - self.overlap_ms).max(super::sol_ms(sys, w).min(ms))
+        } else {
+            ms
+        }
+    }
+}
+
+/// Prices ops with one set of kernel constants, no overlap (fitting to isolated kernels).
+pub struct OpCalibSource<'a>(pub &'a OpCalib);
+
+impl PerfSource for OpCalibSource<'_> {
+    fn name(&self) -> &'static str {
+        "empirical"
+    }
+    fn time_ms(&self, sys: &SystemSpec, op: &OpKind, w: &Work) -> f64 {
+        kernel_s(self.0, sys, op, w) * 1e3
+    }
+}
+
+/// Seconds of one invocation under kernel constants `p`.
+pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, _op: &OpKind, w: &Work) -> f64 {
         let peak = |d: ComputeDtype| sys.flops(d).unwrap_or(sys.gpu.bfloat16_tc_flops);
         let bw = sys.gpu.mem_bw * p.mem_eff;
         let s = match w.class {
@@ -250,12 +383,13 @@ impl PerfSource for EmpiricalSource {
                 p.kernel_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
             }
             WorkClass::ContextAttention | WorkClass::LinearAttention => {
-                let eff = ramp(p.attn_ctx_eff, w.m, p.gemm_m_half);
+                let eff = ramp(p.attn_ctx_eff, w.m, p.attn_ctx_m_half);
                 p.attn_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
             }
             WorkClass::GenerationAttention => {
                 let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
-                p.attn_us * 1e-6 + (w.flops / (peak(w.dtype) * p.attn_ctx_eff)).max(w.bytes / kv_bw)
+                p.attn_us * 1e-6
+                    + (w.flops / (peak(w.dtype) * p.attn_gen_flops_eff)).max(w.bytes / kv_bw)
             }
             WorkClass::Moe => {
                 let mut eff = ramp(p.moe_eff, w.m, p.moe_m_half);
@@ -282,8 +416,7 @@ impl PerfSource for EmpiricalSource {
             }
             WorkClass::Memory => p.kernel_us * 1e-6 + w.bytes / bw,
         };
-        s * 1e3
-    }
+    s
 }
 
 #[cfg(test)]
@@ -294,7 +427,7 @@ mod tests {
     #[test]
     fn embedded_calibration_loads() {
         let p = EmpiricalParams::embedded();
-        assert!(p.mem_eff > 0.3 && p.mem_eff <= 1.0);
+        assert!(p.ops.mem_eff > 0.3 && p.ops.mem_eff <= 1.0);
         let back = EmpiricalParams::from_yaml(&p.to_yaml()).unwrap();
         assert_eq!(back, p);
     }
@@ -304,7 +437,7 @@ mod tests {
         let reg = SystemRegistry::builtin();
         let sys = reg.get("h200_sxm").unwrap();
         let src = EmpiricalSource::embedded();
-        let p = &src.p;
+        let p = src.p.ops_for(sys);
         // Large square bf16 GEMM: compute-bound.
         let (m, n, k) = (8192.0, 8192.0, 8192.0);
         let mut w = Work::new(
@@ -346,7 +479,7 @@ mod tests {
     #[test]
     fn rejects_negative_values() {
         let mut p = EmpiricalParams::embedded();
-        p.mem_eff = -1.0;
+        p.ops.mem_eff = -1.0;
         assert!(EmpiricalParams::from_yaml(&p.to_yaml()).is_err());
     }
 }

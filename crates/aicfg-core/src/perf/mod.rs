@@ -3,9 +3,14 @@
 //! op tables, see `crate::perfdb`). Every op time says which source produced it.
 mod empirical;
 mod silicon;
+pub mod opcheck;
+pub mod opfit;
 pub mod step;
 
-pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource, SiliconCalib};
+pub use empirical::{
+    generation, BackendCalib, EmpiricalParams, EmpiricalSource, GenCalib, OpCalib, OpCalibSource,
+    SiliconCalib,
+};
 pub use silicon::SiliconSource;
 pub use step::{OpTime, Step, StepBreakdown};
 

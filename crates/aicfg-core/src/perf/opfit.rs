@@ -1,0 +1,360 @@
+//! Fitting the kernel constants to the measured op tables (`aicfg bench calibrate --ops`): per
+//! GPU generation, pooled over the backends and per backend, by a deterministic coordinate
+//! search in log space inside physical bounds; plus a leave-one-system-out check.
+use super::empirical::{GenCalib, OpCalib, OpCalibSource};
+use super::opcheck::{self, par_map, stats_of, OpFilter, TableFile};
+use super::step::op_work;
+use super::{generation, PerfSource, Work};
+use crate::error::Result;
+use crate::hardware::{SystemRegistry, SystemSpec};
+use crate::model::graph::{Op, OpKind, Parallel, Part, WorkerGraph};
+use crate::model::Family;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Points kept per (table file, family): enough to pin a curve, few enough for many passes.
+const PER_GROUP: usize = 600;
+/// |log error| above this counts as this (a few wild points must not steer a fit).
+const CLIP: f64 = 1.5;
+
+/// One sampled point, with the work the serving path derives from it.
+#[derive(Debug, Clone)]
+pub struct FitPoint {
+    pub sys: usize,
+    pub backend: String,
+    pub group: usize,
+    pub op: OpKind,
+    pub works: [Option<Work>; 2],
+    pub measured_ms: f64,
+}
+
+/// Sampled points of every installed table whose system has a description.
+#[derive(Debug, Default)]
+pub struct FitData {
+    pub systems: Vec<SystemSpec>,
+    /// (system, backend, family) of each group.
+    pub groups: Vec<(String, String, String)>,
+    pub points: Vec<FitPoint>,
+}
+
+/// Physical bounds of one constant (see data/calibration/README.md for the sources).
+pub fn bounds(name: &str) -> (f64, f64) {
+    match name {
+        // HBM streaming reaches ~90-93 % of the datasheet bandwidth in the best kernels.
+        "mem_eff" | "attn_gen_eff" => (0.3, 0.95),
+        "dequant_eff" => (0.2, 1.0),
+        "attn_ctx_m_half" => (1.0, 16384.0),
+        n if n.ends_with("_m_half") => (1.0, 4096.0),
+        "comm_eff" => (0.2, 0.95),
+        // No kernel sustains the datasheet dense tensor-core peak.
+        n if n.contains("eff") => (0.05, 0.95),
+        // Launch + ramp-up + tail of one kernel (or the few kernels of an MoE layer).
+        "kernel_us" | "attn_us" => (1.0, 50.0),
+        _ => (1.0, 200.0),
+    }
+}
+
+/// Read and sample every table under `root` (filtered), on all cores.
+pub fn load(root: &Path, reg: &SystemRegistry, filter: &OpFilter) -> Result<FitData> {
+    let files: Vec<TableFile> = opcheck::discover(root, filter)
+        .into_iter()
+        .filter(|f| reg.get(&f.system).is_ok())
+        .collect();
+    let read: Vec<Result<Vec<opcheck::OpCase>>> = par_map(&files, |tf| {
+        let mut cases = opcheck::read_cases(tf)?;
+        cases.retain(|c| filter.family.as_deref().is_none_or(|f| c.family.starts_with(f)));
+        // Deterministic even stride per family.
+        let mut by: BTreeMap<String, Vec<opcheck::OpCase>> = BTreeMap::new();
+        for c in cases {
+            by.entry(c.family.clone()).or_default().push(c);
+        }
+        let mut out = Vec::new();
+        for (_, v) in by {
+            let stride = v.len().div_ceil(PER_GROUP).max(1);
+            out.extend(v.into_iter().step_by(stride));
+        }
+        Ok(out)
+    });
+    let mut d = FitData::default();
+    let mut sys_ix: BTreeMap<String, usize> = BTreeMap::new();
+    let mut grp_ix: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for (tf, r) in files.iter().zip(read) {
+        let cases = r?;
+        let si = *sys_ix.entry(tf.system.clone()).or_insert_with(|| {
+            d.systems.push(reg.get(&tf.system).expect("filtered above").clone());
+            d.systems.len() - 1
+        });
+        for c in cases {
+            let key = (tf.system.clone(), tf.backend.clone(), c.family.clone());
+            let gi = *grp_ix.entry(key.clone()).or_insert_with(|| {
+                d.groups.push(key);
+                d.groups.len() - 1
+            });
+            let g = WorkerGraph {
+                ops: Vec::new(),
+                parallel: Parallel::single(),
+                quant: c.quant,
+                family: Family::Llama,
+                num_layers: 1,
+            };
+            let op = Op {
+                name: "fit",
+                kind: c.op.clone(),
+                count: 1.0,
+                weight_bytes: 0.0,
+                part: Part::All,
+                per_layer: false,
+            };
+            d.points.push(FitPoint {
+                sys: si,
+                backend: tf.backend.clone(),
+                group: gi,
+                works: op_work(&g, &op, &c.step),
+                op: c.op,
+                measured_ms: c.measured_ms,
+            });
+        }
+    }
+    Ok(d)
+}
+
+impl FitData {
+    fn predict(&self, p: &FitPoint, c: &OpCalib) -> f64 {
+        let src = OpCalibSource(c);
+        let sys = &self.systems[p.sys];
+        p.works
+            .iter()
+            .flatten()
+            .map(|w| src.time_ms(sys, &p.op, w))
+            .sum()
+    }
+
+    /// Mean over groups of the mean clipped |log error| of the selected points.
+    pub fn loss(&self, idx: &[usize], c: &OpCalib) -> f64 {
+        let mut sum: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+        for &i in idx {
+            let p = &self.points[i];
+            let pred = self.predict(p, c);
+            let e = if pred > 0.0 && pred.is_finite() {
+                (pred / p.measured_ms).ln().abs().min(CLIP)
+            } else {
+                CLIP
+            };
+            let s = sum.entry(p.group).or_insert((0.0, 0.0));
+            s.0 += e;
+            s.1 += 1.0;
+        }
+        if sum.is_empty() {
+            return 0.0;
+        }
+        sum.values().map(|(e, n)| e / n).sum::<f64>() / sum.len() as f64
+    }
+
+    /// Points of one generation (optionally one backend, NCCL rows always included), optionally
+    /// without one system.
+    pub fn select(&self, gen: &str, backend: Option<&str>, without: Option<&str>) -> Vec<usize> {
+        (0..self.points.len())
+            .filter(|&i| {
+                let p = &self.points[i];
+                let s = &self.systems[p.sys];
+                generation(s) == Some(gen)
+                    && without.is_none_or(|w| s.name != w)
+                    && backend.is_none_or(|b| p.backend == b || p.backend == "nccl")
+            })
+            .collect()
+    }
+
+    /// MdAPE / median bias (%) of the selected points per family label.
+    pub fn family_errors(&self, idx: &[usize], c: &OpCalib) -> BTreeMap<String, (usize, f64, f64)> {
+        let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for &i in idx {
+            let p = &self.points[i];
+            let fam = &self.groups[p.group].2;
+            let top = fam.split('/').next().unwrap_or(fam).to_string();
+            by.entry(top)
+                .or_default()
+                .push((p.measured_ms, self.predict(p, c)));
+        }
+        by.into_iter()
+            .map(|(k, v)| {
+                let (md, bias, _, _) = stats_of(&v);
+                (k, (v.len(), md, bias))
+            })
+            .collect()
+    }
+}
+
+/// Coordinate search in log space with shrinking steps, every constant clamped to its bounds.
+pub fn fit(d: &FitData, idx: &[usize], start: &OpCalib, rounds: usize) -> (OpCalib, f64) {
+    let mut c = start.clone();
+    let names: Vec<&'static str> = c.fields_mut().into_iter().map(|(n, _)| n).collect();
+    for (n, v) in c.fields_mut() {
+        let (lo, hi) = bounds(n);
+        *v = v.clamp(lo, hi);
+    }
+    let get = |c: &mut OpCalib, i: usize| *c.fields_mut()[i].1;
+    let set = |c: &mut OpCalib, i: usize, x: f64| *c.fields_mut()[i].1 = x;
+    let mut best = d.loss(idx, &c);
+    let mut step = 0.5f64;
+    for _ in 0..rounds {
+        for (i, name) in names.iter().enumerate() {
+            let (lo, hi) = bounds(name);
+            for dir in [1.0, -1.0] {
+                loop {
+                    let x = get(&mut c, i);
+                    let y = (x.max(1e-6) * (dir * step).exp()).clamp(lo, hi);
+                    if y == x {
+                        break;
+                    }
+                    set(&mut c, i, y);
+                    let l = d.loss(idx, &c);
+                    if l + 1e-7 < best {
+                        best = l;
+                    } else {
+                        set(&mut c, i, x);
+                        break;
+                    }
+                }
+            }
+        }
+        step *= 0.55;
+    }
+    (c, best)
+}
+
+/// What a `--ops` calibration produced.
+#[derive(Debug, Default)]
+pub struct OpsFit {
+    pub generations: BTreeMap<String, GenCalib>,
+    /// (generation, backend or "pooled", points, loss).
+    pub fits: Vec<(String, String, usize, f64)>,
+}
+
+/// Fit every generation with data: pooled over backends, then each backend starting there.
+pub fn fit_generations(d: &FitData, start: &OpCalib, rounds: usize) -> OpsFit {
+    let mut gens: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &d.points {
+        if let Some(g) = generation(&d.systems[p.sys]) {
+            let v = gens.entry(g.to_string()).or_default();
+            if p.backend != "nccl" && !v.contains(&p.backend) {
+                v.push(p.backend.clone());
+            }
+        }
+    }
+    let pooled: Vec<(String, OpCalib, f64, usize)> = {
+        let keys: Vec<String> = gens.keys().cloned().collect();
+        par_each(&keys, |g| {
+            let idx = d.select(g, None, None);
+            let (c, l) = fit(d, &idx, start, rounds);
+            (g.clone(), c, l, idx.len())
+        })
+    };
+    let mut out = OpsFit::default();
+    let mut jobs: Vec<(String, String, OpCalib)> = Vec::new();
+    for (g, c, l, n) in &pooled {
+        out.fits.push((g.clone(), "pooled".into(), *n, *l));
+        out.generations.insert(
+            g.clone(),
+            GenCalib {
+                ops: c.clone(),
+                backends: BTreeMap::new(),
+            },
+        );
+        let mut bs = gens[g].clone();
+        bs.sort();
+        for b in bs {
+            jobs.push((g.clone(), b, c.clone()));
+        }
+    }
+    let per: Vec<(String, String, OpCalib, f64, usize)> = par_each(&jobs, |(g, b, c0)| {
+        let idx = d.select(g, Some(b), None);
+        let (c, l) = fit(d, &idx, c0, rounds.div_ceil(2));
+        (g.clone(), b.clone(), c, l, idx.len())
+    });
+    for (g, b, c, l, n) in per {
+        out.fits.push((g.clone(), b.clone(), n, l));
+        if let Some(gc) = out.generations.get_mut(&g) {
+            gc.backends.insert(b, c);
+        }
+    }
+    out
+}
+
+/// Leave-one-system-out: for each system, the generation's pooled fit without it (or, when it
+/// is its generation's only system, the `fallback` generation's pooled fit), scored on it.
+/// Returns (system, generation fitted on, family → (points, MdAPE %, bias %)).
+pub type Loso = Vec<(String, String, BTreeMap<String, (usize, f64, f64)>)>;
+
+pub fn leave_one_out(
+    d: &FitData,
+    fitted: &OpsFit,
+    start: &OpCalib,
+    rounds: usize,
+    fallback: &str,
+) -> Loso {
+    let names: Vec<usize> = (0..d.systems.len()).collect();
+    par_each(&names, |&si| {
+        let s = &d.systems[si];
+        let name = s.name.clone();
+        let Some(g) = generation(s) else {
+            return (name, "-".into(), BTreeMap::new());
+        };
+        let own: Vec<usize> = (0..d.points.len())
+            .filter(|&i| d.points[i].sys == si)
+            .collect();
+        let rest = d.select(g, None, Some(&name));
+        let (c, from) = if rest.is_empty() {
+            match fitted.generations.get(fallback) {
+                Some(gc) => (gc.ops.clone(), format!("{fallback} (no other {g} system)")),
+                None => (start.clone(), "start".into()),
+            }
+        } else {
+            let st = fitted.generations.get(g).map_or(start, |gc| &gc.ops);
+            (fit(d, &rest, st, rounds).0, format!("{g} without {name}"))
+        };
+        (name, from, d.family_errors(&own, &c))
+    })
+}
+
+/// Map over items on all cores, results in item order.
+fn par_each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out: std::sync::Mutex<Vec<Option<R>>> =
+        std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(&items[i]);
+                out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    out.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_physical() {
+        for n in ["mem_eff", "gemm_eff_fp4", "attn_gen_eff", "comm_eff", "moe_eff"] {
+            let (lo, hi) = bounds(n);
+            assert!(lo > 0.0 && hi < 1.0, "{n}");
+        }
+        assert_eq!(bounds("kernel_us"), (1.0, 50.0));
+        assert_eq!(bounds("gemm_m_half"), (1.0, 4096.0));
+    }
+}
