@@ -97,7 +97,7 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
         stopped = False
         try:
             if table in COMM_TABLES:
-                stopped = _comm(engine, table, todo, store, framework, budget)
+                stopped = _comm(engine, table, todo, store, framework, vdir, budget)
             else:
                 stopped = _measure(engine, table, todo, store, framework, vdir, budget)
         except KeyboardInterrupt:
@@ -161,7 +161,7 @@ def _measure(engine, table, todo, store, framework, version, budget):
     return False
 
 
-def _comm(engine, table, todo, store, framework, budget):
+def _comm(engine, table, todo, store, framework, version, budget):
     if not todo:
         return False
     if budget[0] is not None:
@@ -172,5 +172,5 @@ def _comm(engine, table, todo, store, framework, budget):
     else:
         take = todo
     store.close()
-    engine.run_comm(table, take, store.progress, framework)
+    engine.run_comm(table, take, store.progress, framework, version)
     return len(take) < len(todo)
