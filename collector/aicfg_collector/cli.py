@@ -31,6 +31,9 @@ def parser():
     p.add_argument("--backend-version",
                    help="version directory to write (default: the installed framework's version, "
                    "else the engine's, e.g. torch2.9.0)")
+    p.add_argument("--head-dims",
+                   help="attention head sizes to collect, comma-separated (default: all of "
+                   "64,128,192,256,512; e.g. 128 for a shorter run)")
     p.add_argument("--max-points", type=int,
                    help="stop after this many new measurements (continue later with --resume)")
     p.add_argument("--version", action="version", version=f"aicfg-collector {__version__}")
@@ -49,6 +52,13 @@ def main(argv=None):
     if a.max_points is not None and a.max_points < 0:
         print("error: --max-points must be >= 0", file=sys.stderr)
         return 2
+    head_dims = None
+    if a.head_dims:
+        try:
+            head_dims = [int(x) for x in a.head_dims.split(",") if x.strip()]
+        except ValueError:
+            print(f"error: --head-dims: not a list of integers: {a.head_dims!r}", file=sys.stderr)
+            return 2
     try:
         eng = engines.load(a.engine, a.backend, a.quick)
     except Exception as e:
@@ -59,7 +69,8 @@ def main(argv=None):
               "this CPU and are for smoke tests only", file=sys.stderr)
     try:
         s = collect(eng, a.system_name, a.backend, a.out, ops, a.quick, a.resume,
-                    version=a.backend_version, max_points=a.max_points, argv=argv)
+                    version=a.backend_version, max_points=a.max_points, argv=argv,
+                    head_dims=head_dims)
     except CollectError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

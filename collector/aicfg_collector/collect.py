@@ -11,6 +11,9 @@ from .writer import TableStore, write_meta
 
 FRAMEWORK_LABEL = {"trtllm": "TRTLLM", "vllm": "VLLM", "sglang": "SGLang"}
 COMM_TABLES = {"nccl_perf", "p2p_perf"}
+TIMING = {True: "median of repeated CUDA-graph replays (CUDA events around eager launches when a "
+                "kernel cannot be captured; collectives eager with CUDA events)",
+          False: "median of repeated time.perf_counter batches (CPU)"}
 
 
 class CollectError(Exception):
@@ -31,7 +34,7 @@ def default_version(engine, backend):
     return safe_dir(engine.name + engine.versions()[engine.name])
 
 
-def plan(engine, ops, quick, n_local):
+def plan(engine, ops, quick, n_local, head_dims=None):
     """(table, points) in collection order."""
     out = []
     for op in ops:
@@ -43,8 +46,10 @@ def plan(engine, ops, quick, n_local):
                 out.append(("scale_matrix_perf", list(grids.quantize(quick))))
         elif op == "attention":
             kv = engine.kv_dtypes()
-            out.append(("context_attention_perf", list(grids.context_attention(kv, quick))))
-            out.append(("generation_attention_perf", list(grids.generation_attention(kv, quick))))
+            out.append(("context_attention_perf",
+                        list(grids.context_attention(kv, quick, head_dims))))
+            out.append(("generation_attention_perf",
+                        list(grids.generation_attention(kv, quick, head_dims))))
         elif op == "moe":
             out.append(("moe_perf", list(grids.moe(engine.moe_dtypes(), quick))))
         elif op == "comm":
@@ -63,7 +68,7 @@ def _log(msg):
 
 
 def collect(engine, system, backend, out, ops, quick, resume, version=None, max_points=None,
-            argv=None):
+            argv=None, head_dims=None):
     """Measure, checkpoint and write every table of `ops`. Returns a summary dict.
 
     `max_points` stops after that many new measurements, as an interruption would (the tables
@@ -83,8 +88,9 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
     summary = {"version": version, "tables": {}, "interrupted": False}
     budget = [max_points]
     meta_extra = {"name": "aicfg-collector", "version": __version__, "engine": engine.name,
-                  "device": engine.device, "quick": bool(quick)}
-    for table, points in plan(engine, ops, quick, n_local):
+                  "device": engine.device, "quick": bool(quick),
+                  "timing": TIMING[engine.is_gpu]}
+    for table, points in plan(engine, ops, quick, n_local, head_dims):
         if table == "nccl_perf":
             bdir, vdir, fw_meta = "nccl", safe_dir(engine.comm_version()), engine.comm_library()
         else:

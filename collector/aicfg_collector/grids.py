@@ -106,8 +106,13 @@ def _heads(quick, max_kv=None):
     return [p for p in pairs if max_kv is None or p[1] <= max_kv]
 
 
-def context_attention(kv_dtypes, quick=False):
-    slices = QUICK_ATTN_SLICES if quick else ATTN_SLICES
+def _slices(quick, head_dims):
+    s = QUICK_ATTN_SLICES if quick else ATTN_SLICES
+    return [x for x in s if not head_dims or x[0] in head_dims]
+
+
+def context_attention(kv_dtypes, quick=False, head_dims=None):
+    slices = _slices(quick, head_dims)
     batches, isls = (QUICK_CTX_BATCH, QUICK_CTX_ISL) if quick else (CTX_BATCH, CTX_ISL)
     for kv in kv_dtypes:
         for hd, win in slices:
@@ -121,8 +126,8 @@ def context_attention(kv_dtypes, quick=False):
                                "batch_size": b, "isl": s, "step": 0, "beam_width": 1}
 
 
-def generation_attention(kv_dtypes, quick=False):
-    slices = QUICK_ATTN_SLICES if quick else ATTN_SLICES
+def generation_attention(kv_dtypes, quick=False, head_dims=None):
+    slices = _slices(quick, head_dims)
     batches, seqs = (QUICK_GEN_BATCH, QUICK_GEN_SEQ) if quick else (GEN_BATCH, GEN_SEQ)
     for kv in kv_dtypes:
         for hd, win in slices:

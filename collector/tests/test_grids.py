@@ -101,3 +101,10 @@ def test_every_grid_point_has_the_tables_key_columns():
         for p in pts:
             assert set(schema.TABLES[t][2]) <= set(p), t
             assert set(p) <= cols, (t, set(p) - cols)
+
+
+def test_head_dim_filter():
+    pts = list(grids.context_attention(["bfloat16"], head_dims=[128]))
+    assert {p["head_dim"] for p in pts} == {128}
+    assert {p["window_size"] for p in pts} == {0, 128, 8192}
+    assert list(grids.generation_attention(["bfloat16"], quick=True, head_dims=[64])) == []
