@@ -98,7 +98,10 @@ fn collector_output_installs_and_answers_silicon() {
         si["tpot_ms"].as_f64().unwrap(),
         em["tpot_ms"].as_f64().unwrap(),
     );
-    assert!(a.is_finite() && a > 0.0 && (a - b).abs() > 1e-6 * b, "{a} {b}");
+    assert!(
+        a.is_finite() && a > 0.0 && (a - b).abs() > 1e-6 * b,
+        "{a} {b}"
+    );
 
     // Installing the same collection again changes nothing.
     let again = ok(
