@@ -222,7 +222,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let (mut hits, mut sum) = (0usize, 0.0);
     for i in 0..a.queries {
         let (op, w) = &ops[i % ops.len()];
-        if let perfdb::Lookup::Hit(v) = db.lookup(&sys, op, w) {
+        if let aicfg_core::perf::Lookup::Hit(v) = db.lookup(&sys, op, w) {
             hits += 1;
             sum += v;
         }

@@ -8,6 +8,8 @@ pub mod schema;
 pub use from_search::{accept_rates_for, study_yaml};
 
 use crate::backend::Backend;
+pub use crate::error::ExpError;
+
 use crate::error::{AicfgError, Result};
 use crate::estimate::{resolve_quant, QuantRequest};
 use crate::hardware::{SystemRegistry, SystemSpec};
@@ -20,67 +22,6 @@ use schema::{Reader, *};
 use serde::Serialize;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// What went wrong in an experiment file, and where.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExpError {
-    pub experiment: Option<String>,
-    /// Dotted key path inside the experiment, e.g. `config.worker_config.tp_list[2]`.
-    pub key: Option<String>,
-    /// 1-based line and column (YAML syntax errors).
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-impl ExpError {
-    pub fn file(msg: impl Into<String>) -> Self {
-        ExpError {
-            experiment: None,
-            key: None,
-            line: None,
-            column: None,
-            message: msg.into(),
-        }
-    }
-    pub fn exp(exp: &str, msg: impl Into<String>) -> Self {
-        ExpError {
-            experiment: Some(exp.to_string()),
-            ..ExpError::file(msg)
-        }
-    }
-    pub fn at(exp: &str, key: &str, msg: impl Into<String>) -> Self {
-        ExpError {
-            experiment: Some(exp.to_string()),
-            key: (!key.is_empty()).then(|| key.to_string()),
-            ..ExpError::file(msg)
-        }
-    }
-}
-
-impl fmt::Display for ExpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.experiment, &self.key) {
-            (Some(e), Some(k)) => write!(f, "experiment '{e}', key '{k}'")?,
-            (Some(e), None) => write!(f, "experiment '{e}'")?,
-            _ => write!(f, "experiment file")?,
-        }
-        if let Some(l) = self.line {
-            write!(f, ", line {l}")?;
-            if let Some(c) = self.column {
-                write!(f, " column {c}")?;
-            }
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl From<ExpError> for AicfgError {
-    fn from(e: ExpError) -> Self {
-        AicfgError::Experiment(Box::new(e))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
