@@ -53,7 +53,7 @@ pub struct AccuracyArgs {
 
 #[derive(Args)]
 pub struct CalibrateArgs {
-    /// Measured serving runs to fit the serving constants to.
+    /// Measured serving runs to fit, one row per run (same schema as `bench accuracy --csv`).
     #[arg(long, required_unless_present = "ops")]
     pub csv: Option<PathBuf>,
     /// Fit the kernel constants (per GPU generation and backend) to the installed measured op

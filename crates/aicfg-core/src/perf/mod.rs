@@ -2,6 +2,7 @@
 //! (roofline with calibrated efficiencies, the embedded default), `silicon` / `hybrid` (measured
 //! op tables, see `crate::perfdb`). Every op time says which source produced it.
 mod empirical;
+mod lookup;
 mod silicon;
 pub mod opcheck;
 pub mod opfit;
@@ -11,6 +12,7 @@ pub use empirical::{
     generation, BackendCalib, EmpiricalParams, EmpiricalSource, GenCalib, OpCalib, OpCalibSource,
     SiliconCalib,
 };
+pub use lookup::Lookup;
 pub use silicon::SiliconSource;
 pub use step::{OpTime, Step, StepBreakdown};
 
