@@ -225,11 +225,8 @@ fn evaluate(
     params: &EmpiricalParams,
     with_report: bool,
 ) -> Result<(Perf, Option<EstimateReport>)> {
-    let empirical = EmpiricalSource::new(
-        params.clone(),
-        req.backend.name(),
-        params.overlap_us * 1e-3,
-    );
+    let empirical =
+        EmpiricalSource::new(params.clone(), req.backend.name(), params.overlap_us * 1e-3);
     let sol = SolSource;
     let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
     let db_p = database_for(req, &req.system)?;
@@ -241,7 +238,7 @@ fn evaluate(
     let strict = req.database_mode == DatabaseMode::Silicon;
     let overlap_ms = params.silicon.as_ref().map_or(0.0, |s| s.overlap_us * 1e-3);
     let silicon = |db: Arc<OpDb>| {
-        let fallback = EmpiricalSource::new(params.clone(), req.backend.name(), overlap_ms);
+        let fallback = EmpiricalSource::new(params.clone(), req.backend.name(), 0.0);
         let mut s = SiliconSource::new(db, fallback, strict);
         s.overlap_ms = overlap_ms;
         s
@@ -513,7 +510,7 @@ pub fn source_for_system(
     match database_for_mode(mode, backend, sys, backend_version)? {
         Some(db) => {
             let overlap_ms = params.silicon.as_ref().map_or(0.0, |c| c.overlap_us * 1e-3);
-            let fallback = EmpiricalSource::new(params.clone(), backend.name(), overlap_ms);
+            let fallback = EmpiricalSource::new(params.clone(), backend.name(), 0.0);
             let mut s = SiliconSource::new(db, fallback, mode == DatabaseMode::Silicon);
             s.overlap_ms = overlap_ms;
             let effective = if mode == DatabaseMode::Auto {

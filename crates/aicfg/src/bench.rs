@@ -703,7 +703,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     let l_b = loss(&prepared, &params, &not);
     crate::emitln!("fitted loss: fold A {l_a:.4}, fold B {l_b:.4}");
     let header = format!(
-        "# Empirical constants fitted by `aicfg bench calibrate` to {} ({} rows); loss {:.4}.\n# Format and meaning: data/calibration/README.md\n",
+        "# Serving constants fitted by `aicfg bench calibrate` to {} ({} rows); loss {:.4}.\n# Kernel constants (top level and `generations`) fitted to the measured op tables by `aicfg bench calibrate --ops`.\n# Format and meaning: data/calibration/README.md\n",
         csv.file_name().and_then(|s| s.to_str()).unwrap_or("csv"),
         prepared.len(),
         best

@@ -63,7 +63,10 @@ pub fn run(a: &OpsArgs) -> Result<()> {
         Some(p) => {
             let f = std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?;
             let mut w = std::io::BufWriter::new(f);
-            writeln!(w, "system,backend,version,family,shape,measured_ms,predicted_ms")?;
+            writeln!(
+                w,
+                "system,backend,version,family,shape,measured_ms,predicted_ms"
+            )?;
             Some(w)
         }
         None => None,
@@ -119,7 +122,16 @@ pub fn run(a: &OpsArgs) -> Result<()> {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
-        "system", "backend", "version", "family", "n", "MdAPE", "±10%", "±25%", "bias", "worst shape (measured → predicted ms)",
+        "system",
+        "backend",
+        "version",
+        "family",
+        "n",
+        "MdAPE",
+        "±10%",
+        "±25%",
+        "bias",
+        "worst shape (measured → predicted ms)",
     ]);
     for f in &report.families {
         let worst = f
@@ -197,7 +209,14 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
     let loso = opfit::leave_one_out(&data, &fitted, &start, a.rounds, "hopper");
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec!["held-out system", "fitted on", "family", "points", "MdAPE", "bias"]);
+    t.set_header(vec![
+        "held-out system",
+        "fitted on",
+        "family",
+        "points",
+        "MdAPE",
+        "bias",
+    ]);
     for (s, from, fams) in &loso {
         for (f, (n, md, bias)) in fams {
             t.add_row(vec![

@@ -4,7 +4,7 @@
 use super::{comm_bytes_on_wire, PerfSource, Work, WorkClass};
 use crate::error::{AicfgError, Result};
 use crate::hardware::SystemSpec;
-use crate::model::graph::OpKind;
+use crate::model::graph::{CommOp, OpKind};
 use crate::quant::ComputeDtype;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,12 +35,17 @@ pub struct OpCalib {
     pub dequant_eff: f64,
     /// Fraction of HBM bandwidth reached by streaming kernels.
     pub mem_eff: f64,
-    /// Fixed cost per GEMM/elementwise kernel (µs).
+    /// Fixed cost per GEMM kernel (µs).
     pub kernel_us: f64,
+    /// Fixed cost per elementwise kernel (µs): norms, activations, quantize casts.
+    pub elem_us: f64,
     /// Fraction of tensor-core peak reached by prefill (flash) attention.
     pub attn_ctx_eff: f64,
     /// New tokens per request at which prefill attention reaches half its asymptote.
     pub attn_ctx_m_half: f64,
+    /// Work tiles (requests × heads × 128-token query blocks) at which prefill attention
+    /// reaches half its efficiency: fewer tiles than the GPU has SMs leave SMs idle.
+    pub attn_ctx_tiles_half: f64,
     /// Fraction of HBM bandwidth reached by decode attention KV reads.
     pub attn_gen_eff: f64,
     /// Fraction of tensor-core peak reached by decode attention when compute-bound (MLA decode:
@@ -56,7 +61,13 @@ pub struct OpCalib {
     pub moe_us: f64,
     /// Fraction of link bandwidth reached by collectives.
     pub comm_eff: f64,
-    /// Latency of one collective inside an NVLink domain (µs).
+    /// Bandwidth reached by in-node all-reduce, as a fraction of link bandwidth against ring
+    /// traffic (one-shot, two-shot and NVLS kernels move less than a ring would).
+    pub allreduce_eff: f64,
+    /// Latency of one all-reduce inside a node (µs): the frameworks' one-shot/two-shot custom
+    /// all-reduce kernels, not NCCL.
+    pub allreduce_us: f64,
+    /// Latency of one NCCL collective inside an NVLink domain (µs).
     pub comm_us_nvlink: f64,
     /// Latency of one collective across the scale-out network (µs).
     pub comm_us_network: f64,
@@ -74,8 +85,10 @@ impl OpCalib {
             ("dequant_eff", &mut self.dequant_eff),
             ("mem_eff", &mut self.mem_eff),
             ("kernel_us", &mut self.kernel_us),
+            ("elem_us", &mut self.elem_us),
             ("attn_ctx_eff", &mut self.attn_ctx_eff),
             ("attn_ctx_m_half", &mut self.attn_ctx_m_half),
+            ("attn_ctx_tiles_half", &mut self.attn_ctx_tiles_half),
             ("attn_gen_eff", &mut self.attn_gen_eff),
             ("attn_gen_flops_eff", &mut self.attn_gen_flops_eff),
             ("attn_us", &mut self.attn_us),
@@ -83,6 +96,8 @@ impl OpCalib {
             ("moe_m_half", &mut self.moe_m_half),
             ("moe_us", &mut self.moe_us),
             ("comm_eff", &mut self.comm_eff),
+            ("allreduce_eff", &mut self.allreduce_eff),
+            ("allreduce_us", &mut self.allreduce_us),
             ("comm_us_nvlink", &mut self.comm_us_nvlink),
             ("comm_us_network", &mut self.comm_us_network),
         ]
@@ -305,7 +320,6 @@ impl EmpiricalParams {
             wait_steps: 1.0,
         })
     }
-
 }
 
 #[derive(Debug, Clone)]
@@ -371,52 +385,57 @@ impl PerfSource for OpCalibSource<'_> {
 }
 
 /// Seconds of one invocation under kernel constants `p`.
-pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, _op: &OpKind, w: &Work) -> f64 {
-        let peak = |d: ComputeDtype| sys.flops(d).unwrap_or(sys.gpu.bfloat16_tc_flops);
-        let bw = sys.gpu.mem_bw * p.mem_eff;
-        let s = match w.class {
-            WorkClass::Gemm => {
-                let mut eff = ramp(p.gemm_eff(w.dtype), w.m, p.gemm_m_half);
-                if w.dequant {
-                    eff *= p.dequant_eff;
-                }
-                p.kernel_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> f64 {
+    let peak = |d: ComputeDtype| sys.flops(d).unwrap_or(sys.gpu.bfloat16_tc_flops);
+    let bw = sys.gpu.mem_bw * p.mem_eff;
+    match w.class {
+        WorkClass::Gemm => {
+            let mut eff = ramp(p.gemm_eff(w.dtype), w.m, p.gemm_m_half);
+            if w.dequant {
+                eff *= p.dequant_eff;
             }
-            WorkClass::ContextAttention | WorkClass::LinearAttention => {
-                let eff = ramp(p.attn_ctx_eff, w.m, p.attn_ctx_m_half);
-                p.attn_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+            p.kernel_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+        }
+        WorkClass::ContextAttention | WorkClass::LinearAttention => {
+            let mut eff = ramp(p.attn_ctx_eff, w.m, p.attn_ctx_m_half);
+            if let (OpKind::Attention { heads, .. }, true) = (op, w.shape.batch > 0.0) {
+                let tiles = w.shape.batch.max(1.0) * heads * (w.m / 128.0).ceil().max(1.0);
+                eff *= tiles / (tiles + p.attn_ctx_tiles_half);
             }
-            WorkClass::GenerationAttention => {
-                let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
-                p.attn_us * 1e-6
-                    + (w.flops / (peak(w.dtype) * p.attn_gen_flops_eff)).max(w.bytes / kv_bw)
+            p.attn_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+        }
+        WorkClass::GenerationAttention => {
+            let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
+            p.attn_us * 1e-6
+                + (w.flops / (peak(w.dtype) * p.attn_gen_flops_eff)).max(w.bytes / kv_bw)
+        }
+        WorkClass::Moe => {
+            let mut eff = ramp(p.moe_eff, w.m, p.moe_m_half);
+            if w.dequant {
+                eff *= p.dequant_eff;
             }
-            WorkClass::Moe => {
-                let mut eff = ramp(p.moe_eff, w.m, p.moe_m_half);
-                if w.dequant {
-                    eff *= p.dequant_eff;
-                }
-                p.moe_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+            p.moe_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+        }
+        WorkClass::Comm(op) => {
+            if w.gpus <= 1 || w.bytes <= 0.0 {
+                return 0.0;
             }
-            WorkClass::Comm(op) => {
-                if w.gpus <= 1 || w.bytes <= 0.0 {
-                    return 0.0;
-                }
-                let lat = if sys.on_nvlink(w.gpus) {
-                    p.comm_us_nvlink
-                } else {
-                    p.comm_us_network
-                };
-                lat * 1e-6
-                    + comm_bytes_on_wire(op, w.gpus, w.bytes) / (sys.group_bw(w.gpus) * p.comm_eff)
-            }
-            WorkClass::P2p => {
-                // Stage hand-off: NVLink when stages share a node, otherwise the network.
-                sys.node.p2p_latency + w.bytes / (sys.node.inter_node_bw * p.comm_eff)
-            }
-            WorkClass::Memory => p.kernel_us * 1e-6 + w.bytes / bw,
-        };
-    s
+            let in_node_ar = op == CommOp::AllReduce && w.gpus <= sys.node.num_gpus_per_node;
+            let (lat, eff) = if in_node_ar {
+                (p.allreduce_us, p.allreduce_eff)
+            } else if sys.on_nvlink(w.gpus) {
+                (p.comm_us_nvlink, p.comm_eff)
+            } else {
+                (p.comm_us_network, p.comm_eff)
+            };
+            lat * 1e-6 + comm_bytes_on_wire(op, w.gpus, w.bytes) / (sys.group_bw(w.gpus) * eff)
+        }
+        WorkClass::P2p => {
+            // Stage hand-off: NVLink when stages share a node, otherwise the network.
+            sys.node.p2p_latency + w.bytes / (sys.node.inter_node_bw * p.comm_eff)
+        }
+        WorkClass::Memory => p.elem_us * 1e-6 + w.bytes / bw,
+    }
 }
 
 #[cfg(test)]
@@ -437,7 +456,7 @@ mod tests {
         let reg = SystemRegistry::builtin();
         let sys = reg.get("h200_sxm").unwrap();
         let src = EmpiricalSource::embedded();
-        let p = src.p.ops_for(sys);
+        let p = src.p.ops_for(sys, "");
         // Large square bf16 GEMM: compute-bound.
         let (m, n, k) = (8192.0, 8192.0, 8192.0);
         let mut w = Work::new(

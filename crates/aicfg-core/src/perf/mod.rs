@@ -3,9 +3,9 @@
 //! op tables, see `crate::perfdb`). Every op time says which source produced it.
 mod empirical;
 mod lookup;
-mod silicon;
 pub mod opcheck;
 pub mod opfit;
+mod silicon;
 pub mod step;
 
 pub use empirical::{

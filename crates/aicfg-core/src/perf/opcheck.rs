@@ -10,7 +10,7 @@ use crate::hardware::{SystemRegistry, SystemSpec};
 use crate::model::graph::{CommOp, Op, OpKind, Parallel, Part, WorkerGraph};
 use crate::model::Family;
 use crate::perfdb::read::{read_columns, Frame};
-use crate::perfdb::{cmp_version, tables::FastMap};
+use crate::perfdb::{cmp_version, tables::FastMap, Blend};
 use crate::quant::{FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -177,6 +177,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
     let mut out = Vec::new();
     match tf.table.as_str() {
         "gemm_perf" => {
+            let quant_t = quantize_tables(p)?;
             let fr = read_columns(p, &["gemm_dtype", "m", "n", "k", "latency"], &[])?;
             let (cd, cm, cn, ck) = (fr.col("gemm_dtype"), fr.col("m"), fr.col("n"), fr.col("k"));
             for r in 0..fr.rows {
@@ -187,6 +188,32 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                 if !(ok(lat(&fr, r)) && m > 0.0 && n > 0.0 && k > 0.0) {
                     continue;
                 }
+                // The collector times per-tensor FP8 and NVFP4 GEMMs with their activation
+                // quantization (compute the scale, scale and cast); serving fuses the cast into
+                // the producing kernel, so the measured quantize kernels come off (as the
+                // measured-table source does), floored at the GEMM's roofline.
+                let qms = |scale_only: bool| {
+                    let one = |sm: bool| {
+                        quant_t
+                            .as_ref()
+                            .and_then(|t| t.quantize.get(&sm))
+                            .and_then(|g| {
+                                g.query(&[m, k], &[Blend::Linear; 2], &|x: &[f64]| x[0] * x[1])
+                            })
+                            .unwrap_or(0.0)
+                    };
+                    one(true) + if scale_only { 0.0 } else { one(false) }
+                };
+                let floor = 2.0 * m * n * k * 1e-15;
+                // SGLang's GEMM table times the GEMM alone: its quantize kernels are as slow as
+                // the GEMM at small m, so nothing comes off there.
+                let sub = tf.backend != "sglang";
+                let measured = match q {
+                    _ if !sub => lat(&fr, r),
+                    GemmQuant::Fp8 => (lat(&fr, r) - qms(false)).max(floor.max(0.1 * lat(&fr, r))),
+                    GemmQuant::Nvfp4 => (lat(&fr, r) - qms(true)).max(floor.max(0.1 * lat(&fr, r))),
+                    _ => lat(&fr, r),
+                };
                 out.push(OpCase {
                     family: format!("gemm/{}", q.name()),
                     op: OpKind::Gemm {
@@ -197,7 +224,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     },
                     quant: quant(q),
                     step: Step::context(1.0, m, 0.0),
-                    measured_ms: lat(&fr, r),
+                    measured_ms: measured,
                     shape: format!("m{m} n{n} k{k}"),
                 });
             }
@@ -475,7 +502,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                 }
             }
             let mut keys: Vec<_> = best.into_iter().collect();
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            keys.sort_by_key(|a| a.0);
             for ((bpe, g, m, op), (l, _)) in keys {
                 let c = [
                     CommOp::AllReduce,
@@ -534,6 +561,38 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
         _ => {}
     }
     Ok(out)
+}
+
+/// The activation-quantize tables next to a GEMM table (same system and backend, newest
+/// version), if collected.
+fn quantize_tables(gemm: &Path) -> Result<Option<crate::perfdb::tables::Tables>> {
+    let (Some(ver), Some(be)) = (gemm.parent(), gemm.parent().and_then(Path::parent)) else {
+        return Ok(None);
+    };
+    let (Some(backend), Some(sys)) = (be.file_name(), be.parent().and_then(Path::parent)) else {
+        return Ok(None);
+    };
+    let qdir = sys.join("quantize").join(backend);
+    let own = ver.file_name().map(|v| qdir.join(v));
+    let dir = match own.filter(|d| d.is_dir()) {
+        Some(d) => d,
+        None => {
+            let mut vs = dirs(&qdir);
+            vs.sort_by(|a, b| cmp_version(a, b));
+            match vs.last() {
+                Some(v) => qdir.join(v),
+                None => return Ok(None),
+            }
+        }
+    };
+    let mut t = crate::perfdb::tables::Tables::default();
+    for name in ["computescale_perf", "scale_matrix_perf"] {
+        let f = dir.join(format!("{name}.parquet"));
+        if f.is_file() {
+            t.load_file(name, &f)?;
+        }
+    }
+    Ok(Some(t))
 }
 
 /// MoE rows: the distribution serving reads (power-law 1.2, else balanced, else power-law
@@ -652,12 +711,7 @@ pub fn stats_of(pairs: &[(f64, f64)]) -> (f64, f64, f64, f64) {
     let n = pairs.len().max(1) as f64;
     let w10 = ape.iter().filter(|e| **e <= 0.10).count() as f64 / n * 100.0;
     let w25 = ape.iter().filter(|e| **e <= 0.25).count() as f64 / n * 100.0;
-    (
-        median(&mut ape) * 100.0,
-        median(&mut sig) * 100.0,
-        w10,
-        w25,
-    )
+    (median(&mut ape) * 100.0, median(&mut sig) * 100.0, w10, w25)
 }
 
 /// The result of a check over many tables.
@@ -678,10 +732,7 @@ pub struct PointRow<'a> {
 }
 
 /// Run `f` over the files on all cores, in file order.
-pub fn par_map<T: Send>(
-    files: &[TableFile],
-    f: impl Fn(&TableFile) -> T + Sync,
-) -> Vec<T> {
+pub fn par_map<T: Send>(files: &[TableFile], f: impl Fn(&TableFile) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -787,12 +838,8 @@ pub fn check(
         }
     }
     report.families.sort_by(|a, b| {
-        (&a.system, &a.backend, &a.family, &a.version).cmp(&(
-            &b.system,
-            &b.backend,
-            &b.family,
-            &b.version,
-        ))
+        (&a.system, &a.backend, &a.family, &a.version)
+            .cmp(&(&b.system, &b.backend, &b.family, &b.version))
     });
     Ok(report)
 }

@@ -44,12 +44,13 @@ pub fn bounds(name: &str) -> (f64, f64) {
         "mem_eff" | "attn_gen_eff" => (0.3, 0.95),
         "dequant_eff" => (0.2, 1.0),
         "attn_ctx_m_half" => (1.0, 16384.0),
+        "attn_ctx_tiles_half" => (1.0, 4096.0),
         n if n.ends_with("_m_half") => (1.0, 4096.0),
-        "comm_eff" => (0.2, 0.95),
+        "comm_eff" | "allreduce_eff" => (0.2, 0.95),
         // No kernel sustains the datasheet dense tensor-core peak.
         n if n.contains("eff") => (0.05, 0.95),
         // Launch + ramp-up + tail of one kernel (or the few kernels of an MoE layer).
-        "kernel_us" | "attn_us" => (1.0, 50.0),
+        "kernel_us" | "attn_us" | "elem_us" | "allreduce_us" => (1.0, 50.0),
         _ => (1.0, 200.0),
     }
 }
@@ -62,7 +63,12 @@ pub fn load(root: &Path, reg: &SystemRegistry, filter: &OpFilter) -> Result<FitD
         .collect();
     let read: Vec<Result<Vec<opcheck::OpCase>>> = par_map(&files, |tf| {
         let mut cases = opcheck::read_cases(tf)?;
-        cases.retain(|c| filter.family.as_deref().is_none_or(|f| c.family.starts_with(f)));
+        cases.retain(|c| {
+            filter
+                .family
+                .as_deref()
+                .is_none_or(|f| c.family.starts_with(f))
+        });
         // Deterministic even stride per family.
         let mut by: BTreeMap<String, Vec<opcheck::OpCase>> = BTreeMap::new();
         for c in cases {
@@ -81,10 +87,19 @@ pub fn load(root: &Path, reg: &SystemRegistry, filter: &OpFilter) -> Result<FitD
     for (tf, r) in files.iter().zip(read) {
         let cases = r?;
         let si = *sys_ix.entry(tf.system.clone()).or_insert_with(|| {
-            d.systems.push(reg.get(&tf.system).expect("filtered above").clone());
+            d.systems
+                .push(reg.get(&tf.system).expect("filtered above").clone());
             d.systems.len() - 1
         });
+        let node = d.systems[si].node.num_gpus_per_node;
         for c in cases {
+            // Serving runs in-node all-reduce on the frameworks' custom kernels (their own
+            // table), so NCCL's in-node all-reduce does not constrain those constants.
+            if let OpKind::Comm { gpus, .. } = c.op {
+                if c.family == "nccl/all_reduce" && gpus <= node {
+                    continue;
+                }
+            }
             let key = (tf.system.clone(), tf.backend.clone(), c.family.clone());
             let gi = *grp_ix.entry(key.clone()).or_insert_with(|| {
                 d.groups.push(key);
@@ -350,7 +365,13 @@ mod tests {
 
     #[test]
     fn bounds_are_physical() {
-        for n in ["mem_eff", "gemm_eff_fp4", "attn_gen_eff", "comm_eff", "moe_eff"] {
+        for n in [
+            "mem_eff",
+            "gemm_eff_fp4",
+            "attn_gen_eff",
+            "comm_eff",
+            "moe_eff",
+        ] {
             let (lo, hi) = bounds(n);
             assert!(lo > 0.0 && hi < 1.0, "{n}");
         }
