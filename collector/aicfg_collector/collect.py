@@ -5,7 +5,7 @@ import re
 import sys
 import time
 
-from . import __version__, env, grids, schema
+from . import __version__, env, grids, schema, writer
 from .engines import Unsupported
 from .writer import TableStore, write_meta
 
@@ -127,6 +127,10 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
         t["left"] for t in summary["tables"].values())
     dev = engine.device_record()
     dev.update(engine.measured_bandwidths(out, system, backend, version))
+    p2p = summary["tables"].get("p2p_perf", {}).get("path")
+    if p2p:
+        big = max(writer.read_table(p2p), key=lambda r: r["message_size"])
+        dev["measured_p2p_bw"] = 2 * big["message_size"] / (big["latency"] / 1e3)  # 16-bit
     ypath = os.path.join(out, system + ".yaml")
     if not os.path.exists(ypath):
         nccl_v = engine.comm_version() if n_local >= 2 else None
