@@ -6,7 +6,7 @@ import sys
 import time
 
 from . import __version__, env, grids, schema, writer
-from .engines import Unsupported
+from .engines import DeviceError, Unsupported
 from .writer import TableStore, write_meta
 
 FRAMEWORK_LABEL = {"trtllm": "TRTLLM", "vllm": "VLLM", "sglang": "SGLang"}
@@ -68,7 +68,7 @@ def _log(msg):
 
 
 def collect(engine, system, backend, out, ops, quick, resume, version=None, max_points=None,
-            argv=None, head_dims=None):
+            argv=None, head_dims=None, retry_skipped=False):
     """Measure, checkpoint and write every table of `ops`. Returns a summary dict.
 
     `max_points` stops after that many new measurements, as an interruption would (the tables
@@ -98,6 +98,8 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
         store = TableStore(out, system, table, bdir, vdir)
         if resume:
             store.load()
+            if retry_skipped:
+                store.skipped.clear()
         todo = [p for p in points if not store.done(p)]
         _log(f"{table}: {len(points)} points, {len(points) - len(todo)} already done")
         stopped = False
@@ -108,6 +110,11 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
                 stopped = _measure(engine, table, todo, store, framework, vdir, budget)
         except KeyboardInterrupt:
             summary["interrupted"] = True
+            stopped = True
+        except DeviceError as e:
+            _log(f"device error, stopping (rerun with --resume in a fresh process): {e}")
+            summary["interrupted"] = True
+            summary["device_error"] = str(e)
             stopped = True
         finally:
             store.close()

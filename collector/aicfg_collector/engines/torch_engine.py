@@ -16,7 +16,7 @@ import sys
 
 from .. import routing
 from ..timing import Timing, time_cpu, time_cuda
-from . import Unsupported
+from . import DeviceError, Unsupported, is_sticky
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -120,6 +120,8 @@ class TorchEngine:
                     raise Unsupported("out of memory")
                 if "out of memory" in str(e).lower():
                     raise Unsupported("out of memory")
+                if self.is_gpu and is_sticky(e):
+                    raise DeviceError(f"{table}: {name}: {str(e)[:200]}") from e
                 key = (table, name)
                 self._fails[key] = self._fails.get(key, 0) + 1
                 if isinstance(e, ImportError) or (key not in self._worked and self._fails[key] >= 3):
