@@ -19,10 +19,13 @@ pub enum DataCmd {
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// System whose installed tables are timed.
     #[arg(long, default_value = "h200_sxm")]
     pub system: String,
+    /// Backend whose installed tables are timed: trtllm, vllm or sglang.
     #[arg(long, default_value = "trtllm")]
     pub backend: String,
+    /// Version directory of the tables (default: the newest installed).
     #[arg(long = "backend-version", alias = "backend_version")]
     pub backend_version: Option<String>,
     /// Queries to time.

@@ -158,11 +158,11 @@ fn profile_quant(name: &str) -> Option<[(&'static str, &'static str); 5]> {
     })
 }
 
-/// Defaults of `cli exp` (the seeds' template values).
-pub const DEFAULT_ISL: u32 = 4000;
-pub const DEFAULT_OSL: u32 = 1000;
-pub const DEFAULT_TTFT_MS: f64 = 1000.0;
-pub const DEFAULT_TPOT_MS: f64 = 40.0;
+/// Defaults of `cli exp`, the same as `cli default`'s.
+pub const DEFAULT_ISL: u32 = crate::search::DEFAULT_ISL;
+pub const DEFAULT_OSL: u32 = crate::search::DEFAULT_OSL;
+pub const DEFAULT_TTFT_MS: f64 = crate::search::DEFAULT_TTFT_MS;
+pub const DEFAULT_TPOT_MS: f64 = crate::search::DEFAULT_TPOT_MS;
 
 /// Parse an experiment file and resolve every experiment it runs (`exps` order, else file order).
 pub fn parse_experiments(
@@ -307,6 +307,25 @@ fn resolve_one(
             name,
             format!("expected a mapping of keys, got {}", describe(v)),
         ));
+    };
+    // `enable_wideep` is the spelling of the original tool's tuning guide.
+    let renamed;
+    let m = match m.get("enable_wideep") {
+        Some(v) => {
+            if m.contains_key("enable_wide_ep") {
+                return Err(ExpError::at(
+                    name,
+                    "enable_wideep",
+                    "give either enable_wide_ep or its alias enable_wideep, not both",
+                ));
+            }
+            let mut c = m.clone();
+            c.remove("enable_wideep");
+            c.insert(Value::from("enable_wide_ep"), v.clone());
+            renamed = c;
+            &renamed
+        }
+        None => m,
     };
     let r = Reader::new(name, "", m);
     r.check_keys(TOP_KEYS, &[], "")?;
