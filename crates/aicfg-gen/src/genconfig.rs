@@ -219,20 +219,6 @@ pub struct Context {
     pub generated_version: Option<String>,
 }
 
-/// `nvidia.com/gpu.product` label of a system's GPU, as GPU feature discovery writes it.
-pub fn gpu_product_label(system: &str) -> &'static str {
-    match system {
-        "h200_sxm" => "NVIDIA-H200",
-        "h100_sxm" => "NVIDIA-H100-80GB-HBM3",
-        "a100_sxm" => "NVIDIA-A100-SXM4-80GB",
-        "b200_sxm" => "NVIDIA-B200",
-        "gb200" | "gb200_sxm" => "NVIDIA-GB200",
-        "b300_sxm" => "NVIDIA-B300",
-        "gb300" => "NVIDIA-GB300",
-        _ => "",
-    }
-}
-
 fn image_for(b: Backend, dynamo: &str) -> String {
     let kind = match b {
         Backend::Trtllm => "tensorrtllm",

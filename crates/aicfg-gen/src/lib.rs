@@ -111,7 +111,7 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
         ttft: req.ttft_ms,
         tpot: req.tpot_ms,
         num_gpus_per_node: req.system.node.num_gpus_per_node,
-        gpu_product: genconfig::gpu_product_label(&req.system.name).to_string(),
+        gpu_product: req.system.misc.k8s_gpu_product.clone().unwrap_or_default(),
         free_gpu_memory_fraction: req.free_gpu_memory_fraction,
         generated_version: s.generated_version.clone(),
     };
