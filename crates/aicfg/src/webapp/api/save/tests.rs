@@ -80,6 +80,7 @@ async fn a_rows_zip_holds_its_deployment_files_and_is_byte_stable() {
         top_k: 2,
         sets: vec![],
         generated_version: None,
+        dynamo_version: None,
     };
     let want = aicfg_gen::build_row(&s, ServeMode::Disagg, 2).unwrap();
     assert_eq!(files.len(), want.len());
