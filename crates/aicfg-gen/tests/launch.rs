@@ -173,8 +173,10 @@ impl Sim {
         let dir = std::env::temp_dir().join(format!("aicfg-sim-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
-        // Each record: one line per argument, NUL-free; a record ends with "--end--".
+        // Each process writes its own record file (workers start in parallel): one line per
+        // argument, ending with "--end--".
         let record = r#"#!/usr/bin/env bash
+mkdir -p "$SIM_LOG"
 {
   echo "prog=$(basename "$0")"
   for v in CUDA_VISIBLE_DEVICES VLLM_NIXL_SIDE_CHANNEL_PORT UNDER_LLMAPI_LAUNCH HF_HOME; do
@@ -189,7 +191,7 @@ impl Sim {
     prev="$a"
   done
   echo "--end--"
-} >> "$SIM_LOG"
+} > "$SIM_LOG/$$.$RANDOM.$(basename "$0")"
 "#;
         let stubs = [
             ("python3", record.to_string()),
@@ -225,7 +227,7 @@ impl Sim {
     /// Run `bash -c <script>` (or a script file) in its own process group (the node scripts
     /// `kill 0` on exit) with the stubs first on PATH.
     fn run(&self, args: &[&str], cwd: &Path) -> Vec<Proc> {
-        let _ = std::fs::remove_file(self.log());
+        let _ = std::fs::remove_dir_all(self.log());
         let path = format!(
             "{}:{}",
             self.dir.join("bin").display(),
@@ -243,7 +245,14 @@ impl Sim {
             .process_group(0)
             .output()
             .unwrap();
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.log())
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        names.sort();
+        let text: String = names
+            .iter()
+            .map(|n| std::fs::read_to_string(n).unwrap())
+            .collect();
         // The node scripts end in `kill 0` (status 143); a bash error is what counts.
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
