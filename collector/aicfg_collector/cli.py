@@ -26,6 +26,9 @@ def parser():
                    help="tiny shape grids and few repeats (smoke test, CPU runs)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted collection in --out (measured points are kept)")
+    p.add_argument("--retry-skipped", action="store_true",
+                   help="with --resume: measure again the points an earlier run recorded as "
+                   "unsupported (e.g. after installing a kernel library)")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "numpy"],
                    help="auto: torch when importable, else numpy (CPU-only smoke runs)")
     p.add_argument("--backend-version",
@@ -49,6 +52,9 @@ def main(argv=None):
         print(f"error: --ops: unknown {bad or 'empty list'}; known: {','.join(schema.OPS)}",
               file=sys.stderr)
         return 2
+    if a.retry_skipped and not a.resume:
+        print("error: --retry-skipped needs --resume", file=sys.stderr)
+        return 2
     if a.max_points is not None and a.max_points < 0:
         print("error: --max-points must be >= 0", file=sys.stderr)
         return 2
@@ -70,7 +76,7 @@ def main(argv=None):
     try:
         s = collect(eng, a.system_name, a.backend, a.out, ops, a.quick, a.resume,
                     version=a.backend_version, max_points=a.max_points, argv=argv,
-                    head_dims=head_dims)
+                    head_dims=head_dims, retry_skipped=a.retry_skipped)
     except CollectError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
