@@ -20,6 +20,7 @@ mod exp_cmd;
 mod input;
 mod progress;
 mod save;
+mod serve_bench;
 mod webapp;
 
 use clap::{Parser, Subcommand};
