@@ -10,7 +10,11 @@ fn main() {
     let port = num(0, 8000.0) as u16;
     let p = sse_server::Program {
         first_ms: num(1, 0.0),
-        gaps_ms: if num(2, 0.0) > 0.0 { vec![num(2, 0.0)] } else { vec![] },
+        gaps_ms: if num(2, 0.0) > 0.0 {
+            vec![num(2, 0.0)]
+        } else {
+            vec![]
+        },
         tokens_per_event: num(4, 1.0) as usize,
         ..Default::default()
     };

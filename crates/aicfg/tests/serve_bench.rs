@@ -66,7 +66,15 @@ fn pct(mut v: Vec<f64>, q: f64) -> f64 {
 }
 
 fn bench(u: &str, extra: &[&str]) -> Value {
-    let mut a = vec!["bench", "serve", "--url", u, "--model", "test-model", "--json"];
+    let mut a = vec![
+        "bench",
+        "serve",
+        "--url",
+        u,
+        "--model",
+        "test-model",
+        "--json",
+    ];
     a.extend_from_slice(extra);
     ok_json(&a)
 }
@@ -84,8 +92,18 @@ fn ttft_itl_tpot_match_the_programmed_delays() {
         let v = bench(
             &u,
             &[
-                "--concurrency", "4", "--warmup", "4", "--num-requests", "8", "--isl", "32",
-                "--osl", "9", "--threads", "1",
+                "--concurrency",
+                "4",
+                "--warmup",
+                "4",
+                "--num-requests",
+                "8",
+                "--isl",
+                "32",
+                "--osl",
+                "9",
+                "--threads",
+                "1",
             ],
         );
         assert_eq!(v["requests"], 8);
@@ -98,7 +116,11 @@ fn ttft_itl_tpot_match_the_programmed_delays() {
         // server's request parsing (~0.6 ms each, four arriving at once), so only its median is
         // held to that; its mean and tail get 5 %.
         for k in ["mean", "p50", "p90", "p99"] {
-            close(v["tpot_ms"][k].as_f64().unwrap(), 70.0, &format!("TPOT {k}"))?;
+            close(
+                v["tpot_ms"][k].as_f64().unwrap(),
+                70.0,
+                &format!("TPOT {k}"),
+            )?;
             let t = v["ttft_ms"][k].as_f64().unwrap();
             if (t - 200.0).abs() > 10.0 {
                 return Err(format!("TTFT {k} {t} vs 200"));
@@ -138,8 +160,18 @@ fn chat_text_prompts_and_multi_token_events() {
         let v = bench(
             &u,
             &[
-                "--endpoint", "chat", "--warmup", "1", "--num-requests", "3", "--isl", "50",
-                "--osl", "10", "--threads", "1",
+                "--endpoint",
+                "chat",
+                "--warmup",
+                "1",
+                "--num-requests",
+                "3",
+                "--isl",
+                "50",
+                "--osl",
+                "10",
+                "--threads",
+                "1",
             ],
         );
         // The usage field counts tokens; the gaps are between events (2 tokens each).
@@ -160,7 +192,10 @@ fn errors_are_counted_not_fatal() {
         cut_every: Some(4),
         ..Default::default()
     });
-    let v = bench(&u, &["--concurrency", "2", "--num-requests", "12", "--osl", "8"]);
+    let v = bench(
+        &u,
+        &["--concurrency", "2", "--num-requests", "12", "--osl", "8"],
+    );
     assert_eq!(v["requests"], 12);
     // Requests 3, 6, 9, 12 fail with HTTP 500; 4 and 8 are cut (12 is already an error).
     assert_eq!(v["error_kinds"]["HTTP 500"], 4);
@@ -180,7 +215,16 @@ fn a_stalled_server_hits_the_timeout() {
     let t = std::time::Instant::now();
     let v = bench(
         &u,
-        &["--concurrency", "4", "--num-requests", "4", "--timeout", "0.5", "--osl", "4"],
+        &[
+            "--concurrency",
+            "4",
+            "--num-requests",
+            "4",
+            "--timeout",
+            "0.5",
+            "--osl",
+            "4",
+        ],
     );
     assert_eq!(v["error_kinds"]["timeout"], 2);
     assert_eq!(v["completed"], 2);
@@ -191,11 +235,23 @@ fn a_stalled_server_hits_the_timeout() {
         ..Default::default()
     });
     let o = aicfg(&[
-        "bench", "serve", "--url", &u, "--model", "m", "--num-requests", "2", "--timeout", "0.3",
+        "bench",
+        "serve",
+        "--url",
+        &u,
+        "--model",
+        "m",
+        "--num-requests",
+        "2",
+        "--timeout",
+        "0.3",
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("every request failed") && err.contains("timeout"), "{err}");
+    assert!(
+        err.contains("every request failed") && err.contains("timeout"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -207,16 +263,35 @@ fn poisson_load_is_seeded_and_files_are_written() {
         bench(
             &u,
             &[
-                "--request-rate", "200", "--num-requests", "40", "--isl", "uniform:10:50",
-                "--osl", "3", "--seed", seed, "--out-dir", out.to_str().unwrap(),
-                "--num-gpus", "2", "--ttft", "1000", "--tpot", "1000",
+                "--request-rate",
+                "200",
+                "--num-requests",
+                "40",
+                "--isl",
+                "uniform:10:50",
+                "--osl",
+                "3",
+                "--seed",
+                seed,
+                "--out-dir",
+                out.to_str().unwrap(),
+                "--num-gpus",
+                "2",
+                "--ttft",
+                "1000",
+                "--tpot",
+                "1000",
             ],
         );
         std::fs::read_to_string(out.join("requests.jsonl")).unwrap()
     };
     let lens = |text: &str| -> Vec<u64> {
         text.lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["input_tokens"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["input_tokens"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect()
     };
     let a = run("7");
@@ -227,7 +302,11 @@ fn poisson_load_is_seeded_and_files_are_written() {
     // Arrivals at ~200/s: 40 requests take ~0.2 s to send.
     let starts: Vec<f64> = a
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["start_s"].as_f64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["start_s"]
+                .as_f64()
+                .unwrap()
+        })
         .collect();
     let span = starts.iter().cloned().fold(0.0, f64::max);
     assert!(span > 0.08 && span < 0.6, "{span}");
@@ -237,7 +316,10 @@ fn poisson_load_is_seeded_and_files_are_written() {
     assert_eq!(s[0]["goodput"]["fraction"], 1.0);
     assert!(s[0]["output_tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
-    assert!(csv.starts_with("concurrency,request_rate,requests"), "{csv}");
+    assert!(
+        csv.starts_with("concurrency,request_rate,requests"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 2);
 }
 
@@ -247,17 +329,40 @@ fn a_concurrency_sweep_prints_one_block_per_point() {
         gaps_ms: vec![1.0],
         ..Default::default()
     });
-    let v = bench(&u, &["--concurrency", "1,3", "--num-requests", "6", "--osl", "4"]);
+    let v = bench(
+        &u,
+        &["--concurrency", "1,3", "--num-requests", "6", "--osl", "4"],
+    );
     let a = v.as_array().unwrap();
     assert_eq!(a.len(), 2);
-    assert_eq!((a[0]["concurrency"].as_u64(), a[1]["concurrency"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(
+        (a[0]["concurrency"].as_u64(), a[1]["concurrency"].as_u64()),
+        (Some(1), Some(3))
+    );
     let o = aicfg(&[
-        "bench", "serve", "--url", &u, "--model", "m", "--concurrency", "2", "--num-requests",
-        "4", "--osl", "4",
+        "bench",
+        "serve",
+        "--url",
+        &u,
+        "--model",
+        "m",
+        "--concurrency",
+        "2",
+        "--num-requests",
+        "4",
+        "--osl",
+        "4",
     ]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
-    for k in ["TTFT ms", "TPOT ms", "ITL ms", "E2E ms", "p99", "concurrency 2: 4 requests"] {
+    for k in [
+        "TTFT ms",
+        "TPOT ms",
+        "ITL ms",
+        "E2E ms",
+        "p99",
+        "concurrency 2: 4 requests",
+    ] {
         assert!(text.contains(k), "{k} missing:\n{text}");
     }
 }
@@ -265,13 +370,77 @@ fn a_concurrency_sweep_prints_one_block_per_point() {
 #[test]
 fn bad_options_and_a_dead_server_are_clear_errors() {
     for (args, want) in [
-        (vec!["--url", "https://x", "--model", "m"], "https is not supported"),
-        (vec!["--url", "http://127.0.0.1:9", "--model", "m", "--concurrency", "0"], "--concurrency 0"),
-        (vec!["--url", "http://127.0.0.1:9", "--model", "m", "--isl", "uniform:9:1"], "lo > hi"),
-        (vec!["--url", "http://127.0.0.1:9", "--model", "m", "--timeout=-1"], "--timeout"),
-        (vec!["--url", "http://127.0.0.1:9", "--model", "m", "--endpoint", "chat", "--prompt", "ids"], "--prompt ids"),
-        (vec!["--url", "http://127.0.0.1:9", "--model", "m", "--extra-body", "[1]"], "JSON object"),
-        (vec!["--url", "http://127.0.0.1:1", "--model", "m", "--num-requests", "2"], "every request failed"),
+        (
+            vec!["--url", "https://x", "--model", "m"],
+            "https is not supported",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:9",
+                "--model",
+                "m",
+                "--concurrency",
+                "0",
+            ],
+            "--concurrency 0",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:9",
+                "--model",
+                "m",
+                "--isl",
+                "uniform:9:1",
+            ],
+            "lo > hi",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:9",
+                "--model",
+                "m",
+                "--timeout=-1",
+            ],
+            "--timeout",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:9",
+                "--model",
+                "m",
+                "--endpoint",
+                "chat",
+                "--prompt",
+                "ids",
+            ],
+            "--prompt ids",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:9",
+                "--model",
+                "m",
+                "--extra-body",
+                "[1]",
+            ],
+            "JSON object",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1",
+                "--model",
+                "m",
+                "--num-requests",
+                "2",
+            ],
+            "every request failed",
+        ),
     ] {
         let mut a = vec!["bench", "serve"];
         a.extend(args);

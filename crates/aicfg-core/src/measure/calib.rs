@@ -100,10 +100,11 @@ impl DeploymentDesc {
     }
 
     /// Total concurrency of `c` split over the pool that holds the running requests: per-worker
-    /// batch of the agg workers, or of the decode workers in disagg.
+    /// batch of the agg workers, or of the decode workers in disagg. Below one request per
+    /// worker, the busy workers each run one (the others idle).
     pub fn per_worker_batch(&self, c: f64) -> Option<f64> {
         let pool = self.agg.or(self.decode)?;
-        (pool.workers > 0).then(|| c / pool.workers as f64)
+        (pool.workers > 0).then(|| (c / pool.workers as f64).max(1.0))
     }
 
     /// The calibration row for this deployment measured at total concurrency `c`.
@@ -116,9 +117,9 @@ impl DeploymentDesc {
         tpot_ms: f64,
         tokens_per_s_per_gpu: Option<f64>,
     ) -> Result<CalibRow> {
-        let batch = self.per_worker_batch(c).ok_or_else(|| {
-            AicfgError::invalid("deployment", "it has no agg or decode workers")
-        })?;
+        let batch = self
+            .per_worker_batch(c)
+            .ok_or_else(|| AicfgError::invalid("deployment", "it has no agg or decode workers"))?;
         let mut v: Vec<String> = vec![String::new(); CALIB_COLUMNS.len()];
         let mut set = |k: &str, val: String| {
             let i = CALIB_COLUMNS
@@ -147,7 +148,10 @@ impl DeploymentDesc {
             }
             set(&format!("{prefix}tp_size"), p.tp.to_string());
             set(&format!("{prefix}pp_size"), p.pp.to_string());
-            set(&format!("{prefix}attention_dp_size"), p.attention_dp.to_string());
+            set(
+                &format!("{prefix}attention_dp_size"),
+                p.attention_dp.to_string(),
+            );
             set(&format!("{prefix}moe_tp_size"), p.moe_tp.to_string());
             set(&format!("{prefix}moe_ep_size"), p.moe_ep.to_string());
         };
@@ -318,7 +322,9 @@ mod tests {
 
     #[test]
     fn agg_row_splits_concurrency_over_workers() {
-        let r = agg().row("x", "eval", 256.0, 120.5, 20.0, Some(900.0)).unwrap();
+        let r = agg()
+            .row("x", "eval", 256.0, 120.5, 20.0, Some(900.0))
+            .unwrap();
         assert_eq!(r.0.len(), CALIB_COLUMNS.len());
         assert_eq!(col(&r, "batch_size"), "64");
         assert_eq!(col(&r, "tp_size"), "2");
@@ -327,6 +333,9 @@ mod tests {
         assert_eq!(col(&r, "decode_batch_size"), "");
         let r = agg().row("x", "eval", 6.0, 1.0, 1.0, None).unwrap();
         assert_eq!(col(&r, "batch_size"), "1.5");
+        // One request on four workers: one worker runs a batch of one.
+        let r = agg().row("x", "eval", 1.0, 1.0, 1.0, None).unwrap();
+        assert_eq!(col(&r, "batch_size"), "1");
     }
 
     #[test]
@@ -356,12 +365,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.prefill_latency, s.decode_latency), (1.2, 0.9));
-        assert!(s.snippet(false).contains("prefill_latency_correction_scale: 1.2"));
+        assert!(s
+            .snippet(false)
+            .contains("prefill_latency_correction_scale: 1.2"));
         assert!(s.snippet(true).contains("decode_correction_scale: 1.11"));
         assert!(CorrectionScales::fit(&[], &[(1.0, 1.0)]).is_none());
         let y = "exps:\n- e\ne:\n  mode: patch\n  config:\n    nextn: 0\n";
         let out = s.apply_to_exp_yaml(y).unwrap();
-        assert!(out.contains("prefill_latency_correction_scale: 1.2"), "{out}");
+        assert!(
+            out.contains("prefill_latency_correction_scale: 1.2"),
+            "{out}"
+        );
         assert!(out.contains("nextn: 0"));
     }
 }

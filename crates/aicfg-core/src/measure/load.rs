@@ -94,9 +94,9 @@ impl LengthDist {
         match *self {
             LengthDist::Fixed(n) => n,
             LengthDist::Uniform { lo, hi } => lo + rng.next_u64() % (hi - lo + 1),
-            LengthDist::Normal { mean, std } => {
-                (mean + std * rng.normal()).round().clamp(1.0, MAX_LEN as f64) as u64
-            }
+            LengthDist::Normal { mean, std } => (mean + std * rng.normal())
+                .round()
+                .clamp(1.0, MAX_LEN as f64) as u64,
         }
     }
 
@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn parses_and_rejects_lengths() {
-        assert_eq!(LengthDist::parse("isl", "128").unwrap(), LengthDist::Fixed(128));
+        assert_eq!(
+            LengthDist::parse("isl", "128").unwrap(),
+            LengthDist::Fixed(128)
+        );
         assert_eq!(
             LengthDist::parse("isl", "uniform:10:20").unwrap(),
             LengthDist::Uniform { lo: 10, hi: 20 }
@@ -150,7 +153,10 @@ mod tests {
         let v: Vec<f64> = (0..4000).map(|_| n.sample(&mut r) as f64).collect();
         let m = v.iter().sum::<f64>() / v.len() as f64;
         let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-        assert!((m - 100.0).abs() < 1.0 && (sd - 10.0).abs() < 1.0, "{m} {sd}");
+        assert!(
+            (m - 100.0).abs() < 1.0 && (sd - 10.0).abs() < 1.0,
+            "{m} {sd}"
+        );
     }
 
     #[test]

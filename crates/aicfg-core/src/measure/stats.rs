@@ -182,7 +182,11 @@ impl BenchSummary {
         let e2e: Vec<f64> = ok.iter().map(|r| r.e2e_ms).collect();
         let input_tokens: u64 = ok.iter().map(|r| r.input_tokens).sum();
         let output_tokens: u64 = ok.iter().map(|r| r.output_tokens).sum();
-        let d = if duration_s > 0.0 { duration_s } else { f64::NAN };
+        let d = if duration_s > 0.0 {
+            duration_s
+        } else {
+            f64::NAN
+        };
         let rate = |x: f64| if d.is_finite() { x / d } else { 0.0 };
         let out_rate = rate(output_tokens as f64);
         let tpot_dist = Dist::of(&tpot);

@@ -147,7 +147,10 @@ struct Usage {
 /// What one SSE data payload says.
 enum Said {
     /// Content chunks (choices carrying text) and the usage, if any.
-    Data { content: bool, usage: Option<Usage> },
+    Data {
+        content: bool,
+        usage: Option<Usage>,
+    },
     Done,
     Error(String),
     Ignore,
@@ -173,7 +176,9 @@ fn parse_event(data: &[u8]) -> Said {
         c.text.as_deref().is_some_and(|t| !t.is_empty())
             || c.delta.as_ref().is_some_and(|d| {
                 d.content.as_deref().is_some_and(|t| !t.is_empty())
-                    || d.reasoning_content.as_deref().is_some_and(|t| !t.is_empty())
+                    || d.reasoning_content
+                        .as_deref()
+                        .is_some_and(|t| !t.is_empty())
             })
     });
     Said::Data {
@@ -257,7 +262,12 @@ pub async fn run_one(
     rec
 }
 
-async fn stream(pool: &Pool, job: &Job, t0: Instant, rec: &mut RequestRecord) -> Result<(), String> {
+async fn stream(
+    pool: &Pool,
+    job: &Job,
+    t0: Instant,
+    rec: &mut RequestRecord,
+) -> Result<(), String> {
     let mut sender = pool.get().await?;
     let mut b = hyper::Request::post(pool.target().path(&job.route))
         .header(hyper::header::HOST, pool.target().authority.as_str())
@@ -371,7 +381,10 @@ mod tests {
     #[test]
     fn events_content_usage_and_errors() {
         let role = br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#;
-        assert!(matches!(parse_event(role), Said::Data { content: false, .. }));
+        assert!(matches!(
+            parse_event(role),
+            Said::Data { content: false, .. }
+        ));
         let u = br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#;
         match parse_event(u) {
             Said::Data { usage: Some(u), .. } => {
@@ -387,9 +400,15 @@ mod tests {
     #[test]
     fn urls() {
         let t = Target::parse("http://127.0.0.1:8000/").unwrap();
-        assert_eq!((t.authority.as_str(), t.path("/v1/x").as_str()), ("127.0.0.1:8000", "/v1/x"));
+        assert_eq!(
+            (t.authority.as_str(), t.path("/v1/x").as_str()),
+            ("127.0.0.1:8000", "/v1/x")
+        );
         let t = Target::parse("http://host/api").unwrap();
-        assert_eq!((t.authority.as_str(), t.path("/v1").as_str()), ("host:80", "/api/v1"));
+        assert_eq!(
+            (t.authority.as_str(), t.path("/v1").as_str()),
+            ("host:80", "/api/v1")
+        );
         assert!(Target::parse("https://x").is_err());
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("not a url").is_err());

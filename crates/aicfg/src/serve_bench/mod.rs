@@ -267,10 +267,11 @@ impl ServeBenchArgs {
             num_requests: self.num_requests,
             duration,
             timeout,
-            api_key: self
-                .api_key
-                .clone()
-                .or_else(|| std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty())),
+            api_key: self.api_key.clone().or_else(|| {
+                std::env::var("OPENAI_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty())
+            }),
             num_gpus: self.num_gpus,
             targets: SloTargets {
                 ttft_ms: self.ttft,
@@ -322,10 +323,7 @@ impl Plan {
                 }
                 match self.endpoint {
                     Endpoint::Chat => {
-                        m.insert(
-                            "messages".into(),
-                            json!([{"role": "user", "content": s}]),
-                        );
+                        m.insert("messages".into(), json!([{"role": "user", "content": s}]));
                     }
                     Endpoint::Completions => {
                         m.insert("prompt".into(), json!(s));
@@ -377,7 +375,12 @@ pub async fn run_point(
     if plan.warmup > 0 {
         let _ = drive(plan, &pool, point, 0, plan.warmup, None, seed, cancel, None).await;
     }
-    let bar = progress(plan.progress, measured, &point.label(), plan.duration.is_some());
+    let bar = progress(
+        plan.progress,
+        measured,
+        &point.label(),
+        plan.duration.is_some(),
+    );
     let start = Instant::now();
     let (recs, cut) = drive(
         plan,
@@ -452,7 +455,11 @@ async fn drive(
                 route: plan.route().to_string(),
                 body: plan.body(idx, isl, osl),
                 api_key: plan.api_key.clone(),
-                input_tokens: if plan.prompt == PromptKind::Ids { isl } else { 0 },
+                input_tokens: if plan.prompt == PromptKind::Ids {
+                    isl
+                } else {
+                    0
+                },
             }
         }
     };
@@ -462,11 +469,20 @@ async fn drive(
     match point.rate {
         None => {
             // Closed loop: `conc` workers, each sends its next request when the last one ends.
-            let conc = point.concurrency.unwrap_or(1).min(n.min(u32::MAX as u64) as u32).max(1);
+            let conc = point
+                .concurrency
+                .unwrap_or(1)
+                .min(n.min(u32::MAX as u64) as u32)
+                .max(1);
             let mut set = tokio::task::JoinSet::new();
             for _ in 0..conc {
-                let (pool, job, next, out, cancel) =
-                    (pool.clone(), job.clone(), next.clone(), out.clone(), cancel.clone());
+                let (pool, job, next, out, cancel) = (
+                    pool.clone(),
+                    job.clone(),
+                    next.clone(),
+                    out.clone(),
+                    cancel.clone(),
+                );
                 let timeout = plan.timeout;
                 set.spawn(async move {
                     loop {
@@ -570,7 +586,9 @@ pub fn run(a: &ServeBenchArgs) -> Result<()> {
 
 pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -620,9 +638,8 @@ fn dist_cells(d: &Option<Dist>) -> Vec<String> {
 /// The table of one sweep: a row per metric and point.
 pub fn table(results: &[(Point, Vec<RequestRecord>, BenchSummary)]) -> String {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "load", "metric", "mean", "p50", "p90", "p99",
-    ]);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(vec!["load", "metric", "mean", "p50", "p90", "p99"]);
     for (p, _, s) in results {
         for (name, d) in [
             ("TTFT ms", &s.ttft_ms),
@@ -732,7 +749,8 @@ pub fn write_outputs(
     std::fs::write(&p, serde_json::to_string_pretty(&sums)? + "\n")
         .with_context(|| format!("cannot write {}", p.display()))?;
     let p = dir.join("summary.csv");
-    let mut w = csv::Writer::from_path(&p).with_context(|| format!("cannot write {}", p.display()))?;
+    let mut w =
+        csv::Writer::from_path(&p).with_context(|| format!("cannot write {}", p.display()))?;
     w.write_record(SUMMARY_CSV_HEADER)?;
     let o = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
     for (pt, _, s) in results {
@@ -745,7 +763,12 @@ pub fn write_outputs(
             format!("{:.4}", s.duration_s),
         ];
         for d in [&s.ttft_ms, &s.tpot_ms, &s.itl_ms, &s.e2e_ms] {
-            for v in [d.map(|d| d.mean), d.map(|d| d.p50), d.map(|d| d.p90), d.map(|d| d.p99)] {
+            for v in [
+                d.map(|d| d.mean),
+                d.map(|d| d.p50),
+                d.map(|d| d.p90),
+                d.map(|d| d.p99),
+            ] {
                 row.push(o(v));
             }
         }
@@ -789,15 +812,24 @@ fn present(
         );
         crate::emitln!("{}", table(results));
         if let Some(d) = &a.out_dir {
-            crate::emitln!("wrote {}/{{requests.jsonl,summary.json,summary.csv}}", d.display());
+            crate::emitln!(
+                "wrote {}/{{requests.jsonl,summary.json,summary.csv}}",
+                d.display()
+            );
         }
     }
     let total: u64 = results.iter().map(|r| r.2.requests).sum();
     let errors: u64 = results.iter().map(|r| r.2.errors).sum();
     if total > 0 && errors == total {
-        bail!("every request failed ({}); is the server up at {}?",
-            results.iter().flat_map(|r| r.2.error_kinds.keys().cloned()).collect::<Vec<_>>().join(", "),
-            a.url);
+        bail!(
+            "every request failed ({}); is the server up at {}?",
+            results
+                .iter()
+                .flat_map(|r| r.2.error_kinds.keys().cloned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.url
+        );
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ struct Shared {
 }
 
 fn every(k: Option<u64>, n: u64) -> bool {
-    k.is_some_and(|k| k > 0 && n % k == 0)
+    k.is_some_and(|k| k > 0 && n.is_multiple_of(k))
 }
 
 fn prompt_len(body: &Value) -> u64 {
@@ -68,7 +68,10 @@ async fn complete(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Resp
         return (StatusCode::INTERNAL_SERVER_ERROR, "programmed failure").into_response();
     }
     let chat = body.get("messages").is_some();
-    let max = body.get("max_tokens").and_then(|v| v.as_u64()).unwrap_or(16);
+    let max = body
+        .get("max_tokens")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(16);
     let pin = prompt_len(&body);
     let cut = every(p.cut_every, n).then_some(max / 2);
     let stall = every(p.stall_every, n);
@@ -76,6 +79,7 @@ async fn complete(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Resp
     let per = p.tokens_per_event.max(1) as u64;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
+        // Events are pre-built once per stream: the server should cost far less than the client.
         let ev = |k: u64| -> Bytes {
             let text = "tok ".repeat(k as usize);
             let v = if chat {
@@ -85,9 +89,14 @@ async fn complete(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Resp
             };
             Bytes::from(format!("data: {v}\n\n"))
         };
+        let full = ev(per);
         if chat {
             let role = json!({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]});
-            if tx.send(Ok(Bytes::from(format!("data: {role}\n\n")))).await.is_err() {
+            if tx
+                .send(Ok(Bytes::from(format!("data: {role}\n\n"))))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -97,7 +106,8 @@ async fn complete(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Resp
         while sent < max {
             precise_sleep_until(at).await;
             let k = per.min(max - sent);
-            if tx.send(Ok(ev(k))).await.is_err() {
+            let e = if k == per { full.clone() } else { ev(k) };
+            if tx.send(Ok(e)).await.is_err() {
                 return;
             }
             sent += k;
@@ -118,9 +128,8 @@ async fn complete(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Resp
         }
         let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|x| (x, rx))
-    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
@@ -175,7 +184,9 @@ pub fn start_on(p: Program, threads: usize, port: u16) -> SocketAddr {
                 .route("/v1/models", get(models))
                 .route("/health", get(|| async { "ok" }))
                 .with_state(sh);
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind");
             tx.send(l.local_addr().expect("addr")).expect("send addr");
             // Real servers (uvicorn, the Dynamo frontend) disable Nagle; without it a token
             // written after a small chunk waits for the client's delayed ACK (~40 ms).
