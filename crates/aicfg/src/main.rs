@@ -21,8 +21,8 @@ mod exp_cmd;
 mod input;
 mod progress;
 mod save;
-mod serve_bench;
 mod seed_forms;
+mod serve_bench;
 mod webapp;
 
 use clap::{Parser, Subcommand};

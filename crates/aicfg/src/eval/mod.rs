@@ -54,8 +54,10 @@ pub struct EvalArgs {
     /// Warmup requests per point = concurrency × this (default: the bench script's).
     #[arg(long = "warmup-per-concurrency", alias = "warmup_per_concurrency")]
     pub warmup_per_concurrency: Option<u64>,
+    /// Route: chat (/v1/chat/completions, what bench_run.sh uses) or completions (token-id prompts).
     #[arg(long, value_enum, default_value = "chat")]
     pub endpoint: Endpoint,
+    /// Which server's options force the output length (auto, vllm, sglang, trtllm, dynamo, none).
     #[arg(long, value_enum, default_value = "auto")]
     pub framework: Framework,
     /// Per-request timeout, seconds.

@@ -56,6 +56,7 @@ pub struct ServeBenchArgs {
     /// Served model name.
     #[arg(long)]
     pub model: String,
+    /// Route: completions (/v1/completions) or chat (/v1/chat/completions).
     #[arg(long, value_enum, default_value = "completions")]
     pub endpoint: Endpoint,
     /// Closed-loop concurrency; a comma list sweeps (e.g. 1,8,64). Default 1 without --request-rate.
@@ -117,6 +118,7 @@ pub struct ServeBenchArgs {
     /// Client runtime threads (1 = everything on one core).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// No progress bar on stderr.
     #[arg(long = "no-progress")]
     pub no_progress: bool,
 }
