@@ -460,6 +460,58 @@ pub fn fits_silicon(mode: DatabaseMode) -> Result<bool> {
     }
 }
 
+/// Which constants a fit may move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitScope {
+    /// Every constant of the mode.
+    All,
+    /// Only the serving constants (per-step host cost, fixed TTFT, prefill wait) of the rows'
+    /// backends: a few load points cannot pin down the kernel efficiencies.
+    Serving,
+}
+
+impl FitScope {
+    /// `all`, `serving`, or `auto`: serving for fewer than 100 rows.
+    pub fn choose(s: &str, rows: usize) -> Result<FitScope> {
+        match s {
+            "all" => Ok(FitScope::All),
+            "serving" => Ok(FitScope::Serving),
+            "auto" if rows < 100 => Ok(FitScope::Serving),
+            "auto" => Ok(FitScope::All),
+            f => Err(AicfgError::invalid(
+                "fit",
+                format!("--fit must be auto, all or serving, not '{f}'"),
+            )),
+        }
+    }
+}
+
+/// Every constant a fit of `silicon`/`params` names, and whether `scope` lets it move.
+pub fn free_constants(
+    prepared: &[Prepared],
+    params: &EmpiricalParams,
+    silicon: bool,
+    scope: FitScope,
+) -> Vec<(String, bool)> {
+    let backends: std::collections::BTreeSet<String> =
+        prepared.iter().map(|p| p.row.group("backend")).collect();
+    let mut p = params.clone();
+    if silicon && p.silicon.is_none() {
+        p.silicon = Some(SiliconCalib::from_empirical(&p));
+    }
+    fields(&mut p, silicon)
+        .into_iter()
+        .map(|(n, _)| {
+            let free = scope == FitScope::All
+                || backends.iter().any(|b| {
+                    n.starts_with(&format!("backends.{b}."))
+                        || n.starts_with(&format!("silicon.backends.{b}."))
+                });
+            (n, free)
+        })
+        .collect()
+}
+
 /// What [`fit`] reports while it runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FitProgress {
@@ -484,12 +536,17 @@ pub fn fit(
     prepared: &[Prepared],
     params: &mut EmpiricalParams,
     silicon: bool,
+    scope: FitScope,
     rounds: usize,
     progress: &mut dyn FnMut(FitProgress),
 ) -> Fit {
     if silicon && params.silicon.is_none() {
         params.silicon = Some(SiliconCalib::from_empirical(params));
     }
+    let free: Vec<bool> = free_constants(prepared, params, silicon, scope)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
     // Two halves by row id: the fit uses all rows; each half's loss shows the fit is even.
     let fold: Vec<bool> = prepared
         .iter()
@@ -512,6 +569,9 @@ pub fn fit(
     let mut step = 0.4f64;
     for round in 0..rounds {
         for i in 0..x.len() {
+            if !free[i] {
+                continue;
+            }
             let (lo, hi) = bounds(&names[i]);
             for dir in [1.0, -1.0] {
                 loop {

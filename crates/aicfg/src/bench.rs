@@ -1,8 +1,8 @@
 //! `aicfg bench accuracy` and `aicfg bench calibrate`: score predictions against measured serving
 //! runs (the silicon_calib.csv schema) and fit the empirical constants to them.
 use aicfg_core::calibrate::{
-    fit, fits_silicon, predict_all, prepare, summarize, Accuracy, FitProgress, Row, Stats,
-    REQUIRED_COLUMNS,
+    fit, fits_silicon, free_constants, get_vec, median, predict_all, prepare, summarize, Accuracy,
+    FitProgress, FitScope, Prepared, Row, Skip, Stats, REQUIRED_COLUMNS,
 };
 use aicfg_core::perf::EmpiricalParams;
 use aicfg_core::DatabaseMode;
@@ -71,6 +71,11 @@ pub struct CalibrateArgs {
         default_value = "empirical"
     )]
     pub database_mode: String,
+    /// What to fit: all (every constant of the mode), serving (only the serving constants of
+    /// the rows' backends: per-step host cost, fixed TTFT, prefill wait), or auto (serving for
+    /// fewer than 100 rows, where a few load points cannot pin down the kernel efficiencies).
+    #[arg(long, default_value = "auto")]
+    pub fit: String,
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
@@ -231,10 +236,23 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     let silicon = fits_silicon(mode)?;
     let rows = read_rows(&a.csv)?;
     let prepared = prepare(rows, mode, None);
+    let scope = FitScope::choose(&a.fit, prepared.len())?;
+    let free = free_constants(&prepared, &params, silicon, scope);
+    if scope == FitScope::Serving {
+        let backends: std::collections::BTreeSet<String> =
+            prepared.iter().map(|p| p.row.group("backend")).collect();
+        crate::emitln!(
+            "fitting only the serving constants of {} ({} rows; --fit all refits every constant)",
+            backends.iter().cloned().collect::<Vec<_>>().join(", "),
+            prepared.len()
+        );
+    }
+    let before = predict_all(&prepared, &params);
     let f = fit(
         &prepared,
         &mut params,
         silicon,
+        scope,
         a.rounds,
         &mut |p| match p {
             FitProgress::Start { loss } => crate::emitln!("start loss {loss:.4}"),
@@ -249,6 +267,16 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         f.fold_a,
         f.fold_b
     );
+    let after = predict_all(&prepared, &params);
+    crate::emitln!("{}", before_after(&prepared, &before, &after));
+    if scope == FitScope::Serving {
+        let values = get_vec(&params, silicon);
+        for ((n, is_free), v) in free.iter().zip(values) {
+            if *is_free {
+                crate::emitln!("  {n} = {v:.4}");
+            }
+        }
+    }
     let header = format!(
         "# Empirical constants fitted by `aicfg bench calibrate` to {} ({} rows); loss {:.4}.\n# Format and meaning: data/calibration/README.md\n",
         a.csv.file_name().and_then(|s| s.to_str()).unwrap_or("csv"),
@@ -263,4 +291,54 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+type Preds = [std::result::Result<(f64, f64), Skip>];
+
+/// Per-row (up to 40 rows) and overall error before and after the fit.
+fn before_after(rows: &[Prepared], before: &Preds, after: &Preds) -> String {
+    let err = |p: f64, m: f64| 100.0 * (p - m) / m;
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "row",
+        "TTFT meas",
+        "pred before",
+        "err",
+        "pred after",
+        "err",
+        "TPOT meas",
+        "pred before",
+        "err",
+        "pred after",
+        "err",
+    ]);
+    let (mut eb, mut ea): (Vec<f64>, Vec<f64>) = (vec![], vec![]);
+    for (i, p) in rows.iter().enumerate() {
+        let (Ok((tb, ob)), Ok((ta, oa))) = (&before[i], &after[i]) else {
+            continue;
+        };
+        let (mt, mo) = (p.row.ttft, p.row.tpot);
+        eb.extend([err(*tb, mt).abs(), err(*ob, mo).abs()]);
+        ea.extend([err(*ta, mt).abs(), err(*oa, mo).abs()]);
+        if i < 40 {
+            t.add_row(vec![
+                p.row.id.clone(),
+                format!("{mt:.1}"),
+                format!("{tb:.1}"),
+                format!("{:+.1}%", err(*tb, mt)),
+                format!("{ta:.1}"),
+                format!("{:+.1}%", err(*ta, mt)),
+                format!("{mo:.2}"),
+                format!("{ob:.2}"),
+                format!("{:+.1}%", err(*ob, mo)),
+                format!("{oa:.2}"),
+                format!("{:+.1}%", err(*oa, mo)),
+            ]);
+        }
+    }
+    format!(
+        "{t}\nmedian |error| over TTFT and TPOT: before {:.1}%, after {:.1}%",
+        median(&mut eb),
+        median(&mut ea)
+    )
 }
