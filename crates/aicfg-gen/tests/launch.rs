@@ -693,3 +693,34 @@ fn pull_secret_and_model_cache_reach_every_pod() {
     );
     assert_eq!(c["env"][0]["name"].as_str(), Some("HF_HOME"));
 }
+
+/// `k8s_bench.yaml`: an in-cluster aiperf Job whose command sweeps the frontend Service.
+#[test]
+fn bench_job_runs_aiperf_against_the_frontend_service() {
+    let mut g = config("vllm", false, &[("agg", 1, params(4, 1, 1, 64, 4096))]);
+    g.set("K8sConfig.k8s_namespace", "serving").unwrap();
+    g.set("K8sConfig.model_cache_pvc", "models").unwrap();
+    let f = files(&g);
+    let job: Value = serde_norway::from_str(get(&f, "k8s_bench.yaml")).unwrap();
+    assert_eq!(job["kind"].as_str(), Some("Job"));
+    assert_eq!(job["metadata"]["namespace"].as_str(), Some("serving"));
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"].as_str(), Some("Never"));
+    assert_eq!(
+        pod["volumes"][0]["persistentVolumeClaim"]["claimName"].as_str(),
+        Some("models")
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["command"][1].as_str(), Some("-c"));
+    let script = c["args"][0].as_str().unwrap();
+    let sim = Sim::new("bench-job");
+    let runs = sim.run(&["-c", script], &sim.dir);
+    assert_eq!(runs.len(), g.bench.concurrencies.len());
+    for r in &runs {
+        assert_eq!(r.prog, "aiperf");
+        assert_eq!(
+            flag_value(&r.args, "--url").as_deref(),
+            Some("http://dynamo-agg-frontend.serving.svc.cluster.local:8000")
+        );
+    }
+}

@@ -29,110 +29,14 @@ fn flags(names: &[String]) -> Option<BTreeMap<String, Json>> {
     Some(out)
 }
 
-/// Split a generated shell line into words (single/double quotes and backslashes, as bash).
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut any = false;
-    let mut it = line.chars().peekable();
-    while let Some(c) = it.next() {
-        match c {
-            '\'' => {
-                any = true;
-                for d in it.by_ref() {
-                    if d == '\'' {
-                        break;
-                    }
-                    cur.push(d);
-                }
-            }
-            '"' => {
-                any = true;
-                while let Some(d) = it.next() {
-                    match d {
-                        '"' => break,
-                        '\\' => {
-                            if let Some(e) = it.next() {
-                                cur.push(e)
-                            }
-                        }
-                        _ => cur.push(d),
-                    }
-                }
-            }
-            '\\' => {
-                if let Some(e) = it.next() {
-                    cur.push(e)
-                }
-            }
-            c if c.is_whitespace() => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
+use aicfg_gen::validate::words;
 
-/// Check the options after `python3 -m dynamo.<backend>` against the allowed set.
+/// Check the options after `python3 -m dynamo.<backend>` (the checker `aicfg validate` uses);
+/// returns how many options there were.
 fn check_command(args: &[String], allowed: &BTreeMap<String, Json>, ctx: &str) -> usize {
-    let mut i = 0;
-    let mut n = 0;
-    while i < args.len() {
-        let a = &args[i];
-        // Shell plumbing after the command.
-        if a == "2>&1" || a == "|" {
-            break;
-        }
-        assert!(a.starts_with("--"), "{ctx}: stray word {a:?} in {args:?}");
-        let spec = allowed
-            .get(a.as_str())
-            .unwrap_or_else(|| panic!("{ctx}: {a} is not an option of the targeted release"));
-        n += 1;
-        i += 1;
-        if spec["takes_value"] == Json::Bool(false) {
-            continue;
-        }
-        let many = spec["nargs"].as_str().is_some_and(|s| s == "+" || s == "*");
-        let mut vals = Vec::new();
-        while i < args.len() && !args[i].starts_with("--") && args[i] != "2>&1" {
-            vals.push(args[i].clone());
-            i += 1;
-            if !many {
-                break;
-            }
-        }
-        assert!(!vals.is_empty(), "{ctx}: {a} needs a value");
-        for v in &vals {
-            if v.starts_with('$') {
-                continue; // filled in from the environment at launch
-            }
-            match spec["type"].as_str() {
-                Some("int") => assert!(v.parse::<i64>().is_ok(), "{ctx}: {a} {v} is not an int"),
-                Some("float") => {
-                    assert!(v.parse::<f64>().is_ok(), "{ctx}: {a} {v} is not a number")
-                }
-                Some("json") => assert!(
-                    serde_json::from_str::<Json>(v).is_ok(),
-                    "{ctx}: {a} {v} is not JSON"
-                ),
-                _ => {}
-            }
-            if let Some(ch) = spec["choices"].as_array() {
-                assert!(
-                    ch.iter().any(|c| c.as_str() == Some(v)),
-                    "{ctx}: {a} {v} is not one of {ch:?}"
-                );
-            }
-        }
-    }
-    n
+    let bad = aicfg_gen::validate::check_command(args, allowed);
+    assert!(bad.is_empty(), "{ctx}: {bad:?} in {args:?}");
+    args.iter().filter(|a| a.starts_with("--")).count()
 }
 
 /// Worker commands of a rendered deployment: from the pod scripts and the node scripts.
@@ -159,55 +63,12 @@ fn worker_commands(f: &BTreeMap<String, String>, backend: &str) -> Vec<(String, 
     out
 }
 
-fn trtllm_keys(
-    v: &serde_norway::Value,
-    prefix: &str,
-    out: &mut Vec<(String, serde_norway::Value)>,
-) {
-    if let Some(m) = v.as_mapping() {
-        for (k, val) in m {
-            let key = format!("{prefix}{}", k.as_str().unwrap());
-            out.push((key.clone(), val.clone()));
-            if val.is_mapping() {
-                trtllm_keys(val, &format!("{key}."), out);
-            }
-        }
-    }
-}
-
 fn check_trtllm_yaml(text: &str, version: &str, ctx: &str) -> usize {
-    let fields = snapshot("trtllm-llmapi").unwrap();
-    let fields = fields["fields"].as_object().unwrap();
-    let v: serde_norway::Value = serde_norway::from_str(text).unwrap();
-    let mut keys = Vec::new();
-    trtllm_keys(&v, "", &mut keys);
-    for (k, val) in &keys {
-        let spec = fields
-            .get(k)
-            .unwrap_or_else(|| panic!("{ctx}: engine key {k} is not a TorchLlmArgs field"));
-        let ok = match spec["type"].as_str().unwrap() {
-            "int" => val.as_u64().is_some(),
-            "float" => val.as_f64().is_some(),
-            "bool" => val.as_bool().is_some(),
-            "str" => val.as_str().is_some(),
-            "list" => val.is_sequence(),
-            _ => val.is_mapping(),
-        };
-        assert!(ok, "{ctx}: {k}: {val:?} is not a {}", spec["type"]);
-        if let (Some(ch), Some(s)) = (spec["choices"].as_array(), val.as_str()) {
-            assert!(
-                ch.iter().any(|c| c.as_str() == Some(s)),
-                "{ctx}: {k} {s} not in {ch:?}"
-            );
-            if let Some(since) = spec["removed"][s].as_str() {
-                assert!(
-                    !aicfg_gen::versions::Version::parse(version).at_least(since),
-                    "{ctx}: {k} {s} is refused from TRT-LLM {since} (target {version})"
-                );
-            }
-        }
-    }
-    keys.len()
+    let bad = aicfg_gen::validate::check_trtllm_yaml(text, version);
+    assert!(bad.is_empty(), "{ctx}: {bad:?}");
+    text.lines()
+        .filter(|l| l.contains(':') && !l.trim_start().starts_with('#'))
+        .count()
 }
 
 /// The deployments of the matrix for one backend.
@@ -337,18 +198,67 @@ fn bench_script_flags_exist_in_aiperf() {
 fn the_checks_catch_what_the_frameworks_reject() {
     // The removed SGLang flag (defect 1) and WIDEEP from 1.3.0rc27 (defect 12) are refused.
     let allowed = flags(&["dynamo-sglang-1.6.1".into(), "sglang-0.5.21".into()]).unwrap();
-    let bad = words("--cuda-graph-bs 1 2 4");
-    assert!(std::panic::catch_unwind(|| check_command(&bad, &allowed, "t")).is_err());
-    let bad = words("--kv-cache-dtype fp8");
-    assert!(std::panic::catch_unwind(|| check_command(&bad, &allowed, "t")).is_err());
-    let ok = words("--kv-cache-dtype fp8_e4m3 --cuda-graph-bs-decode 1 2 4");
-    assert_eq!(check_command(&ok, &allowed, "t"), 2);
+    let check = |s: &str| aicfg_gen::validate::check_command(&words(s), &allowed);
+    assert_eq!(check("--cuda-graph-bs 1 2 4").len(), 1);
+    let e = check("--kv-cache-dtype fp8");
+    assert!(e.len() == 1 && e[0].contains("fp8_e4m3"), "{e:?}");
+    assert_eq!(
+        check("--tensor-parallel-size two"),
+        ["--tensor-parallel-size two: not a valid \"int\""]
+    );
+    assert!(check("--kv-cache-dtype fp8_e4m3 --cuda-graph-bs-decode 1 2 4").is_empty());
     let yaml = "moe_config:\n  backend: WIDEEP\n";
-    assert!(std::panic::catch_unwind(|| check_trtllm_yaml(yaml, "1.3.0rc29", "t")).is_err());
-    assert_eq!(check_trtllm_yaml(yaml, "1.3.0rc25", "t"), 2);
+    let e = aicfg_gen::validate::check_trtllm_yaml(yaml, "1.3.0rc29");
+    assert!(e.len() == 1 && e[0].contains("1.3.0rc27"), "{e:?}");
+    assert!(aicfg_gen::validate::check_trtllm_yaml(yaml, "1.3.0rc25").is_empty());
+    assert_eq!(
+        aicfg_gen::validate::check_trtllm_yaml("nope: 1\n", "1.3.0rc25").len(),
+        1
+    );
     // The shell word splitter undoes the generator's quoting.
     assert_eq!(
         words(r#"a 'b c' "{\"k\":1}" d\ e"#),
         ["a", "b c", "{\"k\":1}", "d e"]
     );
+}
+
+/// `aicfg validate DIR` on a written tree: clean as generated; an edit a framework would
+/// reject is reported against its file.
+#[test]
+fn validate_tree_reports_what_a_framework_rejects() {
+    let dir = std::env::temp_dir().join(format!("aicfg-validate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (i, b) in ["vllm", "sglang", "trtllm"].iter().enumerate() {
+        let (_, g) = variants(b).remove(1);
+        for (p, body) in files(&g) {
+            let path = dir.join(format!("top{i}")).join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+    }
+    let r = aicfg_gen::validate::validate_tree(&dir).unwrap();
+    assert_eq!(
+        (r.checked.len(), r.findings.len()),
+        (3, 0),
+        "{:?}",
+        r.findings
+    );
+    let k8s = dir.join("top1/disagg/k8s_deploy.yaml");
+    let text = std::fs::read_to_string(&k8s).unwrap();
+    std::fs::write(
+        &k8s,
+        text.replace("--cuda-graph-bs-decode", "--cuda-graph-bs"),
+    )
+    .unwrap();
+    let engine = dir.join("top2/disagg/decode_config.yaml");
+    let text = std::fs::read_to_string(&engine).unwrap();
+    std::fs::write(
+        &engine,
+        text.replace("max_batch_size: 64", "max_batch_size: many"),
+    )
+    .unwrap();
+    let r = aicfg_gen::validate::validate_tree(&dir).unwrap();
+    let files: Vec<_> = r.findings.iter().map(|f| f.file.clone()).collect();
+    assert_eq!(files, [k8s, engine], "{:?}", r.findings);
+    let _ = std::fs::remove_dir_all(&dir);
 }

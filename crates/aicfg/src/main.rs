@@ -21,6 +21,7 @@ mod input;
 mod progress;
 mod save;
 mod seed_forms;
+mod validate_cmd;
 mod webapp;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +55,8 @@ enum Top {
         #[command(subcommand)]
         command: bench::BenchCmd,
     },
+    /// Re-check a --save_dir tree against the frameworks' schema snapshots.
+    Validate(validate_cmd::ValidateArgs),
     /// The optional measured op database (install, list).
     Data {
         #[command(subcommand)]
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         } => exp_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
+        Top::Validate(a) => validate_cmd::run(&a),
         Top::Data { command } => data_cmd::run(command),
     };
     match res {
