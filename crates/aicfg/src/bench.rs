@@ -23,6 +23,8 @@ pub enum BenchCmd {
     Calibrate(CalibrateArgs),
     /// Time the `cli default` search on the reference cases (wall time, peak memory).
     Search(crate::bench_search::SearchBenchArgs),
+    /// Benchmark a running OpenAI-compatible endpoint (streaming TTFT, ITL, TPOT, throughput).
+    Serve(Box<crate::serve_bench::ServeBenchArgs>),
 }
 
 #[derive(Args)]
@@ -78,6 +80,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Accuracy(a) => accuracy(&a),
         BenchCmd::Calibrate(a) => calibrate(&a),
         BenchCmd::Search(a) => crate::bench_search::run(&a),
+        BenchCmd::Serve(a) => crate::serve_bench::run(&a),
     }
 }
 

@@ -16,12 +16,14 @@ mod chart;
 mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
+mod eval;
 mod exp_cmd;
 mod input;
 mod progress;
 mod save;
 mod seed_forms;
 mod validate_cmd;
+mod serve_bench;
 mod webapp;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +59,9 @@ enum Top {
     },
     /// Re-check a --save_dir tree against the frameworks' schema snapshots.
     Validate(validate_cmd::ValidateArgs),
+    /// Benchmark a deployment from a --save_dir result and compare with its prediction
+    /// (or, with --config, search, deploy, benchmark and tear down).
+    Eval(Box<eval::EvalArgs>),
     /// The optional measured op database (install, list).
     Data {
         #[command(subcommand)]
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         Top::Webapp(a) => webapp::run(&a),
         Top::Validate(a) => validate_cmd::run(&a),
         Top::Data { command } => data_cmd::run(command),
+        Top::Eval(a) => eval::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
