@@ -47,7 +47,7 @@ fn server() -> String {
         "http://{}",
         start(Program {
             first_ms: 30.0,
-            gaps_ms: vec![2.0],
+            gaps_ms: vec![5.0],
             ..Default::default()
         })
     )
@@ -85,9 +85,10 @@ fn eval_compares_writes_rows_and_corrections_that_the_tools_accept() {
         assert_eq!(m["errors"], 0, "{p}");
         assert!(p["predicted_ttft_ms"].as_f64().unwrap() > 0.0, "{p}");
         assert!(p["predicted_tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
-        // The server's 2 ms per token is what the client saw.
+        // The server's 5 ms per token is what the client saw (timing precision itself is
+        // tests/serve_bench.rs's subject; here the machine may be busy with other tests).
         let tpot = m["tpot_ms"]["mean"].as_f64().unwrap();
-        assert!((tpot - 2.0).abs() < 0.5, "{tpot}");
+        assert!((tpot - 5.0).abs() < 2.0, "{tpot}");
         assert_eq!(
             m["output_tokens"].as_u64().unwrap(),
             m["requests"].as_u64().unwrap() * 16
@@ -131,6 +132,22 @@ fn eval_compares_writes_rows_and_corrections_that_the_tools_accept() {
     let rows_path = out.path().join("measured_rows.csv");
     let acc = ok(&["bench", "accuracy", "--csv", rows_path.to_str().unwrap()]);
     assert!(acc.contains("rows 2; predicted 2"), "{acc}");
+    let cal = out.path().join("mine.yaml");
+    let fit = ok(&[
+        "bench",
+        "calibrate",
+        "--csv",
+        rows_path.to_str().unwrap(),
+        "--out",
+        cal.to_str().unwrap(),
+        "--rounds",
+        "1",
+    ]);
+    assert!(
+        fit.contains("fitting only the serving constants of trtllm"),
+        "{fit}"
+    );
+    assert!(cal.is_file());
     // ... and the corrected experiment reruns under `cli exp`, slower by the TTFT scale.
     let cfg = out.path().join("corrected_config.yaml");
     let e: Value = ok_json(&["cli", "exp", "--yaml_path", cfg.to_str().unwrap(), "--json"]);
