@@ -5,8 +5,8 @@ import re
 import sys
 import time
 
-from . import __version__, env, grids, schema
-from .engines import Unsupported
+from . import __version__, env, grids, schema, writer
+from .engines import DeviceError, Unsupported
 from .writer import TableStore, write_meta
 
 FRAMEWORK_LABEL = {"trtllm": "TRTLLM", "vllm": "VLLM", "sglang": "SGLang"}
@@ -68,7 +68,7 @@ def _log(msg):
 
 
 def collect(engine, system, backend, out, ops, quick, resume, version=None, max_points=None,
-            argv=None, head_dims=None):
+            argv=None, head_dims=None, retry_skipped=False):
     """Measure, checkpoint and write every table of `ops`. Returns a summary dict.
 
     `max_points` stops after that many new measurements, as an interruption would (the tables
@@ -88,7 +88,7 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
     summary = {"version": version, "tables": {}, "interrupted": False}
     budget = [max_points]
     meta_extra = {"name": "aicfg-collector", "version": __version__, "engine": engine.name,
-                  "device": engine.device, "quick": bool(quick),
+                  "device": engine.device, "grid": "coarse" if quick == "coarse" else ("quick" if quick else "full"),
                   "timing": TIMING[engine.is_gpu]}
     for table, points in plan(engine, ops, quick, n_local, head_dims):
         if table == "nccl_perf":
@@ -98,6 +98,8 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
         store = TableStore(out, system, table, bdir, vdir)
         if resume:
             store.load()
+            if retry_skipped:
+                store.skipped.clear()
         todo = [p for p in points if not store.done(p)]
         _log(f"{table}: {len(points)} points, {len(points) - len(todo)} already done")
         stopped = False
@@ -108,6 +110,11 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
                 stopped = _measure(engine, table, todo, store, framework, vdir, budget)
         except KeyboardInterrupt:
             summary["interrupted"] = True
+            stopped = True
+        except DeviceError as e:
+            _log(f"device error, stopping (rerun with --resume in a fresh process): {e}")
+            summary["interrupted"] = True
+            summary["device_error"] = str(e)
             stopped = True
         finally:
             store.close()
@@ -127,6 +134,10 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
         t["left"] for t in summary["tables"].values())
     dev = engine.device_record()
     dev.update(engine.measured_bandwidths(out, system, backend, version))
+    p2p = summary["tables"].get("p2p_perf", {}).get("path")
+    if p2p:
+        big = max(writer.read_table(p2p), key=lambda r: r["message_size"])
+        dev["measured_p2p_bw"] = 2 * big["message_size"] / (big["latency"] / 1e3)  # 16-bit
     ypath = os.path.join(out, system + ".yaml")
     if not os.path.exists(ypath):
         nccl_v = engine.comm_version() if n_local >= 2 else None

@@ -103,10 +103,15 @@ class TableStore:
             except ValueError:
                 break
             good += len(line) + 1
+            # The latest record of a point wins (a retried skip, a re-measured point).
             if "skip" in rec:
-                self.skipped[tuple(rec["key"])] = rec["skip"]
+                k = tuple(rec["key"])
+                self.skipped[k] = rec["skip"]
+                self.rows.pop(k, None)
             else:
-                self.rows[schema.point_key(self.table, rec)] = rec
+                k = schema.point_key(self.table, rec)
+                self.rows[k] = rec
+                self.skipped.pop(k, None)
         if good < len(data):  # cut the torn tail so later appends start on a fresh line
             with open(self.progress, "r+b") as f:
                 f.truncate(good)
@@ -133,7 +138,9 @@ class TableStore:
             raise ValueError(f"{self.table}: row lacks {missing}")
         if not (row["latency"] > 0 and row["latency"] < float("inf")):
             raise ValueError(f"{self.table}: latency must be positive and finite, got {row['latency']}")
-        self.rows[schema.point_key(self.table, row)] = row
+        k = schema.point_key(self.table, row)
+        self.rows[k] = row
+        self.skipped.pop(k, None)
         self._append(row)
 
     def skip(self, point, reason):

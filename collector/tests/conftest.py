@@ -17,9 +17,10 @@ class FakeEngine:
     is_gpu = False
     device = "fake device"
 
-    def __init__(self, interrupt_after=None, unsupported=()):
+    def __init__(self, interrupt_after=None, unsupported=(), device_error_after=None):
         self.calls = []
         self.interrupt_after = interrupt_after
+        self.device_error_after = device_error_after
         self.unsupported = set(unsupported)
         from aicfg_collector.timing import Timing
 
@@ -57,6 +58,10 @@ class FakeEngine:
 
         if self.interrupt_after is not None and len(self.calls) >= self.interrupt_after:
             raise KeyboardInterrupt
+        if self.device_error_after is not None and len(self.calls) >= self.device_error_after:
+            from aicfg_collector.engines import DeviceError
+
+            raise DeviceError("illegal memory access")
         self.calls.append((table, dict(p)))
         if table in self.unsupported:
             raise Unsupported(f"{table} unsupported here")

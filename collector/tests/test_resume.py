@@ -85,3 +85,33 @@ def test_bad_system_name_and_ops(tmp_path, fake_engine):
         collect(fake_engine(), "../x", "vllm", str(tmp_path), ["gemm"], True, False)
     with pytest.raises(CollectError, match="unknown op family"):
         collect(fake_engine(), "x", "vllm", str(tmp_path / "b"), ["gemmm"], True, False)
+
+
+def test_retry_skipped_measures_unsupported_points_again(tmp_path, fake_engine):
+    out = str(tmp_path)
+    collect(fake_engine(unsupported={"gemm_perf"}), "sysx", "vllm", out, ["gemm"], quick=True,
+            resume=False)
+    assert not os.path.exists(parquet(out, "gemm_perf", "gemm"))
+    e = fake_engine()
+    collect(e, "sysx", "vllm", out, ["gemm"], quick=True, resume=True)
+    assert e.calls == []  # skipped points stay skipped on a plain resume
+    e = fake_engine()
+    s = collect(e, "sysx", "vllm", out, ["gemm"], quick=True, resume=True, retry_skipped=True)
+    n = len(list(grids.gemm(["bfloat16", "fp8"], quick=True)))
+    assert len([c for c in e.calls if c[0] == "gemm_perf"]) == n
+    assert s["tables"]["gemm_perf"]["rows"] == n and s["tables"]["gemm_perf"]["skipped"] == 0
+    # The progress file now holds a skip then a row per point: the row wins on reload.
+    st = writer.TableStore(out, "sysx", "gemm_perf", "vllm", "fake1.0")
+    st.load()
+    assert len(st.rows) == n and not st.skipped
+
+
+def test_a_sticky_device_error_stops_the_run_without_marking_points(tmp_path, fake_engine):
+    out = str(tmp_path)
+    s = collect(fake_engine(device_error_after=3), "sysx", "vllm", out, ["gemm"], quick=True,
+                resume=False)
+    assert s["interrupted"] and "illegal" in s["device_error"]
+    assert s["tables"]["gemm_perf"]["rows"] == 3 and s["tables"]["gemm_perf"]["skipped"] == 0
+    e = fake_engine()
+    s = collect(e, "sysx", "vllm", out, ["gemm"], quick=True, resume=True)
+    assert not s["interrupted"]

@@ -10,6 +10,22 @@ class Unsupported(Exception):
     pass
 
 
+class DeviceError(Exception):
+    """A sticky device error (illegal address, device-side assert, ECC): every later kernel in
+    this process would fail too, so the run stops (tables written as partial) instead of
+    recording the rest of the grid as unsupported; `--resume` in a fresh process continues."""
+
+
+STICKY = ("illegal memory access", "device-side assert", "unspecified launch failure",
+          "uncorrectable ecc", "misaligned address", "an illegal instruction",
+          "cuda error: unknown error", "device not ready")
+
+
+def is_sticky(err):
+    s = str(err).lower()
+    return any(x in s for x in STICKY)
+
+
 def load(name, backend, quick):
     if name == "numpy":
         from .numpy_engine import NumpyEngine

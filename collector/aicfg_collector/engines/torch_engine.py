@@ -16,7 +16,7 @@ import sys
 
 from .. import routing
 from ..timing import Timing, time_cpu, time_cuda
-from . import Unsupported
+from . import DeviceError, Unsupported, is_sticky
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -50,7 +50,12 @@ class TorchEngine:
             self.timing = Timing.quick() if quick else Timing.cpu()
         self.bf16 = torch.bfloat16
         self._gen = torch.Generator(device=self.dev).manual_seed(0)
-        self._broken = {}  # (table, impl) -> first error: an implementation that failed is skipped
+        # (table, impl) -> error: an implementation that cannot be imported, or that failed
+        # on its first points without ever succeeding, is skipped for the rest of the table; one
+        # that has worked and fails on a point only loses that point (a shape it does not take).
+        self._broken = {}
+        self._fails = {}
+        self._worked = set()
         self._gemm_impls = None
 
     # ---- what the device can run ---------------------------------------------------------
@@ -104,6 +109,7 @@ class TorchEngine:
                 if fn is None:
                     continue
                 ms, method = self._time(fn)
+                self._worked.add((table, name))
                 return ms, name
             except Unsupported as e:
                 last = str(e)
@@ -114,9 +120,15 @@ class TorchEngine:
                     raise Unsupported("out of memory")
                 if "out of memory" in str(e).lower():
                     raise Unsupported("out of memory")
-                self._broken[(table, name)] = f"{type(e).__name__}: {e}"
-                _warn(f"{table}: {name} failed ({type(e).__name__}: {str(e)[:160]}); falling back")
-                last = f"{name}: {type(e).__name__}"
+                if self.is_gpu and is_sticky(e):
+                    raise DeviceError(f"{table}: {name}: {str(e)[:200]}") from e
+                key = (table, name)
+                self._fails[key] = self._fails.get(key, 0) + 1
+                if isinstance(e, ImportError) or (key not in self._worked and self._fails[key] >= 3):
+                    self._broken[key] = f"{type(e).__name__}: {e}"
+                    _warn(f"{table}: {name} unusable ({type(e).__name__}: {str(e)[:160]}); "
+                          "falling back")
+                last = f"{name}: {type(e).__name__}: {str(e)[:120]}"
         raise Unsupported(last or "no implementation")
 
     def measure(self, table, p):
@@ -157,6 +169,9 @@ class TorchEngine:
                     self._gemm_impls["nvfp4"] = impls
                 else:
                     _warn("nvfp4 GEMM: no FP4 kernel found (vLLM's cutlass_scaled_fp4_mm); not collected")
+            # A kernel that passed its probe only loses the points it rejects (e.g. odd shapes).
+            for impls in self._gemm_impls.values():
+                self._worked.update(("gemm_perf", n) for n, _ in impls)
         return list(self._gemm_impls)
 
     def _make_bf16(self, p):
@@ -269,8 +284,11 @@ class TorchEngine:
         """Computing the dynamic scale: dynamic quantization minus static quantization."""
         a, inv = self._quant_input(p)
         f8 = self.torch.float8_e4m3fn
-        dyn, _ = self._time(lambda: self._quant_tensor(a))
-        sta, _ = self._time(lambda: (a * inv).to(f8))
+        try:
+            dyn, _ = self._time(lambda: self._quant_tensor(a))
+            sta, _ = self._time(lambda: (a * inv).to(f8))
+        except RuntimeError as e:  # out of memory, or no fp8 cast on this device
+            raise Unsupported(f"{type(e).__name__}: {str(e)[:120]}")
         if dyn <= sta:
             raise Unsupported("dynamic quantization not slower than static at this size")
         return dyn - sta, "torch_dynamic_per_tensor_fp8_quant_minus_static"

@@ -17,11 +17,14 @@ mod chart;
 mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
+mod eval;
 mod exp_cmd;
 mod input;
 mod progress;
 mod save;
 mod seed_forms;
+mod validate_cmd;
+mod serve_bench;
 mod webapp;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +58,11 @@ enum Top {
         #[command(subcommand)]
         command: bench::BenchCmd,
     },
+    /// Re-check a --save_dir tree against the frameworks' schema snapshots.
+    Validate(validate_cmd::ValidateArgs),
+    /// Benchmark a deployment from a --save_dir result and compare with its prediction
+    /// (or, with --config, search, deploy, benchmark and tear down).
+    Eval(Box<eval::EvalArgs>),
     /// The optional measured op database (install, list).
     Data {
         #[command(subcommand)]
@@ -87,6 +95,11 @@ pub fn emit(text: &str) {
 }
 
 fn main() -> ExitCode {
+    // Answered before parsing, so it needs none of the command's required options.
+    if save::wants_generator_help(std::env::args()) {
+        emit(&aicfg_gen::generator_help());
+        return ExitCode::SUCCESS;
+    }
     let args = match seed_forms::rewrite(std::env::args_os().collect()) {
         Ok(a) => a,
         Err(msg) => {
@@ -107,7 +120,9 @@ fn main() -> ExitCode {
         } => exp_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
+        Top::Validate(a) => validate_cmd::run(&a),
         Top::Data { command } => data_cmd::run(command),
+        Top::Eval(a) => eval::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
