@@ -23,6 +23,8 @@ pub enum BenchCmd {
     Calibrate(CalibrateArgs),
     /// Time the `cli default` search on the reference cases (wall time, peak memory).
     Search(crate::bench_search::SearchBenchArgs),
+    /// Time the request-level simulator on the reference cases.
+    Sim(crate::bench_sim::SimBenchArgs),
 }
 
 #[derive(Args)]
@@ -77,6 +79,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Accuracy(a) => accuracy(&a),
         BenchCmd::Calibrate(a) => calibrate(&a),
         BenchCmd::Search(a) => crate::bench_search::run(&a),
+        BenchCmd::Sim(a) => crate::bench_sim::run(&a),
     }
 }
 

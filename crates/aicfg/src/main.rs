@@ -12,6 +12,7 @@ macro_rules! emitf {
 
 mod bench;
 mod bench_search;
+mod bench_sim;
 mod chart;
 mod data_cmd;
 mod default_cmd;

@@ -10,11 +10,13 @@
 //! (`stats.rs`) are bounded histograms, so memory grows with requests in flight only.
 mod calib;
 mod load;
+mod run;
 mod scheduler;
 mod stats;
 
 pub use calib::{Harness, ServingCalib};
 pub use load::{parse_trace, LengthDist, Load, SimRng, TraceRequest};
+pub use run::{bench_spec, concurrency_of, simulate, simulate_with, Simulated};
 pub use scheduler::{iteration_ms, Policy, Role};
 pub use stats::{Dist, SeriesPoint};
 
@@ -710,13 +712,20 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
+            // Most decodes of one iteration share the same gap: add equal gaps in one go.
+            let (mut gap, mut run) = (0.0f64, 0u64);
             for &i in &dec {
                 let a = self.draw_accepted();
                 let q = &mut self.reqs[i as usize];
                 let emit = (1 + a).min(q.osl - q.generated.min(q.osl));
                 q.generated += emit;
                 if q.measured {
-                    self.h_itl.add(t - q.last);
+                    let g = t - q.last;
+                    if g.to_bits() != gap.to_bits() {
+                        self.h_itl.add_n(gap, run);
+                        (gap, run) = (g, 0);
+                    }
+                    run += 1;
                 }
                 q.last = t;
                 if q.generated >= q.osl {
@@ -725,6 +734,7 @@ impl<'a> Sim<'a> {
                     self.finish(i, t);
                 }
             }
+            self.h_itl.add_n(gap, run);
             if left {
                 let state = &self.state;
                 self.engines[e].ranks[r]
