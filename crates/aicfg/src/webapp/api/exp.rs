@@ -79,10 +79,19 @@ pub(super) async fn run_experiments(
                 std::panic::resume_unwind(Box::new(Cancelled));
             }
         };
-        exp_cmd::search_all(exps, &models, &systems, input.top_n, |req| {
+        let study = exp_cmd::search_all(exps, &models, &systems, input.top_n, |req| {
             aicfg_core::search::search(req, Some(&stop))
         })
-        .map_err(|e| search_error(&e))
+        .map_err(|e| search_error(&e))?;
+        // A study where nothing could run is an error, like one failing search.
+        match (study.outcomes.is_empty(), study.failed.first()) {
+            (true, Some(f)) => Err(search_error(&anyhow::anyhow!(
+                "experiment '{}': {}",
+                f.experiment.name,
+                f.reason
+            ))),
+            _ => Ok(study),
+        }
     })
     .await?;
     Ok(Json(exp_cmd::json(&outcomes)))
