@@ -2,7 +2,8 @@
 //! core). Prints numbers; BENCHMARKS.md records them.
 use aicfg_core::estimate::{QuantRequest, WorkerSpec};
 use aicfg_core::model::graph::Parallel;
-use aicfg_core::serve::sim::{simulate, Load, ServingCalib, SimSpec};
+use aicfg_core::serve::sim::{Load, ServingCalib, SimSpec};
+use aicfg_core::simulate::simulate;
 use aicfg_core::{
     Backend, DatabaseMode, EstimateRequest, ModelRegistry, ServeMode, SystemRegistry, Workload,
 };

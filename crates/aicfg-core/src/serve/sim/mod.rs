@@ -10,13 +10,11 @@
 //! (`stats.rs`) are bounded histograms, so memory grows with requests in flight only.
 mod calib;
 mod load;
-mod run;
 mod scheduler;
 mod stats;
 
-pub use calib::{Harness, ServingCalib};
+pub use calib::{bounds as calib_bounds, Harness, ServingCalib};
 pub use load::{parse_trace, LengthDist, Load, SimRng, TraceRequest};
-pub use run::{bench_spec, concurrency_of, simulate, simulate_with, Simulated};
 pub use scheduler::{iteration_ms, Policy, Role};
 pub use stats::{Dist, SeriesPoint};
 

@@ -1,11 +1,11 @@
 //! One estimate request → one simulation: the same workers, quantization and op source as
 //! `estimate::predict`, with the simulator in place of the closed-form serving model.
-use super::{
-    simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimReport, SimSpec,
-};
 use crate::error::{AicfgError, Result};
 use crate::estimate::{params_for, resolve_quant, source_for_system, EstimateRequest};
 use crate::perf::{BackendCalib, EmpiricalParams};
+use crate::serve::sim::{
+    simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimReport, SimSpec,
+};
 use crate::serve::{ServeMode, Worker};
 use crate::DatabaseMode;
 
@@ -26,7 +26,7 @@ pub fn bench_spec(req: &EstimateRequest, serving: &ServingCalib) -> SimSpec {
     let c = concurrency_of(req);
     let n = (c as f64 * serving.harness.requests_per_concurrency)
         .round()
-        .clamp(1.0, super::MAX_REQUESTS as f64) as u32;
+        .clamp(1.0, crate::serve::sim::MAX_REQUESTS as f64) as u32;
     SimSpec::new(Load::Concurrency(c), n.max(c))
 }
 
