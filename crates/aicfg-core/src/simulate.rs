@@ -21,10 +21,18 @@ pub fn concurrency_of(req: &EstimateRequest) -> u32 {
     c.round().clamp(1.0, 1_000_000.0) as u32
 }
 
-/// The spec a concurrency benchmark of this request runs (`harness` requests per client).
+/// Output tokens a benchmark replay simulates at most (requests × osl), at least one wave of
+/// `concurrency` requests: a cost cap (≈0.1 s per replay), not a property of the benchmark.
+pub const MAX_REPLAY_TOKENS: f64 = 4.0e6;
+
+/// The spec a concurrency benchmark of this request runs (`harness` requests per client, cut to
+/// [`MAX_REPLAY_TOKENS`] for the largest runs).
 pub fn bench_spec(req: &EstimateRequest, serving: &ServingCalib) -> SimSpec {
     let c = concurrency_of(req);
-    let n = (c as f64 * serving.harness.requests_per_concurrency)
+    let full = c as f64 * serving.harness.requests_per_concurrency;
+    let cut = (MAX_REPLAY_TOKENS / req.workload.osl.max(1.0)).max(c as f64);
+    let n = full
+        .min(cut)
         .round()
         .clamp(1.0, crate::serve::sim::MAX_REQUESTS as f64) as u32;
     SimSpec::new(Load::Concurrency(c), n.max(c))

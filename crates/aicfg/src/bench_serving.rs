@@ -11,28 +11,51 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Simulated (mean TTFT, mean TPOT) of every prepared row, or why not.
+type RowPred = std::result::Result<(f64, f64), (String, String)>;
+
+fn predict_row(p: &Prepared, params: &EmpiricalParams, serving: &ServingCalib) -> RowPred {
+    match &p.req {
+        Err(e) => Err(e.clone()),
+        Ok(req) => match simulate_with(req, &bench_spec(req, serving), params, serving) {
+            Ok(s) => Ok((s.report.ttft_ms.mean, s.report.tpot_ms.mean)),
+            Err(e) => Err(("error".into(), e.to_string())),
+        },
+    }
+}
+
+/// Simulated (mean TTFT, mean TPOT) of every prepared row (those in `mask`), or why not; rows
+/// are spread over two threads (each replay is independent and deterministic).
 pub fn predict_all_sim(
     rows: &[Prepared],
     params: &EmpiricalParams,
     serving: &ServingCalib,
     mask: Option<&[bool]>,
-) -> Vec<std::result::Result<(f64, f64), (String, String)>> {
-    rows.iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if mask.is_some_and(|m| !m[i]) {
-                return Err(("skipped".into(), String::new()));
-            }
-            match &p.req {
-                Err(e) => Err(e.clone()),
-                Ok(req) => match simulate_with(req, &bench_spec(req, serving), params, serving) {
-                    Ok(s) => Ok((s.report.ttft_ms.mean, s.report.tpot_ms.mean)),
-                    Err(e) => Err(("error".into(), e.to_string())),
-                },
-            }
-        })
-        .collect()
+) -> Vec<RowPred> {
+    let skip = || Err(("skipped".to_string(), String::new()));
+    let run = |i: usize| {
+        if mask.is_some_and(|m| !m[i]) {
+            skip()
+        } else {
+            predict_row(&rows[i], params, serving)
+        }
+    };
+    let mut out: Vec<RowPred> = (0..rows.len()).map(|_| skip()).collect();
+    std::thread::scope(|sc| {
+        let odd = sc.spawn(|| {
+            (0..rows.len())
+                .skip(1)
+                .step_by(2)
+                .map(|i| (i, run(i)))
+                .collect::<Vec<_>>()
+        });
+        for i in (0..rows.len()).step_by(2) {
+            out[i] = run(i);
+        }
+        for (i, r) in odd.join().expect("accuracy worker thread") {
+            out[i] = r;
+        }
+    });
+    out
 }
 
 /// Serving constants to use: a file, else the embedded ones.
@@ -63,6 +86,14 @@ pub struct FitServingArgs {
     /// Optimizer sweeps.
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
+    /// Fit on rows whose benchmark replay is at most this many request-iterations
+    /// (requests × output tokens); the largest runs cost seconds each and are left to
+    /// `bench accuracy`.
+    #[arg(long = "max-request-steps", default_value_t = 500_000.0)]
+    pub max_request_steps: f64,
+    /// Rows per backend the fit uses at most (a deterministic sample by row id).
+    #[arg(long = "sample", default_value_t = 160)]
+    pub sample: usize,
 }
 
 fn row_loss(pred: &std::result::Result<(f64, f64), (String, String)>, p: &Prepared) -> Option<f64> {
@@ -104,10 +135,26 @@ pub fn fit(a: &FitServingArgs) -> Result<()> {
     let rows = crate::bench::prepare(read_rows(&a.csv)?, mode, None);
     let set = if measured { "measured" } else { "empirical" };
     for backend in ["trtllm", "vllm", "sglang"] {
-        let mask: Vec<bool> = rows
+        let cheap: Vec<bool> = rows
             .iter()
-            .map(|p| p.row.group("backend") == backend && p.req.is_ok())
+            .map(|p| {
+                p.row.group("backend") == backend
+                    && p.req.as_ref().is_ok_and(|r| {
+                        let spec = bench_spec(r, &serving);
+                        spec.num_requests as f64 * r.workload.osl <= a.max_request_steps
+                    })
+            })
             .collect();
+        // Deterministic sample: the rows with the smallest hash of their id.
+        let mut order: Vec<(u64, usize)> = (0..rows.len())
+            .filter(|i| cheap[*i])
+            .map(|i| (fnv(&rows[i].row.id), i))
+            .collect();
+        order.sort_unstable();
+        let mut mask = vec![false; rows.len()];
+        for (_, i) in order.into_iter().take(a.sample) {
+            mask[i] = true;
+        }
         let n = mask.iter().filter(|m| **m).count();
         if n == 0 {
             continue;
@@ -183,4 +230,13 @@ pub fn fit(a: &FitServingArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
 }

@@ -429,35 +429,32 @@ impl<'a> Sim<'a> {
         if !full {
             // Blocks are taken as decodes grow; when they run out the newest request is
             // preempted and recomputed later.
-            loop {
-                let deficit: u64 = rank
-                    .running
-                    .iter()
-                    .map(|&i| {
-                        let q = &reqs[i as usize];
-                        let want = blocks((q.isl + q.generated + tpr) as u64, pol.block_tokens);
-                        want.saturating_sub(q.kv as u64)
-                    })
-                    .sum();
-                if rank.kv_used + deficit <= rank.kv_cap || rank.running.len() <= 1 {
-                    for &i in &rank.running {
-                        let q = &mut reqs[i as usize];
-                        let want = blocks((q.isl + q.generated + tpr) as u64, pol.block_tokens);
-                        if want > q.kv as u64 {
-                            rank.kv_used += want - q.kv as u64;
-                            q.kv = want as u32;
-                        }
-                    }
-                    break;
-                }
+            let want = |q: &Req| blocks((q.isl + q.generated + tpr) as u64, pol.block_tokens);
+            let mut deficit: u64 = rank
+                .running
+                .iter()
+                .map(|&i| want(&reqs[i as usize]).saturating_sub(reqs[i as usize].kv as u64))
+                .sum();
+            while rank.kv_used + deficit > rank.kv_cap && rank.running.len() > 1 {
                 let v = rank.running.pop().expect("more than one running");
                 let q = &mut reqs[v as usize];
+                deficit -= want(q).saturating_sub(q.kv as u64);
                 rank.kv_used -= q.kv as u64;
                 q.kv = 0;
                 q.to_prefill = q.isl - q.prefix + q.generated;
                 q.prefilled = 0;
                 rank.waiting.push_front(v);
                 *preemptions += 1;
+            }
+            if deficit > 0 {
+                for &i in &rank.running {
+                    let q = &mut reqs[i as usize];
+                    let w = want(q);
+                    if w > q.kv as u64 {
+                        rank.kv_used += w - q.kv as u64;
+                        q.kv = w as u32;
+                    }
+                }
             }
         }
         let mixed = pol.mixed || role == Role::Decode;

@@ -34,12 +34,13 @@ impl Policy {
         let budget = b.step_token_budget(capacity_gib) as u32;
         let max_running = b.max_running() as u32;
         match b {
-            // PyTorch backend: chunked prefill off by default, in-flight batching mixes
-            // context and generation, GUARANTEED_NO_EVICT capacity scheduler, 32-token blocks.
+            // In-flight batching mixes context and generation, GUARANTEED_NO_EVICT capacity
+            // scheduler, 32-token blocks. Chunked context on: serving configs enable it
+            // (without it a prompt as long as `max_num_tokens` starves behind decodes).
             Backend::Trtllm => Policy {
                 token_budget: budget,
                 max_running,
-                chunked: false,
+                chunked: true,
                 mixed: true,
                 reserve_full: true,
                 block_tokens: 32,

@@ -101,8 +101,7 @@ fn a_batch_that_fills_the_token_budget_prefills_in_one_step() {
     let step = OV.iter_ms + wk.step_ms(&Step::context(4.0, 2048.0, 0.0));
     assert!((r.ttft_ms.mean - (OV.api_ms + step)).abs() < 1e-9);
     assert!(close(r.ttft_ms.p99, r.ttft_ms.mean, 0.003));
-    // A fifth prompt no longer fits (TRT-LLM does not chunk by default): it waits one step
-    // and rides with the four decodes.
+    // A fifth prompt no longer fits: it waits one step and rides with the four decodes.
     let r5 = simulate_agg(&wk, &w, &SimSpec::new(Load::Offline, 5), &OV).unwrap();
     let mixed = Step {
         ctx_reqs: 1.0,
