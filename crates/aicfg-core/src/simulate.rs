@@ -1,7 +1,8 @@
 //! One estimate request → one simulation: the same workers, quantization and op source as
 //! `estimate::predict`, with the simulator in place of the closed-form serving model.
 use crate::error::{AicfgError, Result};
-use crate::estimate::{params_for, resolve_quant, source_for_system, EstimateRequest};
+use crate::estimate::{params_for, resolve_quant, EstimateRequest};
+use crate::perf::source::DeploymentSources;
 use crate::perf::{BackendCalib, EmpiricalParams};
 use crate::serve::sim::{
     simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimReport, SimSpec,
@@ -63,8 +64,17 @@ pub fn simulate_with(
 ) -> Result<Simulated> {
     req.workload.validate()?;
     crate::memory::check_fraction(req.free_gpu_memory_fraction)?;
-    let v = req.backend_version.as_deref();
-    let (src, _, mode) = source_for_system(req.database_mode, params, req.backend, &req.system, v)?;
+    let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+    let disagg = req.mode == ServeMode::Disagg;
+    let srcs = DeploymentSources::open(
+        req.database_mode,
+        params,
+        req.backend,
+        &req.system,
+        disagg.then_some(dsys),
+        req.backend_version.as_deref(),
+    )?;
+    let mode = srcs.mode();
     let overheads = match mode {
         DatabaseMode::Sol => Overheads::ZERO,
         DatabaseMode::Empirical => serving.overheads(req.backend, false),
@@ -88,20 +98,13 @@ pub fn simulate_with(
                 &req.system,
                 req.backend,
                 zero,
-                src.as_ref(),
+                srcs.main.source(),
                 req.free_gpu_memory_fraction,
                 w.nextn,
             )?;
             simulate_agg(&wk, &w, spec, &overheads)?
         }
         ServeMode::Disagg => {
-            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
-            let dsrc = if dsys.name != req.system.name {
-                Some(source_for_system(req.database_mode, params, req.backend, dsys, v)?.0)
-            } else {
-                None
-            };
-            let dsource = dsrc.as_ref().unwrap_or(&src).as_ref();
             let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
             let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
             let pre = Worker::new(
@@ -111,7 +114,7 @@ pub fn simulate_with(
                 &req.system,
                 req.backend,
                 zero,
-                src.as_ref(),
+                srcs.main.source(),
                 req.free_gpu_memory_fraction,
                 0,
             )?;
@@ -122,7 +125,7 @@ pub fn simulate_with(
                 dsys,
                 req.backend,
                 zero,
-                dsource,
+                srcs.decode().source(),
                 req.free_gpu_memory_fraction,
                 w.nextn,
             )?;
@@ -136,6 +139,7 @@ pub fn simulate_with(
             simulate_disagg(&pre, &dec, &w, &layout, spec, &overheads)?
         }
     };
+    srcs.check()?;
     if !(report.ttft_ms.mean.is_finite() && report.tpot_ms.mean.is_finite()) {
         return Err(AicfgError::PerfDataMissing(
             "the measured op tables cannot price every step of this deployment (silicon mode)"
