@@ -51,9 +51,9 @@ pub struct AccuracyArgs {
     /// Calibration YAML replacing the embedded constants.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
-    /// sim: replay each row's benchmark in the request-level simulator (default);
-    /// closed-form: the steady-state formulas.
-    #[arg(long = "serving-model", default_value = "sim")]
+    /// closed-form: the steady-state formulas (default); sim: replay each row's benchmark in
+    /// the request-level simulator (slower: minutes for the full CSV).
+    #[arg(long = "serving-model", default_value = "closed-form")]
     pub serving_model: String,
     /// Simulator serving constants (YAML) replacing the embedded ones.
     #[arg(long)]
