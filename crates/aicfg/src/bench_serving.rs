@@ -70,6 +70,7 @@ pub fn load_serving(path: Option<&PathBuf>) -> Result<ServingCalib> {
 
 #[derive(Args)]
 pub struct FitServingArgs {
+    /// CSV in the silicon_calib.csv schema (measured serving runs).
     #[arg(long)]
     pub csv: PathBuf,
     /// Where to write the fitted serving constants (YAML, the format of
