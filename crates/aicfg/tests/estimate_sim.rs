@@ -51,7 +51,7 @@ fn json_has_percentiles_and_rates() {
     }
     // The steady-state means stay next to the simulated ones.
     assert!(f(&v, &["steady_state", "ttft_ms"]) > 0.0);
-    assert!((f(&v, &["tokens_per_s"]) / f(&v, &["tokens_per_s_per_gpu"]) - 2.0).abs() < 1e-6);
+    assert!((f(&v, &["tokens_per_s"]) / f(&v, &["tokens_per_s_per_gpu"]) - 2.0).abs() < 1e-3);
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn trace_and_bad_inputs_fail_cleanly() {
     for (extra, needle) in [
         (vec!["--trace", bad.to_str().unwrap()], "input_length"),
         (vec!["--concurrency", "0"], "concurrency"),
-        (vec!["--request-rate", "-1"], "request rate"),
+        (vec!["--request-rate", "0"], "request rate"),
         (
             vec!["--concurrency", "4", "--isl-dist", "zipf"],
             "length distribution",
