@@ -1,7 +1,8 @@
 //! The simulator in the accuracy harness: each measured row replayed as the benchmark ran it
 //! (a closed loop at the row's concurrency), and `aicfg bench fit-serving`, which fits the
 //! simulator's serving constants (per backend, few and physical) to measured rows.
-use crate::bench::{read_rows, Prepared};
+use crate::bench::read_rows;
+use aicfg_core::calibrate::Prepared;
 use aicfg_core::perf::EmpiricalParams;
 use aicfg_core::serve::sim::{calib_bounds, ServingCalib};
 use aicfg_core::simulate::{bench_spec, simulate_with};
@@ -133,7 +134,7 @@ pub fn fit(a: &FitServingArgs) -> Result<()> {
     };
     let params = EmpiricalParams::embedded();
     let mut serving = load_serving(a.start.as_ref())?;
-    let rows = crate::bench::prepare(read_rows(&a.csv)?, mode, None);
+    let rows = aicfg_core::calibrate::prepare(read_rows(&a.csv)?, mode, None);
     let set = if measured { "measured" } else { "empirical" };
     for backend in ["trtllm", "vllm", "sglang"] {
         let cheap: Vec<bool> = rows

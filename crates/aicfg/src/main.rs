@@ -19,11 +19,14 @@ mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
 mod estimate_sim;
+mod eval;
 mod exp_cmd;
 mod input;
 mod progress;
 mod save;
 mod seed_forms;
+mod serve_bench;
+mod validate_cmd;
 mod webapp;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +60,11 @@ enum Top {
         #[command(subcommand)]
         command: bench::BenchCmd,
     },
+    /// Re-check a --save_dir tree against the frameworks' schema snapshots.
+    Validate(validate_cmd::ValidateArgs),
+    /// Benchmark a deployment from a --save_dir result and compare with its prediction
+    /// (or, with --config, search, deploy, benchmark and tear down).
+    Eval(Box<eval::EvalArgs>),
     /// The optional measured op database (install, list).
     Data {
         #[command(subcommand)]
@@ -114,7 +122,9 @@ fn main() -> ExitCode {
         } => exp_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
+        Top::Validate(a) => validate_cmd::run(&a),
         Top::Data { command } => data_cmd::run(command),
+        Top::Eval(a) => eval::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
