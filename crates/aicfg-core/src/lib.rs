@@ -14,6 +14,7 @@ pub mod perfdb;
 pub mod quant;
 pub mod search;
 pub mod serve;
+pub mod simulate;
 pub mod suggest;
 pub mod task;
 
