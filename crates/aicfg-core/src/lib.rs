@@ -5,6 +5,7 @@ pub mod backend;
 pub mod error;
 pub mod estimate;
 pub mod hardware;
+pub mod limits;
 pub mod memory;
 pub mod model;
 pub mod perf;

@@ -105,8 +105,8 @@ impl Row {
 }
 
 pub fn read_rows(path: &PathBuf) -> Result<Vec<Row>> {
-    let mut rdr =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = aicfg_core::limits::open_bounded(path, aicfg_core::limits::MAX_CSV_BYTES)?;
+    let mut rdr = csv::Reader::from_reader(file);
     let headers = rdr.headers()?.clone();
     for need in [
         "id",
@@ -439,9 +439,10 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     let start = Instant::now();
     let mode = DatabaseMode::parse(&a.database_mode)?;
     let params = match &a.calibration {
-        Some(p) => EmpiricalParams::from_yaml(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
+        Some(p) => EmpiricalParams::from_yaml(&aicfg_core::limits::read_text(
+            p,
+            aicfg_core::limits::MAX_TEXT_FILE_BYTES,
+        )?)?,
         None => EmpiricalParams::embedded(),
     };
     let rows = read_rows(&a.csv)?;
@@ -620,7 +621,10 @@ fn bounds(name: &str) -> (f64, f64) {
 fn calibrate(a: &CalibrateArgs) -> Result<()> {
     let start = Instant::now();
     let mut params = match &a.start {
-        Some(p) => EmpiricalParams::from_yaml(&std::fs::read_to_string(p)?)?,
+        Some(p) => EmpiricalParams::from_yaml(&aicfg_core::limits::read_text(
+            p,
+            aicfg_core::limits::MAX_TEXT_FILE_BYTES,
+        )?)?,
         None => EmpiricalParams::embedded(),
     };
     let mode = DatabaseMode::parse(&a.database_mode)?;

@@ -71,8 +71,8 @@ pub fn load_systems(dir: &Option<PathBuf>) -> InputResult<SystemRegistry> {
 /// `--calibration FILE`, replacing the embedded empirical constants.
 pub fn load_calibration(path: &Option<PathBuf>) -> InputResult<Option<EmpiricalParams>> {
     let Some(p) = path else { return Ok(None) };
-    let text = std::fs::read_to_string(p)
-        .with_context(|| format!("reading calibration {}", p.display()))
+    let text = aicfg_core::limits::read_text(p, aicfg_core::limits::MAX_TEXT_FILE_BYTES)
+        .context("reading the calibration")
         .on("calibration")?;
     EmpiricalParams::from_yaml(&text)
         .map(Some)

@@ -18,6 +18,7 @@ mod default_cmd;
 mod estimate_cmd;
 mod exp_cmd;
 mod input;
+mod limits_args;
 mod progress;
 mod save;
 mod webapp;
