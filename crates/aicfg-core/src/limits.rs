@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Real ones are kilobytes; the cap only stops `/dev/zero` and mistakes.
 pub const MAX_TEXT_FILE_BYTES: u64 = 16 << 20;
 /// Largest CSV of measured runs (`bench accuracy --csv`, calibration data).
-pub const MAX_CSV_BYTES: u64 = 512 << 20;
+pub const MAX_CSV_BYTES: u64 = 64 << 20;
 /// Deepest YAML nesting accepted (the experiment schema needs 4).
 pub const MAX_YAML_DEPTH: usize = 32;
 /// Experiments in one file or web request.
@@ -222,6 +222,18 @@ pub fn check_yaml_depth(text: &str, max: usize) -> std::result::Result<(), Strin
                 rest = r.trim_start();
             }
         }
+        let too_deep = |flow: usize| {
+            let depth = indents.len() + block + flow;
+            if depth > max {
+                Err(format!(
+                    "line {}: the YAML nests deeper than {max} levels",
+                    ln + 1
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        too_deep(flow)?;
         let mut prev = ' ';
         for c in line.chars() {
             match quote {
@@ -235,19 +247,15 @@ pub fn check_yaml_depth(text: &str, max: usize) -> std::result::Result<(), Strin
                     '"' | '\'' if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':') => {
                         quote = Some(c)
                     }
-                    '[' | '{' => flow += 1,
+                    '[' | '{' => {
+                        flow += 1;
+                        too_deep(flow)?;
+                    }
                     ']' | '}' => flow = flow.saturating_sub(1),
                     _ => {}
                 },
             }
             prev = c;
-        }
-        let depth = indents.len() + block + flow;
-        if depth > max {
-            return Err(format!(
-                "line {}: the YAML nests deeper than {max} levels",
-                ln + 1
-            ));
         }
     }
     Ok(())
@@ -285,7 +293,7 @@ mod tests {
     #[test]
     fn yaml_depth() {
         assert!(check_yaml_depth("a:\n  b:\n    c: [1, {d: 2}]\n", 8).is_ok());
-        let deep = "[".repeat(100) + &"]".repeat(100);
+        let deep = "a: ".to_string() + &"[".repeat(100) + &"]".repeat(100) + "\n";
         assert!(check_yaml_depth(&deep, 32)
             .unwrap_err()
             .contains("deeper than 32"));

@@ -104,7 +104,7 @@ impl Row {
     }
 }
 
-pub fn read_rows(path: &PathBuf) -> Result<Vec<Row>> {
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<Row>> {
     let file = aicfg_core::limits::open_bounded(path, aicfg_core::limits::MAX_CSV_BYTES)?;
     let mut rdr = csv::Reader::from_reader(file);
     let headers = rdr.headers()?.clone();

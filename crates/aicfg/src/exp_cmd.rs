@@ -45,7 +45,7 @@ pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
         bail!("--top_n must be at least 1");
     }
     let text = aicfg_core::limits::read_text(&a.yaml_path, aicfg_core::limits::MAX_TEXT_FILE_BYTES)
-        .context("reading the experiment file")?;
+        .context("reading experiment file")?;
     let mut systems = SystemRegistry::builtin();
     if let Some(dir) = &a.systems_path {
         systems.add_dir(dir)?;

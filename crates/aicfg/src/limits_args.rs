@@ -16,6 +16,17 @@ pub struct LimitArgs {
     pub max_evaluations: u64,
 }
 
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let d = SearchLimits::default();
+        LimitArgs {
+            max_list_len: d.list_len,
+            max_combinations: d.combinations,
+            max_evaluations: d.evaluations,
+        }
+    }
+}
+
 impl LimitArgs {
     pub fn limits(&self) -> SearchLimits {
         SearchLimits {

@@ -67,7 +67,7 @@ impl Guard {
                     || ip == self.bound
                     || ip.is_loopback() && self.bound.is_loopback()
             }
-            Err(_) => self.hosts.iter().any(|h| *h == host),
+            Err(_) => self.hosts.contains(&host),
         }
     }
 }
