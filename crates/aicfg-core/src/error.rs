@@ -1,4 +1,5 @@
 //! Typed errors of the core library. Every message says what was wrong and what to do.
+use std::fmt;
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -38,7 +39,7 @@ pub enum AicfgError {
     Calibration(String),
     /// An experiment file (`cli exp`): names the experiment, key path and line where known.
     #[error("{0}")]
-    Experiment(Box<crate::task::ExpError>),
+    Experiment(Box<ExpError>),
     /// A measured-database file that cannot be read (corrupt, truncated, missing column).
     #[error("performance database file {path}: {reason}")]
     PerfData { path: String, reason: String },
@@ -69,5 +70,65 @@ impl AicfgError {
             what: what.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// What went wrong in an experiment file, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpError {
+    pub experiment: Option<String>,
+    /// Dotted key path inside the experiment, e.g. `config.worker_config.tp_list[2]`.
+    pub key: Option<String>,
+    /// 1-based line and column (YAML syntax errors).
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl ExpError {
+    pub fn file(msg: impl Into<String>) -> Self {
+        ExpError {
+            experiment: None,
+            key: None,
+            line: None,
+            column: None,
+            message: msg.into(),
+        }
+    }
+    pub fn exp(exp: &str, msg: impl Into<String>) -> Self {
+        ExpError {
+            experiment: Some(exp.to_string()),
+            ..ExpError::file(msg)
+        }
+    }
+    pub fn at(exp: &str, key: &str, msg: impl Into<String>) -> Self {
+        ExpError {
+            experiment: Some(exp.to_string()),
+            key: (!key.is_empty()).then(|| key.to_string()),
+            ..ExpError::file(msg)
+        }
+    }
+}
+
+impl fmt::Display for ExpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.experiment, &self.key) {
+            (Some(e), Some(k)) => write!(f, "experiment '{e}', key '{k}'")?,
+            (Some(e), None) => write!(f, "experiment '{e}'")?,
+            _ => write!(f, "experiment file")?,
+        }
+        if let Some(l) = self.line {
+            write!(f, ", line {l}")?;
+            if let Some(c) = self.column {
+                write!(f, " column {c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl From<ExpError> for AicfgError {
+    fn from(e: ExpError) -> Self {
+        AicfgError::Experiment(Box::new(e))
     }
 }

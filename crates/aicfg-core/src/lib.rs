@@ -13,6 +13,7 @@ pub mod perfdb;
 pub mod quant;
 pub mod search;
 pub mod serve;
+pub mod suggest;
 pub mod task;
 
 pub use backend::Backend;

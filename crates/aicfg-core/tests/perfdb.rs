@@ -1,10 +1,11 @@
 //! The measured op database: loading, interpolation rules, modes, bad input, install.
 use aicfg_core::hardware::SystemRegistry;
 use aicfg_core::model::graph::{CommOp, OpKind};
+use aicfg_core::perf::Lookup;
 use aicfg_core::perf::{EmpiricalSource, PerfSource, Shape, SiliconSource, Work, WorkClass};
 use aicfg_core::perfdb::fixture::{self, ar_ms, ctx_ms, gemm_ms, gen_ms, moe_ms, FixCol};
 use aicfg_core::perfdb::install::{self, Source};
-use aicfg_core::perfdb::{self, Lookup, OpDb};
+use aicfg_core::perfdb::{self, OpDb};
 use aicfg_core::quant::{ComputeDtype, GemmQuant};
 use aicfg_core::AicfgError;
 use std::path::Path;

@@ -42,7 +42,7 @@ const DSV3_DISAGG: &str = "e:
 fn defaults_fill_everything() {
     let e = one(QWEN_AGG);
     assert_eq!(e.serving_mode, ServingMode::Agg);
-    assert_eq!((e.isl, e.osl, e.ttft, e.tpot), (4000, 1000, 1000.0, 40.0));
+    assert_eq!((e.isl, e.osl, e.ttft, e.tpot), (4000, 1000, 2000.0, 30.0));
     assert_eq!(e.backend_name, "trtllm");
     let w = e.config.worker_config.as_ref().unwrap();
     assert_eq!(w.parallel.tp_list, vec![1, 2, 4, 8]);

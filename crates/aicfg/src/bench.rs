@@ -51,6 +51,7 @@ pub struct AccuracyArgs {
 
 #[derive(Args)]
 pub struct CalibrateArgs {
+    /// Measured serving runs to fit, one row per run (same schema as `bench accuracy --csv`).
     #[arg(long)]
     pub csv: PathBuf,
     /// Where to write the fitted constants.

@@ -19,10 +19,13 @@ pub enum DataCmd {
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// System whose installed tables are timed.
     #[arg(long, default_value = "h200_sxm")]
     pub system: String,
+    /// Backend whose installed tables are timed: trtllm, vllm or sglang.
     #[arg(long, default_value = "trtllm")]
     pub backend: String,
+    /// Version directory of the tables (default: the newest installed).
     #[arg(long = "backend-version", alias = "backend_version")]
     pub backend_version: Option<String>,
     /// Queries to time.
@@ -219,7 +222,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
     let (mut hits, mut sum) = (0usize, 0.0);
     for i in 0..a.queries {
         let (op, w) = &ops[i % ops.len()];
-        if let perfdb::Lookup::Hit(v) = db.lookup(&sys, op, w) {
+        if let aicfg_core::perf::Lookup::Hit(v) = db.lookup(&sys, op, w) {
             hits += 1;
             sum += v;
         }

@@ -4,7 +4,7 @@ use crate::input::{load_calibration, load_systems, quant_request, InputResult};
 pub use crate::input::{resolve_model, InputError, OnField};
 use aicfg_core::search::{
     mode_name, search, Candidate, LoadTarget, ModeResult, ParallelSpace, Role, SearchRequest,
-    SearchResult, WorkerPlan,
+    SearchResult, WorkerPlan, DEFAULT_ISL, DEFAULT_OSL, DEFAULT_TPOT_MS, DEFAULT_TTFT_MS,
 };
 use aicfg_core::{Backend, DatabaseMode, ServeMode, Workload};
 use anyhow::Result;
@@ -98,12 +98,16 @@ pub struct DefaultArgs {
     /// GEMM format for every worker: bfloat16, fp8, fp8_block, nvfp4, ... (default: the checkpoint's).
     #[arg(long = "gemm-quant-mode", alias = "gemm_quant_mode")]
     pub gemm_quant_mode: Option<String>,
+    /// MoE expert format: bfloat16, fp8, fp8_block, w4afp8, nvfp4, w4a16_mxfp4, ... (default: the checkpoint's, else follows --gemm-quant-mode).
     #[arg(long = "moe-quant-mode", alias = "moe_quant_mode")]
     pub moe_quant_mode: Option<String>,
+    /// KV-cache format: bfloat16, fp8, int8 (default: fp8 for FP8/FP4 checkpoints or an FP8/FP4 --gemm-quant-mode, else bfloat16).
     #[arg(long = "kvcache-quant-mode", alias = "kvcache_quant_mode")]
     pub kvcache_quant_mode: Option<String>,
+    /// Attention math format: bfloat16, fp8 (default: fp8 when the KV cache is fp8 on a GPU with FP8 tensor cores, except vLLM).
     #[arg(long = "fmha-quant-mode", alias = "fmha_quant_mode")]
     pub fmha_quant_mode: Option<String>,
+    /// Collective payload format: half, fp8, int8 (default: half).
     #[arg(long = "comm-quant-mode", alias = "comm_quant_mode")]
     pub comm_quant_mode: Option<String>,
     /// Directory of extra system YAML files.
@@ -188,10 +192,10 @@ impl Default for DefaultInput {
             system: String::new(),
             decode_system: None,
             backend: "trtllm".into(),
-            isl: 4000,
-            osl: 1000,
-            ttft: 2000.0,
-            tpot: 30.0,
+            isl: DEFAULT_ISL.into(),
+            osl: DEFAULT_OSL.into(),
+            ttft: DEFAULT_TTFT_MS,
+            tpot: DEFAULT_TPOT_MS,
             prefix: 0,
             nextn: 0,
             nextn_accept_rates: vec![0.85, 0.3, 0.0, 0.0, 0.0],

@@ -35,8 +35,10 @@ pub struct EstimateArgs {
         default_value = "agg"
     )]
     pub estimate_mode: String,
+    /// Input (prompt) tokens per request.
     #[arg(long, default_value_t = 4000, allow_negative_numbers = true)]
     pub isl: i64,
+    /// Output tokens per request.
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub osl: i64,
     /// Cached prefix tokens of each prompt.
@@ -50,10 +52,13 @@ pub struct EstimateArgs {
         allow_negative_numbers = true
     )]
     pub batch_size: i64,
+    /// Tensor-parallel GPUs of each agg/static worker (attention and dense GEMMs).
     #[arg(long = "tp-size", alias = "tp_size", alias = "tp", default_value_t = 1)]
     pub tp_size: u32,
+    /// Pipeline stages of each agg/static worker.
     #[arg(long = "pp-size", alias = "pp_size", alias = "pp", default_value_t = 1)]
     pub pp_size: u32,
+    /// Attention data-parallel ranks of each agg/static worker (MoE models).
     #[arg(
         long = "attention-dp-size",
         alias = "attention_dp_size",
@@ -61,51 +66,67 @@ pub struct EstimateArgs {
         default_value_t = 1
     )]
     pub attention_dp_size: u32,
+    /// Tensor-parallel split of each expert (MoE; default: tp × dp / moe-ep-size, or tp × dp when ep is unset too).
     #[arg(long = "moe-tp-size", alias = "moe_tp_size")]
     pub moe_tp_size: Option<u32>,
+    /// Expert-parallel GPUs (MoE; default: 1, experts split by moe-tp-size).
     #[arg(long = "moe-ep-size", alias = "moe_ep_size")]
     pub moe_ep_size: Option<u32>,
+    /// Disagg: tensor-parallel GPUs of each prefill worker (default: --tp-size).
     #[arg(long = "prefill-tp-size", alias = "prefill_tp_size")]
     pub prefill_tp_size: Option<u32>,
+    /// Disagg: pipeline stages of each prefill worker (default: --pp-size).
     #[arg(long = "prefill-pp-size", alias = "prefill_pp_size")]
     pub prefill_pp_size: Option<u32>,
+    /// Disagg: attention data-parallel ranks of each prefill worker (default: --attention-dp-size).
     #[arg(
         long = "prefill-attention-dp-size",
         alias = "prefill_attention_dp_size"
     )]
     pub prefill_attention_dp_size: Option<u32>,
+    /// Disagg: expert tensor-parallel split of each prefill worker (default: --moe-tp-size).
     #[arg(long = "prefill-moe-tp-size", alias = "prefill_moe_tp_size")]
     pub prefill_moe_tp_size: Option<u32>,
+    /// Disagg: expert-parallel GPUs of each prefill worker (default: --moe-ep-size).
     #[arg(long = "prefill-moe-ep-size", alias = "prefill_moe_ep_size")]
     pub prefill_moe_ep_size: Option<u32>,
+    /// Disagg: prompts per prefill step per attention-DP rank (requests).
     #[arg(
         long = "prefill-batch-size",
         alias = "prefill_batch_size",
         default_value_t = 1
     )]
     pub prefill_batch_size: i64,
+    /// Disagg: prefill workers per replica.
     #[arg(
         long = "prefill-num-workers",
         alias = "prefill_num_workers",
         default_value_t = 1
     )]
     pub prefill_num_workers: u32,
+    /// Disagg: tensor-parallel GPUs of each decode worker (default: --tp-size).
     #[arg(long = "decode-tp-size", alias = "decode_tp_size")]
     pub decode_tp_size: Option<u32>,
+    /// Disagg: pipeline stages of each decode worker (default: --pp-size).
     #[arg(long = "decode-pp-size", alias = "decode_pp_size")]
     pub decode_pp_size: Option<u32>,
+    /// Disagg: attention data-parallel ranks of each decode worker (default: --attention-dp-size).
     #[arg(long = "decode-attention-dp-size", alias = "decode_attention_dp_size")]
     pub decode_attention_dp_size: Option<u32>,
+    /// Disagg: expert tensor-parallel split of each decode worker (default: --moe-tp-size).
     #[arg(long = "decode-moe-tp-size", alias = "decode_moe_tp_size")]
     pub decode_moe_tp_size: Option<u32>,
+    /// Disagg: expert-parallel GPUs of each decode worker (default: --moe-ep-size).
     #[arg(long = "decode-moe-ep-size", alias = "decode_moe_ep_size")]
     pub decode_moe_ep_size: Option<u32>,
+    /// Disagg: concurrent requests per decode worker per attention-DP rank.
     #[arg(
         long = "decode-batch-size",
         alias = "decode_batch_size",
         default_value_t = 1
     )]
     pub decode_batch_size: i64,
+    /// Disagg: decode workers per replica.
     #[arg(
         long = "decode-num-workers",
         alias = "decode_num_workers",
@@ -115,12 +136,16 @@ pub struct EstimateArgs {
     /// GEMM format: bfloat16, fp8, fp8_block, fp8_static, sq, int8_wo, int4_wo, nvfp4, ...
     #[arg(long = "gemm-quant-mode", alias = "gemm_quant_mode")]
     pub gemm_quant_mode: Option<String>,
+    /// MoE expert format: bfloat16, fp8, fp8_block, w4afp8, nvfp4, w4a16_mxfp4, ... (default: the checkpoint's, else follows --gemm-quant-mode).
     #[arg(long = "moe-quant-mode", alias = "moe_quant_mode")]
     pub moe_quant_mode: Option<String>,
+    /// KV-cache format: bfloat16, fp8, int8 (default: fp8 for FP8/FP4 checkpoints or an FP8/FP4 --gemm-quant-mode, else bfloat16).
     #[arg(long = "kvcache-quant-mode", alias = "kvcache_quant_mode")]
     pub kvcache_quant_mode: Option<String>,
+    /// Attention math format: bfloat16, fp8 (default: fp8 when the KV cache is fp8 on a GPU with FP8 tensor cores, except vLLM).
     #[arg(long = "fmha-quant-mode", alias = "fmha_quant_mode")]
     pub fmha_quant_mode: Option<String>,
+    /// Collective payload format: half, fp8, int8 (default: half).
     #[arg(long = "comm-quant-mode", alias = "comm_quant_mode")]
     pub comm_quant_mode: Option<String>,
     /// MTP draft tokens per step.

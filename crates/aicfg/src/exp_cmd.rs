@@ -25,6 +25,9 @@ pub struct ExpArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Exit non-zero (3) when any experiment is infeasible; by default only when all of them are.
+    #[arg(long)]
+    pub strict: bool,
     /// `--save_dir DIR` writes each experiment's files under `DIR/<experiment name>/`.
     #[command(flatten)]
     pub save: crate::save::SaveArgs,
@@ -39,8 +42,20 @@ pub struct Outcome {
     pub result: SearchResult,
 }
 
+/// An experiment that could not run (no deployment fits, an unsupported combination, ...).
+pub struct Failed {
+    pub experiment: Experiment,
+    pub reason: String,
+}
+
+/// Every experiment of a study: those that ran and those that could not.
+pub struct Study {
+    pub outcomes: Vec<Outcome>,
+    pub failed: Vec<Failed>,
+}
+
 /// Parse, resolve and search every experiment of the file, in `exps` order.
-pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
+pub fn run_file(a: &ExpArgs) -> Result<Study> {
     if a.top_n == 0 {
         bail!("--top_n must be at least 1");
     }
@@ -69,7 +84,8 @@ pub fn run_file(a: &ExpArgs) -> Result<Vec<Outcome>> {
 }
 
 /// Search parsed experiments in order; `run` runs one search (the CLI adds a progress bar, the
-/// webapp a cancellation check).
+/// webapp a cancellation check). An experiment that cannot run is recorded with its reason and
+/// the study goes on.
 pub fn search_all(
     exps: Vec<Experiment>,
     models: &ModelRegistry,
@@ -77,31 +93,56 @@ pub fn search_all(
     top_n: usize,
     limits: &SearchLimits,
     run: impl Fn(&SearchRequest) -> aicfg_core::Result<SearchResult>,
-) -> Result<Vec<Outcome>> {
-    let mut out = Vec::with_capacity(exps.len());
+) -> Result<Study> {
+    let mut study = Study {
+        outcomes: Vec::with_capacity(exps.len()),
+        failed: Vec::new(),
+    };
     for e in exps {
-        let mut req = e.search_request(models, systems)?;
-        req.top_n = top_n;
-        req.limits = *limits;
-        let result = run(&req).with_context(|| format!("experiment '{}'", e.name))?;
-        out.push(Outcome {
-            experiment: e,
-            request: req,
-            result,
+        let searched = e.search_request(models, systems).and_then(|mut req| {
+            req.top_n = top_n;
+            req.limits = *limits;
+            run(&req).map(|r| (req, r))
         });
+        match searched {
+            Ok((request, result)) => study.outcomes.push(Outcome {
+                experiment: e,
+                request,
+                result,
+            }),
+            Err(err) => study.failed.push(Failed {
+                experiment: e,
+                reason: err.to_string(),
+            }),
+        }
     }
-    Ok(out)
+    Ok(study)
 }
 
 pub fn run(a: &ExpArgs) -> Result<()> {
     let sets = a.save.validate()?;
     let started = std::time::Instant::now();
-    let outcomes = run_file(a)?;
-    if a.json {
-        crate::emitln!("{}", serde_json::to_string_pretty(&json(&outcomes))?);
-    } else {
-        crate::emitf!("{}", render(&outcomes));
+    let study = run_file(a)?;
+    if study.outcomes.is_empty() {
+        let lines: Vec<String> = study
+            .failed
+            .iter()
+            .map(|f| format!("experiment '{}': {}", f.experiment.name, f.reason))
+            .collect();
+        match lines.as_slice() {
+            [one] => bail!("{one}"),
+            _ => bail!(
+                "no experiment of the study could run:\n  {}",
+                lines.join("\n  ")
+            ),
+        }
     }
+    if a.json {
+        crate::emitln!("{}", serde_json::to_string_pretty(&json(&study))?);
+    } else {
+        crate::emitf!("{}", render(&study));
+    }
+    let outcomes = &study.outcomes;
     let runs = outcomes
         .iter()
         .map(|o| (o.experiment.name.as_str(), &o.request, &o.result));
@@ -120,6 +161,20 @@ pub fn run(a: &ExpArgs) -> Result<()> {
         outcomes.len(),
         started.elapsed().as_secs_f64() * 1000.0
     );
+    for f in &study.failed {
+        eprintln!(
+            "experiment '{}' could not run: {}",
+            f.experiment.name, f.reason
+        );
+    }
+    if a.strict && !study.failed.is_empty() {
+        eprintln!(
+            "error: {} of {} experiments could not run (--strict)",
+            study.failed.len(),
+            study.failed.len() + outcomes.len()
+        );
+        std::process::exit(3);
+    }
     Ok(())
 }
 
@@ -131,7 +186,8 @@ fn bests(outcomes: &[Outcome]) -> Vec<Option<f64>> {
         .collect()
 }
 
-pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
+pub fn json(study: &Study) -> serde_json::Value {
+    let outcomes = &study.outcomes;
     let b = bests(outcomes);
     let top = b.iter().flatten().copied().fold(0.0, f64::max);
     let exps: Vec<serde_json::Value> = outcomes
@@ -156,45 +212,66 @@ pub fn json(outcomes: &[Outcome]) -> serde_json::Value {
             _ => Some((o, v)),
         })
         .map(|(o, _)| o.experiment.name.clone());
-    serde_json::json!({ "experiments": exps, "best_experiment": winner })
+    let failed: Vec<serde_json::Value> = study
+        .failed
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.experiment.name,
+                "experiment": serde_json::to_value(&f.experiment).unwrap_or_default(),
+                "reason": f.reason,
+            })
+        })
+        .collect();
+    serde_json::json!({ "experiments": exps, "failed": failed, "best_experiment": winner })
 }
 
 /// Marks for the chart, one per experiment (X is the best point).
 const MARKS: [char; 12] = ['*', 'o', '+', '#', '@', '%', '=', '~', '$', '&', '^', 'v'];
 
-pub fn render(outcomes: &[Outcome]) -> String {
+fn header(o: &mut String, i: usize, n: usize, e: &Experiment) {
+    let sys = match &e.decode_system_name {
+        Some(d) if *d != e.system_name => format!("{} prefill / {d} decode", e.system_name),
+        _ => e.system_name.clone(),
+    };
+    let _ = writeln!(
+        o,
+        "==== Experiment {}/{n}: {} ({}, {}, {} x {}, {}{}) ====",
+        i + 1,
+        e.name,
+        mode_name(e.serve_mode()),
+        e.model_name,
+        e.total_gpus,
+        sys,
+        e.backend_name,
+        if e.profiles.is_empty() {
+            String::new()
+        } else {
+            format!(", profiles {}", e.profiles.join("+"))
+        }
+    );
+}
+
+pub fn render(study: &Study) -> String {
     let mut o = String::new();
-    let n = outcomes.len();
+    let outcomes = &study.outcomes;
+    let n = outcomes.len() + study.failed.len();
     for (i, oc) in outcomes.iter().enumerate() {
-        let e = &oc.experiment;
-        let sys = match &e.decode_system_name {
-            Some(d) if *d != e.system_name => format!("{} prefill / {d} decode", e.system_name),
-            _ => e.system_name.clone(),
-        };
-        let _ = writeln!(
-            o,
-            "==== Experiment {}/{n}: {} ({}, {}, {} x {}, {}{}) ====",
-            i + 1,
-            e.name,
-            mode_name(oc.experiment.serve_mode()),
-            e.model_name,
-            e.total_gpus,
-            sys,
-            e.backend_name,
-            if e.profiles.is_empty() {
-                String::new()
-            } else {
-                format!(", profiles {}", e.profiles.join("+"))
-            }
-        );
+        header(&mut o, i, n, &oc.experiment);
         o.push_str(&render_without_chart(&oc.result));
         let _ = writeln!(o);
     }
-    comparison(&mut o, outcomes);
+    for (i, f) in study.failed.iter().enumerate() {
+        header(&mut o, outcomes.len() + i, n, &f.experiment);
+        let _ = writeln!(o, "  Infeasible: {}", f.reason);
+        let _ = writeln!(o);
+    }
+    comparison(&mut o, study);
     o
 }
 
-fn comparison(o: &mut String, outcomes: &[Outcome]) {
+fn comparison(o: &mut String, study: &Study) {
+    let outcomes = &study.outcomes;
     let stars = "*".repeat(80);
     let _ = writeln!(o, "{stars}");
     let _ = writeln!(o, "*{:^78}*", "Comparison across experiments");
@@ -243,10 +320,24 @@ fn comparison(o: &mut String, outcomes: &[Outcome]) {
         cells.extend(row);
         t.add_row(cells);
     }
+    for f in &study.failed {
+        let e = &f.experiment;
+        let mut cells = vec![
+            e.name.clone(),
+            mode_name(e.serve_mode()).to_string(),
+            e.system_name.clone(),
+            "infeasible".to_string(),
+        ];
+        cells.extend(["-"; 4].map(String::from));
+        t.add_row(cells);
+    }
     for col in t.column_iter_mut() {
         col.set_cell_alignment(comfy_table::CellAlignment::Center);
     }
     let _ = writeln!(o, "{t}");
+    for f in &study.failed {
+        let _ = writeln!(o, "  {} is infeasible: {}", f.experiment.name, f.reason);
+    }
     let winner = outcomes
         .iter()
         .zip(&b)

@@ -21,6 +21,7 @@ mod input;
 mod limits_args;
 mod progress;
 mod save;
+mod seed_forms;
 mod webapp;
 
 use clap::{Parser, Subcommand};
@@ -40,7 +41,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Top {
-    /// Planning commands (estimate one deployment, ...).
+    /// Planning commands: default (the search), estimate (one deployment), exp (a YAML study).
+    /// `aicfg cli --model ...` is short for `aicfg cli default --model ...`, and
+    /// `aicfg cli --yaml_path F` for `aicfg cli exp --yaml_path F`.
     Cli {
         #[command(subcommand)]
         command: CliCmd,
@@ -84,7 +87,14 @@ pub fn emit(text: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match seed_forms::rewrite(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let res = match cli.command {
         Top::Cli {
             command: CliCmd::Estimate(a),
@@ -105,5 +115,42 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag of every command carries a one-line description.
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if a.get_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default()
+                    .trim()
+                    .is_empty()
+                {
+                    missing.push(format!("{path} --{}", a.get_long().unwrap_or(id)));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "aicfg", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "flags without help:\n{}",
+            missing.join("\n")
+        );
     }
 }

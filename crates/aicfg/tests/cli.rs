@@ -598,3 +598,41 @@ fn bench_accuracy_missing_file_is_an_error() {
         &["/nonexistent/aicfg/runs.csv"],
     );
 }
+
+/// The original README's short forms: `cli --model ...` is `cli default`; `cli ... --yaml_path`
+/// with search flags says exactly what to type.
+#[test]
+fn seed_short_forms() {
+    let v = common::ok_json(&[
+        "cli",
+        "--model",
+        "QWEN3_8B",
+        "--total_gpus",
+        "8",
+        "--system",
+        "h200_sxm",
+        "--json",
+    ]);
+    assert!(v["best"].is_object(), "{v}");
+    let o = common::aicfg(&[
+        "cli",
+        "--model",
+        "QWEN3_32B",
+        "--total_gpus",
+        "32",
+        "--system",
+        "h200_sxm",
+        "--yaml_path",
+        "custom.yaml",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("aicfg cli exp --yaml_path custom.yaml\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("aicfg cli default --model QWEN3_32B --total_gpus 32 --system h200_sxm"),
+        "{err}"
+    );
+}

@@ -268,3 +268,49 @@ fn syntax_error_names_the_line() {
         &["line 4"],
     );
 }
+
+/// One infeasible experiment is reported (reason in the comparison) and the study goes on;
+/// `--strict` turns it into exit 3. The seed spellings `gb200_sxm` and `enable_wideep` work.
+#[test]
+fn infeasible_experiment_is_reported_and_the_study_goes_on() {
+    let dir = std::env::temp_dir().join(format!("aicfg-exp-infeasible-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("study.yaml");
+    std::fs::write(
+        &path,
+        "exps: [fits, too_small]
+fits:
+  mode: patch
+  serving_mode: agg
+  model_name: QWEN3_8B
+  total_gpus: 4
+  system_name: gb200_sxm
+too_small:
+  mode: patch
+  serving_mode: agg
+  model_name: DEEPSEEK_V3
+  total_gpus: 2
+  system_name: l4
+  enable_wideep: false
+",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = ok(&["cli", "exp", "--yaml_path", p]);
+    assert!(out.contains("==== Experiment 2/2: too_small"), "{out}");
+    assert!(out.contains("too_small is infeasible: "), "{out}");
+    assert!(out.contains("Best experiment: fits"), "{out}");
+    let v = exp_json(p);
+    assert_eq!(
+        v["experiments"][0]["experiment"]["system_name"],
+        "gb200_sxm"
+    );
+    assert_eq!(v["failed"][0]["name"], "too_small");
+    assert!(v["failed"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("fits on l4"));
+    let strict = aicfg(&["cli", "exp", "--yaml_path", p, "--strict"]);
+    assert_eq!(strict.status.code(), Some(3));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -274,6 +274,9 @@ const BUILTIN: &[(&str, &str)] = builtin_systems!(
     "rtx_pro_6000_server"
 );
 
+/// Other spellings of built-in systems: the original tool's names for the NVL72 trays.
+pub const SYSTEM_ALIASES: &[(&str, &str)] = &[("gb200_sxm", "gb200"), ("gb300_sxm", "gb300")];
+
 /// Built-in systems plus any user directories, looked up by name.
 #[derive(Debug, Clone)]
 pub struct SystemRegistry {
@@ -323,13 +326,28 @@ impl SystemRegistry {
         Ok(paths.len())
     }
 
+    /// A system by name or by one of the [`SYSTEM_ALIASES`] (a real name wins over an alias).
     pub fn get(&self, name: &str) -> Result<&SystemSpec> {
         let key = name.trim().to_ascii_lowercase();
-        self.systems.get(&key).ok_or_else(|| AicfgError::Unknown {
-            what: "system",
-            given: name.to_string(),
-            known: self.names().join(", "),
-        })
+        let alias = SYSTEM_ALIASES
+            .iter()
+            .find(|(a, _)| *a == key)
+            .map(|(_, to)| *to);
+        self.systems
+            .get(&key)
+            .or_else(|| alias.and_then(|to| self.systems.get(to)))
+            .ok_or_else(|| {
+                let names = self.names();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let hint = crate::suggest::closest(&key, &refs)
+                    .map(|s| format!("did you mean '{s}'? "))
+                    .unwrap_or_default();
+                AicfgError::Unknown {
+                    what: "system",
+                    given: name.to_string(),
+                    known: format!("{hint}{}", names.join(", ")),
+                }
+            })
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -379,6 +397,15 @@ mod tests {
             .to_string();
         assert!(e.starts_with("unknown system 'h300'; known: "), "{e}");
         assert!(e.contains("h200_sxm"));
+    }
+
+    #[test]
+    fn aliases_and_typos() {
+        let r = SystemRegistry::builtin();
+        assert_eq!(r.get("GB200_SXM").unwrap().name, "gb200");
+        assert_eq!(r.get("gb300_sxm").unwrap().name, "gb300");
+        let e = r.get("h200_sx").unwrap_err().to_string();
+        assert!(e.contains("did you mean 'h200_sxm'?"), "{e}");
     }
 
     #[test]

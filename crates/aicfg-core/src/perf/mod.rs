@@ -2,10 +2,12 @@
 //! (roofline with calibrated efficiencies, the embedded default), `silicon` / `hybrid` (measured
 //! op tables, see `crate::perfdb`). Every op time says which source produced it.
 mod empirical;
+mod lookup;
 mod silicon;
 pub mod step;
 
 pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource, SiliconCalib};
+pub use lookup::Lookup;
 pub use silicon::SiliconSource;
 pub use step::{OpTime, Step, StepBreakdown};
 

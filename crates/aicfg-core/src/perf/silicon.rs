@@ -2,10 +2,10 @@
 //! family (elementwise, P2P, indexer, linear attention) always use the empirical formulas. On a
 //! table miss, HYBRID answers from EMPIRICAL; SILICON records the miss (the caller turns it into
 //! a typed error) and returns NaN.
-use super::{sol_ms, EmpiricalSource, PerfSource, Work};
+use super::{sol_ms, EmpiricalSource, Lookup, PerfSource, Work};
 use crate::hardware::SystemSpec;
 use crate::model::graph::OpKind;
-use crate::perfdb::{Lookup, OpDb};
+use crate::perfdb::OpDb;
 use std::sync::{Arc, Mutex};
 
 pub struct SiliconSource {

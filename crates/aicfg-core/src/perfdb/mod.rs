@@ -1,5 +1,6 @@
-//! Measured op database (MODELING.md §4): where it lives, which versions are installed, loading
-//! one (system, backend, version) into memory, and answering op queries from it.
+//! Measured op database (MODELING.md §4), a pure store: where it lives, which versions are
+//! installed, loading one (system, backend, version) into memory as indexed tables. Turning an
+//! op into a table query is `crate::perf`'s job (`perf::Lookup`).
 //!
 //! On-disk layout (written by [`install`]):
 //!
@@ -20,12 +21,10 @@
 pub mod fixture;
 mod grid;
 pub mod install;
-mod lookup;
 pub mod read;
 pub mod tables;
 
 pub use grid::{Blend, Grid};
-pub use lookup::Lookup;
 
 use crate::error::{AicfgError, Result};
 use std::cmp::Ordering;

@@ -99,6 +99,13 @@ pub struct SearchRequest {
 /// Largest worker considered when the cluster size is open (recommend mode).
 pub const RECOMMEND_MAX_GPUS: u32 = 512;
 
+/// The one default workload and SLA of `cli default`, `cli exp` and the webapp: 4000 prompt and
+/// 1000 output tokens, TTFT ≤ 2000 ms, TPOT ≤ 30 ms (≈ 33 tokens/s per user, a chat pace).
+pub const DEFAULT_ISL: u32 = 4000;
+pub const DEFAULT_OSL: u32 = 1000;
+pub const DEFAULT_TTFT_MS: f64 = 2000.0;
+pub const DEFAULT_TPOT_MS: f64 = 30.0;
+
 impl SearchRequest {
     /// The defaults of `cli default`: agg and disagg, every backend list default, top 5.
     pub fn new(
@@ -114,8 +121,8 @@ impl SearchRequest {
             decode_system: None,
             backends: vec![backend],
             workload,
-            ttft_ms: 2000.0,
-            tpot_ms: 30.0,
+            ttft_ms: DEFAULT_TTFT_MS,
+            tpot_ms: DEFAULT_TPOT_MS,
             total_gpus,
             target: None,
             agg_quant: QuantRequest::default(),

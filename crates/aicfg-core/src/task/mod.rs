@@ -8,6 +8,8 @@ pub mod schema;
 pub use from_search::{accept_rates_for, study_yaml};
 
 use crate::backend::Backend;
+pub use crate::error::ExpError;
+
 use crate::error::{AicfgError, Result};
 use crate::estimate::{resolve_quant, QuantRequest};
 use crate::hardware::{SystemRegistry, SystemSpec};
@@ -21,67 +23,6 @@ use schema::{Reader, *};
 use serde::Serialize;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// What went wrong in an experiment file, and where.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExpError {
-    pub experiment: Option<String>,
-    /// Dotted key path inside the experiment, e.g. `config.worker_config.tp_list[2]`.
-    pub key: Option<String>,
-    /// 1-based line and column (YAML syntax errors).
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-impl ExpError {
-    pub fn file(msg: impl Into<String>) -> Self {
-        ExpError {
-            experiment: None,
-            key: None,
-            line: None,
-            column: None,
-            message: msg.into(),
-        }
-    }
-    pub fn exp(exp: &str, msg: impl Into<String>) -> Self {
-        ExpError {
-            experiment: Some(exp.to_string()),
-            ..ExpError::file(msg)
-        }
-    }
-    pub fn at(exp: &str, key: &str, msg: impl Into<String>) -> Self {
-        ExpError {
-            experiment: Some(exp.to_string()),
-            key: (!key.is_empty()).then(|| key.to_string()),
-            ..ExpError::file(msg)
-        }
-    }
-}
-
-impl fmt::Display for ExpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.experiment, &self.key) {
-            (Some(e), Some(k)) => write!(f, "experiment '{e}', key '{k}'")?,
-            (Some(e), None) => write!(f, "experiment '{e}'")?,
-            _ => write!(f, "experiment file")?,
-        }
-        if let Some(l) = self.line {
-            write!(f, ", line {l}")?;
-            if let Some(c) = self.column {
-                write!(f, " column {c}")?;
-            }
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl From<ExpError> for AicfgError {
-    fn from(e: ExpError) -> Self {
-        AicfgError::Experiment(Box::new(e))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -218,11 +159,11 @@ fn profile_quant(name: &str) -> Option<[(&'static str, &'static str); 5]> {
     })
 }
 
-/// Defaults of `cli exp` (the seeds' template values).
-pub const DEFAULT_ISL: u32 = 4000;
-pub const DEFAULT_OSL: u32 = 1000;
-pub const DEFAULT_TTFT_MS: f64 = 1000.0;
-pub const DEFAULT_TPOT_MS: f64 = 40.0;
+/// Defaults of `cli exp`, the same as `cli default`'s.
+pub const DEFAULT_ISL: u32 = crate::search::DEFAULT_ISL;
+pub const DEFAULT_OSL: u32 = crate::search::DEFAULT_OSL;
+pub const DEFAULT_TTFT_MS: f64 = crate::search::DEFAULT_TTFT_MS;
+pub const DEFAULT_TPOT_MS: f64 = crate::search::DEFAULT_TPOT_MS;
 const DEFAULT_ACCEPT_RATES: [f64; 5] = [0.85, 0.3, 0.0, 0.0, 0.0];
 
 /// Parse an experiment file and resolve every experiment it runs (`exps` order, else file order).
@@ -390,6 +331,25 @@ fn resolve_one(
             name,
             format!("expected a mapping of keys, got {}", describe(v)),
         ));
+    };
+    // `enable_wideep` is the spelling of the original tool's tuning guide.
+    let renamed;
+    let m = match m.get("enable_wideep") {
+        Some(v) => {
+            if m.contains_key("enable_wide_ep") {
+                return Err(ExpError::at(
+                    name,
+                    "enable_wideep",
+                    "give either enable_wide_ep or its alias enable_wideep, not both",
+                ));
+            }
+            let mut c = m.clone();
+            c.remove("enable_wideep");
+            c.insert(Value::from("enable_wide_ep"), v.clone());
+            renamed = c;
+            &renamed
+        }
+        None => m,
     };
     let r = Reader::new(name, "", m);
     r.check_keys(TOP_KEYS, &[], "")?;

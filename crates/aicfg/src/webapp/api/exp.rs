@@ -74,10 +74,19 @@ pub(super) async fn run_experiments(
             e => super::core_error(e),
         })?;
         let limits = aicfg_core::limits::SearchLimits::default();
-        exp_cmd::search_all(exps, &models, &systems, input.top_n, &limits, |req| {
+        let study = exp_cmd::search_all(exps, &models, &systems, input.top_n, &limits, |req| {
             aicfg_core::search::search_with(req, None, Some(cancel))
         })
-        .map_err(|e| search_error(&e))
+        .map_err(|e| search_error(&e))?;
+        // A study where nothing could run is an error, like one failing search.
+        match (study.outcomes.is_empty(), study.failed.first()) {
+            (true, Some(f)) => Err(search_error(&anyhow::anyhow!(
+                "experiment '{}': {}",
+                f.experiment.name,
+                f.reason
+            ))),
+            _ => Ok(study),
+        }
     })
     .await?;
     Ok(Json(exp_cmd::json(&outcomes)))

@@ -363,6 +363,8 @@ fn rss_kib() -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_requests_complete_with_bounded_work() {
+    // About bounded work and determinism, not speed: a loaded machine must not turn queueing
+    // into a refusal.
     let (app, state) = router_with_state(Limits {
         max_searches: 2,
         // Unoptimized builds on a busy machine queue the last requests for tens of seconds.

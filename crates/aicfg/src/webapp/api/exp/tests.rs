@@ -32,6 +32,7 @@ fn cli_json(yaml: &str) -> Value {
         top_n: 5,
         systems_path: None,
         json: true,
+        strict: false,
         save: Default::default(),
         limits: Default::default(),
     };

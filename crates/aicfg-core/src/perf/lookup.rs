@@ -1,11 +1,10 @@
 //! Op → table query (MODELING.md §5): which table, which slice keys, which coordinates, and the
 //! roofline used to hold utilization outside the measured range.
-use super::grid::Grid;
-use super::tables::{self, label_code, CTX_BLEND, GEMM_BLEND, GEN_BLEND, ONE_D};
-use super::OpDb;
+use super::{comm_bytes_on_wire, Work, WorkClass};
 use crate::hardware::SystemSpec;
 use crate::model::graph::{CommOp, OpKind};
-use crate::perf::{comm_bytes_on_wire, Work, WorkClass};
+use crate::perfdb::tables::{self, label_code, CTX_BLEND, GEMM_BLEND, GEN_BLEND, ONE_D};
+use crate::perfdb::{Blend, Grid, OpDb};
 use crate::quant::{ComputeDtype, GemmQuant, MoeQuant};
 use std::cell::Cell;
 
@@ -138,9 +137,7 @@ impl OpDb {
                 let quant_ms = |scale_only: bool| {
                     let q = |sm: bool| {
                         t.quantize.get(&sm).and_then(|g| {
-                            g.query(&[m, *k], &[super::Blend::Linear; 2], &|x: &[f64]| {
-                                x[0] * x[1]
-                            })
+                            g.query(&[m, *k], &[Blend::Linear; 2], &|x: &[f64]| x[0] * x[1])
                         })
                     };
                     q(true).unwrap_or(0.0)
