@@ -111,6 +111,11 @@ fn write_file(dst: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(dst, bytes).map_err(|e| io("writing", dst, e))
 }
 
+/// `256 MiB` for messages (the store imports only `error`, so no shared formatter).
+fn mib(n: u64) -> String {
+    format!("{} MiB", n >> 20)
+}
+
 /// Bytes taken so far from one source, against [`MAX_TOTAL_BYTES`].
 struct Taken(u64);
 
@@ -120,7 +125,7 @@ impl Taken {
         if self.0 > MAX_TOTAL_BYTES {
             return Err(ierr(format!(
                 "{what}: the source holds more than {} of op data; refusing to unpack it",
-                crate::limits::human_bytes(MAX_TOTAL_BYTES)
+                mib(MAX_TOTAL_BYTES)
             )));
         }
         Ok(())
@@ -138,7 +143,7 @@ fn copy_bounded(src: impl Read, dst: &Path, limit: u64, what: &str) -> Result<u6
     if n > limit {
         return Err(ierr(format!(
             "{what} unpacks to more than {}; refusing it",
-            crate::limits::human_bytes(limit)
+            mib(limit)
         )));
     }
     Ok(n)
@@ -153,7 +158,7 @@ fn read_bounded(src: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
     if buf.len() as u64 > limit {
         return Err(ierr(format!(
             "{what} is larger than {}; refusing it",
-            crate::limits::human_bytes(limit)
+            mib(limit)
         )));
     }
     Ok(buf)
@@ -419,7 +424,8 @@ fn verify(root: &Path) -> Result<(usize, u64, u64, String)> {
             .unwrap_or(p)
             .to_string_lossy()
             .to_string();
-        let content = crate::limits::read_bytes(p, MAX_FILE_BYTES)?;
+        let f = std::fs::File::open(p).map_err(|e| io("reading back", p, e))?;
+        let content = read_bounded(f, MAX_FILE_BYTES, &rel)?;
         feed(rel.as_bytes());
         feed(&content);
         bytes += content.len() as u64;
