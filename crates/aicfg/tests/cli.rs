@@ -599,6 +599,62 @@ fn bench_accuracy_missing_file_is_an_error() {
     );
 }
 
+// ---------------------------------------------------------------- MTP
+
+/// One acceptance rule: `cli estimate` defaults to `cli default`'s rates, and a per-token rate r
+/// means the rates r, r², ...
+#[test]
+fn estimate_mtp_acceptance_follows_the_one_rule() {
+    let est = |extra: &[&str]| {
+        let mut a = vec![
+            "cli",
+            "estimate",
+            "--model",
+            "DEEPSEEK_V3",
+            "--system",
+            "h200_sxm",
+            "--tp-size",
+            "8",
+            "--batch-size",
+            "16",
+            "--isl",
+            "1000",
+            "--osl",
+            "200",
+            "--nextn",
+            "2",
+        ];
+        a.extend(extra);
+        let v = json(&a);
+        (
+            v["tpot_ms"].as_f64().unwrap(),
+            v["request_latency_ms"].as_f64().unwrap(),
+        )
+    };
+    let default = est(&[]);
+    assert_eq!(default, est(&["--nextn-accept-rates", "0.85,0.3"]));
+    assert_eq!(
+        est(&["--nextn-accept-rate", "0.5"]),
+        est(&["--nextn-accept-rates", "0.5,0.25"])
+    );
+    // Fewer accepted drafts: more decode steps per request.
+    assert!(est(&["--nextn-accept-rates", "0,0"]).1 > default.1);
+    let o = aicfg(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--nextn",
+        "1",
+        "--nextn-accept-rates",
+        "1.5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("between 0 and 1, got 1.5"));
+}
+
 /// The original README's short forms: `cli --model ...` is `cli default`; `cli ... --yaml_path`
 /// with search flags says exactly what to type.
 #[test]
@@ -634,5 +690,58 @@ fn seed_short_forms() {
     assert!(
         err.contains("aicfg cli default --model QWEN3_32B --total_gpus 32 --system h200_sxm"),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- accuracy regression
+
+/// Empirical-mode MdAPE on the shipped calibration subset (`fixtures/calib_subset`, 322 rows)
+/// stays within 2 points of the recorded figures. A change that moves them on purpose (a refit,
+/// a new mechanism) updates these numbers and says so (BENCHMARKS.md records the full set).
+const RECORDED_TTFT_MDAPE: f64 = 28.0;
+const RECORDED_TPOT_MDAPE: f64 = 16.6;
+
+#[test]
+fn accuracy_on_the_calibration_subset_holds() {
+    let rows = fixture("calib_subset/rows.csv");
+    let out = tempfile::tempdir().unwrap();
+    let preds = out.path().join("pred.csv");
+    ok(&[
+        "bench",
+        "accuracy",
+        "--csv",
+        &rows,
+        "--database-mode",
+        "empirical",
+        "--predictions-out",
+        preds.to_str().unwrap(),
+    ]);
+    let mut measured = std::collections::HashMap::new();
+    for r in csv::Reader::from_path(&rows).unwrap().deserialize() {
+        let r: std::collections::HashMap<String, String> = r.unwrap();
+        let f = |k: &str| r[k].parse::<f64>().unwrap();
+        measured.insert(
+            r["id"].clone(),
+            (f("silicon_ttft_ms"), f("silicon_tpot_ms")),
+        );
+    }
+    let (mut ttft, mut tpot) = (Vec::new(), Vec::new());
+    for r in csv::Reader::from_path(&preds).unwrap().deserialize() {
+        let r: std::collections::HashMap<String, String> = r.unwrap();
+        assert_eq!(r["status"], "ok", "{r:?}");
+        let (mt, mo) = measured[&r["id"]];
+        ttft.push((r["pred_ttft_ms"].parse::<f64>().unwrap() / mt - 1.0).abs());
+        tpot.push((r["pred_tpot_ms"].parse::<f64>().unwrap() / mo - 1.0).abs());
+    }
+    assert_eq!(ttft.len(), 322);
+    let mdape = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        100.0 * (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let (t, o) = (mdape(&mut ttft), mdape(&mut tpot));
+    assert!(
+        (t - RECORDED_TTFT_MDAPE).abs() <= 2.0 && (o - RECORDED_TPOT_MDAPE).abs() <= 2.0,
+        "calibration-subset MdAPE drifted: TTFT {t:.1} % (recorded {RECORDED_TTFT_MDAPE}), \
+         TPOT {o:.1} % (recorded {RECORDED_TPOT_MDAPE})"
     );
 }

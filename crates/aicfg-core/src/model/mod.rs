@@ -1,5 +1,5 @@
 //! Model architectures: Hugging Face `config.json` parsing and the built-in model registry
-//! (MODELING.md §6.1–6.2). The op graph for a parallel configuration lives in `graph`.
+//! (docs/model.md §4.1). The op graph for a parallel configuration lives in `graph`.
 pub mod graph;
 
 use crate::error::{AicfgError, Result};
@@ -397,7 +397,7 @@ impl ModelSpec {
         self.num_layers - self.linear_attn.as_ref().map_or(0, |l| l.layers)
     }
 
-    /// KV-cache elements per token per GPU over all layers, before dtype (MODELING.md §8.1).
+    /// KV-cache elements per token per GPU over all layers, before dtype (docs/model.md §7).
     pub fn kv_elems_per_token(&self, tp: u32, seq: f64) -> f64 {
         let full = self.full_attention_layers() as f64;
         if let Some(m) = &self.mla {
@@ -723,7 +723,7 @@ mod tests {
     #[test]
     fn kv_per_token_matches_hand_values() {
         let r = ModelRegistry::builtin();
-        // MODELING.md §6.2: Qwen3-32B 262144 B/token bf16, Llama-3.1-70B 327680.
+        // docs/model.md §4.1: Qwen3-32B 262144 B/token bf16, Llama-3.1-70B 327680.
         assert_eq!(
             r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(1, 1.0) * 2.0,
             262144.0
