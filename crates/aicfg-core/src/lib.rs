@@ -2,6 +2,7 @@
 //! from an op-level performance model. No I/O beyond reading data files (and installing the
 //! optional measured op database, `perfdb::install`); the binary prints.
 pub mod backend;
+pub mod calibrate;
 pub mod error;
 pub mod estimate;
 pub mod hardware;

@@ -23,8 +23,8 @@ mod limits_args;
 mod progress;
 mod save;
 mod seed_forms;
-mod validate_cmd;
 mod serve_bench;
+mod validate_cmd;
 mod webapp;
 
 use clap::{Parser, Subcommand};
