@@ -12,10 +12,13 @@ macro_rules! emitf {
 
 mod bench;
 mod bench_search;
+mod bench_serving;
+mod bench_sim;
 mod chart;
 mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
+mod estimate_sim;
 mod eval;
 mod exp_cmd;
 mod input;
