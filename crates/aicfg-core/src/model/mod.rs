@@ -117,6 +117,10 @@ pub struct ModelSpec {
     /// MTP draft layers the checkpoint ships.
     pub nextn_layers: u32,
     pub quant: CheckpointQuant,
+    /// Longest sequence (prompt + output tokens) the checkpoint serves: `max_position_embeddings`,
+    /// or the RoPE-scaled length (`original_max_position_embeddings × factor`) when larger.
+    /// None when the config gives neither.
+    pub context_window: Option<u64>,
 }
 
 const SUPPORTED: &str =
@@ -145,6 +149,35 @@ fn family_of(arch: &str) -> Option<Family> {
         }
         _ => return None,
     })
+}
+
+/// `max_position_embeddings` (`n_positions` for GPT-2), raised to what RoPE scaling reaches
+/// (YaRN / Llama-3 style `original_max_position_embeddings × factor`).
+fn context_window(v: &Value) -> Option<u64> {
+    let num = |x: &Value| {
+        x.as_u64().or_else(|| {
+            x.as_f64()
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .map(|f| f as u64)
+        })
+    };
+    let base = ["max_position_embeddings", "n_positions", "seq_length"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(num))
+        .filter(|&n| n > 0);
+    let scaled = v
+        .get("rope_scaling")
+        .filter(|r| r.is_object())
+        .and_then(|r| {
+            let orig = r.get("original_max_position_embeddings").and_then(num)?;
+            let factor = r.get("factor").and_then(Value::as_f64)?;
+            (factor.is_finite() && factor >= 1.0 && factor <= 1024.0)
+                .then(|| (orig as f64 * factor) as u64)
+        });
+    match (base, scaled) {
+        (Some(b), Some(s)) => Some(b.max(s)),
+        (b, s) => b.or(s),
+    }
 }
 
 struct Cfg<'a> {
@@ -363,6 +396,7 @@ impl ModelSpec {
             .opt_u64(&["num_nextn_predict_layers", "mtp_num_hidden_layers"])
             .unwrap_or(0) as u32;
         let quant = checkpoint_quant(&root, text_v);
+        let context_window = context_window(text_v);
         let tie_embeddings = root
             .get("tie_word_embeddings")
             .and_then(Value::as_bool)
@@ -389,6 +423,7 @@ impl ModelSpec {
             linear_attn,
             nextn_layers,
             quant,
+            context_window,
         })
     }
 

@@ -10,7 +10,9 @@ pub mod space;
 
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
-use crate::estimate::{resolve_quant, source_for_system, QuantRequest};
+use crate::estimate::{
+    resolve_quant, resolve_quant_explained, source_for_system, QuantOrigin, QuantRequest,
+};
 use crate::hardware::SystemSpec;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
@@ -318,6 +320,8 @@ pub struct QuantSummary {
     pub role: Role,
     pub system: String,
     pub quant: QuantConfig,
+    /// Where each format came from (flag, checkpoint, derived, default, downgraded).
+    pub origin: QuantOrigin,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -360,7 +364,12 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
         .clone()
         .unwrap_or_else(EmpiricalParams::embedded);
     let w = req.workload;
-    let mut notes = Vec::new();
+    let mut notes = crate::admit::check(
+        &req.model,
+        &[&req.system, req.decode_sys()],
+        &req.backends,
+        &req.workload,
+    )?;
     let mut quant = Vec::new();
     let mut agg_all = Vec::new();
     let mut dis_all = Vec::new();
@@ -429,12 +438,14 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
             burst_waves: params.serving(backend.name(), measured).1,
         };
         if do_agg {
-            let q = resolve_quant(&req.model, &req.system, &req.agg_quant, backend)?;
+            let (q, origin) =
+                resolve_quant_explained(&req.model, &req.system, &req.agg_quant, backend)?;
             quant.push(QuantSummary {
                 backend,
                 role: Role::Agg,
                 system: req.system.name.clone(),
                 quant: q,
+                origin,
             });
             for p in agg_layouts {
                 agg_eval += ctx.agg_layout(p, &q, &mut agg_all);
@@ -442,21 +453,31 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
             }
         }
         if do_dis {
-            let qp = resolve_quant(&req.model, &req.system, &req.prefill_quant, backend)?;
-            let qd = resolve_quant(&req.model, req.decode_sys(), &req.decode_quant, backend)?;
+            let (qp, op) =
+                resolve_quant_explained(&req.model, &req.system, &req.prefill_quant, backend)?;
+            let (qd, od) =
+                resolve_quant_explained(&req.model, req.decode_sys(), &req.decode_quant, backend)?;
             quant.push(QuantSummary {
                 backend,
                 role: Role::Prefill,
                 system: req.system.name.clone(),
                 quant: qp,
+                origin: op,
             });
             quant.push(QuantSummary {
                 backend,
                 role: Role::Decode,
                 system: req.decode_sys().name.clone(),
                 quant: qd,
+                origin: od,
             });
             dis_eval += ctx.disagg(pre_layouts, dec_layouts, &qp, &qd, &mut dis_all, &mut tick)?;
+        }
+    }
+    for d in quant.iter().flat_map(|q| q.origin.downgrades()) {
+        let n = format!("quantization {d}");
+        if !notes.contains(&n) {
+            notes.push(n);
         }
     }
     if total_units == 0 {
