@@ -154,20 +154,6 @@ pub fn save_experiments<'a>(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_relative_paths_are_written() {
-        assert!(safe_relative("agg/top1/agg/k8s_deploy.yaml"));
-        assert!(!safe_relative("../x"));
-        assert!(!safe_relative("/etc/passwd"));
-        assert!(!safe_relative("agg/../../x"));
-        assert!(!safe_relative(""));
-    }
-}
-
 /// A note when `ServiceConfig.model_path` deploys a checkpoint whose weight format differs from
 /// the one the prediction priced (e.g. `Qwen/Qwen3-32B-FP8` files for a bf16 `--model QWEN3_32B`).
 pub fn checkpoint_note(sets: &[(String, String)], result: &SearchResult) -> Option<String> {
@@ -230,4 +216,18 @@ pub fn image_note(a: &SaveArgs, sets: &[(String, String)], req: &SearchRequest) 
          --generator-set K8sConfig.k8s_image=<a ROCm vLLM/SGLang image> and a matching GPU resource",
         amd[0]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_written() {
+        assert!(safe_relative("agg/top1/agg/k8s_deploy.yaml"));
+        assert!(!safe_relative("../x"));
+        assert!(!safe_relative("/etc/passwd"));
+        assert!(!safe_relative("agg/../../x"));
+        assert!(!safe_relative(""));
+    }
 }

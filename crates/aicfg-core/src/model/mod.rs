@@ -171,8 +171,9 @@ fn context_window(v: &Value) -> Option<u64> {
         .and_then(|r| {
             let orig = r.get("original_max_position_embeddings").and_then(num)?;
             let factor = r.get("factor").and_then(Value::as_f64)?;
-            (factor.is_finite() && factor >= 1.0 && factor <= 1024.0)
-                .then(|| (orig as f64 * factor) as u64)
+            (1.0..=1024.0)
+                .contains(&factor)
+                .then_some((orig as f64 * factor) as u64)
         });
     match (base, scaled) {
         (Some(b), Some(s)) => Some(b.max(s)),
