@@ -4,6 +4,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -156,4 +157,8 @@ def system_yaml(system, dev, smi, nccl_version=None):
     ]
     if nccl_version:
         lines.append(f"  nccl_version: '{nccl_version}'  # NCCL version the collected comm tables were measured with")
+    if dev.get("kind") == "cuda" and dev.get("name"):
+        label = re.sub(r"[^A-Za-z0-9._-]", "", dev["name"].strip().replace(" ", "-"))[:63]
+        if label:
+            lines.append(f"  k8s_gpu_product: {label}  # nvidia.com/gpu.product label (NVML name, spaces as '-'); TODO check on a node")
     return "\n".join(lines) + "\n"

@@ -39,7 +39,7 @@ GEN_SEQ = [2 ** j for j in range(1, 18)]  # KV length = isl (1) + step
 GEN_MAX_KV_TOKENS = 2 ** 22  # batch x KV length cap of the public generation tables
 GEN_MAX_KV_HEADS = 8
 
-QUICK_HEADS = [(8, 8), (16, 8), (32, 8)]
+QUICK_HEADS = [(8, 8), (16, 8), (32, 8), (8, 4), (16, 4)]  # kv 8 and 4: Llama/Qwen3-8B at tp 1 and 2
 QUICK_ATTN_SLICES = [(128, 0)]
 QUICK_CTX_BATCH = [1, 2]
 QUICK_CTX_ISL = [16, 64]

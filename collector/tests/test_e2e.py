@@ -36,7 +36,7 @@ def aicfg(b, data_dir, *args):
     return subprocess.run([b, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def install_and_estimate(out, system, backend, data_dir):
+def install_and_estimate(out, system, backend, data_dir, tp=1):
     b = need_aicfg()
     r = aicfg(b, data_dir, "data", "install", "--from", out)
     assert r.returncode == 0, r.stderr
@@ -45,7 +45,7 @@ def install_and_estimate(out, system, backend, data_dir):
     assert r.returncode == 0 and system in r.stdout and backend in r.stdout, r.stdout + r.stderr
     r = aicfg(b, data_dir, "cli", "estimate", "--model", "Qwen/Qwen3-8B", "--system", system,
               "--systems-path", out, "--backend", backend, "--database-mode", "silicon",
-              "--isl", "256", "--osl", "32", "--json")
+              "--isl", "256", "--osl", "32", "--tp-size", str(tp), "--json")
     assert r.returncode == 0, r.stderr
     est = json.loads(r.stdout)
     srcs = {o["name"]: o["source"] for o in est["decode_ops"]}
@@ -109,5 +109,9 @@ def test_torch_cpu_quick_run_installs_and_answers_silicon(tmp_path):
     # fp8 GEMM (torch._scaled_mm) brings the quantize tables; gloo gives collectives and P2P.
     assert EXPECTED_TABLES | {"computescale_perf", "scale_matrix_perf", "nccl_perf",
                               "p2p_perf"} <= tables
-    est, srcs = install_and_estimate(out, "cpu_torch", "sglang", str(tmp_path / "aicfg-data"))
+    est, srcs = install_and_estimate(out, "cpu_torch", "sglang", str(tmp_path / "aicfg-data"),
+                                     tp=2)
     assert srcs.get("qkv_proj") == "silicon", srcs
+    # The TP all-reduce answers from the collected (gloo) nccl_perf table, the system skeleton
+    # naming its version in misc.nccl_version.
+    assert srcs.get("attn_allreduce") == "silicon", srcs

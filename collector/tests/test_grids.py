@@ -52,8 +52,9 @@ def test_generation_attention_grid():
 
 def test_quick_attention_covers_a_gqa_and_an_mha_slice():
     pts = list(grids.context_attention(["bfloat16"], quick=True))
-    assert {(p["num_heads"], p["num_key_value_heads"]) for p in pts} == {(8, 8), (16, 8), (32, 8)}
-    assert len(pts) == 3 * 2 * 2
+    assert {(p["num_heads"], p["num_key_value_heads"]) for p in pts} == {
+        (8, 8), (16, 8), (32, 8), (8, 4), (16, 4)}
+    assert len(pts) == 5 * 2 * 2
 
 
 def test_moe_grid_keeps_only_divisible_shardings():

@@ -122,3 +122,23 @@ def test_write_orders_rows_by_the_grid(tmp_path):
     assert s.write(order) == len(rows)
     s.close()
     assert writer.read_table(s.parquet) == rows
+
+
+def test_system_skeleton_from_gpu_properties():
+    from aicfg_collector import env
+
+    dev = {"name": "NVIDIA H200", "kind": "cuda", "sm_version": 90, "multi_processor_count": 132,
+           "total_memory": 150_000_000_000, "device_count": 8, "memory_bus_width": 6144,
+           "measured_p2p_bw": 3.9e11}
+    smi = [{"clocks.max.sm": "1980", "clocks.max.memory": "3201", "power.limit": "700.00"}]
+    y = yaml.safe_load(env.system_yaml("my_h200", dev, smi, "2.21.5"))
+    assert y["name"] == "my_h200"
+    # 4096 FLOP/clk/SM (Hopper) x 132 SMs x 1.98 GHz; 2 x 3.201 GHz x 6144 bit / 8.
+    assert y["gpu"]["bfloat16_tc_flops"] == 4096 * 132 * 1980e6
+    assert y["gpu"]["fp8_tc_flops"] == 2 * y["gpu"]["bfloat16_tc_flops"]
+    assert "fp4_tc_flops" not in y["gpu"]
+    assert y["gpu"]["mem_bw"] == 2 * 3201e6 * 6144 / 8
+    assert y["gpu"]["sm_version"] == 90 and y["gpu"]["power"] == 700
+    assert y["node"]["num_gpus_per_node"] == 8 and y["node"]["intra_node_bw"] == 3.9e11
+    assert y["misc"]["nccl_version"] == "2.21.5"
+    assert y["misc"]["k8s_gpu_product"] == "NVIDIA-H200"

@@ -169,6 +169,9 @@ class TorchEngine:
                     self._gemm_impls["nvfp4"] = impls
                 else:
                     _warn("nvfp4 GEMM: no FP4 kernel found (vLLM's cutlass_scaled_fp4_mm); not collected")
+            # A kernel that passed its probe only loses the points it rejects (e.g. odd shapes).
+            for impls in self._gemm_impls.values():
+                self._worked.update(("gemm_perf", n) for n, _ in impls)
         return list(self._gemm_impls)
 
     def _make_bf16(self, p):

@@ -6,15 +6,13 @@ use crate::hardware::SystemSpec;
 use crate::memory::MemoryBreakdown;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
-use crate::perf::{
-    EmpiricalParams, EmpiricalSource, OpTime, PerfSource, SiliconSource, SolSource, Step,
-};
-use crate::perfdb::{self, OpDb};
+use crate::perf::source::DeploymentSources;
+use crate::perf::{EmpiricalParams, OpTime, Step};
+use crate::perfdb::OpDb;
 use crate::quant::{ComputeDtype, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use crate::serve::{self, Perf, ServeMode, Worker, Workload};
 use crate::DatabaseMode;
 use serde::Serialize;
-use std::sync::Arc;
 
 /// User-level quantization choices; `None` = infer from the checkpoint, then bf16.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -325,64 +323,23 @@ fn evaluate(
     params: &EmpiricalParams,
     with_report: bool,
 ) -> Result<(Perf, Option<EstimateReport>)> {
-    let empirical = EmpiricalSource { p: params.clone() };
-    let sol = SolSource;
     let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
-    let db_p = database_for(req, &req.system)?;
-    let db_d = if req.mode == ServeMode::Disagg && dsys.name != req.system.name {
-        database_for(req, dsys)?
-    } else {
-        db_p.clone()
-    };
-    let strict = req.database_mode == DatabaseMode::Silicon;
-    let overlap_ms = params.silicon.as_ref().map_or(0.0, |s| s.overlap_us * 1e-3);
-    let silicon = |db: Arc<OpDb>| {
-        let mut s = SiliconSource::new(db, empirical.clone(), strict);
-        s.overlap_ms = overlap_ms;
-        s
-    };
-    let sil_p = db_p.clone().map(silicon);
-    let sil_d = db_d.clone().map(silicon);
-    fn pick<'a>(
-        mode: DatabaseMode,
-        sil: &'a Option<SiliconSource>,
-        sol: &'a SolSource,
-        emp: &'a EmpiricalSource,
-    ) -> &'a dyn PerfSource {
-        match (mode, sil) {
-            (DatabaseMode::Sol, _) => sol,
-            (_, Some(s)) => s,
-            _ => emp,
-        }
-    }
-    let source = pick(req.database_mode, &sil_p, &sol, &empirical);
-    let dsource = pick(req.database_mode, &sil_d, &sol, &empirical);
-    let effective = match req.database_mode {
-        DatabaseMode::Auto if db_p.is_some() || db_d.is_some() => DatabaseMode::Hybrid,
-        DatabaseMode::Auto => DatabaseMode::Empirical,
-        m => m,
-    };
-    // SOL has no host overheads; the measured-table modes have their own serving constants.
-    let measured = sil_p.is_some() || sil_d.is_some();
-    let (calib, burst_waves) = if req.database_mode == DatabaseMode::Sol {
-        let zero = crate::perf::BackendCalib {
-            step_ms: 0.0,
-            ttft_ms: 0.0,
-            wait_steps: 0.0,
-        };
-        (zero, params.burst_waves)
-    } else {
-        params.serving(req.backend.name(), measured)
-    };
+    let sources = DeploymentSources::open(
+        req.database_mode,
+        params,
+        req.backend,
+        &req.system,
+        (req.mode == ServeMode::Disagg).then_some(dsys),
+        req.backend_version.as_deref(),
+    )?;
+    let (main, dsrc) = (&sources.main, sources.decode());
+    let (source, dsource) = (main.source(), dsrc.source());
+    let (db_p, db_d) = (&main.db, &dsrc.db);
+    let effective = sources.mode();
+    let strict = main.is_strict();
+    let burst_waves = main.burst_waves;
     // SILICON: an op the tables cannot answer fails the whole prediction, naming the op.
-    let check = || -> Result<()> {
-        for s in [&sil_p, &sil_d].into_iter().flatten() {
-            if let Some(why) = s.take_miss() {
-                return Err(AicfgError::PerfDataMissing(why));
-            }
-        }
-        Ok(())
-    };
+    let check = || sources.check();
     let w = req.workload;
     let m = &req.model;
     let fraction = req.free_gpu_memory_fraction;
@@ -390,7 +347,7 @@ fn evaluate(
     let mut notes = if with_report { admit(req)? } else { Vec::new() };
     let database = db_p.as_ref().map(|d| db_label(d));
     if with_report {
-        match (&db_p, req.database_mode) {
+        match (db_p, req.database_mode) {
             (Some(d), _) => {
                 let decode = match &db_d {
                     Some(dd) if dd.key != d.key => format!(", decode workers {}", db_label(dd)),
@@ -425,7 +382,7 @@ fn evaluate(
                 &q,
                 &req.system,
                 req.backend,
-                calib,
+                main.calib,
                 source,
                 fraction,
                 w.nextn,
@@ -473,7 +430,7 @@ fn evaluate(
                 &qp,
                 &req.system,
                 req.backend,
-                calib,
+                main.calib,
                 source,
                 fraction,
                 0,
@@ -484,7 +441,7 @@ fn evaluate(
                 &qd,
                 dsys,
                 req.backend,
-                calib,
+                dsrc.calib,
                 dsource,
                 fraction,
                 w.nextn,
@@ -540,92 +497,6 @@ fn evaluate(
 
 fn db_label(d: &OpDb) -> String {
     format!("{}/{}/{}", d.key.system, d.key.backend, d.key.version)
-}
-
-/// The measured database for `sys` under the request's mode (see [`database_for_mode`]).
-pub fn database_for(req: &EstimateRequest, sys: &SystemSpec) -> Result<Option<Arc<OpDb>>> {
-    database_for_mode(
-        req.database_mode,
-        req.backend,
-        sys,
-        req.backend_version.as_deref(),
-    )
-}
-
-/// The measured database for `sys`/`backend` under `mode`: None for sol/empirical, and for
-/// `auto` when nothing is installed for the system/backend; an error when silicon/hybrid is asked
-/// for and nothing is installed, or when the asked backend version is not installed. Loaded once
-/// per process.
-pub fn database_for_mode(
-    mode: DatabaseMode,
-    backend: Backend,
-    sys: &SystemSpec,
-    backend_version: Option<&str>,
-) -> Result<Option<Arc<OpDb>>> {
-    if !mode.uses_database() {
-        return Ok(None);
-    }
-    let Some(root) = perfdb::data_dir().and_then(|d| perfdb::active_root(&d)) else {
-        if mode == DatabaseMode::Auto && backend_version.is_none() {
-            return Ok(None);
-        }
-        return Err(AicfgError::PerfDbMissing(format!(
-            "no measured op database installed{}; run `aicfg data install` (or set AICFG_DATA_DIR)",
-            perfdb::data_dir()
-                .map(|d| format!(" in {}", d.display()))
-                .unwrap_or_default()
-        )));
-    };
-    let key = match perfdb::resolve(&root, &sys.name, backend.name(), backend_version) {
-        Ok(k) => k,
-        Err(AicfgError::PerfDbMissing(_)) if mode == DatabaseMode::Auto => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    perfdb::open_cached(&key, sys.misc.nccl_version.as_deref()).map(Some)
-}
-
-/// One performance source for one system under `mode` — what a caller that prices steps itself
-/// (the deployment search) needs: the source, the serving constants to use with it, and the mode
-/// that answers (`auto` resolved to `hybrid` or `empirical`). In SILICON mode an op without data
-/// prices as NaN, so the caller should drop non-finite results. The matching burst length is
-/// `params.serving(backend, measured).1` (measured = the answer is not empirical).
-pub fn source_for_system(
-    mode: DatabaseMode,
-    params: &EmpiricalParams,
-    backend: Backend,
-    sys: &SystemSpec,
-    backend_version: Option<&str>,
-) -> Result<(Box<dyn PerfSource>, crate::perf::BackendCalib, DatabaseMode)> {
-    let empirical = EmpiricalSource { p: params.clone() };
-    if mode == DatabaseMode::Sol {
-        let zero = crate::perf::BackendCalib {
-            step_ms: 0.0,
-            ttft_ms: 0.0,
-            wait_steps: 0.0,
-        };
-        return Ok((Box::new(SolSource), zero, mode));
-    }
-    match database_for_mode(mode, backend, sys, backend_version)? {
-        Some(db) => {
-            let mut s = SiliconSource::new(db, empirical, mode == DatabaseMode::Silicon);
-            s.overlap_ms = params.silicon.as_ref().map_or(0.0, |c| c.overlap_us * 1e-3);
-            let effective = if mode == DatabaseMode::Auto {
-                DatabaseMode::Hybrid
-            } else {
-                mode
-            };
-            Ok((
-                Box::new(s),
-                params.serving(backend.name(), true).0,
-                effective,
-            ))
-        }
-        None => Ok((
-            Box::new(empirical),
-            params.serving(backend.name(), false).0,
-            DatabaseMode::Empirical,
-        )),
-    }
 }
 
 fn worker_report(

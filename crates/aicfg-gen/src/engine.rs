@@ -1,6 +1,8 @@
 //! Engine settings per worker role: TRT-LLM LLM-API options, vLLM and SGLang server flags
 //! (MODELING.md §10.3–10.5), from the generator config.
 use crate::genconfig::{version_key, GeneratorConfig, Rule, WorkerParams};
+use crate::versions::{self, Rules};
+use aicfg_core::Backend;
 use serde::Serialize;
 
 pub const TOKENS_PER_BLOCK: u32 = 32;
@@ -44,8 +46,13 @@ pub struct RoleSpec {
     pub max_num_tokens: u32,
     pub cuda_graph_sizes: Vec<u32>,
     pub cuda_graph_padding: bool,
-    /// Server flags after `python3 -m dynamo.<backend>` (model flags excluded).
+    /// Server flags after `python3 -m dynamo.<backend>` (model flags and the per-worker
+    /// port flags of [`port_flags`] excluded).
     pub flags: Vec<String>,
+    /// GPUs per node and node label of this pool's system; its image.
+    pub gpus_per_node: u32,
+    pub gpu_product: String,
+    pub image: String,
     /// TRT-LLM only: file name and content of the engine YAML.
     pub engine_file: Option<String>,
     pub engine_yaml: Option<String>,
@@ -93,6 +100,88 @@ fn kv_dtype(backend: &str, kv: &str) -> &'static str {
     }
 }
 
+/// Version rules of a generator config.
+pub fn rules_of(g: &GeneratorConfig) -> Rules {
+    let b = Backend::parse(&g.backend).unwrap_or(Backend::Trtllm);
+    versions::rules(b, &g.generated_config_version, &g.dynamo.dynamo_version)
+}
+
+/// Ports one worker listens on besides what the framework picks itself. In a pod the
+/// defaults are free; workers sharing a node get `offset` (their first GPU index) added, so
+/// each worker's range [base + first GPU, base + first GPU + its GPUs) is its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ports {
+    /// NIXL side channel (vLLM adds the DP rank to it).
+    pub nixl_side_channel: u32,
+    /// ZMQ KV-event publisher.
+    pub kv_events: u32,
+    /// SGLang disaggregation bootstrap server (prefill).
+    pub bootstrap: u32,
+}
+
+impl Ports {
+    pub const DEFAULT: Ports = Ports {
+        nixl_side_channel: 5600,
+        kv_events: 5557,
+        bootstrap: 8998,
+    };
+
+    pub fn offset(first_gpu: u32) -> Ports {
+        let d = Ports::DEFAULT;
+        Ports {
+            nixl_side_channel: d.nixl_side_channel + first_gpu,
+            kv_events: d.kv_events + 100 + first_gpu,
+            bootstrap: d.bootstrap + first_gpu,
+        }
+    }
+}
+
+/// Flags that carry a worker's ports (after [`RoleSpec::flags`]).
+pub fn port_flags(g: &GeneratorConfig, r: &RoleSpec, ports: Ports) -> Vec<String> {
+    let mut a = Vec::new();
+    let kv_events = g.dynamo.publish_kv_events;
+    match g.backend.as_str() {
+        "vllm" if kv_events => a.extend([
+            "--kv-events-config".to_string(),
+            format!(
+                r#"{{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:{}"}}"#,
+                ports.kv_events
+            ),
+        ]),
+        "sglang" => {
+            if kv_events {
+                a.extend([
+                    "--kv-events-config".to_string(),
+                    format!(
+                        r#"{{"publisher":"zmq","topic":"kv-events","endpoint":"tcp://*:{}"}}"#,
+                        ports.kv_events
+                    ),
+                ]);
+            }
+            if r.role != RoleKind::Agg {
+                a.extend([
+                    "--disaggregation-bootstrap-port".to_string(),
+                    ports.bootstrap.to_string(),
+                ]);
+            }
+        }
+        _ => {}
+    }
+    a
+}
+
+/// Environment a worker needs for its ports.
+pub fn port_env(g: &GeneratorConfig, r: &RoleSpec, ports: Ports) -> Vec<(String, String)> {
+    if g.backend == "vllm" && r.role != RoleKind::Agg {
+        vec![(
+            "VLLM_NIXL_SIDE_CHANNEL_PORT".to_string(),
+            ports.nixl_side_channel.to_string(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Build the role specs of one deployment, in launch order (prefill before decode).
 pub fn roles(g: &GeneratorConfig) -> Vec<RoleSpec> {
     let mut out = Vec::new();
@@ -117,6 +206,10 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
     let moe = g.model.is_moe;
     let bench = g.rule == Rule::Benchmark;
     let backend = g.backend.as_str();
+    let rules = rules_of(g);
+    // Tokens one decode step carries per request: the token plus the MTP draft tokens.
+    let step_tokens = 1 + g.model.nextn;
+    let decode_tokens = bs.saturating_mul(step_tokens);
     let expert_gpus = p.moe_tensor_parallel_size * p.moe_expert_parallel_size;
     let dp = p.data_parallel_size.max(1);
     let tp = match (backend, moe) {
@@ -127,21 +220,25 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
     let enable_attention_dp = moe && dp > 1;
     // Production keeps the reference's service sizing; benchmark reproduces what was simulated.
     let (max_batch_size, max_num_tokens) = match (backend, role, bench) {
-        (_, _, true) => (bs, round_up(p.max_num_tokens.max(bs), TOKENS_PER_BLOCK)),
-        ("trtllm", RoleKind::Agg, _) => (bs, round_up(bs + isl + 500, TOKENS_PER_BLOCK)),
+        (_, RoleKind::Prefill, true) => (bs, round_up(p.max_num_tokens.max(bs), TOKENS_PER_BLOCK)),
+        (_, _, true) => (
+            bs,
+            round_up(p.max_num_tokens.max(decode_tokens), TOKENS_PER_BLOCK),
+        ),
+        ("trtllm", RoleKind::Agg, _) => (bs, round_up(decode_tokens + isl + 500, TOKENS_PER_BLOCK)),
         ("trtllm", RoleKind::Prefill, _) => (bs, round_up(isl + 500, TOKENS_PER_BLOCK)),
-        ("trtllm", RoleKind::Decode, _) => (bs, round_up(bs, TOKENS_PER_BLOCK)),
+        ("trtllm", RoleKind::Decode, _) => (bs, round_up(decode_tokens, TOKENS_PER_BLOCK)),
         (_, RoleKind::Prefill, _) => (bs, isl + 1500),
         (_, RoleKind::Agg, _) => {
             let seqs = if bs < 512 { 512 } else { 2 * bs };
-            (seqs, bs + isl + 1500)
+            (seqs, decode_tokens + isl + 1500)
         }
         (_, RoleKind::Decode, _) => {
             let seqs = if bs < 512 { 512 } else { 2 * bs };
             let tokens = if backend == "sglang" {
-                isl + 1500
+                (isl + 1500).max(seqs * step_tokens)
             } else {
-                seqs
+                seqs * step_tokens
             };
             (seqs, tokens)
         }
@@ -150,7 +247,24 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
         RoleKind::Prefill => vec![],
         _ => cuda_graph_sizes(bs),
     };
+    let decode_pool = role == RoleKind::Decode;
     let mut spec = RoleSpec {
+        gpus_per_node: if decode_pool {
+            g.node.decode_num_gpus_per_node
+        } else {
+            g.node.num_gpus_per_node
+        }
+        .max(1),
+        gpu_product: if decode_pool {
+            g.k8s.decode_gpu_product.clone()
+        } else {
+            g.k8s.gpu_product.clone()
+        },
+        image: if decode_pool {
+            g.k8s.decode_k8s_image.clone()
+        } else {
+            g.k8s.k8s_image.clone()
+        },
         role,
         service: service_name(backend, role),
         workers,
@@ -211,9 +325,12 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
                 ]);
             }
             if disagg {
+                if rules.vllm_role_booleans {
+                    a.push(format!("--is-{}-worker", role.name()));
+                } else {
+                    a.extend([f("--disaggregation-mode"), f(role.name())]);
+                }
                 a.extend([
-                    f("--disaggregation-mode"),
-                    f(role.name()),
                     f("--kv-transfer-config"),
                     f(r#"{"kv_connector":"NixlConnector","kv_role":"kv_both"}"#),
                 ]);
@@ -221,6 +338,13 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
             spec.flags = a;
         }
         "sglang" => {
+            // With attention DP SGLang divides the limit by the DP size: write what makes
+            // every rank admit the planned per-rank batch.
+            let running = if enable_attention_dp {
+                max_batch_size.saturating_mul(dp)
+            } else {
+                max_batch_size
+            };
             let mut a = vec![
                 f("--tensor-parallel-size"),
                 tp.to_string(),
@@ -231,7 +355,7 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
                 f("--kv-cache-dtype"),
                 f(kv),
                 f("--max-running-requests"),
-                max_batch_size.to_string(),
+                running.to_string(),
                 f("--max-prefill-tokens"),
                 max_num_tokens.to_string(),
                 f("--mem-fraction-static"),
@@ -250,7 +374,7 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
                 ]);
             }
             if !spec.cuda_graph_sizes.is_empty() {
-                a.push(f("--cuda-graph-bs"));
+                a.push(f(rules.sglang_cuda_graph_flag));
                 a.extend(spec.cuda_graph_sizes.iter().map(|b| b.to_string()));
             }
             if !prefix {
@@ -270,11 +394,14 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
                 ]);
             }
             if disagg {
+                // The prefill bootstrap server must be reachable from the decode pods.
                 a.extend([
                     f("--disaggregation-mode"),
                     f(role.name()),
                     f("--disaggregation-transfer-backend"),
                     f("nixl"),
+                    f("--host"),
+                    f("0.0.0.0"),
                 ]);
             }
             spec.flags = a;
@@ -287,6 +414,9 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
             ];
             if disagg {
                 a.extend([f("--disaggregation-mode"), f(role.name())]);
+            }
+            if g.dynamo.publish_kv_events {
+                a.push(f(rules.trtllm_kv_events_flag));
             }
             spec.flags = a;
             spec.engine_file = Some(file);

@@ -1,18 +1,10 @@
 //! `generator_config.yaml`: the normalized inputs of the generator (MODELING.md §10.9), built
 //! from one search candidate, then patched by `--generator-set KEY=VALUE`.
 use crate::error::{GenError, Result};
+use crate::versions;
 use aicfg_core::search::{Candidate, WorkerPlan};
 use aicfg_core::{Backend, ServeMode};
 use serde::{Deserialize, Serialize};
-
-/// Dynamo releases and the framework versions their runtime images ship (newest first):
-/// (dynamo, vllm, sglang, trtllm).
-pub const VERSION_MATRIX: [(&str, &str, &str, &str); 4] = [
-    ("1.3.0", "0.24.0", "0.5.16", "1.3.0rc23"),
-    ("1.2.0", "0.20.1", "0.5.11", "1.3.0rc14"),
-    ("1.1.0", "0.19.0", "0.5.10.post1", "1.3.0rc11"),
-    ("1.0.0", "0.16.0", "0.5.9", "1.3.0rc5.post1"),
-];
 
 /// Framework version whose behaviour the performance model describes (the reference's defaults).
 pub fn modelled_version(b: Backend) -> &'static str {
@@ -20,33 +12,6 @@ pub fn modelled_version(b: Backend) -> &'static str {
         Backend::Trtllm => "1.3.0rc20",
         Backend::Vllm => "0.24.0",
         Backend::Sglang => "0.5.14",
-    }
-}
-
-fn matrix_version(
-    row: &(&'static str, &'static str, &'static str, &'static str),
-    b: Backend,
-) -> &'static str {
-    match b {
-        Backend::Vllm => row.1,
-        Backend::Sglang => row.2,
-        Backend::Trtllm => row.3,
-    }
-}
-
-/// (framework version, Dynamo release) for a requested target version; the newest Dynamo
-/// release when none is requested or the version is not in the matrix.
-pub fn target_versions(b: Backend, requested: Option<&str>) -> (String, String) {
-    let newest = &VERSION_MATRIX[0];
-    match requested.map(str::trim).filter(|s| !s.is_empty()) {
-        None => (matrix_version(newest, b).to_string(), newest.0.to_string()),
-        Some(v) => {
-            let row = VERSION_MATRIX
-                .iter()
-                .find(|r| matrix_version(r, b) == v)
-                .unwrap_or(newest);
-            (v.to_string(), row.0.to_string())
-        }
     }
 }
 
@@ -81,17 +46,31 @@ pub struct ServiceConfig {
 pub struct K8sConfig {
     pub name_prefix: String,
     pub k8s_namespace: String,
+    /// Runtime image of the agg/prefill pool (and of the frontend).
     pub k8s_image: String,
+    /// Runtime image of the decode pool (disagg); the same release as `k8s_image` unless set.
+    pub decode_k8s_image: String,
     pub hf_token_secret: String,
-    /// `nvidia.com/gpu.product` node label; empty = no node selector.
+    /// `nvidia.com/gpu.product` node label of the agg/prefill pool; empty = no node selector.
     pub gpu_product: String,
+    /// Node label of the decode pool (its own system's GPU in heterogeneous disagg).
+    pub decode_gpu_product: String,
     pub engine_configs_dir: String,
+    /// Secret for pulling the image from a private registry; empty = none.
+    pub image_pull_secret: String,
+    /// PersistentVolumeClaim holding the model cache, mounted at `hf_home`; empty = none.
+    pub model_cache_pvc: String,
+    /// `HF_HOME` inside the pods (where the cache is mounted).
+    pub hf_home: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DynConfig {
     pub mode: String,
+    /// KV-aware routing in the frontend (`--router-mode kv`).
     pub enable_router: bool,
+    /// Workers publish KV-cache events (what the KV router routes on); on with the router.
+    pub publish_kv_events: bool,
     pub dynamo_version: String,
 }
 
@@ -131,7 +110,10 @@ pub struct BenchConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeConfig {
+    /// GPUs per node of the agg/prefill system.
     pub num_gpus_per_node: u32,
+    /// GPUs per node of the decode system (disagg).
+    pub decode_num_gpus_per_node: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,32 +196,14 @@ pub struct Context {
     pub num_gpus_per_node: u32,
     /// Node label of the GPU; empty when unknown.
     pub gpu_product: String,
+    /// The decode system's (heterogeneous disagg; else the same as above).
+    pub decode_num_gpus_per_node: u32,
+    pub decode_gpu_product: String,
     /// KV memory fraction the memory model used (None = the backend default).
     pub free_gpu_memory_fraction: Option<f64>,
+    /// `--generated_config_version` and `--dynamo-version`.
     pub generated_version: Option<String>,
-}
-
-/// `nvidia.com/gpu.product` label of a system's GPU, as GPU feature discovery writes it.
-pub fn gpu_product_label(system: &str) -> &'static str {
-    match system {
-        "h200_sxm" => "NVIDIA-H200",
-        "h100_sxm" => "NVIDIA-H100-80GB-HBM3",
-        "a100_sxm" => "NVIDIA-A100-SXM4-80GB",
-        "b200_sxm" => "NVIDIA-B200",
-        "gb200" | "gb200_sxm" => "NVIDIA-GB200",
-        "b300_sxm" => "NVIDIA-B300",
-        "gb300" => "NVIDIA-GB300",
-        _ => "",
-    }
-}
-
-fn image_for(b: Backend, dynamo: &str) -> String {
-    let kind = match b {
-        Backend::Trtllm => "tensorrtllm",
-        Backend::Vllm => "vllm",
-        Backend::Sglang => "sglang",
-    };
-    format!("nvcr.io/nvidia/ai-dynamo/{kind}-runtime:{dynamo}")
+    pub dynamo_version: Option<String>,
 }
 
 fn params_of(w: &WorkerPlan, fraction: f64) -> WorkerParams {
@@ -283,9 +247,17 @@ fn r3(v: f64) -> f64 {
 
 impl GeneratorConfig {
     /// The generator inputs for one candidate (workers counted over the whole cluster).
-    pub fn from_candidate(c: &Candidate, ctx: &Context) -> Self {
+    pub fn from_candidate(c: &Candidate, ctx: &Context) -> Result<Self> {
         let backend = c.backend;
-        let (version, dynamo_version) = target_versions(backend, ctx.generated_version.as_deref());
+        let m = versions::matrix();
+        let release = m.resolve(
+            backend,
+            ctx.generated_version.as_deref(),
+            ctx.dynamo_version.as_deref(),
+        )?;
+        let version = release.framework(backend).to_string();
+        let dynamo_version = release.dynamo.clone();
+        let image = m.image(backend, &dynamo_version);
         let fraction = ctx
             .free_gpu_memory_fraction
             .unwrap_or(backend.memory_fraction().0);
@@ -305,7 +277,7 @@ impl GeneratorConfig {
             ServeMode::Disagg => "disagg",
             _ => "agg",
         };
-        GeneratorConfig {
+        Ok(GeneratorConfig {
             backend: backend.name().to_string(),
             generated_config_version: version,
             rule: Rule::Production,
@@ -319,14 +291,20 @@ impl GeneratorConfig {
             k8s: K8sConfig {
                 name_prefix: "dynamo".into(),
                 k8s_namespace: "default".into(),
-                k8s_image: image_for(backend, &dynamo_version),
+                k8s_image: image.clone(),
+                decode_k8s_image: image,
                 hf_token_secret: "hf-token-secret".into(),
                 gpu_product: ctx.gpu_product.clone(),
+                decode_gpu_product: ctx.decode_gpu_product.clone(),
                 engine_configs_dir: "/workspace/engine_configs".into(),
+                image_pull_secret: String::new(),
+                model_cache_pvc: String::new(),
+                hf_home: "/root/.cache/huggingface".into(),
             },
             dynamo: DynConfig {
                 mode: mode.into(),
                 enable_router: ctx.prefix > 0,
+                publish_kv_events: ctx.prefix > 0,
                 dynamo_version,
             },
             workers: WorkerConfig {
@@ -357,6 +335,7 @@ impl GeneratorConfig {
             },
             node: NodeConfig {
                 num_gpus_per_node: ctx.num_gpus_per_node.max(1),
+                decode_num_gpus_per_node: ctx.decode_num_gpus_per_node.max(1),
             },
             model: ModelConfig {
                 model_name: ctx.model.clone(),
@@ -369,77 +348,71 @@ impl GeneratorConfig {
                 prefill: c.prefill.as_ref().map(|w| params_of(w, fraction)),
                 decode: c.decode.as_ref().map(|w| params_of(w, fraction)),
             },
-        }
+        })
     }
 
-    /// Apply one `KEY=VALUE` override (keys as in [`KNOWN_KEYS`]).
+    /// Apply one `KEY=VALUE` override (keys as in [`KEYS`]); every value is checked against
+    /// its key's type, so nothing a shell or YAML parser would read as code reaches a file.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let bad = |reason: &str| GenError::BadValue {
+        let doc = KEYS
+            .iter()
+            .find(|k| k.key == key)
+            .ok_or_else(|| unknown_key(key))?;
+        let v = doc.kind.check(value).map_err(|reason| GenError::BadValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: value.escape_debug().to_string(),
             reason: reason.to_string(),
-        };
-        let text = value.to_string();
+        })?;
+        let text = || v.as_text().to_string();
         match key {
-            "ServiceConfig.model_path" => self.service.model_path = text,
+            "ServiceConfig.model_path" => self.service.model_path = text(),
             "ServiceConfig.model_name" | "ServiceConfig.served_model_name" => {
-                self.service.served_model_name = text
+                self.service.served_model_name = text()
             }
-            "ServiceConfig.head_node_ip" => self.service.head_node_ip = text,
-            "ServiceConfig.port" => {
-                self.service.port = value
-                    .parse()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| bad("expected a port number 1-65535"))?
-            }
-            "ServiceConfig.include_frontend" => {
-                self.service.include_frontend =
-                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
-            }
-            "K8sConfig.name_prefix" => {
-                self.k8s.name_prefix = dns_label(value)
-                    .ok_or_else(|| bad("expected a DNS label: lowercase letters, digits and '-'"))?
-            }
-            "K8sConfig.k8s_namespace" => {
-                self.k8s.k8s_namespace = dns_label(value)
-                    .ok_or_else(|| bad("expected a DNS label: lowercase letters, digits and '-'"))?
-            }
+            "ServiceConfig.head_node_ip" => self.service.head_node_ip = text(),
+            "ServiceConfig.port" => self.service.port = v.as_int() as u16,
+            "ServiceConfig.include_frontend" => self.service.include_frontend = v.as_bool(),
+            "K8sConfig.name_prefix" => self.k8s.name_prefix = text(),
+            "K8sConfig.k8s_namespace" => self.k8s.k8s_namespace = text(),
             "K8sConfig.k8s_image" => {
-                if value.trim().is_empty() || value.contains(char::is_whitespace) {
-                    return Err(bad("expected an image reference without spaces"));
+                // One image for both pools unless the decode pool is named on its own.
+                if self.k8s.decode_k8s_image == self.k8s.k8s_image {
+                    self.k8s.decode_k8s_image = text();
                 }
-                self.k8s.k8s_image = text
+                self.k8s.k8s_image = text()
             }
-            "K8sConfig.hf_token_secret" => {
-                self.k8s.hf_token_secret = dns_label(value).ok_or_else(|| {
-                    bad("expected a secret name: lowercase letters, digits and '-'")
-                })?
+            "K8sConfig.decode_k8s_image" => self.k8s.decode_k8s_image = text(),
+            "K8sConfig.hf_token_secret" => self.k8s.hf_token_secret = text(),
+            "K8sConfig.gpu_product" => {
+                if self.k8s.decode_gpu_product == self.k8s.gpu_product {
+                    self.k8s.decode_gpu_product = text();
+                }
+                self.k8s.gpu_product = text()
             }
-            "K8sConfig.gpu_product" => self.k8s.gpu_product = text,
-            "DynConfig.enable_router" => {
-                self.dynamo.enable_router =
-                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
-            }
+            "K8sConfig.decode_gpu_product" => self.k8s.decode_gpu_product = text(),
+            "K8sConfig.engine_configs_dir" => self.k8s.engine_configs_dir = text(),
+            "K8sConfig.image_pull_secret" => self.k8s.image_pull_secret = text(),
+            "K8sConfig.model_cache_pvc" => self.k8s.model_cache_pvc = text(),
+            "K8sConfig.hf_home" => self.k8s.hf_home = text(),
+            "DynConfig.enable_router" => self.dynamo.enable_router = v.as_bool(),
+            "DynConfig.publish_kv_events" => self.dynamo.publish_kv_events = v.as_bool(),
             "NodeConfig.num_gpus_per_node" => {
-                self.node.num_gpus_per_node = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| bad("expected a positive integer"))?
+                if self.node.decode_num_gpus_per_node == self.node.num_gpus_per_node {
+                    self.node.decode_num_gpus_per_node = v.as_int();
+                }
+                self.node.num_gpus_per_node = v.as_int()
+            }
+            "NodeConfig.decode_num_gpus_per_node" => {
+                self.node.decode_num_gpus_per_node = v.as_int()
             }
             "BenchConfig.requests_per_concurrency" => {
-                self.bench.requests_per_concurrency = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| bad("expected a positive integer"))?
+                self.bench.requests_per_concurrency = v.as_int()
             }
             "rule" => {
-                self.rule = match value.trim().to_ascii_lowercase().as_str() {
-                    "production" | "default" => Rule::Production,
-                    "benchmark" => Rule::Benchmark,
-                    _ => return Err(bad("expected production or benchmark")),
+                self.rule = if v.as_text() == "benchmark" {
+                    Rule::Benchmark
+                } else {
+                    Rule::Production
                 }
             }
             _ => return Err(unknown_key(key)),
@@ -448,48 +421,243 @@ impl GeneratorConfig {
     }
 }
 
-/// Keys `--generator-set` accepts.
-pub const KNOWN_KEYS: [&str; 15] = [
-    "ServiceConfig.model_path",
-    "ServiceConfig.model_name",
-    "ServiceConfig.served_model_name",
-    "ServiceConfig.head_node_ip",
-    "ServiceConfig.port",
-    "ServiceConfig.include_frontend",
-    "K8sConfig.name_prefix",
-    "K8sConfig.k8s_namespace",
-    "K8sConfig.k8s_image",
-    "K8sConfig.hf_token_secret",
-    "K8sConfig.gpu_product",
-    "DynConfig.enable_router",
-    "NodeConfig.num_gpus_per_node",
-    "BenchConfig.requests_per_concurrency",
-    "rule",
+/// What a `--generator-set` value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A model path or hub id: letters, digits and `._/:@+=,~-`, not starting with `-`.
+    Word,
+    /// A host name (RFC 1123) or an IPv4/IPv6 address.
+    Host,
+    Port,
+    Bool,
+    /// An integer 1..=max.
+    Count(u32),
+    /// A Kubernetes object name (RFC 1123 label).
+    DnsLabel,
+    /// `""` or a DNS label (optional object reference).
+    OptionalDnsLabel,
+    /// A container image reference.
+    Image,
+    /// A Kubernetes label value (may be empty: no node selector).
+    LabelValue,
+    /// An absolute path of letters, digits and `._/-`.
+    AbsPath,
+    Rule,
+}
+
+/// A checked value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    Text(String),
+    Int(u32),
+    Bool(bool),
+}
+
+impl Checked {
+    fn as_text(&self) -> &str {
+        match self {
+            Checked::Text(s) => s,
+            _ => "",
+        }
+    }
+    fn as_int(&self) -> u32 {
+        match self {
+            Checked::Int(n) => *n,
+            _ => 0,
+        }
+    }
+    fn as_bool(&self) -> bool {
+        matches!(self, Checked::Bool(true))
+    }
+}
+
+fn word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._/:@+=,~-".contains(c)
+}
+
+/// RFC 1123 host name or an IP address.
+pub fn valid_host(v: &str) -> bool {
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !v.is_empty()
+        && v.len() <= 253
+        && v.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+impl Kind {
+    /// Check (and normalise) one value; the reason says what was expected.
+    pub fn check(self, v: &str) -> std::result::Result<Checked, &'static str> {
+        let t = v.trim();
+        let text = |s: &str| Ok(Checked::Text(s.to_string()));
+        match self {
+            Kind::Word => {
+                if !t.is_empty()
+                    && t.len() <= 1024
+                    && t.chars().all(word_char)
+                    && !t.starts_with('-')
+                {
+                    text(t)
+                } else {
+                    Err("expected a path or model id: letters, digits and ._/:@+=,~- (no spaces, quotes or shell characters), not starting with '-'")
+                }
+            }
+            Kind::Host => {
+                if valid_host(t) {
+                    text(t)
+                } else {
+                    Err("expected a host name (letters, digits, '-' and '.') or an IP address")
+                }
+            }
+            Kind::Port => match t.parse::<u32>() {
+                Ok(p) if (1..=65535).contains(&p) => Ok(Checked::Int(p)),
+                _ => Err("expected a port number 1-65535"),
+            },
+            Kind::Bool => match t.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(Checked::Bool(true)),
+                "false" | "0" | "no" | "off" => Ok(Checked::Bool(false)),
+                _ => Err("expected true or false"),
+            },
+            Kind::Count(max) => match t.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(Checked::Int(n)),
+                _ => {
+                    Err("expected a positive integer within the key's limit (see --generator-help)")
+                }
+            },
+            Kind::DnsLabel | Kind::OptionalDnsLabel => {
+                if (t.is_empty() && self == Kind::OptionalDnsLabel) || dns_label(t) {
+                    text(t)
+                } else {
+                    Err("expected a DNS label: 1-63 lowercase letters, digits and '-', alphanumeric at both ends")
+                }
+            }
+            Kind::Image => {
+                let ok = !t.is_empty()
+                    && t.len() <= 255
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._/:@-".contains(c))
+                    && t.starts_with(|c: char| c.is_ascii_alphanumeric());
+                if ok {
+                    text(t)
+                } else {
+                    Err("expected an image reference: letters, digits and ._/:@-")
+                }
+            }
+            Kind::LabelValue => {
+                if t.is_empty() || aicfg_core::hardware::valid_label_value(t) {
+                    text(t)
+                } else {
+                    Err("expected a label value: up to 63 letters, digits, '-', '_', '.', alphanumeric at both ends")
+                }
+            }
+            Kind::AbsPath => {
+                let ok = t.starts_with('/')
+                    && t.len() <= 1024
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
+                    && !t.split('/').any(|p| p == "..");
+                if ok {
+                    text(t.trim_end_matches('/').max("/"))
+                } else {
+                    Err("expected an absolute path of letters, digits and ._/- (no '..')")
+                }
+            }
+            Kind::Rule => match t.to_ascii_lowercase().as_str() {
+                "production" | "default" => text("production"),
+                "benchmark" => text("benchmark"),
+                _ => Err("expected production or benchmark"),
+            },
+        }
+    }
+}
+
+/// One `--generator-set` key: its type and what it changes.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDoc {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+/// Every key `--generator-set` accepts, as `--generator-help` lists them.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc { key: "ServiceConfig.model_path", kind: Kind::Word, help: "model path or hub id the workers load (default: the model name)" },
+    KeyDoc { key: "ServiceConfig.model_name", kind: Kind::Word, help: "alias of ServiceConfig.served_model_name" },
+    KeyDoc { key: "ServiceConfig.served_model_name", kind: Kind::Word, help: "name clients send in requests" },
+    KeyDoc { key: "ServiceConfig.head_node_ip", kind: Kind::Host, help: "host of etcd, NATS and the frontend in the node scripts (default 0.0.0.0)" },
+    KeyDoc { key: "ServiceConfig.port", kind: Kind::Port, help: "frontend HTTP port (default 8000)" },
+    KeyDoc { key: "ServiceConfig.include_frontend", kind: Kind::Bool, help: "start the frontend on node 0 (default true)" },
+    KeyDoc { key: "K8sConfig.name_prefix", kind: Kind::DnsLabel, help: "prefix of the Kubernetes object names (default dynamo)" },
+    KeyDoc { key: "K8sConfig.k8s_namespace", kind: Kind::DnsLabel, help: "namespace of the manifests (default default)" },
+    KeyDoc { key: "K8sConfig.k8s_image", kind: Kind::Image, help: "runtime image (default: the Dynamo release's image from the version matrix); also the decode pool's unless K8sConfig.decode_k8s_image is set" },
+    KeyDoc { key: "K8sConfig.decode_k8s_image", kind: Kind::Image, help: "runtime image of the decode pool (disagg)" },
+    KeyDoc { key: "K8sConfig.hf_token_secret", kind: Kind::DnsLabel, help: "secret holding HF_TOKEN (default hf-token-secret)" },
+    KeyDoc { key: "K8sConfig.gpu_product", kind: Kind::LabelValue, help: "nvidia.com/gpu.product node label of the agg/prefill pool (default: the system's misc.k8s_gpu_product; empty = no node selector)" },
+    KeyDoc { key: "K8sConfig.decode_gpu_product", kind: Kind::LabelValue, help: "node label of the decode pool (default: the decode system's)" },
+    KeyDoc { key: "K8sConfig.engine_configs_dir", kind: Kind::AbsPath, help: "where the TRT-LLM engine ConfigMap is mounted in the pods (default /workspace/engine_configs)" },
+    KeyDoc { key: "K8sConfig.image_pull_secret", kind: Kind::OptionalDnsLabel, help: "image pull secret of every pod (default none)" },
+    KeyDoc { key: "K8sConfig.model_cache_pvc", kind: Kind::OptionalDnsLabel, help: "PersistentVolumeClaim with the model cache, mounted at K8sConfig.hf_home in every worker and the bench job (default none)" },
+    KeyDoc { key: "K8sConfig.hf_home", kind: Kind::AbsPath, help: "HF_HOME in the pods, where the model cache PVC is mounted (default /root/.cache/huggingface)" },
+    KeyDoc { key: "DynConfig.enable_router", kind: Kind::Bool, help: "KV-aware routing in the frontend (default: on with --prefix)" },
+    KeyDoc { key: "DynConfig.publish_kv_events", kind: Kind::Bool, help: "workers publish KV-cache events for the router (default: on with --prefix)" },
+    KeyDoc { key: "NodeConfig.num_gpus_per_node", kind: Kind::Count(1024), help: "GPUs per node of the agg/prefill pool (default: the system's); also the decode pool's unless set on its own" },
+    KeyDoc { key: "NodeConfig.decode_num_gpus_per_node", kind: Kind::Count(1024), help: "GPUs per node of the decode pool (default: the decode system's)" },
+    KeyDoc { key: "BenchConfig.requests_per_concurrency", kind: Kind::Count(100_000), help: "benchmark requests per concurrency level (default 20)" },
+    KeyDoc { key: "rule", kind: Kind::Rule, help: "production (service sizing, default) or benchmark (exactly the simulated batch and token budget)" },
 ];
+
+/// The `--generator-help` text.
+pub fn generator_help() -> String {
+    let mut s = String::from(
+        "Keys of --generator-set KEY=VALUE (repeatable; values are checked by type):\n",
+    );
+    for k in KEYS {
+        let ty = match k.kind {
+            Kind::Word => "path/id".to_string(),
+            Kind::Host => "host".into(),
+            Kind::Port => "port".into(),
+            Kind::Bool => "bool".into(),
+            Kind::Count(m) => format!("int 1..{m}"),
+            Kind::DnsLabel => "name".into(),
+            Kind::OptionalDnsLabel => "name or empty".into(),
+            Kind::Image => "image".into(),
+            Kind::LabelValue => "label or empty".into(),
+            Kind::AbsPath => "abs path".into(),
+            Kind::Rule => "production|benchmark".into(),
+        };
+        s.push_str(&format!("  {:<38} {:<22} {}\n", k.key, ty, k.help));
+    }
+    s.push_str("\nTarget versions: --generated_config_version V (a framework version of the version matrix) or --dynamo-version D; default: the newest Dynamo release.\n");
+    s.push_str("Version matrix (Dynamo: image tag = release; vLLM / SGLang / TRT-LLM as the ai-dynamo wheel pins them):\n");
+    for r in &versions::matrix().releases {
+        s.push_str(&format!(
+            "  {:<12} vllm {:<8} sglang {:<13} trtllm {}\n",
+            r.dynamo, r.vllm, r.sglang, r.trtllm
+        ));
+    }
+    s
+}
 
 fn unknown_key(key: &str) -> GenError {
     GenError::UnknownKey {
         key: key.to_string(),
-        known: KNOWN_KEYS.join(", "),
+        known: KEYS.iter().map(|k| k.key).collect::<Vec<_>>().join(", "),
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-fn dns_label(v: &str) -> Option<String> {
-    let ok = !v.is_empty()
+fn dns_label(v: &str) -> bool {
+    !v.is_empty()
         && v.len() <= 63
         && v.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !v.starts_with('-')
-        && !v.ends_with('-');
-    ok.then(|| v.to_string())
+        && !v.ends_with('-')
 }
 
 /// Parse `KEY=VALUE` overrides, rejecting unknown keys and bad values before any search runs.
@@ -500,9 +668,15 @@ pub fn parse_sets(items: &[String]) -> Result<Vec<(String, String)>> {
             .split_once('=')
             .ok_or_else(|| GenError::BadAssignment(it.clone()))?;
         let k = k.trim();
-        if !KNOWN_KEYS.contains(&k) {
-            return Err(unknown_key(k));
-        }
+        let doc = KEYS
+            .iter()
+            .find(|d| d.key == k)
+            .ok_or_else(|| unknown_key(k))?;
+        doc.kind.check(v).map_err(|reason| GenError::BadValue {
+            key: k.to_string(),
+            value: v.escape_debug().to_string(),
+            reason: reason.to_string(),
+        })?;
         out.push((k.to_string(), v.to_string()));
     }
     Ok(out)

@@ -11,10 +11,11 @@ pub mod genconfig;
 pub mod plot;
 pub mod render;
 pub mod table;
+pub mod versions;
 
 pub use error::{GenError, Result};
 pub use exp::experiment_yaml;
-pub use genconfig::{parse_sets, GeneratorConfig, KNOWN_KEYS};
+pub use genconfig::{generator_help, parse_sets, GeneratorConfig, KEYS};
 
 use aicfg_core::search::{Candidate, SearchRequest, SearchResult};
 use aicfg_core::ServeMode;
@@ -39,6 +40,8 @@ pub struct SaveRequest<'a> {
     pub sets: Vec<(String, String)>,
     /// `--generated_config_version`.
     pub generated_version: Option<String>,
+    /// `--dynamo-version`.
+    pub dynamo_version: Option<String>,
 }
 
 /// One output file, `path` relative to the result folder with `/` separators.
@@ -101,6 +104,7 @@ pub fn safe_component(raw: &str) -> String {
 pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfig> {
     let req = s.request;
     let w = &req.workload;
+    let decode_system = req.decode_system.as_ref().unwrap_or(&req.system);
     let ctx = genconfig::Context {
         model: req.model.name.clone(),
         is_moe: s.result.is_moe,
@@ -111,11 +115,18 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
         ttft: req.ttft_ms,
         tpot: req.tpot_ms,
         num_gpus_per_node: req.system.node.num_gpus_per_node,
-        gpu_product: genconfig::gpu_product_label(&req.system.name).to_string(),
+        gpu_product: req.system.misc.k8s_gpu_product.clone().unwrap_or_default(),
+        decode_num_gpus_per_node: decode_system.node.num_gpus_per_node,
+        decode_gpu_product: decode_system
+            .misc
+            .k8s_gpu_product
+            .clone()
+            .unwrap_or_default(),
         free_gpu_memory_fraction: req.free_gpu_memory_fraction,
         generated_version: s.generated_version.clone(),
+        dynamo_version: s.dynamo_version.clone(),
     };
-    let mut g = GeneratorConfig::from_candidate(c, &ctx);
+    let mut g = GeneratorConfig::from_candidate(c, &ctx)?;
     for (k, v) in &s.sets {
         g.set(k, v)?;
     }

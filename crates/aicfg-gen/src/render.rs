@@ -1,6 +1,9 @@
 //! Per-deployment files (`topN/`): generator config, engine YAMLs, Dynamo manifest, node run
 //! scripts and the benchmark script, rendered with minijinja from the generator config.
-use crate::engine::{roles, trtllm_grouped_cuda_graph, RoleKind, RoleSpec, TOKENS_PER_BLOCK};
+use crate::engine::{
+    port_env, port_flags, roles, rules_of, trtllm_grouped_cuda_graph, Ports, RoleKind, RoleSpec,
+    TOKENS_PER_BLOCK,
+};
 use crate::error::{GenError, Result};
 use crate::genconfig::GeneratorConfig;
 use minijinja::{context, Environment, UndefinedBehavior};
@@ -70,12 +73,34 @@ fn render_template(env: &Environment, name: &str, ctx: minijinja::Value) -> Resu
         })
 }
 
+/// A word for a command that the Dynamo operator wraps in `bash -c '…'`: double quotes (never
+/// single quotes, which would close the operator's), with `\ " $ \``  escaped.
+pub fn k8s_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=,@+-%".contains(c));
+    if plain {
+        return s.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if "\\\"$`".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 /// One worker process started on one node.
 #[derive(Debug, Clone, Serialize)]
 struct NodeWorker {
     name: String,
     gpus: u32,
     devices: String,
+    /// `VAR=value ` assignments the launch needs (per-worker ports).
+    env: String,
     /// None on the non-leading nodes of a multi-node TRT-LLM worker (mpirun starts them).
     launch: Option<String>,
     nnodes: u32,
@@ -99,7 +124,26 @@ struct RoleView {
     k8s_script: String,
 }
 
-fn launch_cmd(g: &GeneratorConfig, r: &RoleSpec, engine_dir: &str, literal_model: bool) -> String {
+/// How a launch line is written: into a node script file, or into a pod command the operator
+/// re-wraps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    NodeScript,
+    Pod,
+}
+
+fn launch_cmd(
+    g: &GeneratorConfig,
+    r: &RoleSpec,
+    engine_dir: &str,
+    target: Target,
+    ports: Ports,
+) -> String {
+    let literal_model = target == Target::Pod;
+    let quote = |s: &str| match target {
+        Target::NodeScript => shell_quote(s),
+        Target::Pod => k8s_quote(s),
+    };
     let module = format!("dynamo.{}", g.backend);
     let model_flag = if g.backend == "vllm" {
         "--model"
@@ -108,8 +152,8 @@ fn launch_cmd(g: &GeneratorConfig, r: &RoleSpec, engine_dir: &str, literal_model
     };
     let (model, served) = if literal_model {
         (
-            shell_quote(&g.service.model_path),
-            shell_quote(&g.service.served_model_name),
+            quote(&g.service.model_path),
+            quote(&g.service.served_model_name),
         )
     } else {
         (
@@ -129,10 +173,20 @@ fn launch_cmd(g: &GeneratorConfig, r: &RoleSpec, engine_dir: &str, literal_model
     for f in &r.flags {
         match (&r.engine_file, f.strip_prefix(&g.k8s.engine_configs_dir)) {
             (Some(_), Some(rest)) => parts.push(format!("{engine_dir}{rest}")),
-            _ => parts.push(shell_quote(f)),
+            _ => parts.push(quote(f)),
         }
     }
+    for f in port_flags(g, r, ports) {
+        parts.push(quote(&f));
+    }
     parts.join(" ")
+}
+
+fn env_prefix(g: &GeneratorConfig, r: &RoleSpec, ports: Ports) -> String {
+    port_env(g, r, ports)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={} ", shell_quote(&v)))
+        .collect()
 }
 
 fn devices(first: u32, n: u32) -> String {
@@ -143,11 +197,12 @@ fn devices(first: u32, n: u32) -> String {
 }
 
 /// Pack workers onto nodes in launch order; a worker never straddles nodes unless it is
-/// larger than a node, and then it takes whole nodes.
+/// larger than a node, and then it takes whole nodes. Each pool uses its own system's node
+/// size, and the decode pool of a heterogeneous deployment starts on its own nodes.
 fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
-    let gpn = g.node.num_gpus_per_node.max(1);
     let mut nodes: Vec<Node> = Vec::new();
-    let mut used = gpn; // forces a fresh node for the first worker
+    let mut used = u32::MAX; // forces a fresh node for the first worker
+    let mut pool: Option<(u32, String)> = None;
     let new_node = |nodes: &mut Vec<Node>| {
         let index = nodes.len();
         nodes.push(Node {
@@ -158,12 +213,19 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
         });
     };
     for r in specs {
+        let gpn = r.gpus_per_node.max(1);
+        let this_pool = (gpn, r.gpu_product.clone());
+        if pool.as_ref().is_some_and(|p| *p != this_pool) {
+            used = u32::MAX;
+        }
+        pool = Some(this_pool);
         for i in 0..r.workers {
             let name = format!("{}-{i}", r.role.name());
             let g_w = r.gpus_per_worker.max(1);
             if g_w > gpn {
                 let nnodes = g_w.div_ceil(gpn);
-                let leader = launch_cmd(g, r, "\"$ENGINE_DIR\"", false);
+                let ports = Ports::offset(0);
+                let leader = launch_cmd(g, r, "\"$ENGINE_DIR\"", Target::NodeScript, ports);
                 for rank in 0..nnodes {
                     new_node(&mut nodes);
                     let here = gpn.min(g_w - rank * gpn);
@@ -171,12 +233,14 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
                         "trtllm" if rank == 0 => Some(format!(
                             "mpirun --allow-run-as-root -H \"${{WORKER_HOSTS:?set WORKER_HOSTS to the {nnodes} hosts of {name}, comma separated}}\" -n {g_w} trtllm-llmapi-launch {leader}"
                         )),
+                        // mpirun on the first node starts these ranks over ssh.
                         "trtllm" => None,
                         "sglang" => Some(format!(
                             "{leader} --nnodes {nnodes} --node-rank {rank} --dist-init-addr \"${{DIST_INIT_ADDR:?set DIST_INIT_ADDR to host:port of the first node of {name}}}\""
                         )),
                         _ => Some(format!(
-                            "{leader} --nnodes {nnodes} --node-rank {rank} --master-addr \"${{MASTER_ADDR:?set MASTER_ADDR to the first node of {name}}}\""
+                            "{leader} --nnodes {nnodes} --node-rank {rank} --master-addr \"${{MASTER_ADDR:?set MASTER_ADDR to the first node of {name}}}\"{}",
+                            if rank > 0 { " --headless" } else { "" }
                         )),
                     };
                     let last = nodes.len() - 1;
@@ -184,23 +248,32 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
                         name: name.clone(),
                         gpus: here,
                         devices: devices(0, here),
+                        env: env_prefix(g, r, ports),
                         launch,
                         nnodes,
                         node_rank: rank,
                     });
                 }
-                used = gpn;
+                used = u32::MAX;
             } else {
-                if used + g_w > gpn {
+                if used.saturating_add(g_w) > gpn {
                     new_node(&mut nodes);
                     used = 0;
                 }
                 let last = nodes.len() - 1;
+                let ports = Ports::offset(used);
                 nodes[last].workers.push(NodeWorker {
                     name,
                     gpus: g_w,
                     devices: devices(used, g_w),
-                    launch: Some(launch_cmd(g, r, "\"$ENGINE_DIR\"", false)),
+                    env: env_prefix(g, r, ports),
+                    launch: Some(launch_cmd(
+                        g,
+                        r,
+                        "\"$ENGINE_DIR\"",
+                        Target::NodeScript,
+                        ports,
+                    )),
                     nnodes: 1,
                     node_rank: 0,
                 });
@@ -231,17 +304,30 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
     nodes
 }
 
+/// The pod command: the engine YAML comes from the ConfigMap mounted at the engine
+/// directory, so nothing here needs a heredoc or single quotes (the operator re-wraps it).
 fn k8s_script(g: &GeneratorConfig, r: &RoleSpec) -> String {
-    let mut s = String::new();
-    if let (Some(file), Some(yaml)) = (&r.engine_file, &r.engine_yaml) {
-        let dir = &g.k8s.engine_configs_dir;
-        s.push_str(&format!(
-            "mkdir -p {dir}\ncat > {dir}/{file} <<'EOF'\n{yaml}EOF\n"
-        ));
-    }
-    s.push_str("exec ");
-    s.push_str(&launch_cmd(g, r, &g.k8s.engine_configs_dir, true));
-    s
+    format!(
+        "exec {}",
+        launch_cmd(g, r, &g.k8s.engine_configs_dir, Target::Pod, Ports::DEFAULT)
+    )
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct EngineFile {
+    name: String,
+    yaml: String,
+}
+
+/// Frontend URL from the head node (IPv6 in brackets).
+fn bench_url(g: &GeneratorConfig) -> String {
+    let h = &g.service.head_node_ip;
+    let host = if h.contains(':') {
+        format!("[{h}]")
+    } else {
+        h.clone()
+    };
+    format!("http://{host}:{}", g.service.port)
 }
 
 /// Files of one `topN/` folder, paths relative to it, in a fixed order.
@@ -257,6 +343,7 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
             serde_norway::to_string(g)?
         ),
     )];
+    let rules = rules_of(g);
     if g.backend == "trtllm" {
         let isl = g.sla.isl;
         let osl = g.sla.osl;
@@ -266,7 +353,12 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
             } else {
                 "auto"
             };
-            let wide = r.params.moe_expert_parallel_size > g.node.num_gpus_per_node;
+            let wide = r.params.moe_expert_parallel_size > r.gpus_per_node;
+            let moe_backend = if wide {
+                rules.trtllm_wide_ep_backend
+            } else {
+                Some("CUTLASS")
+            };
             let yaml = render_template(
                 &env,
                 "trtllm_engine.yaml.j2",
@@ -274,7 +366,7 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
                     g => gv.clone(),
                     r => val(&*r),
                     kv_dtype => kv,
-                    moe_backend => if wide { "WIDEEP" } else { "CUTLASS" },
+                    moe_backend => moe_backend,
                     tokens_per_block => TOKENS_PER_BLOCK,
                     max_seq_len => isl + osl + 500,
                     max_tokens_in_buffer => (isl + osl + 500).div_ceil(TOKENS_PER_BLOCK) * TOKENS_PER_BLOCK,
@@ -287,11 +379,10 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
             r.engine_yaml = Some(yaml);
         }
     }
-    let gpn = g.node.num_gpus_per_node.max(1);
     let views: Vec<RoleView> = specs
         .iter()
         .map(|r| {
-            let nnodes = r.gpus_per_worker.div_ceil(gpn).max(1);
+            let nnodes = r.gpus_per_worker.div_ceil(r.gpus_per_node.max(1)).max(1);
             RoleView {
                 spec: r.clone(),
                 nnodes,
@@ -309,6 +400,11 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
                 g => gv.clone(),
                 roles => val(&views),
                 name => format!("{}-{}", g.k8s.name_prefix, mode),
+                api_version => rules.crd_api_version,
+                engine_files => val(&specs.iter().filter_map(|r| Some(EngineFile {
+                    name: r.engine_file.clone()?,
+                    yaml: r.engine_yaml.clone()?,
+                })).collect::<Vec<_>>()),
             },
         )?,
     ));
@@ -327,7 +423,11 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
     }
     files.push((
         format!("{mode}/bench_run.sh"),
-        render_template(&env, "bench_run.sh.j2", context! { g => gv.clone() })?,
+        render_template(
+            &env,
+            "bench_run.sh.j2",
+            context! { g => gv.clone(), url => bench_url(g) },
+        )?,
     ));
     Ok(files)
 }

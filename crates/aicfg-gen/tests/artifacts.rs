@@ -58,6 +58,7 @@ fn save<'a>(c: &'a Case, sets: &[(&str, &str)]) -> SaveRequest<'a> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         generated_version: None,
+        dynamo_version: None,
     }
 }
 
@@ -164,7 +165,7 @@ fn check_tree(files: &[OutFile]) {
     for f in files {
         let p = f.path.as_str();
         if p.ends_with(".yaml") {
-            serde_norway::from_str::<Value>(text(f)).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert!(!docs(text(f)).is_empty(), "{p}");
         } else if p.ends_with(".sh") {
             scripts.push((p, text(f)));
         } else if p.ends_with(".csv") {
@@ -223,10 +224,26 @@ fn schema() -> jsonschema::Validator {
     jsonschema::validator_for(&dgd).unwrap()
 }
 
+/// Every document of a (multi-document) YAML file.
+fn docs(s: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_norway::Deserializer::from_str(s)
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{e}\n{s}")))
+        .collect()
+}
+
+/// The DynamoGraphDeployment of a k8s_deploy.yaml (after the optional engine ConfigMap).
+fn dgd(s: &str) -> Value {
+    docs(s)
+        .into_iter()
+        .find(|d| d["kind"].as_str() == Some("DynamoGraphDeployment"))
+        .expect("a DynamoGraphDeployment document")
+}
+
 fn validate_manifests(v: &jsonschema::Validator, files: &[OutFile]) -> usize {
     let mut n = 0;
     for f in files.iter().filter(|f| f.path.ends_with("k8s_deploy.yaml")) {
-        let doc: serde_json::Value = serde_norway::from_str(text(f)).unwrap();
+        let doc: serde_json::Value = serde_json::to_value(dgd(text(f))).unwrap();
         let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", f.path);
         n += 1;
@@ -239,6 +256,11 @@ fn k8s_manifests_validate_against_the_dgd_crd_and_core_schemas() {
     let v = schema();
     for (_, c) in cases() {
         assert!(validate_manifests(&v, &build(&save(c, &[])).unwrap()) > 0);
+        let extras = [
+            ("K8sConfig.image_pull_secret", "regcred"),
+            ("K8sConfig.model_cache_pvc", "model-cache"),
+        ];
+        assert!(validate_manifests(&v, &build(&save(c, &extras)).unwrap()) > 0);
         let multi = build(&save(c, &[("NodeConfig.num_gpus_per_node", "2")])).unwrap();
         validate_manifests(&v, &multi);
         assert!(multi
@@ -259,7 +281,11 @@ fn yaml(files: &[OutFile], path: &str) -> Value {
         .iter()
         .find(|f| f.path == path)
         .unwrap_or_else(|| panic!("missing {path}"));
-    serde_norway::from_str(text(f)).unwrap()
+    if path.ends_with("k8s_deploy.yaml") {
+        dgd(text(f))
+    } else {
+        serde_norway::from_str(text(f)).unwrap()
+    }
 }
 
 fn u(v: &Value) -> u64 {
@@ -526,17 +552,51 @@ fn generator_overrides_reach_the_files() {
     assert!(aicfg_gen::parse_sets(&["rule".to_string()]).is_err());
 }
 
+/// Defect 10: the version decides the image, and a version no image ships is refused
+/// instead of being written into files the paired image rejects.
 #[test]
-fn older_trtllm_gets_the_flat_cuda_graph_keys() {
+fn generated_config_version_picks_the_matching_release_and_image() {
     let (_, c) = cases().iter().find(|(n, _)| n == "dense_trtllm").unwrap();
     let mut s = save(c, &[]);
-    s.generated_version = Some("0.20.0".into());
+    s.generated_version = Some("1.3.0rc19".into());
+    s.top_k = 1;
     let files = build(&s).unwrap();
-    let agg = yaml(&files, "agg/top1/agg/agg_config.yaml");
-    assert!(agg["use_cuda_graph"].as_bool().unwrap());
-    assert!(agg.get("cuda_graph_config").is_none());
     let g = yaml(&files, "agg/top1/generator_config.yaml");
-    assert_eq!(g["generated_config_version"].as_str(), Some("0.20.0"));
+    assert_eq!(g["generated_config_version"].as_str(), Some("1.3.0rc19"));
+    assert_eq!(g["DynConfig"]["dynamo_version"].as_str(), Some("1.3.1"));
+    let k8s = yaml(&files, "agg/top1/agg/k8s_deploy.yaml");
+    let img = k8s["spec"]["services"]["TRTLLMWorker"]["extraPodSpec"]["mainContainer"]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(img, "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.3.1");
+    // --dynamo-version alone picks the release's framework version.
+    let mut s = save(c, &[]);
+    s.dynamo_version = Some("1.3.0.post1".into());
+    s.top_k = 1;
+    let files = build(&s).unwrap();
+    let g = yaml(&files, "agg/top1/generator_config.yaml");
+    assert_eq!(g["generated_config_version"].as_str(), Some("1.3.0rc19"));
+    assert!(text(
+        files
+            .iter()
+            .find(|f| f.path == "agg/top1/agg/k8s_deploy.yaml")
+            .unwrap()
+    )
+    .contains("tensorrtllm-runtime:1.3.0.post1"));
+    // K8sConfig.k8s_image still wins.
+    let mut s = save(c, &[("K8sConfig.k8s_image", "registry.local/trt:dev")]);
+    s.generated_version = Some("1.3.0rc19".into());
+    s.top_k = 1;
+    let k8s = yaml(&build(&s).unwrap(), "agg/top1/agg/k8s_deploy.yaml");
+    assert_eq!(
+        k8s["spec"]["services"]["TRTLLMWorker"]["extraPodSpec"]["mainContainer"]["image"].as_str(),
+        Some("registry.local/trt:dev")
+    );
+    // 0.20.0 is in no image of the matrix: a clear error, not files the 1.x image rejects.
+    let mut s = save(c, &[]);
+    s.generated_version = Some("0.20.0".into());
+    let e = build(&s).unwrap_err().to_string();
+    assert!(e.contains("0.20.0") && e.contains("1.3.0rc29"), "{e}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use aicfg_core::search::{
     mode_name, search, Candidate, LoadTarget, ModeResult, ParallelSpace, Role, SearchRequest,
     SearchResult, WorkerPlan, DEFAULT_ISL, DEFAULT_OSL, DEFAULT_TPOT_MS, DEFAULT_TTFT_MS,
 };
+use aicfg_core::serve::mtp;
 use aicfg_core::{Backend, DatabaseMode, ServeMode, Workload};
 use anyhow::Result;
 use clap::Args;
@@ -196,7 +197,7 @@ impl Default for DefaultInput {
             tpot: DEFAULT_TPOT_MS,
             prefix: 0,
             nextn: 0,
-            nextn_accept_rates: vec![0.85, 0.3, 0.0, 0.0, 0.0],
+            nextn_accept_rates: mtp::DEFAULT_ACCEPT_RATES.to_vec(),
             serving_mode: "auto".into(),
             database_mode: "auto".into(),
             backend_version: None,
@@ -389,13 +390,17 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
             format!("--nextn-accept-rates must be between 0 and 1, got {r}"),
         ));
     }
-    if a.nextn > 16 {
+    if a.nextn > mtp::MAX_NEXTN {
         return Err(InputError::new(
             "nextn",
-            format!("--nextn must be at most 16, got {}", a.nextn),
+            format!(
+                "--nextn must be at most {}, got {}",
+                mtp::MAX_NEXTN,
+                a.nextn
+            ),
         ));
     }
-    let accepted: f64 = a.nextn_accept_rates.iter().take(a.nextn as usize).sum();
+    let accepted = mtp::accepted_drafts(a.nextn, &a.nextn_accept_rates);
     let quant = quant_request([
         &a.gemm_quant_mode,
         &a.moe_quant_mode,

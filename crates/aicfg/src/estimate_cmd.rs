@@ -4,6 +4,7 @@ use crate::input::{
 };
 use aicfg_core::estimate::WorkerSpec;
 use aicfg_core::model::graph::Parallel;
+use aicfg_core::serve::mtp;
 use aicfg_core::{
     estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode, Workload,
 };
@@ -155,13 +156,18 @@ pub struct EstimateArgs {
     /// MTP draft tokens per step.
     #[arg(long, default_value_t = 0)]
     pub nextn: u32,
-    /// Mean acceptance rate of each draft token (0..1).
+    /// Acceptance of the i-th draft token, comma separated (default 0.85,0.3,0,0,0, as in
+    /// `cli default`).
     #[arg(
-        long = "nextn-accept-rate",
-        alias = "nextn_accept_rate",
-        default_value_t = 0.0
+        long = "nextn-accept-rates",
+        alias = "nextn_accept_rates",
+        value_delimiter = ',',
+        conflicts_with = "nextn_accept_rate"
     )]
-    pub nextn_accept_rate: f64,
+    pub nextn_accept_rates: Option<Vec<f64>>,
+    /// Or one per-token acceptance rate r (0..1): draft i is kept with probability r^i.
+    #[arg(long = "nextn-accept-rate", alias = "nextn_accept_rate")]
+    pub nextn_accept_rate: Option<f64>,
     /// silicon (measured op tables), hybrid (measured where covered, else empirical), empirical
     /// (embedded calibrated roofline) or sol. Default: hybrid when a measured database for the
     /// system/backend is installed (`aicfg data install`), else empirical.
@@ -228,7 +234,10 @@ pub struct EstimateInput {
     pub fmha_quant_mode: Option<String>,
     pub comm_quant_mode: Option<String>,
     pub nextn: u32,
-    pub nextn_accept_rate: f64,
+    /// Acceptance of the i-th draft token (the one rule: `serve::mtp`).
+    pub nextn_accept_rates: Option<Vec<f64>>,
+    /// Per-token acceptance r instead: draft i kept with r^i.
+    pub nextn_accept_rate: Option<f64>,
     pub database_mode: String,
     pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
@@ -280,7 +289,8 @@ impl Default for EstimateInput {
             fmha_quant_mode: None,
             comm_quant_mode: None,
             nextn: 0,
-            nextn_accept_rate: 0.0,
+            nextn_accept_rates: None,
+            nextn_accept_rate: None,
             database_mode: "auto".into(),
             backend_version: None,
             free_gpu_memory_fraction: None,
@@ -329,6 +339,7 @@ impl EstimateArgs {
             fmha_quant_mode: self.fmha_quant_mode.clone(),
             comm_quant_mode: self.comm_quant_mode.clone(),
             nextn: self.nextn,
+            nextn_accept_rates: self.nextn_accept_rates.clone(),
             nextn_accept_rate: self.nextn_accept_rate,
             database_mode: self.database_mode.clone(),
             backend_version: self.backend_version.clone(),
@@ -378,19 +389,39 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
             format!("--prefix must be zero or positive, got {}", a.prefix),
         ));
     }
-    if !(0.0..=1.0).contains(&a.nextn_accept_rate) {
+    let rates = match (&a.nextn_accept_rates, a.nextn_accept_rate) {
+        (Some(_), Some(_)) => {
+            return Err(InputError::new(
+                "nextn_accept_rate",
+                "give either --nextn-accept-rates or --nextn-accept-rate, not both",
+            ))
+        }
+        (Some(r), None) => r.clone(),
+        (None, Some(r)) => {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(InputError::new(
+                    "nextn_accept_rate",
+                    format!("--nextn-accept-rate must be between 0 and 1, got {r}"),
+                ));
+            }
+            mtp::geometric_rates(a.nextn, r)
+        }
+        (None, None) => mtp::DEFAULT_ACCEPT_RATES.to_vec(),
+    };
+    if let Some(r) = rates.iter().find(|r| !(0.0..=1.0).contains(*r)) {
         return Err(InputError::new(
-            "nextn_accept_rate",
-            format!(
-                "--nextn-accept-rate must be between 0 and 1, got {}",
-                a.nextn_accept_rate
-            ),
+            "nextn_accept_rates",
+            format!("--nextn-accept-rates must be between 0 and 1, got {r}"),
         ));
     }
-    if a.nextn > 16 {
+    if a.nextn > mtp::MAX_NEXTN {
         return Err(InputError::new(
             "nextn",
-            format!("--nextn must be at most 16, got {}", a.nextn),
+            format!(
+                "--nextn must be at most {}, got {}",
+                mtp::MAX_NEXTN,
+                a.nextn
+            ),
         ));
     }
     for (field, v) in [
@@ -422,9 +453,7 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
             ));
         }
     }
-    let accepted: f64 = (1..=a.nextn)
-        .map(|i| a.nextn_accept_rate.powi(i as i32))
-        .sum();
+    let accepted = mtp::accepted_drafts(a.nextn, &rates);
     let quant = quant_request([
         &a.gemm_quant_mode,
         &a.moe_quant_mode,

@@ -86,6 +86,11 @@ pub fn emit(text: &str) {
 }
 
 fn main() -> ExitCode {
+    // Answered before parsing, so it needs none of the command's required options.
+    if save::wants_generator_help(std::env::args()) {
+        emit(&aicfg_gen::generator_help());
+        return ExitCode::SUCCESS;
+    }
     let args = match seed_forms::rewrite(std::env::args_os().collect()) {
         Ok(a) => a,
         Err(msg) => {

@@ -17,20 +17,41 @@ pub struct SaveArgs {
     /// Generator override KEY=VALUE (repeatable), e.g. K8sConfig.k8s_namespace=dynamo or rule=benchmark.
     #[arg(long = "generator-set", alias = "generator_set")]
     pub generator_set: Vec<String>,
-    /// Framework version to write the files for (e.g. 1.3.0rc23); defaults to the newest Dynamo release's.
+    /// Framework version to write the files for (one of the version matrix, see
+    /// --generator-help); default: the newest Dynamo release's.
     #[arg(long = "generated-config-version", alias = "generated_config_version")]
     pub generated_config_version: Option<String>,
+    /// Dynamo release to write the files for (its image and framework versions; see
+    /// --generator-help); default: the newest in the version matrix.
+    #[arg(long = "dynamo-version", alias = "dynamo_version")]
+    pub dynamo_version: Option<String>,
+    /// List the --generator-set keys (type, default, effect) and the version matrix, then exit.
+    #[arg(long = "generator-help", alias = "generator_help")]
+    pub generator_help: bool,
     /// Replace an existing result folder instead of writing a new numbered one beside it.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--generator-help` on a `cli default` / `cli exp` line.
+pub fn wants_generator_help(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    let saving = args.iter().any(|a| a == "default" || a == "exp");
+    saving
+        && args
+            .iter()
+            .any(|a| a == "--generator-help" || a == "--generator_help")
 }
 
 impl SaveArgs {
     /// Check the options before the search runs, so a typo fails fast.
     pub fn validate(&self) -> Result<Vec<(String, String)>> {
         if self.save_dir.is_none() {
-            if !self.generator_set.is_empty() || self.generated_config_version.is_some() {
-                bail!("--generator-set and --generated_config_version need --save_dir");
+            if !self.generator_set.is_empty()
+                || self.generated_config_version.is_some()
+                || self.dynamo_version.is_some()
+            {
+                bail!("--generator-set, --generated_config_version and --dynamo-version need --save_dir");
             }
             return Ok(Vec::new());
         }
@@ -115,6 +136,7 @@ pub fn save(
         top_k: a.save_top,
         sets,
         generated_version: a.generated_config_version.clone(),
+        dynamo_version: a.dynamo_version.clone(),
     };
     let files = aicfg_gen::build(&s)?;
     let name = aicfg_gen::folder_name(req);
@@ -140,6 +162,7 @@ pub fn save_experiments<'a>(
             top_k: a.save_top,
             sets: sets.to_vec(),
             generated_version: a.generated_config_version.clone(),
+            dynamo_version: a.dynamo_version.clone(),
         };
         let files = aicfg_gen::build(&s).with_context(|| format!("experiment '{exp}'"))?;
         let base = aicfg_gen::safe_component(exp);
@@ -212,8 +235,10 @@ pub fn image_note(a: &SaveArgs, sets: &[(String, String)], req: &SearchRequest) 
         return None;
     }
     Some(format!(
-        "{} is an AMD GPU: the generated manifests name NVIDIA (CUDA) runtime images; pass \
-         --generator-set K8sConfig.k8s_image=<a ROCm vLLM/SGLang image> and a matching GPU resource",
+        "{} is an AMD GPU: the generated manifests name NVIDIA (CUDA) runtime images, the \
+         nvidia.com/gpu resource and the nvidia.com/gpu.product node selector; pass \
+         --generator-set K8sConfig.k8s_image=<a ROCm vLLM/SGLang image> and adapt the resource \
+         and selector to AMD's device plugin (amd.com/gpu)",
         amd[0]
     ))
 }

@@ -606,6 +606,62 @@ fn bench_accuracy_missing_file_is_an_error() {
     );
 }
 
+// ---------------------------------------------------------------- MTP
+
+/// One acceptance rule: `cli estimate` defaults to `cli default`'s rates, and a per-token rate r
+/// means the rates r, r², ...
+#[test]
+fn estimate_mtp_acceptance_follows_the_one_rule() {
+    let est = |extra: &[&str]| {
+        let mut a = vec![
+            "cli",
+            "estimate",
+            "--model",
+            "DEEPSEEK_V3",
+            "--system",
+            "h200_sxm",
+            "--tp-size",
+            "8",
+            "--batch-size",
+            "16",
+            "--isl",
+            "1000",
+            "--osl",
+            "200",
+            "--nextn",
+            "2",
+        ];
+        a.extend(extra);
+        let v = json(&a);
+        (
+            v["tpot_ms"].as_f64().unwrap(),
+            v["request_latency_ms"].as_f64().unwrap(),
+        )
+    };
+    let default = est(&[]);
+    assert_eq!(default, est(&["--nextn-accept-rates", "0.85,0.3"]));
+    assert_eq!(
+        est(&["--nextn-accept-rate", "0.5"]),
+        est(&["--nextn-accept-rates", "0.5,0.25"])
+    );
+    // Fewer accepted drafts: more decode steps per request.
+    assert!(est(&["--nextn-accept-rates", "0,0"]).1 > default.1);
+    let o = aicfg(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--nextn",
+        "1",
+        "--nextn-accept-rates",
+        "1.5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("between 0 and 1, got 1.5"));
+}
+
 /// The original README's short forms: `cli --model ...` is `cli default`; `cli ... --yaml_path`
 /// with search flags says exactly what to type.
 #[test]

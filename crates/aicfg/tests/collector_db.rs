@@ -76,8 +76,8 @@ fn collector_output_installs_and_answers_silicon() {
         data.path(),
         &["data", "install", "--from", from.to_str().unwrap()],
     );
-    // gemm, context + generation attention, element-wise: 16 + 12 + 12 + 15 rows.
-    assert!(out.contains("4 tables, 55 rows"), "{out}");
+    // gemm, context + generation attention, element-wise: 16 + 20 + 20 + 15 rows.
+    assert!(out.contains("4 tables, 71 rows"), "{out}");
     assert!(out.contains("1 system YAMLs"), "{out}");
     let list = ok(data.path(), &["data", "list"]);
     assert!(

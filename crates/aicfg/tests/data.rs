@@ -134,6 +134,28 @@ fn install_list_and_predict_with_each_database_mode() {
         &[],
         &["performance data missing", "attention"],
     );
+    // The search prices through the same door: the same error, not silently dropped points.
+    fails(
+        d,
+        &[
+            "cli",
+            "default",
+            "--model",
+            "QWEN3_32B",
+            "--system",
+            "h200_sxm",
+            "--total-gpus",
+            "8",
+            "--isl",
+            "1000",
+            "--osl",
+            "100",
+            "--database-mode",
+            "silicon",
+        ],
+        &[],
+        &["performance data missing", "attention"],
+    );
     fails(
         d,
         &with(&["--backend-version", "9.9"]),

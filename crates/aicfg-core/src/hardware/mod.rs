@@ -79,6 +79,10 @@ pub struct MiscSpec {
     pub other_mem: f64,
     #[serde(default)]
     pub nccl_version: Option<String>,
+    /// `nvidia.com/gpu.product` node label of the GPU (GPU feature discovery); `None` = unknown,
+    /// the generator then writes no node selector.
+    #[serde(default)]
+    pub k8s_gpu_product: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -175,6 +179,13 @@ impl SystemSpec {
         if self.node.num_gpus_per_node == 0 {
             return Err(bad("node.num_gpus_per_node must be at least 1".into()));
         }
+        if let Some(l) = &self.misc.k8s_gpu_product {
+            if !valid_label_value(l) {
+                return Err(bad(format!(
+                    "misc.k8s_gpu_product '{l}' is not a Kubernetes label value (1-63 letters, digits, '-', '_', '.', starting and ending alphanumeric)"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -191,6 +202,17 @@ impl SystemSpec {
         s.validate(origin)?;
         Ok(s)
     }
+}
+
+/// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at both ends.
+pub fn valid_label_value(v: &str) -> bool {
+    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !v.is_empty()
+        && v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && ends(v.chars().next())
+        && ends(v.chars().last())
 }
 
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -317,6 +339,24 @@ mod tests {
         assert_eq!(h200.nccl_mem(2), 358612992.0);
         assert_eq!(h200.nccl_mem(16), 411041792.0);
         assert_eq!(r.get("a100_sxm").unwrap().flops(ComputeDtype::Fp8), None);
+    }
+
+    #[test]
+    fn every_builtin_system_names_its_k8s_gpu_label() {
+        let r = SystemRegistry::builtin();
+        for n in r.names() {
+            let l = r.get(&n).unwrap().misc.k8s_gpu_product.clone();
+            assert!(l.as_deref().is_some_and(valid_label_value), "{n}: {l:?}");
+        }
+        let h200 = r.get("h200_sxm").unwrap();
+        assert_eq!(h200.misc.k8s_gpu_product.as_deref(), Some("NVIDIA-H200"));
+        let text = include_str!("../../../../data/systems/h200_sxm.yaml");
+        let no_label = text.replace("k8s_gpu_product: NVIDIA-H200", "");
+        let s = SystemSpec::from_yaml(&no_label, "x", "x.yaml").unwrap();
+        assert_eq!(s.misc.k8s_gpu_product, None);
+        let bad = text.replace("NVIDIA-H200", "NVIDIA H200; rm -rf /");
+        let e = SystemSpec::from_yaml(&bad, "x", "x.yaml").unwrap_err();
+        assert!(e.to_string().contains("misc.k8s_gpu_product"), "{e}");
     }
 
     #[test]

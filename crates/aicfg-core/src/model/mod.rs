@@ -126,7 +126,7 @@ pub struct ModelSpec {
 const SUPPORTED: &str =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, \
 MiMoForCausalLM, GPT2LMHeadModel, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, \
-GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, KimiK25ForConditionalGeneration, \
+GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, DeepseekV32ForCausalLM, KimiK25ForConditionalGeneration, \
 GlmMoeDsaForCausalLM, Qwen3_5MoeForConditionalGeneration";
 
 fn family_of(arch: &str) -> Option<Family> {
@@ -140,6 +140,7 @@ fn family_of(arch: &str) -> Option<Family> {
         | "GptOssForCausalLM"
         | "MiniMaxM2ForCausalLM" => Family::Moe,
         "DeepseekV3ForCausalLM"
+        | "DeepseekV32ForCausalLM"
         | "DeepseekV2ForCausalLM"
         | "KimiK25ForConditionalGeneration"
         | "KimiK2ForCausalLM"
@@ -325,7 +326,9 @@ impl ModelSpec {
 
         let mla = if family == Family::Deepseek {
             let kv_lora_rank = c.u64(&["kv_lora_rank"])?;
-            let sparse = arch == "GlmMoeDsaForCausalLM" || model_type.contains("dsa");
+            let sparse = arch == "GlmMoeDsaForCausalLM"
+                || arch == "DeepseekV32ForCausalLM"
+                || model_type.contains("dsa");
             Some(MlaSpec {
                 q_lora_rank: c.opt_u64(&["q_lora_rank"]).unwrap_or(0),
                 kv_lora_rank,
@@ -554,7 +557,13 @@ const MODEL_FILES: &[(&str, &str)] = model_files!(
     "openai--gpt-oss-120b_config.json",
     "openai--gpt-oss-20b_config.json",
     "zai-org--GLM-5_config.json",
-    "openai-community--gpt2-xl_config.json"
+    "openai-community--gpt2-xl_config.json",
+    "Qwen--Qwen2.5-7B-Instruct_config.json",
+    "Qwen--Qwen2.5-14B-Instruct_config.json",
+    "Qwen--Qwen2.5-32B-Instruct_config.json",
+    "Qwen--Qwen2.5-72B-Instruct_config.json",
+    "Qwen--Qwen3-Coder-480B-A35B-Instruct_config.json",
+    "deepseek-ai--DeepSeek-V3.2-Exp_config.json"
 );
 
 /// Built-in models by id and alias.

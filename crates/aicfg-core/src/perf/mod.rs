@@ -4,6 +4,7 @@
 mod empirical;
 mod lookup;
 mod silicon;
+pub mod source;
 pub mod step;
 
 pub use empirical::{BackendCalib, EmpiricalParams, EmpiricalSource, SiliconCalib};

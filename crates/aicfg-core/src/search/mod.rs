@@ -10,13 +10,12 @@ pub mod space;
 
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
-use crate::estimate::{
-    resolve_quant, resolve_quant_explained, source_for_system, QuantOrigin, QuantRequest,
-};
+use crate::estimate::{resolve_quant, resolve_quant_explained, QuantOrigin, QuantRequest};
 use crate::hardware::SystemSpec;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
-use crate::perf::{BackendCalib, EmpiricalParams, PerfSource};
+use crate::perf::source::DeploymentSources;
+use crate::perf::EmpiricalParams;
 use crate::quant::QuantConfig;
 use crate::serve::{
     self, compose, decode_side, kv_transfer_ms, prefill_side, ComposeInput, DecodeSide,
@@ -416,26 +415,22 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
     for (backend, agg_layouts, pre_layouts, dec_layouts) in &layouts {
         let backend = *backend;
         let version = req.backend_version.as_deref();
-        let (source, calib, effective) =
-            source_for_system(req.database_mode, &params, backend, &req.system, version)?;
-        // Decode workers on other hardware read that system's tables.
-        let dsource = match &req.decode_system {
-            Some(d) if d.name != req.system.name => {
-                Some(source_for_system(req.database_mode, &params, backend, d, version)?.0)
-            }
-            _ => None,
-        };
-        let measured = matches!(effective, DatabaseMode::Hybrid | DatabaseMode::Silicon);
+        let sources = DeploymentSources::open(
+            req.database_mode,
+            &params,
+            backend,
+            &req.system,
+            // Decode workers on other hardware read that system's tables.
+            do_dis.then(|| req.decode_sys()),
+            version,
+        )?;
         if effective_mode.is_none() {
-            effective_mode = Some(effective);
+            effective_mode = Some(sources.mode());
         }
         let ctx = Ctx {
             req,
             backend,
-            calib,
-            source: &*source,
-            dsource: dsource.as_deref().unwrap_or(&*source),
-            burst_waves: params.serving(backend.name(), measured).1,
+            sources: &sources,
         };
         if do_agg {
             let (q, origin) =
@@ -473,6 +468,8 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
             });
             dis_eval += ctx.disagg(pre_layouts, dec_layouts, &qp, &qd, &mut dis_all, &mut tick)?;
         }
+        // SILICON: a point the tables cannot price fails the search, as it fails an estimate.
+        sources.check()?;
     }
     for d in quant.iter().flat_map(|q| q.origin.downgrades()) {
         let n = format!("quantization {d}");
@@ -580,11 +577,7 @@ pub fn parallel_label(p: &Parallel, moe: bool) -> String {
 struct Ctx<'a> {
     req: &'a SearchRequest,
     backend: Backend,
-    calib: BackendCalib,
-    source: &'a dyn PerfSource,
-    /// Source of the decode workers' system (disagg on other hardware).
-    dsource: &'a dyn PerfSource,
-    burst_waves: f64,
+    sources: &'a DeploymentSources,
 }
 
 /// Replica-level numbers → cluster-level candidate fields.
@@ -606,19 +599,15 @@ impl Ctx<'_> {
         sys: &'w SystemSpec,
         nextn: u32,
     ) -> Option<Worker<'w>> {
-        let source = if sys.name == self.req.system.name {
-            self.source
-        } else {
-            self.dsource
-        };
+        let src = self.sources.for_system(&sys.name);
         Worker::new(
             &self.req.model,
             p,
             q,
             sys,
             self.backend,
-            self.calib,
-            source,
+            src.calib,
+            src.source(),
             self.req.free_gpu_memory_fraction,
             nextn,
         )
@@ -736,11 +725,8 @@ impl Ctx<'_> {
         let t = req.tuning;
         let mut n = 0;
         for b in space::agg_batches(t.agg_max_batch_size) {
-            let perf = serve::agg(wk, &w, b as f64, self.burst_waves).with_latency_scales(
-                &w,
-                t.prefill_latency_scale,
-                t.decode_latency_scale,
-            );
+            let perf = serve::agg(wk, &w, b as f64, self.sources.main.burst_waves)
+                .with_latency_scales(&w, t.prefill_latency_scale, t.decode_latency_scale);
             n += 1;
             let mem = wk.memory(perf.running_per_rank, seq, budget).total_gib;
             let plan = self.plan(wk, b, 1, budget, mem);
@@ -839,10 +825,10 @@ impl Ctx<'_> {
                     decode: ds,
                     prefill_dp: pwk.graph.parallel.dp,
                     decode_dp: dwk.graph.parallel.dp,
-                    ttft_overhead_ms: self.calib.ttft_ms,
-                    wait_steps: self.calib.wait_steps,
+                    ttft_overhead_ms: self.sources.main.calib.ttft_ms,
+                    wait_steps: self.sources.main.calib.wait_steps,
                     kv_transfer_ms: kv,
-                    burst_waves: self.burst_waves,
+                    burst_waves: self.sources.main.burst_waves,
                 };
                 let per_decode = ci.unqueued_rate_per_decode_worker(&w);
                 let mut best: Option<(f64, u32, u32, serve::DisaggResult)> = None;

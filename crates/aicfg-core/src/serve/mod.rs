@@ -6,6 +6,8 @@
 //! the wait for the next step, the prefill step(s) themselves, the wait for a prefill slot when
 //! the step token budget is saturated, and the wait for KV-cache room when `n` exceeds what the
 //! KV budget holds — the delays a fixed multiplier cannot capture.
+pub mod mtp;
+
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
 use crate::hardware::SystemSpec;

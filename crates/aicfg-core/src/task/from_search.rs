@@ -1,43 +1,12 @@
 //! The other direction: a finished search back into the experiment it ran, so `--save_dir`
 //! writes a `config.yaml` that `cli exp` runs again with the same result.
-use super::{
-    AdvancedTuning, ExpConfig, Experiment, LayerMode, ServingMode, WorkerConfig,
-    DEFAULT_ACCEPT_RATES,
-};
+use super::{AdvancedTuning, ExpConfig, Experiment, LayerMode, ServingMode, WorkerConfig};
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
 use crate::estimate::resolve_quant;
 use crate::search::{Role, SearchRequest, SearchResult, RECOMMEND_MAX_GPUS};
-use crate::serve::ServeMode;
+use crate::serve::{mtp, ServeMode};
 use serde_norway::{Mapping, Value};
-
-/// Acceptance rates for `nextn` drafts whose first `nextn` entries sum to exactly `accepted`
-/// (the search keeps only the sum). Prefer the defaults or an even split; else fill greedily.
-pub fn accept_rates_for(nextn: u32, accepted: f64) -> Vec<f64> {
-    let n = nextn as usize;
-    let sums_to = |r: &[f64]| {
-        r.len() >= n && r.iter().all(|x| (0.0..=1.0).contains(x)) && {
-            let s: f64 = r.iter().take(n).sum();
-            s == accepted
-        }
-    };
-    if n == 0 || sums_to(&DEFAULT_ACCEPT_RATES) {
-        return DEFAULT_ACCEPT_RATES.to_vec();
-    }
-    let even = vec![accepted / n as f64; n];
-    if sums_to(&even) {
-        return even;
-    }
-    let mut out = Vec::with_capacity(n);
-    let mut left = accepted.clamp(0.0, n as f64);
-    for i in 0..n {
-        let r = if i + 1 == n { left } else { left.min(1.0) };
-        let r = r.clamp(0.0, 1.0);
-        out.push(r);
-        left -= r;
-    }
-    out
-}
 
 impl Experiment {
     /// The resolved experiment of one serving mode and backend of a finished search: every
@@ -125,7 +94,7 @@ impl Experiment {
             profiles: Vec::new(),
             config: ExpConfig {
                 nextn: w.nextn,
-                nextn_accept_rates: accept_rates_for(w.nextn, w.nextn_accepted),
+                nextn_accept_rates: mtp::rates_for_accepted(w.nextn, w.nextn_accepted),
                 worker_config: (!disagg).then(|| worker(Role::Agg)).transpose()?,
                 prefill_worker_config: disagg.then(|| worker(Role::Prefill)).transpose()?,
                 decode_worker_config: disagg.then(|| worker(Role::Decode)).transpose()?,
@@ -164,31 +133,4 @@ pub fn study_yaml(exps: &[Experiment]) -> Result<String> {
         );
     }
     serde_norway::to_string(&top).map_err(ser)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_rates_keep_the_accepted_sum() {
-        assert_eq!(accept_rates_for(0, 0.0), DEFAULT_ACCEPT_RATES.to_vec());
-        // The defaults' first two sum to 1.15.
-        assert_eq!(
-            accept_rates_for(2, 0.85 + 0.3),
-            DEFAULT_ACCEPT_RATES.to_vec()
-        );
-        for (n, a) in [
-            (1u32, 0.7),
-            (3, 0.9),
-            (3, 2.5),
-            (4, 0.1 + 0.2 + 0.3),
-            (2, 2.0),
-        ] {
-            let r = accept_rates_for(n, a);
-            let s: f64 = r.iter().take(n as usize).sum();
-            assert_eq!(s, a, "{n} {a} {r:?}");
-            assert!(r.iter().all(|x| (0.0..=1.0).contains(x)), "{r:?}");
-        }
-    }
 }

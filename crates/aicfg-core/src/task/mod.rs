@@ -5,7 +5,7 @@
 mod from_search;
 pub mod schema;
 
-pub use from_search::{accept_rates_for, study_yaml};
+pub use from_search::study_yaml;
 
 use crate::backend::Backend;
 pub use crate::error::ExpError;
@@ -17,7 +17,7 @@ use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::DatabaseMode;
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use crate::search::{ParallelSpace, ReplicaConfig, Role, SearchRequest, Tuning};
-use crate::serve::{ServeMode, Workload};
+use crate::serve::{mtp, ServeMode, Workload};
 use schema::{Reader, *};
 use serde::Serialize;
 use serde_norway::{Mapping, Value};
@@ -163,7 +163,6 @@ pub const DEFAULT_ISL: u32 = crate::search::DEFAULT_ISL;
 pub const DEFAULT_OSL: u32 = crate::search::DEFAULT_OSL;
 pub const DEFAULT_TTFT_MS: f64 = crate::search::DEFAULT_TTFT_MS;
 pub const DEFAULT_TPOT_MS: f64 = crate::search::DEFAULT_TPOT_MS;
-const DEFAULT_ACCEPT_RATES: [f64; 5] = [0.85, 0.3, 0.0, 0.0, 0.0];
 
 /// Parse an experiment file and resolve every experiment it runs (`exps` order, else file order).
 pub fn parse_experiments(
@@ -533,7 +532,7 @@ fn default_config(ctx: &Ctx) -> Result<ExpConfig> {
     let disagg = ctx.serving == ServingMode::Disagg;
     Ok(ExpConfig {
         nextn: 0,
-        nextn_accept_rates: DEFAULT_ACCEPT_RATES.to_vec(),
+        nextn_accept_rates: mtp::DEFAULT_ACCEPT_RATES.to_vec(),
         worker_config: (!disagg)
             .then(|| default_worker(ctx, Role::Agg))
             .transpose()?,
@@ -620,15 +619,18 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
     let r = Reader::new(ctx.name, "config", m);
     let disagg = ctx.serving == ServingMode::Disagg;
     let nextn = r.uint("nextn", 0)?.unwrap_or(0);
-    if nextn > 16 {
+    if nextn > mtp::MAX_NEXTN {
         return Err(r.err(
             "nextn",
-            format!("must be at most 16 draft tokens, got {nextn}"),
+            format!(
+                "must be at most {} draft tokens, got {nextn}",
+                mtp::MAX_NEXTN
+            ),
         ));
     }
     let nextn_accept_rates = r
         .rate_list("nextn_accept_rates")?
-        .unwrap_or_else(|| DEFAULT_ACCEPT_RATES.to_vec());
+        .unwrap_or_else(|| mtp::DEFAULT_ACCEPT_RATES.to_vec());
     let replica_config = if disagg {
         let c = r
             .child("replica_config")?
@@ -824,7 +826,7 @@ impl Experiment {
     /// Draft tokens accepted per step: the sum of the first `nextn` acceptance rates.
     pub fn nextn_accepted(&self) -> f64 {
         let c = &self.config;
-        c.nextn_accept_rates.iter().take(c.nextn as usize).sum()
+        mtp::accepted_drafts(c.nextn, &c.nextn_accept_rates)
     }
 
     /// The search this experiment runs.

@@ -161,6 +161,7 @@ pub(super) async fn save_zip(
             top_k: rank,
             sets,
             generated_version: version,
+            dynamo_version: None,
         };
         let files = aicfg_gen::build_row(&s, mode, rank).map_err(gen_error)?;
         let name = aicfg_gen::folder_name(&req);

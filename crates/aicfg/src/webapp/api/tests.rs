@@ -44,9 +44,48 @@ async fn default_matches_the_cli_json_view() {
     let input: DefaultInput = serde_json::from_str(QWEN).unwrap();
     let req = default_cmd::build_request(&input).unwrap();
     let want = default_cmd::json_view(&aicfg_core::search::search(&req, None).unwrap());
+    // The page's per-row details requests ride along; the rest is the CLI's JSON.
+    let mut v = v;
+    for m in v["modes"].as_array_mut().unwrap() {
+        for c in m["top"].as_array_mut().unwrap() {
+            assert!(c["estimate"].is_object(), "{c}");
+            c.as_object_mut().unwrap().remove("estimate");
+        }
+    }
     assert_eq!(v, want);
     assert_eq!(v["model"], "Qwen/Qwen3-32B");
     assert!(v["best"]["tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
+}
+
+/// Every top row's `estimate` request predicts that row: same TTFT and TPOT, MTP included
+/// (the page used to send `nextn` without its acceptance, pricing zero accepted drafts).
+#[tokio::test]
+async fn each_rows_details_estimate_reproduces_the_row() {
+    let body = r#"{"model":"QWEN3_32B","system":"h200_sxm","total_gpus":8,"isl":2000,"osl":200,
+        "nextn":2,"nextn_accept_rates":[0.7,0.4],"top_n":3,
+        "agg_parallel":{"tp":[2,4]},"prefill_parallel":{"tp":[2]},"decode_parallel":{"tp":[2,4]}}"#;
+    let (s, v) = call(&app(), "POST", "/api/default", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut rows = 0;
+    for m in v["modes"].as_array().unwrap() {
+        for c in m["top"].as_array().unwrap() {
+            let e = &c["estimate"];
+            assert_eq!(e["nextn"], 2);
+            assert_eq!(e["nextn_accept_rates"], json!([0.7, 0.4]));
+            let (s, r) = call(&app(), "POST", "/api/estimate", &e.to_string()).await;
+            assert_eq!(s, StatusCode::OK, "{e} -> {r}");
+            for k in ["ttft_ms", "tpot_ms"] {
+                let (want, got) = (c[k].as_f64().unwrap(), r[k].as_f64().unwrap());
+                assert!(
+                    (want - got).abs() <= 1e-3 * want.max(1.0),
+                    "{} row {k}: search {want}, details {got}\n{e}",
+                    m["mode"]
+                );
+            }
+            rows += 1;
+        }
+    }
+    assert!(rows >= 2, "{v}");
 }
 
 #[derive(clap::Parser)]

@@ -415,30 +415,13 @@ async function downloadZip(input, mode, rank, btn) {
   }
 }
 
-// One row's prediction from /api/estimate: memory per worker and per-phase times.
-function estimateInput(c, input) {
-  const q = {};
-  for (const k of ["gemm_quant_mode", "moe_quant_mode", "kvcache_quant_mode", "fmha_quant_mode", "comm_quant_mode", "model_config", "decode_system", "free_gpu_memory_fraction"]) {
-    if (input[k] !== undefined) q[k] = input[k];
-  }
-  const base = { model: input.model, system: input.system, backend: c.backend, isl: input.isl, osl: input.osl, prefix: input.prefix, database_mode: input.database_mode, nextn: input.nextn, ...q };
-  const p = (w, pre) => ({
-    [`${pre}tp_size`]: w.parallel.tp, [`${pre}pp_size`]: w.parallel.pp, [`${pre}attention_dp_size`]: w.parallel.dp,
-    [`${pre}moe_tp_size`]: w.parallel.moe_tp, [`${pre}moe_ep_size`]: w.parallel.moe_ep, [`${pre}batch_size`]: w.batch_size,
-  });
-  if (c.agg) return { ...base, estimate_mode: "agg", ...p(c.agg, "") };
-  return {
-    ...base, estimate_mode: "disagg", ...p(c.prefill, "prefill_"), ...p(c.decode, "decode_"),
-    prefill_num_workers: c.prefill.workers, decode_num_workers: c.decode.workers,
-  };
-}
-
+// One row's prediction from /api/estimate (the server built the request from the row).
 async function toggleDetails(c, input, row) {
   if (!row.hidden) { row.hidden = true; return; }
   row.hidden = false;
   const cell = row.firstChild;
   cell.textContent = "estimating…";
-  const r = await postJson("/api/estimate", estimateInput(c, input));
+  const r = await postJson("/api/estimate", c.estimate);
   if (!r.ok) { cell.textContent = `estimate failed: ${r.data.error}`; return; }
   const e = r.data;
   const mem = (e.workers || []).map((w) => `${w.role} ${w.parallel} bs ${w.batch_size}: ${Number(w.memory.total_gib).toFixed(1)} of ${Number(w.memory.capacity_gib).toFixed(1)} GiB (weights ${Number(w.memory.weights_gib).toFixed(1)}, KV ${Number(w.memory.kv_cache_gib).toFixed(1)})${w.memory.oom ? " OOM" : ""}`);

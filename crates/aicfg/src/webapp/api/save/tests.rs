@@ -80,6 +80,7 @@ async fn a_rows_zip_holds_its_deployment_files_and_is_byte_stable() {
         top_k: 2,
         sets: vec![],
         generated_version: None,
+        dynamo_version: None,
     };
     let want = aicfg_gen::build_row(&s, ServeMode::Disagg, 2).unwrap();
     assert_eq!(files.len(), want.len());
@@ -94,7 +95,7 @@ async fn a_rows_zip_holds_its_deployment_files_and_is_byte_stable() {
 #[tokio::test]
 async fn overrides_and_version_reach_the_files() {
     let body = format!(
-        r#"{{{QWEN},"mode":"agg","rank":1,"generator_set":["K8sConfig.k8s_namespace=webns"],"generated_config_version":"1.3.0rc23"}}"#
+        r#"{{{QWEN},"mode":"agg","rank":1,"generator_set":["K8sConfig.k8s_namespace=webns"],"generated_config_version":"1.3.0rc22"}}"#
     );
     let (s, _, zip) = post(&body).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&zip));
@@ -104,11 +105,13 @@ async fn overrides_and_version_reach_the_files() {
         .find(|(n, _)| n.ends_with("agg/top1/agg/k8s_deploy.yaml"))
         .expect("agg k8s manifest");
     assert!(String::from_utf8_lossy(&k8s.1).contains("namespace: webns"));
+    // The image follows the version: TRT-LLM 1.3.0rc22 ships in Dynamo 1.4.2.
+    assert!(String::from_utf8_lossy(&k8s.1).contains("tensorrtllm-runtime:1.4.2"));
     let gen = files
         .iter()
         .find(|(n, _)| n.ends_with("agg/top1/generator_config.yaml"))
         .unwrap();
-    assert!(String::from_utf8_lossy(&gen.1).contains("1.3.0rc23"));
+    assert!(String::from_utf8_lossy(&gen.1).contains("1.3.0rc22"));
 }
 
 #[tokio::test]
