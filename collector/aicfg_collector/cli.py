@@ -22,8 +22,11 @@ def parser():
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--ops", default=",".join(schema.OPS),
                    help=f"comma-separated op families (default: {','.join(schema.OPS)})")
+    p.add_argument("--grid", choices=["full", "coarse", "quick"], default="full",
+                   help="full: the public tables' grids; coarse: a subset of their points (a GPU "
+                   "check in minutes, comparable point by point); quick: tiny grids, few repeats")
     p.add_argument("--quick", action="store_true",
-                   help="tiny shape grids and few repeats (smoke test, CPU runs)")
+                   help="same as --grid quick (smoke test, CPU runs)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted collection in --out (measured points are kept)")
     p.add_argument("--retry-skipped", action="store_true",
@@ -65,8 +68,10 @@ def main(argv=None):
         except ValueError:
             print(f"error: --head-dims: not a list of integers: {a.head_dims!r}", file=sys.stderr)
             return 2
+    grid = "quick" if a.quick else a.grid
+    quick = {"full": False, "quick": True, "coarse": "coarse"}[grid]
     try:
-        eng = engines.load(a.engine, a.backend, a.quick)
+        eng = engines.load(a.engine, a.backend, grid == "quick")
     except Exception as e:
         print(f"error: cannot start the {a.engine} engine: {e}", file=sys.stderr)
         return 1
@@ -74,7 +79,7 @@ def main(argv=None):
         print(f"note: no GPU in use ({eng.name} engine on {eng.device}); the tables describe "
               "this CPU and are for smoke tests only", file=sys.stderr)
     try:
-        s = collect(eng, a.system_name, a.backend, a.out, ops, a.quick, a.resume,
+        s = collect(eng, a.system_name, a.backend, a.out, ops, quick, a.resume,
                     version=a.backend_version, max_points=a.max_points, argv=argv,
                     head_dims=head_dims, retry_skipped=a.retry_skipped)
     except CollectError as e:

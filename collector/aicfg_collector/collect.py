@@ -88,7 +88,7 @@ def collect(engine, system, backend, out, ops, quick, resume, version=None, max_
     summary = {"version": version, "tables": {}, "interrupted": False}
     budget = [max_points]
     meta_extra = {"name": "aicfg-collector", "version": __version__, "engine": engine.name,
-                  "device": engine.device, "quick": bool(quick),
+                  "device": engine.device, "grid": "coarse" if quick == "coarse" else ("quick" if quick else "full"),
                   "timing": TIMING[engine.is_gpu]}
     for table, points in plan(engine, ops, quick, n_local, head_dims):
         if table == "nccl_perf":

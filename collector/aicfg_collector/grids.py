@@ -1,8 +1,9 @@
 """Shape grids: the points each table is measured at.
 
 The full grids follow the public aiconfigurator-core tables (the axis values aicfg interpolates
-between, with the same memory caps on batch x sequence); `quick=True` gives a tiny grid for smoke
-tests and CPU runs. Every generator yields dicts of the table's key/axis columns in a fixed order,
+between, with the same memory caps on batch x sequence). `quick=True` gives a tiny grid for smoke
+tests and CPU runs; `quick="coarse"` a subset of the full grid's points (a GPU check in minutes
+whose points all coincide with the public tables'). Every generator yields dicts of the table's key/axis columns in a fixed order,
 so the same run writes the same rows in the same order.
 """
 
@@ -18,6 +19,8 @@ GEMM_NK = [32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 2560, 3072, 3584, 4096,
 
 QUICK_GEMM_M = [1, 4, 16, 64]
 QUICK_GEMM_NK = [64, 256]
+COARSE_GEMM_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+COARSE_GEMM_NK = [256, 1024, 2048, 4096, 8192, 16384]
 
 # Attention heads: (num_heads, num_key_value_heads); equal counts are MHA.
 MHA_HEADS = [1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 64]
@@ -45,6 +48,12 @@ QUICK_CTX_BATCH = [1, 2]
 QUICK_CTX_ISL = [16, 64]
 QUICK_GEN_BATCH = [1, 4]
 QUICK_GEN_SEQ = [16, 64]
+COARSE_HEADS = [(8, 1), (16, 2), (32, 4), (32, 8), (64, 8), (32, 32)]
+COARSE_ATTN_SLICES = [(128, 0), (64, 0)]
+COARSE_CTX_BATCH = [1, 2, 8, 32, 128]
+COARSE_CTX_ISL = [16, 128, 1024, 4096, 16384]
+COARSE_GEN_BATCH = [1, 4, 16, 64, 256, 1024]
+COARSE_GEN_SEQ = [16, 128, 1024, 8192, 65536]
 
 # MoE shapes (hidden, full intermediate width, topk, experts) of the public tables' models.
 MOE_SHAPES = [
@@ -64,6 +73,10 @@ QUICK_MOE_SHAPES = [(256, 128, 2, 8)]
 QUICK_MOE_SHARDINGS = [(1, 1), (1, 2)]
 QUICK_MOE_TOKENS = [1, 8, 32]
 QUICK_MOE_DISTRIBUTIONS = ["balanced"]
+COARSE_MOE_SHAPES = [(2048, 768, 8, 128), (4096, 14336, 2, 8), (7168, 2048, 8, 256)]
+COARSE_MOE_SHARDINGS = [(1, 1), (1, 8), (8, 1)]
+COARSE_MOE_TOKENS = [1, 8, 64, 512, 4096]
+COARSE_MOE_DISTRIBUTIONS = ["balanced", "power_law_1.01"]
 
 # Collectives: message sizes in elements.
 COMM_SIZES = [2 ** j for j in range(7, 30)]
@@ -71,6 +84,7 @@ NCCL_OPS = ["all_gather", "reduce_scatter", "all_reduce", "alltoall"]
 NCCL_DTYPES = ["half", "int8"]
 QUICK_COMM_SIZES = [1024, 65536]
 QUICK_NCCL_DTYPES = ["half"]
+COARSE_COMM_SIZES = [2 ** j for j in range(7, 30, 3)]
 
 # Element-wise ops priced by formula in aicfg; measured for comparison.
 ELEMENTWISE_OPS = ["add", "mul", "silu_and_mul", "rms_norm", "rope"]
@@ -78,10 +92,20 @@ ELEMENTWISE_TOKENS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8
 ELEMENTWISE_HIDDEN = [1024, 2048, 4096, 5120, 7168, 8192]
 QUICK_ELEMENTWISE_TOKENS = [1, 16, 128]
 QUICK_ELEMENTWISE_HIDDEN = [256]
+COARSE_ELEMENTWISE_TOKENS = [1, 16, 256, 4096]
+COARSE_ELEMENTWISE_HIDDEN = [4096, 8192]
+
+
+def _pick(quick, full, tiny, coarse):
+    """The axis values of a grid size: False = full, True = quick, "coarse"."""
+    if quick == "coarse":
+        return coarse
+    return tiny if quick else full
 
 
 def gemm(dtypes, quick=False):
-    ms, nks = (QUICK_GEMM_M, QUICK_GEMM_NK) if quick else (GEMM_M, GEMM_NK)
+    ms = _pick(quick, GEMM_M, QUICK_GEMM_M, COARSE_GEMM_M)
+    nks = _pick(quick, GEMM_NK, QUICK_GEMM_NK, COARSE_GEMM_NK)
     for d in dtypes:
         for n in nks:
             for k in nks:
@@ -91,29 +115,28 @@ def gemm(dtypes, quick=False):
 
 def quantize(quick=False):
     """Activation quantization of an (m, k) input, for the fp8 GEMM correction."""
-    ms, ks = (QUICK_GEMM_M, QUICK_GEMM_NK) if quick else (GEMM_M, GEMM_NK)
+    ms = _pick(quick, GEMM_M, QUICK_GEMM_M, COARSE_GEMM_M)
+    ks = _pick(quick, GEMM_NK, QUICK_GEMM_NK, COARSE_GEMM_NK)
     for k in ks:
         for m in ms:
             yield {"quant_dtype": "fp8", "m": m, "k": k}
 
 
 def _heads(quick, max_kv=None):
-    if quick:
-        pairs = QUICK_HEADS
-    else:
-        pairs = [(n, n) for n in MHA_HEADS] + GQA_HEADS
-        pairs = sorted(pairs)
+    pairs = _pick(quick, sorted([(n, n) for n in MHA_HEADS] + GQA_HEADS), QUICK_HEADS,
+                  COARSE_HEADS)
     return [p for p in pairs if max_kv is None or p[1] <= max_kv]
 
 
 def _slices(quick, head_dims):
-    s = QUICK_ATTN_SLICES if quick else ATTN_SLICES
+    s = _pick(quick, ATTN_SLICES, QUICK_ATTN_SLICES, COARSE_ATTN_SLICES)
     return [x for x in s if not head_dims or x[0] in head_dims]
 
 
 def context_attention(kv_dtypes, quick=False, head_dims=None):
     slices = _slices(quick, head_dims)
-    batches, isls = (QUICK_CTX_BATCH, QUICK_CTX_ISL) if quick else (CTX_BATCH, CTX_ISL)
+    batches = _pick(quick, CTX_BATCH, QUICK_CTX_BATCH, COARSE_CTX_BATCH)
+    isls = _pick(quick, CTX_ISL, QUICK_CTX_ISL, COARSE_CTX_ISL)
     for kv in kv_dtypes:
         for hd, win in slices:
             for n, nkv in _heads(quick):
@@ -128,7 +151,8 @@ def context_attention(kv_dtypes, quick=False, head_dims=None):
 
 def generation_attention(kv_dtypes, quick=False, head_dims=None):
     slices = _slices(quick, head_dims)
-    batches, seqs = (QUICK_GEN_BATCH, QUICK_GEN_SEQ) if quick else (GEN_BATCH, GEN_SEQ)
+    batches = _pick(quick, GEN_BATCH, QUICK_GEN_BATCH, COARSE_GEN_BATCH)
+    seqs = _pick(quick, GEN_SEQ, QUICK_GEN_SEQ, COARSE_GEN_SEQ)
     for kv in kv_dtypes:
         for hd, win in slices:
             for n, nkv in _heads(quick, GEN_MAX_KV_HEADS):
@@ -142,10 +166,10 @@ def generation_attention(kv_dtypes, quick=False, head_dims=None):
 
 
 def moe(dtypes, quick=False):
-    shapes = QUICK_MOE_SHAPES if quick else MOE_SHAPES
-    shardings = QUICK_MOE_SHARDINGS if quick else MOE_SHARDINGS
-    tokens = QUICK_MOE_TOKENS if quick else MOE_TOKENS
-    dists = QUICK_MOE_DISTRIBUTIONS if quick else MOE_DISTRIBUTIONS
+    shapes = _pick(quick, MOE_SHAPES, QUICK_MOE_SHAPES, COARSE_MOE_SHAPES)
+    shardings = _pick(quick, MOE_SHARDINGS, QUICK_MOE_SHARDINGS, COARSE_MOE_SHARDINGS)
+    tokens = _pick(quick, MOE_TOKENS, QUICK_MOE_TOKENS, COARSE_MOE_TOKENS)
+    dists = _pick(quick, MOE_DISTRIBUTIONS, QUICK_MOE_DISTRIBUTIONS, COARSE_MOE_DISTRIBUTIONS)
     for d in dtypes:
         for hidden, inter, topk, experts in shapes:
             for tp, ep in shardings:
@@ -172,8 +196,8 @@ def gpu_counts(n_local):
 
 
 def nccl(n_local, quick=False):
-    sizes = QUICK_COMM_SIZES if quick else COMM_SIZES
-    dtypes = QUICK_NCCL_DTYPES if quick else NCCL_DTYPES
+    sizes = _pick(quick, COMM_SIZES, QUICK_COMM_SIZES, COARSE_COMM_SIZES)
+    dtypes = _pick(quick, NCCL_DTYPES, QUICK_NCCL_DTYPES, QUICK_NCCL_DTYPES)
     for op in NCCL_OPS:
         for d in dtypes:
             for g in gpu_counts(n_local):
@@ -182,8 +206,8 @@ def nccl(n_local, quick=False):
 
 
 def p2p(n_local, quick=False):
-    sizes = QUICK_COMM_SIZES if quick else COMM_SIZES
-    dsts = [1] if quick else list(range(1, n_local))
+    sizes = _pick(quick, COMM_SIZES, QUICK_COMM_SIZES, COARSE_COMM_SIZES)
+    dsts = _pick(quick, list(range(1, n_local)), [1], list(range(1, n_local)))
     for dst in dsts:
         if dst >= n_local:
             continue
@@ -192,8 +216,8 @@ def p2p(n_local, quick=False):
 
 
 def elementwise(quick=False):
-    tokens = QUICK_ELEMENTWISE_TOKENS if quick else ELEMENTWISE_TOKENS
-    hidden = QUICK_ELEMENTWISE_HIDDEN if quick else ELEMENTWISE_HIDDEN
+    tokens = _pick(quick, ELEMENTWISE_TOKENS, QUICK_ELEMENTWISE_TOKENS, COARSE_ELEMENTWISE_TOKENS)
+    hidden = _pick(quick, ELEMENTWISE_HIDDEN, QUICK_ELEMENTWISE_HIDDEN, COARSE_ELEMENTWISE_HIDDEN)
     for op in ELEMENTWISE_OPS:
         for h in hidden:
             for t in tokens:

@@ -109,3 +109,22 @@ def test_head_dim_filter():
     assert {p["head_dim"] for p in pts} == {128}
     assert {p["window_size"] for p in pts} == {0, 128, 8192}
     assert list(grids.generation_attention(["bfloat16"], quick=True, head_dims=[64])) == []
+
+
+def test_coarse_grid_points_are_full_grid_points():
+    pairs = [
+        (grids.gemm(["bfloat16"], quick="coarse"), grids.gemm(["bfloat16"]), "gemm_perf", 15 * 36),
+        (grids.context_attention(["bfloat16"], quick="coarse"),
+         grids.context_attention(["bfloat16"]), "context_attention_perf", None),
+        (grids.generation_attention(["bfloat16"], quick="coarse"),
+         grids.generation_attention(["bfloat16"]), "generation_attention_perf", None),
+        (grids.moe(["bfloat16"], quick="coarse"), grids.moe(["bfloat16"]), "moe_perf", None),
+        (grids.nccl(8, quick="coarse"), grids.nccl(8), "nccl_perf", 4 * 1 * 3 * 8),
+        (grids.elementwise(quick="coarse"), grids.elementwise(), "elementwise_perf", 5 * 2 * 4),
+    ]
+    for coarse, full, table, n in pairs:
+        c = [schema.point_key(table, p) for p in coarse]
+        f = {schema.point_key(table, p) for p in full}
+        assert c and set(c) <= f, table
+        if n is not None:
+            assert len(c) == n, table

@@ -1,4 +1,4 @@
-//! Serving frameworks: their scheduler defaults and memory rules, as data (MODELING.md §7.3, §8).
+//! Serving frameworks: their scheduler defaults and memory rules, as data (docs/model.md §6, §7).
 use crate::error::{AicfgError, Result};
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! Per-GPU memory of a worker and the KV-cache budget (MODELING.md §8).
+//! Per-GPU memory of a worker and the KV-cache budget (docs/model.md §7).
 use crate::backend::Backend;
 use crate::hardware::{SystemSpec, GIB};
 use crate::model::graph::WorkerGraph;
@@ -33,7 +33,7 @@ pub fn check_fraction(f: Option<f64>) -> crate::error::Result<()> {
     }
 }
 
-/// Activation coefficient per family and TP (reference tables, MODELING.md §8.1).
+/// Activation coefficient per family and TP (the reference tool's tables; docs/model.md §7).
 fn act_coeff(family: Family, tp: u32, backend: Backend) -> f64 {
     let idx = match tp {
         1 => 0,
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn qwen3_32b_tp2_h200_hand_calculation() {
-        // MODELING.md §8.5: weights 30.51, KV 56·5000·(4·128·64·2·2) B = 34.18 GiB,
+        // Hand count: weights 30.51, KV 56·5000·(4·128·64·2·2) B = 34.18 GiB,
         // act 2·8192·5120·6.5 B (we use hidden size), nccl 358612992 B, other 3.5 GiB.
         let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
         let sys = SystemRegistry::builtin().get("h200_sxm").unwrap().clone();

@@ -1,4 +1,4 @@
-//! Numeric formats per model component (MODELING.md §3): bytes per element and the tensor-core
+//! Numeric formats per model component (docs/model.md §3): bytes per element and the tensor-core
 //! dtype that bounds compute.
 use crate::error::{AicfgError, Result};
 use serde::{Deserialize, Serialize};

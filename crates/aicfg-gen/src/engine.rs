@@ -1,5 +1,5 @@
 //! Engine settings per worker role: TRT-LLM LLM-API options, vLLM and SGLang server flags
-//! (MODELING.md §10.3–10.5), from the generator config.
+//! (docs/model.md §10), from the generator config.
 use crate::genconfig::{version_key, GeneratorConfig, Rule, WorkerParams};
 use crate::versions::{self, Rules};
 use aicfg_core::Backend;

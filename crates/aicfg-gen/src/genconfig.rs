@@ -1,4 +1,4 @@
-//! `generator_config.yaml`: the normalized inputs of the generator (MODELING.md §10.9), built
+//! `generator_config.yaml`: the normalized inputs of the generator (docs/model.md §10), built
 //! from one search candidate, then patched by `--generator-set KEY=VALUE`.
 use crate::error::{GenError, Result};
 use crate::versions;

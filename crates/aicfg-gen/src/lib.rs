@@ -1,4 +1,4 @@
-//! Deployment artifacts from a search result (MODELING.md §10): TRT-LLM engine YAMLs, vLLM and
+//! Deployment artifacts from a search result (docs/model.md §10): TRT-LLM engine YAMLs, vLLM and
 //! SGLang server flags, Dynamo `DynamoGraphDeployment` manifests, per-node run scripts,
 //! benchmark scripts, CSV tables, the resolved experiment and the Pareto chart.
 //!

@@ -1,4 +1,4 @@
-//! `best_config_topn.csv` and `pareto.csv` (MODELING.md §10.2): one row per deployment with
+//! `best_config_topn.csv` and `pareto.csv` (docs/model.md §10): one row per deployment with
 //! every predicted metric and config column. Per-replica figures, as in the reference, plus the
 //! replica count and the cluster figures.
 use crate::error::{GenError, Result};

@@ -478,7 +478,7 @@ fn trtllm_rules_follow_the_reference_formulas() {
     let d = c.res.mode(ServeMode::Disagg).unwrap();
     let best = &d.top[0];
     let pre = yaml(&files, "disagg/top1/disagg/prefill_config.yaml");
-    // isl 4000: prefill ⌈4500/32⌉·32 = 4512, buffer ⌈5500/32⌉·32 = 5504 (MODELING.md §11.2).
+    // isl 4000: prefill ⌈4500/32⌉·32 = 4512, buffer ⌈5500/32⌉·32 = 5504 (docs/model.md §10).
     assert_eq!(u(&pre["max_num_tokens"]), 4512);
     assert_eq!(
         u(&pre["cache_transceiver_config"]["max_tokens_in_buffer"]),

@@ -1,5 +1,5 @@
 //! `aicfg bench search`: wall time and peak memory of the `cli default` search on the reference
-//! cases (MODELING.md §11.3). Prints numbers; BENCHMARKS.md records them.
+//! cases (docs/model.md §11). Prints numbers; BENCHMARKS.md records them.
 use aicfg_core::search::{search, SearchRequest};
 use aicfg_core::{Backend, ModelRegistry, SystemRegistry, Workload};
 use anyhow::Result;

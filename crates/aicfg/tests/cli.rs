@@ -786,3 +786,56 @@ fn silent_cases_speak() {
     strict.push("--strict");
     assert_eq!(aicfg(&strict).status.code(), Some(3));
 }
+
+// ---------------------------------------------------------------- accuracy regression
+
+/// Empirical-mode MdAPE on the shipped calibration subset (`fixtures/calib_subset`, 322 rows)
+/// stays within 2 points of the recorded figures. A change that moves them on purpose (a refit,
+/// a new mechanism) updates these numbers and says so (BENCHMARKS.md records the full set).
+const RECORDED_TTFT_MDAPE: f64 = 28.0;
+const RECORDED_TPOT_MDAPE: f64 = 16.6;
+
+#[test]
+fn accuracy_on_the_calibration_subset_holds() {
+    let rows = fixture("calib_subset/rows.csv");
+    let out = tempfile::tempdir().unwrap();
+    let preds = out.path().join("pred.csv");
+    ok(&[
+        "bench",
+        "accuracy",
+        "--csv",
+        &rows,
+        "--database-mode",
+        "empirical",
+        "--predictions-out",
+        preds.to_str().unwrap(),
+    ]);
+    let mut measured = std::collections::HashMap::new();
+    for r in csv::Reader::from_path(&rows).unwrap().deserialize() {
+        let r: std::collections::HashMap<String, String> = r.unwrap();
+        let f = |k: &str| r[k].parse::<f64>().unwrap();
+        measured.insert(
+            r["id"].clone(),
+            (f("silicon_ttft_ms"), f("silicon_tpot_ms")),
+        );
+    }
+    let (mut ttft, mut tpot) = (Vec::new(), Vec::new());
+    for r in csv::Reader::from_path(&preds).unwrap().deserialize() {
+        let r: std::collections::HashMap<String, String> = r.unwrap();
+        assert_eq!(r["status"], "ok", "{r:?}");
+        let (mt, mo) = measured[&r["id"]];
+        ttft.push((r["pred_ttft_ms"].parse::<f64>().unwrap() / mt - 1.0).abs());
+        tpot.push((r["pred_tpot_ms"].parse::<f64>().unwrap() / mo - 1.0).abs());
+    }
+    assert_eq!(ttft.len(), 322);
+    let mdape = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        100.0 * (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let (t, o) = (mdape(&mut ttft), mdape(&mut tpot));
+    assert!(
+        (t - RECORDED_TTFT_MDAPE).abs() <= 2.0 && (o - RECORDED_TPOT_MDAPE).abs() <= 2.0,
+        "calibration-subset MdAPE drifted: TTFT {t:.1} % (recorded {RECORDED_TTFT_MDAPE}), \
+         TPOT {o:.1} % (recorded {RECORDED_TPOT_MDAPE})"
+    );
+}

@@ -1,4 +1,4 @@
-//! GPU and node descriptions (MODELING.md §2). Built-in systems are embedded YAML files under
+//! GPU and node descriptions (docs/model.md §2). Built-in systems are embedded YAML files under
 //! `data/systems/`; users add their own directory of the same format.
 use crate::error::{AicfgError, Result};
 use crate::quant::ComputeDtype;

@@ -1,4 +1,4 @@
-//! Layer → op graph of one worker for a parallel configuration (MODELING.md §6.3–6.6).
+//! Layer → op graph of one worker for a parallel configuration (docs/model.md §4.2).
 //!
 //! One graph serves every step shape: context tokens, decode tokens, or a mixed chunked step.
 //! Each op says which part of a step it applies to (`Part`), so DeepSeek's context-only
@@ -689,7 +689,7 @@ mod tests {
 
     #[test]
     fn qwen3_32b_weights_match_hand_count() {
-        // MODELING.md §6.2: 65 522 892 800 B at tp1 (GEMMs + embedding + LM head), bf16.
+        // Hand count: 65 522 892 800 B at tp1 (GEMMs + embedding + LM head), bf16.
         let g = WorkerGraph::build(&q32(), &Parallel::single(), &QuantConfig::default()).unwrap();
         let norm_free = g.weight_bytes_per_gpu();
         // Router/norm weights are not counted; the hand value covers exactly our GEMMs + tables.

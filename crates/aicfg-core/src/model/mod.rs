@@ -1,5 +1,5 @@
 //! Model architectures: Hugging Face `config.json` parsing and the built-in model registry
-//! (MODELING.md §6.1–6.2). The op graph for a parallel configuration lives in `graph`.
+//! (docs/model.md §4.1). The op graph for a parallel configuration lives in `graph`.
 pub mod graph;
 
 use crate::error::{AicfgError, Result};
@@ -436,7 +436,7 @@ impl ModelSpec {
         self.num_layers - self.linear_attn.as_ref().map_or(0, |l| l.layers)
     }
 
-    /// KV-cache elements per token per GPU over all layers, before dtype (MODELING.md §8.1).
+    /// KV-cache elements per token per GPU over all layers, before dtype (docs/model.md §7).
     pub fn kv_elems_per_token(&self, tp: u32, seq: f64) -> f64 {
         let full = self.full_attention_layers() as f64;
         if let Some(m) = &self.mla {
@@ -765,7 +765,7 @@ mod tests {
     #[test]
     fn kv_per_token_matches_hand_values() {
         let r = ModelRegistry::builtin();
-        // MODELING.md §6.2: Qwen3-32B 262144 B/token bf16, Llama-3.1-70B 327680.
+        // docs/model.md §4.1: Qwen3-32B 262144 B/token bf16, Llama-3.1-70B 327680.
         assert_eq!(
             r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(1, 1.0) * 2.0,
             262144.0
@@ -830,5 +830,26 @@ mod tests {
             .to_string();
         assert!(e.starts_with("unknown model 'QWEN9'"), "{e}");
         assert!(e.contains("QWEN3_32B (Qwen/Qwen3-32B)"), "{e}");
+    }
+
+    #[test]
+    fn added_models_carry_their_published_shapes() {
+        let r = ModelRegistry::builtin();
+        let q = r.resolve("QWEN2_5_72B").unwrap();
+        assert_eq!((q.num_layers, q.hidden, q.num_kv_heads), (80, 8192, 8));
+        assert_eq!(q.context_window, Some(32768));
+        let c = r.resolve("QWEN3_CODER_480B").unwrap();
+        let moe = c.moe.as_ref().unwrap();
+        assert_eq!(
+            (moe.num_experts, moe.top_k, moe.expert_inter),
+            (160, 8, 2560)
+        );
+        let d = r.resolve("DEEPSEEK_V3.2").unwrap();
+        assert_eq!(d.mla.as_ref().unwrap().sparse_topk, Some(2048));
+        assert_eq!(d.mla.as_ref().unwrap().indexer_heads, 64);
+        let f = r.resolve("Qwen/Qwen3-32B-FP8").unwrap();
+        assert_eq!(f.quant.gemm, Some(GemmQuant::Fp8Block));
+        let n = r.resolve("nvidia/Llama-3.3-70B-Instruct-FP4").unwrap();
+        assert_eq!(n.quant.gemm, Some(GemmQuant::Nvfp4));
     }
 }

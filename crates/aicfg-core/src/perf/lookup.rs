@@ -1,4 +1,4 @@
-//! Op → table query (MODELING.md §5): which table, which slice keys, which coordinates, and the
+//! Op → table query (docs/model.md §5.4): which table, which slice keys, which coordinates, and the
 //! roofline used to hold utilization outside the measured range.
 use super::{comm_bytes_on_wire, Work, WorkClass};
 use crate::hardware::SystemSpec;
@@ -133,7 +133,7 @@ impl OpDb {
                 // The collector times quantized GEMMs with their activation quantization
                 // (compute the scale, then scale+cast the input). Serving uses static scales and
                 // fuses the cast into the producing norm/activation kernel, so those measured
-                // kernels (the quantize tables) come off, floored at the roofline (§5.1).
+                // kernels (the quantize tables) come off, floored at the roofline (docs/model.md §5.4).
                 let quant_ms = |scale_only: bool| {
                     let q = |sm: bool| {
                         t.quantize.get(&sm).and_then(|g| {
@@ -246,7 +246,7 @@ impl OpDb {
                     g.query(&x, &CTX_BLEND, &sol)
                         .map(|v| v * ratio(sol_w(want, &x), sol_w(wnd_g, &x)))
                 };
-                // Causal work of the uncached part only (MODELING.md §5.2).
+                // Causal work of the uncached part only (docs/model.md §4.3).
                 let frac = if total > 0.0 {
                     (total * total - p * p) / (total * total)
                 } else {

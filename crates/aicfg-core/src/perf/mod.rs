@@ -42,7 +42,7 @@ pub struct Work {
     pub gpus: u32,
     /// Weight-only quantization: weights are dequantized before the MMA.
     pub dequant: bool,
-    /// Shape details the measured tables key on (MODELING.md §4.3).
+    /// Shape details the measured tables key on (docs/model.md §5.3).
     pub shape: Shape,
 }
 
@@ -79,7 +79,7 @@ impl Work {
     }
 }
 
-/// Where op times come from (MODELING.md §4.8).
+/// Where op times come from (docs/model.md §5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum DatabaseMode {
     Sol,

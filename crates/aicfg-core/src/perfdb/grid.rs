@@ -1,4 +1,4 @@
-//! Interpolation over measured points (MODELING.md §4.7, with the changes noted here).
+//! Interpolation over measured points (docs/model.md §5.3).
 //!
 //! A table slice (fixed exact keys) is a tree of sorted axes, outer → inner, whose leaves are
 //! latencies in ms. A query resolves axis by axis:

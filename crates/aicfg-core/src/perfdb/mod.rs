@@ -1,4 +1,4 @@
-//! Measured op database (MODELING.md §4), a pure store: where it lives, which versions are
+//! Measured op database (docs/model.md §5.3), a pure store: where it lives, which versions are
 //! installed, loading one (system, backend, version) into memory as indexed tables. Turning an
 //! op into a table query is `crate::perf`'s job (`perf::Lookup`).
 //!

@@ -1,6 +1,6 @@
 //! The measured op tables of one (system, backend, version), indexed for queries.
 //!
-//! Each table is split into slices by its exact-match keys (MODELING.md §4.3) after the §4.4
+//! Each table is split into slices by its exact-match keys (docs/model.md §5.3) after the
 //! normalizations (MHA `num_key_value_heads` → 0, absent `window_size` → 0, bf16/fp16 comm dtypes →
 //! `half`); each slice is a [`Grid`] over the interpolation axes. String keys become small codes so a
 //! query hashes a few integers and allocates nothing.
@@ -69,7 +69,7 @@ pub fn label_code(s: &str) -> Option<u8> {
     LABELS.iter().position(|l| *l == s).map(|i| i as u8)
 }
 
-/// Communication dtypes collapse 16-bit formats into `half` (§4.4).
+/// Communication dtypes collapse 16-bit formats into `half` (docs/model.md §5.3).
 fn comm_code(s: &str) -> Option<u8> {
     match s {
         "bfloat16" | "float16" | "fp16" | "half" => label_code("half"),

@@ -1,4 +1,4 @@
-//! Deployment search (MODELING.md §9): enumerate parallel layouts and batch sizes for aggregated
+//! Deployment search (docs/model.md §8): enumerate parallel layouts and batch sizes for aggregated
 //! workers and for prefill/decode workers, compose xPyD replicas, keep what meets the SLA, draw
 //! the Pareto frontier, rank, compare agg with disagg, and size the cluster for a target load.
 //!

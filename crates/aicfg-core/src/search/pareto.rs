@@ -1,4 +1,4 @@
-//! Pareto frontier of (tokens/s/user, tokens/s/gpu), both maximized (MODELING.md §9.7).
+//! Pareto frontier of (tokens/s/user, tokens/s/gpu), both maximized (docs/model.md §8).
 
 /// Indices of the non-dominated points, sorted by x ascending (then y descending). A point is
 /// kept iff no other point is ≥ in both coordinates and > in one; exact duplicates keep the

@@ -1,5 +1,5 @@
 //! What the search enumerates: parallel layouts per worker role and batch-size ladders
-//! (MODELING.md §9.1–9.3, §9.5).
+//! (docs/model.md §8).
 use crate::backend::Backend;
 use crate::hardware::SystemSpec;
 use crate::model::graph::Parallel;
@@ -30,7 +30,7 @@ pub struct ParallelSpace {
 const POW2_16: [u32; 5] = [1, 2, 4, 8, 16];
 
 impl ParallelSpace {
-    /// The default lists of MODELING.md §9.2. `wide_ep` adds the large expert-parallel ladder
+    /// The default lists (docs/model.md §8). `wide_ep` adds the large expert-parallel ladder
     /// for fine-grained MoE models (many small experts).
     pub fn defaults(
         model: &ModelSpec,
@@ -86,7 +86,7 @@ impl ParallelSpace {
         s
     }
 
-    /// Every valid layout with at most `max_gpus` GPUs (MODELING.md §9.1), in a stable order.
+    /// Every valid layout with at most `max_gpus` GPUs (docs/model.md §4.2, §8), in a stable order.
     pub fn enumerate(&self, model: &ModelSpec, backend: Backend, max_gpus: u32) -> Vec<Parallel> {
         let moe = model.family.is_moe();
         let mut out = Vec::new();
@@ -161,7 +161,7 @@ pub fn fine_grained_moe(model: &ModelSpec) -> bool {
     model.moe.as_ref().is_some_and(|m| m.num_experts >= 64)
 }
 
-/// Agg concurrency ladder per attention-DP rank (MODELING.md §9.3), up to `max`.
+/// Agg concurrency ladder per attention-DP rank (docs/model.md §8), up to `max`.
 pub fn agg_batches(max: u32) -> Vec<u32> {
     let mut v: Vec<u32> = (1..16).collect();
     v.extend((16..=28).step_by(4));
@@ -173,7 +173,7 @@ pub fn agg_batches(max: u32) -> Vec<u32> {
     v
 }
 
-/// Decode batch ladder per attention-DP rank (MODELING.md §9.5), up to `max`.
+/// Decode batch ladder per attention-DP rank (docs/model.md §8), up to `max`.
 pub fn decode_batches(max: u32) -> Vec<u32> {
     let mut v: Vec<u32> = (1..16).collect();
     v.extend((16..=30).step_by(2));
@@ -184,7 +184,7 @@ pub fn decode_batches(max: u32) -> Vec<u32> {
     v
 }
 
-/// Limits on one xPyD replica (MODELING.md §9.2).
+/// Limits on one xPyD replica (docs/model.md §8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaConfig {
     /// Allowed GPU counts of one replica; empty = any count up to the cap.
