@@ -14,6 +14,7 @@ pub mod quant;
 pub mod search;
 pub mod serve;
 pub mod suggest;
+pub mod support;
 pub mod task;
 
 pub use backend::Backend;

@@ -227,7 +227,8 @@ fn dense_builtins_shrink_with_tp8() {
     let mut checked = 0;
     for id in reg.ids() {
         let m = reg.resolve(id).unwrap();
-        if !matches!(m.family, Family::Llama) {
+        // Qwen2.5-7B's 28 heads do not split over 8 GPUs (frameworks refuse it too).
+        if !matches!(m.family, Family::Llama) || m.num_heads % 8 != 0 {
             continue;
         }
         let w = |tp| {

@@ -21,6 +21,7 @@ mod input;
 mod progress;
 mod save;
 mod seed_forms;
+mod support_cmd;
 mod webapp;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +73,8 @@ enum CliCmd {
     /// Run the experiments of a YAML study (agg/disagg, quantization, parallel lists, systems)
     /// and compare them: each one's best and top configurations, then one Pareto chart.
     Exp(Box<exp_cmd::ExpArgs>),
+    /// Which model × system × backend combinations run, with which formats and database.
+    Support(Box<support_cmd::SupportArgs>),
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends output quietly instead of panicking.
@@ -109,6 +112,9 @@ fn main() -> ExitCode {
         Top::Cli {
             command: CliCmd::Exp(a),
         } => exp_cmd::run(&a),
+        Top::Cli {
+            command: CliCmd::Support(a),
+        } => support_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
         Top::Data { command } => data_cmd::run(command),

@@ -839,3 +839,48 @@ fn accuracy_on_the_calibration_subset_holds() {
          TPOT {o:.1} % (recorded {RECORDED_TPOT_MDAPE})"
     );
 }
+
+/// `cli support`: TensorRT-LLM refused on AMD, a model's formats and weight size per system,
+/// and the embedded database when none is installed (the test run is hermetic).
+#[test]
+fn support_lists_combinations() {
+    let v = json(&["cli", "support", "--system", "mi300x"]);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["backend"], "trtllm");
+    assert_eq!(rows[0]["status"], "refused");
+    assert_eq!(rows[1]["status"], "ok");
+    assert_eq!(rows[1]["database"], "empirical");
+    let v = json(&[
+        "cli",
+        "support",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--backend",
+        "vllm",
+    ]);
+    let r = &v[0];
+    assert_eq!(r["status"], "ok");
+    assert!(r["model_quant"]
+        .as_str()
+        .unwrap()
+        .contains("gemm bfloat16 (checkpoint)"));
+    // 32.8 B parameters in bf16 ≈ 61 GiB: one 141 GB H200 holds them.
+    let w = r["weights_gib"].as_f64().unwrap();
+    assert!((60.0..62.0).contains(&w), "{w}");
+    assert_eq!(r["min_gpus"], 1);
+    let text = ok(&[
+        "cli",
+        "support",
+        "--model",
+        "DEEPSEEK_V3",
+        "--system",
+        "h100_sxm",
+    ]);
+    assert!(
+        text.contains("Support of deepseek-ai/DeepSeek-V3"),
+        "{text}"
+    );
+}
