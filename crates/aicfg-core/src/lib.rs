@@ -6,6 +6,7 @@ pub mod backend;
 pub mod error;
 pub mod estimate;
 pub mod hardware;
+pub mod measure;
 pub mod memory;
 pub mod model;
 pub mod perf;

@@ -228,7 +228,7 @@ fn dense_builtins_shrink_with_tp8() {
     for id in reg.ids() {
         let m = reg.resolve(id).unwrap();
         // Qwen2.5-7B's 28 heads do not split over 8 GPUs (frameworks refuse it too).
-        if !matches!(m.family, Family::Llama) || m.num_heads % 8 != 0 {
+        if !matches!(m.family, Family::Llama) || !m.num_heads.is_multiple_of(8) {
             continue;
         }
         let w = |tp| {

@@ -23,6 +23,8 @@ pub enum BenchCmd {
     Calibrate(CalibrateArgs),
     /// Time the `cli default` search on the reference cases (wall time, peak memory).
     Search(crate::bench_search::SearchBenchArgs),
+    /// Benchmark a running OpenAI-compatible endpoint (streaming TTFT, ITL, TPOT, throughput).
+    Serve(Box<crate::serve_bench::ServeBenchArgs>),
 }
 
 #[derive(Args)]
@@ -71,6 +73,11 @@ pub struct CalibrateArgs {
         default_value = "empirical"
     )]
     pub database_mode: String,
+    /// What to fit: all (every constant of the mode), serving (only the serving constants of
+    /// the rows' backends: per-step host cost, fixed TTFT, prefill wait), or auto (serving for
+    /// fewer than 100 rows, where a few load points cannot pin down the kernel efficiencies).
+    #[arg(long, default_value = "auto")]
+    pub fit: String,
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
@@ -78,6 +85,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Accuracy(a) => accuracy(&a),
         BenchCmd::Calibrate(a) => calibrate(&a),
         BenchCmd::Search(a) => crate::bench_search::run(&a),
+        BenchCmd::Serve(a) => crate::serve_bench::run(&a),
     }
 }
 
@@ -648,18 +656,47 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
+    let serving_only = match a.fit.as_str() {
+        "all" => false,
+        "serving" => true,
+        "auto" => prepared.len() < 100,
+        f => anyhow::bail!("--fit must be auto, all or serving, not '{f}'"),
+    };
+    let backends: std::collections::BTreeSet<String> =
+        prepared.iter().map(|p| p.row.group("backend")).collect();
+    let free: Vec<bool> = names
+        .iter()
+        .map(|n| {
+            !serving_only
+                || backends.iter().any(|b| {
+                    n.starts_with(&format!("backends.{b}."))
+                        || n.starts_with(&format!("silicon.backends.{b}."))
+                })
+        })
+        .collect();
+    if serving_only {
+        crate::emitln!(
+            "fitting only the serving constants of {} ({} rows; --fit all refits every constant)",
+            backends.iter().cloned().collect::<Vec<_>>().join(", "),
+            prepared.len()
+        );
+    }
     let mut x = get_vec(&params, silicon);
     for (i, n) in names.iter().enumerate() {
         let (lo, hi) = bounds(n);
         x[i] = x[i].clamp(lo, hi);
     }
     set_vec(&mut params, &x, silicon);
+    let before = predict_all(&prepared, &params);
     let mut best = loss(&prepared, &params, &all);
     crate::emitln!("start loss {best:.4}");
     // Coordinate search in log space with shrinking steps: robust, deterministic, few evaluations.
     let mut step = 0.4f64;
     for round in 0..a.rounds {
         for i in 0..x.len() {
+            if !free[i] {
+                continue;
+            }
             let (lo, hi) = bounds(&names[i]);
             for dir in [1.0, -1.0] {
                 loop {
@@ -689,6 +726,14 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     let not: Vec<bool> = fold.iter().map(|b| !b).collect();
     let l_b = loss(&prepared, &params, &not);
     crate::emitln!("fitted loss: fold A {l_a:.4}, fold B {l_b:.4}");
+    let after = predict_all(&prepared, &params);
+    crate::emitln!("{}", before_after(&prepared, &before, &after));
+    for (n, f) in names.iter().zip(&free) {
+        if *f && serving_only {
+            let v = get_vec(&params, silicon)[names.iter().position(|m| m == n).expect("listed")];
+            crate::emitln!("  {n} = {v:.4}");
+        }
+    }
     let header = format!(
         "# Empirical constants fitted by `aicfg bench calibrate` to {} ({} rows); loss {:.4}.\n# Format and meaning: data/calibration/README.md\n",
         a.csv.file_name().and_then(|s| s.to_str()).unwrap_or("csv"),
@@ -703,6 +748,56 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+type Preds = [std::result::Result<(f64, f64), (String, String)>];
+
+/// Per-row (up to 40 rows) and overall error before and after the fit.
+fn before_after(rows: &[Prepared], before: &Preds, after: &Preds) -> String {
+    let err = |p: f64, m: f64| 100.0 * (p - m) / m;
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "row",
+        "TTFT meas",
+        "pred before",
+        "err",
+        "pred after",
+        "err",
+        "TPOT meas",
+        "pred before",
+        "err",
+        "pred after",
+        "err",
+    ]);
+    let (mut eb, mut ea): (Vec<f64>, Vec<f64>) = (vec![], vec![]);
+    for (i, p) in rows.iter().enumerate() {
+        let (Ok((tb, ob)), Ok((ta, oa))) = (&before[i], &after[i]) else {
+            continue;
+        };
+        let (mt, mo) = (p.row.ttft, p.row.tpot);
+        eb.extend([err(*tb, mt).abs(), err(*ob, mo).abs()]);
+        ea.extend([err(*ta, mt).abs(), err(*oa, mo).abs()]);
+        if i < 40 {
+            t.add_row(vec![
+                p.row.id.clone(),
+                format!("{mt:.1}"),
+                format!("{tb:.1}"),
+                format!("{:+.1}%", err(*tb, mt)),
+                format!("{ta:.1}"),
+                format!("{:+.1}%", err(*ta, mt)),
+                format!("{mo:.2}"),
+                format!("{ob:.2}"),
+                format!("{:+.1}%", err(*ob, mo)),
+                format!("{oa:.2}"),
+                format!("{:+.1}%", err(*oa, mo)),
+            ]);
+        }
+    }
+    format!(
+        "{t}\nmedian |error| over TTFT and TPOT: before {:.1}%, after {:.1}%",
+        median(&mut eb),
+        median(&mut ea)
+    )
 }
 
 fn fnv(s: &str) -> u64 {

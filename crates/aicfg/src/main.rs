@@ -16,11 +16,13 @@ mod chart;
 mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
+mod eval;
 mod exp_cmd;
 mod input;
 mod progress;
 mod save;
 mod seed_forms;
+mod serve_bench;
 mod support_cmd;
 mod webapp;
 
@@ -55,6 +57,9 @@ enum Top {
         #[command(subcommand)]
         command: bench::BenchCmd,
     },
+    /// Benchmark a deployment from a --save_dir result and compare with its prediction
+    /// (or, with --config, search, deploy, benchmark and tear down).
+    Eval(Box<eval::EvalArgs>),
     /// The optional measured op database (install, list).
     Data {
         #[command(subcommand)]
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
         Top::Data { command } => data_cmd::run(command),
+        Top::Eval(a) => eval::run(&a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
