@@ -11,6 +11,7 @@ pub mod genconfig;
 pub mod plot;
 pub mod render;
 pub mod table;
+pub mod validate;
 pub mod versions;
 
 pub use error::{GenError, Result};

@@ -9,7 +9,11 @@ use crate::genconfig::GeneratorConfig;
 use minijinja::{context, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
+    (
+        "k8s_bench.yaml.j2",
+        include_str!("../templates/k8s_bench.yaml.j2"),
+    ),
     (
         "trtllm_engine.yaml.j2",
         include_str!("../templates/trtllm_engine.yaml.j2"),
@@ -427,6 +431,25 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
             &env,
             "bench_run.sh.j2",
             context! { g => gv.clone(), url => bench_url(g) },
+        )?,
+    ));
+    // The same sweep from inside the cluster, against the frontend Service the operator makes.
+    let name = format!("{}-{}", g.k8s.name_prefix, mode);
+    let in_cluster = format!(
+        "http://{name}-frontend.{}.svc.cluster.local:{}",
+        g.k8s.k8s_namespace, g.service.port
+    );
+    let script = render_template(
+        &env,
+        "bench_run.sh.j2",
+        context! { g => gv.clone(), url => in_cluster },
+    )?;
+    files.push((
+        format!("{mode}/k8s_bench.yaml"),
+        render_template(
+            &env,
+            "k8s_bench.yaml.j2",
+            context! { g => gv.clone(), name => name, script => script },
         )?,
     ));
     Ok(files)

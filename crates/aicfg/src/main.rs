@@ -22,6 +22,7 @@ mod input;
 mod progress;
 mod save;
 mod seed_forms;
+mod validate_cmd;
 mod serve_bench;
 mod support_cmd;
 mod webapp;
@@ -57,6 +58,8 @@ enum Top {
         #[command(subcommand)]
         command: bench::BenchCmd,
     },
+    /// Re-check a --save_dir tree against the frameworks' schema snapshots.
+    Validate(validate_cmd::ValidateArgs),
     /// Benchmark a deployment from a --save_dir result and compare with its prediction
     /// (or, with --config, search, deploy, benchmark and tear down).
     Eval(Box<eval::EvalArgs>),
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         } => support_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
+        Top::Validate(a) => validate_cmd::run(&a),
         Top::Data { command } => data_cmd::run(command),
         Top::Eval(a) => eval::run(&a),
     };

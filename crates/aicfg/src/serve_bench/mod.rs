@@ -399,6 +399,15 @@ pub async fn run_point(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // Requests cut by Ctrl-C say nothing about the server: drop them.
+    let recs: Vec<RequestRecord> = recs
+        .into_iter()
+        .filter(|r| {
+            !r.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cancelled"))
+        })
+        .collect();
     // The window: first send to last byte received.
     let end = recs
         .iter()
