@@ -1,17 +1,15 @@
 //! `aicfg bench accuracy` and `aicfg bench calibrate`: score predictions against measured serving
 //! runs (the silicon_calib.csv schema) and fit the empirical constants to them.
-use aicfg_core::estimate::{predict_with, QuantRequest, WorkerSpec};
-use aicfg_core::model::graph::Parallel;
-use aicfg_core::perf::EmpiricalParams;
-use aicfg_core::quant::{GemmQuant, MoeQuant};
-use aicfg_core::{
-    Backend, DatabaseMode, EstimateRequest, ModelRegistry, ModelSpec, ServeMode, SystemRegistry,
-    Workload,
+use aicfg_core::calibrate::{
+    fit, fits_silicon, free_constants, get_vec, median, predict_all, prepare, summarize, Accuracy,
+    FitProgress, FitScope, Prepared, Row, Skip, Stats, REQUIRED_COLUMNS,
 };
+use aicfg_core::perf::EmpiricalParams;
+use aicfg_core::DatabaseMode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -89,43 +87,11 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     }
 }
 
-/// One measured row, as read.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub id: String,
-    pub fields: HashMap<String, String>,
-    pub ttft: f64,
-    pub tpot: f64,
-}
-
-impl Row {
-    fn get(&self, k: &str) -> &str {
-        self.fields.get(k).map(|s| s.trim()).unwrap_or("")
-    }
-    fn num(&self, k: &str) -> Option<f64> {
-        self.get(k).parse::<f64>().ok()
-    }
-    fn par(&self, k: &str) -> Option<u32> {
-        self.num(k).filter(|v| *v > 0.0).map(|v| v as u32)
-    }
-    pub fn group(&self, k: &str) -> String {
-        self.get(k).to_string()
-    }
-}
-
 pub fn read_rows(path: &PathBuf) -> Result<Vec<Row>> {
     let mut rdr =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = rdr.headers()?.clone();
-    for need in [
-        "id",
-        "backend",
-        "model_path",
-        "system",
-        "mode",
-        "isl",
-        "osl",
-    ] {
+    for need in REQUIRED_COLUMNS {
         if !headers.iter().any(|h| h == need) {
             anyhow::bail!(
                 "{}: missing column '{need}' (expected the silicon_calib.csv schema)",
@@ -141,279 +107,9 @@ pub fn read_rows(path: &PathBuf) -> Result<Vec<Row>> {
             .zip(rec.iter())
             .map(|(h, v)| (h.to_string(), v.to_string()))
             .collect();
-        let f = |k: &str| {
-            fields
-                .get(k)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        rows.push(Row {
-            id: fields.get("id").cloned().unwrap_or_default(),
-            ttft: f("silicon_ttft_ms"),
-            tpot: f("silicon_tpot_ms"),
-            fields,
-        });
+        rows.push(Row::new(fields));
     }
     Ok(rows)
-}
-
-/// Build the request for a row, or say why it cannot be predicted.
-pub struct RowMapper {
-    models: ModelRegistry,
-    systems: SystemRegistry,
-    cache: HashMap<String, std::result::Result<ModelSpec, String>>,
-    /// Measured-database backend version for every row (None = newest installed).
-    pub backend_version: Option<String>,
-}
-
-impl RowMapper {
-    pub fn new() -> Self {
-        RowMapper {
-            models: ModelRegistry::builtin(),
-            systems: SystemRegistry::builtin(),
-            cache: HashMap::new(),
-            backend_version: None,
-        }
-    }
-
-    pub fn request(
-        &mut self,
-        r: &Row,
-        mode: DatabaseMode,
-    ) -> std::result::Result<EstimateRequest, (String, String)> {
-        let skip = |s: &str, d: String| Err((s.to_string(), d));
-        let model_id = r.get("model_path").to_string();
-        let models = &self.models;
-        let model = match self
-            .cache
-            .entry(model_id.clone())
-            .or_insert_with(|| models.resolve(&model_id).map_err(|e| e.to_string()))
-        {
-            Ok(m) => m.clone(),
-            Err(e) => return skip("unsupported", e.clone()),
-        };
-        let system = match self.systems.get(r.get("system")) {
-            Ok(s) => s.clone(),
-            Err(e) => return skip("unsupported", e.to_string()),
-        };
-        let backend = match Backend::parse(r.get("backend")) {
-            Ok(b) => b,
-            Err(e) => return skip("unsupported", e.to_string()),
-        };
-        let (isl, osl) = match (r.num("isl"), r.num("osl")) {
-            (Some(i), Some(o)) if i >= 1.0 && o >= 1.0 => (i, o),
-            _ => return skip("invalid", "isl/osl missing or not positive".into()),
-        };
-        let gemm = match r.get("gemm_quant_mode") {
-            "" => None,
-            s => match GemmQuant::parse(s) {
-                Ok(q) => Some(q),
-                Err(e) => return skip("unsupported", e.to_string()),
-            },
-        };
-        let moe = match r.get("moe_quant_mode") {
-            "" => None,
-            s => match MoeQuant::parse(s) {
-                Ok(q) => Some(q),
-                Err(e) => return skip("unsupported", e.to_string()),
-            },
-        };
-        let is_moe = model.family.is_moe();
-        let par = |prefix: &str| -> Parallel {
-            let g = |k: &str| r.par(&format!("{prefix}{k}"));
-            let mut tp = g("tp_size").unwrap_or(1);
-            let pp = g("pp_size").unwrap_or(1);
-            let mut dp = if is_moe {
-                g("attention_dp_size").unwrap_or(1)
-            } else {
-                1
-            };
-            if !is_moe {
-                return Parallel {
-                    tp,
-                    pp,
-                    dp: 1,
-                    moe_tp: 1,
-                    moe_ep: 1,
-                };
-            }
-            // SGLang reports the world size as tp; when it cannot split the heads, attention runs
-            // data-parallel over those GPUs (--enable-dp-attention).
-            if dp == 1 && model.num_heads % tp as u64 != 0 {
-                dp = tp;
-                tp = 1;
-            }
-            let (etp, ep) = (g("moe_tp_size"), g("moe_ep_size"));
-            let n = tp * dp;
-            let (etp, ep) = match (etp, ep) {
-                (Some(t), Some(e)) if t * e == n => (t, e),
-                (_, Some(e)) if n % e == 0 => (n / e, e),
-                (Some(t), _) if n % t == 0 => (t, n / t),
-                _ => (n, 1),
-            };
-            Parallel {
-                tp,
-                pp,
-                dp,
-                moe_tp: etp,
-                moe_ep: ep,
-            }
-        };
-        let quant = QuantRequest {
-            gemm,
-            moe,
-            ..Default::default()
-        };
-        let workload = Workload {
-            isl,
-            osl,
-            prefix: 0.0,
-            nextn: 0,
-            nextn_accepted: 0.0,
-        };
-        let base = |m: ServeMode, agg: WorkerSpec, prefill: WorkerSpec, decode: WorkerSpec| {
-            EstimateRequest {
-                model: model.clone(),
-                system: system.clone(),
-                decode_system: None,
-                backend,
-                mode: m,
-                workload,
-                quant,
-                agg,
-                prefill,
-                decode,
-                database_mode: mode,
-                backend_version: self.backend_version.clone(),
-                free_gpu_memory_fraction: None,
-                calibration: None,
-            }
-        };
-        match r.get("mode") {
-            "agg" => {
-                let Some(bs) = r.num("batch_size").filter(|b| *b >= 1.0) else {
-                    return skip("underspecified", "agg row without batch_size".into());
-                };
-                let w = WorkerSpec {
-                    parallel: par(""),
-                    batch_size: bs,
-                    workers: 1,
-                };
-                Ok(base(ServeMode::Agg, w, w, w))
-            }
-            "disagg" => {
-                let (Some(pb), Some(pw), Some(db), Some(dw)) = (
-                    r.num("prefill_batch_size").filter(|v| *v >= 1.0),
-                    r.par("prefill_num_workers"),
-                    r.num("decode_batch_size").filter(|v| *v >= 1.0),
-                    r.par("decode_num_workers"),
-                ) else {
-                    return skip(
-                        "underspecified",
-                        "disagg row without prefill/decode batch sizes and worker counts".into(),
-                    );
-                };
-                let p = WorkerSpec {
-                    parallel: par("prefill_"),
-                    batch_size: pb,
-                    workers: pw,
-                };
-                let d = WorkerSpec {
-                    parallel: par("decode_"),
-                    batch_size: db,
-                    workers: dw,
-                };
-                Ok(base(ServeMode::Disagg, d, p, d))
-            }
-            m => skip("invalid", format!("unknown mode '{m}'")),
-        }
-    }
-}
-
-pub struct Prepared {
-    pub row: Row,
-    pub req: std::result::Result<EstimateRequest, (String, String)>,
-}
-
-pub fn prepare(
-    rows: Vec<Row>,
-    mode: DatabaseMode,
-    backend_version: Option<String>,
-) -> Vec<Prepared> {
-    let mut mapper = RowMapper::new();
-    mapper.backend_version = backend_version;
-    rows.into_iter()
-        .map(|row| {
-            let req = mapper.request(&row, mode);
-            Prepared { row, req }
-        })
-        .collect()
-}
-
-/// Predictions for prepared rows: Ok((ttft, tpot)) or Err((status, detail)).
-pub fn predict_all(
-    rows: &[Prepared],
-    params: &EmpiricalParams,
-) -> Vec<std::result::Result<(f64, f64), (String, String)>> {
-    rows.iter()
-        .map(|p| match &p.req {
-            Err(e) => Err(e.clone()),
-            Ok(req) => match predict_with(req, params) {
-                Ok(perf) if perf.ttft_ms.is_finite() && perf.tpot_ms.is_finite() => {
-                    Ok((perf.ttft_ms, perf.tpot_ms))
-                }
-                Ok(_) => Err(("error".into(), "prediction is not finite".into())),
-                Err(e) => Err(("error".into(), e.to_string())),
-            },
-        })
-        .collect()
-}
-
-#[derive(Default, Clone)]
-struct Stats {
-    ttft: Vec<f64>,
-    tpot: Vec<f64>,
-    rows: usize,
-    ok: usize,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-struct Summary {
-    n: usize,
-    med: f64,
-    mean: f64,
-    w10: f64,
-    w25: f64,
-    bias: f64,
-}
-
-fn summarize(signed: &[f64]) -> Summary {
-    let mut abs: Vec<f64> = signed.iter().map(|x| x.abs()).collect();
-    let n = abs.len();
-    let mean = abs.iter().sum::<f64>() / n.max(1) as f64;
-    let w10 = abs.iter().filter(|x| **x <= 0.10).count() as f64 / n.max(1) as f64;
-    let w25 = abs.iter().filter(|x| **x <= 0.25).count() as f64 / n.max(1) as f64;
-    let mut s = signed.to_vec();
-    Summary {
-        n,
-        med: median(&mut abs),
-        mean,
-        w10,
-        w25,
-        bias: median(&mut s),
-    }
 }
 
 fn pct(x: f64) -> String {
@@ -479,39 +175,7 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         w.flush()?;
     }
 
-    let mut overall = Stats::default();
-    let mut groups: BTreeMap<(String, String), Stats> = BTreeMap::new();
-    let mut status: BTreeMap<String, usize> = BTreeMap::new();
-    for (p, r) in prepared.iter().zip(&preds) {
-        let keys: Vec<(String, String)> = ["system", "backend", "mode", "model_path"]
-            .iter()
-            .map(|k| (k.to_string(), p.row.group(k)))
-            .collect();
-        overall.rows += 1;
-        for k in &keys {
-            groups.entry(k.clone()).or_default().rows += 1;
-        }
-        match r {
-            Ok((t, o)) => {
-                *status.entry("ok".into()).or_default() += 1;
-                overall.ok += 1;
-                let et = (t - p.row.ttft) / p.row.ttft;
-                let eo = (o - p.row.tpot) / p.row.tpot;
-                for s in std::iter::once(&mut overall) {
-                    s.ttft.push(et);
-                    s.tpot.push(eo);
-                }
-                for k in keys {
-                    let g = groups.get_mut(&k).expect("inserted above");
-                    g.ok += 1;
-                    g.ttft.push(et);
-                    g.tpot.push(eo);
-                }
-            }
-            Err((s, _)) => *status.entry(s.clone()).or_default() += 1,
-        }
-    }
-    let complete = overall.rows - status.get("underspecified").copied().unwrap_or(0);
+    let acc = Accuracy::of(&prepared, &preds);
     crate::emitln!(
         "aicfg accuracy — {} ({} database)",
         a.csv.display(),
@@ -519,11 +183,11 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     );
     crate::emitln!(
         "rows {}; predicted {} ({:.1}% of {} rows with complete inputs); {}",
-        overall.rows,
-        overall.ok,
-        100.0 * overall.ok as f64 / complete.max(1) as f64,
-        complete,
-        status
+        acc.overall.rows,
+        acc.overall.ok,
+        100.0 * acc.overall.ok as f64 / acc.complete.max(1) as f64,
+        acc.complete,
+        acc.status
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
@@ -544,9 +208,9 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
         "±25%",
         "bias",
     ]);
-    add_rows(&mut t, "overall", &overall);
+    add_rows(&mut t, "overall", &acc.overall);
     let mut last = String::new();
-    for ((k, v), s) in &groups {
+    for ((k, v), s) in &acc.groups {
         if *k != last {
             t.add_row(vec![format!("— by {k} —")]);
             last = k.clone();
@@ -557,73 +221,9 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     crate::emitln!(
         "elapsed {:.2} s ({} rows)",
         elapsed.as_secs_f64(),
-        overall.rows
+        acc.overall.rows
     );
     Ok(())
-}
-
-/// Robust loss: mean over rows of clipped |log error| of TTFT and TPOT.
-fn loss(prepared: &[Prepared], params: &EmpiricalParams, mask: &[bool]) -> f64 {
-    let preds = predict_all(prepared, params);
-    let mut s = 0.0;
-    let mut n: f64 = 0.0;
-    for ((p, r), m) in prepared.iter().zip(&preds).zip(mask) {
-        if !m {
-            continue;
-        }
-        if let Ok((t, o)) = r {
-            let lt = (t / p.row.ttft).ln().abs().min(1.0);
-            let lo = (o / p.row.tpot).ln().abs().min(1.0);
-            s += lt + lo;
-            n += 1.0;
-        }
-    }
-    s / n.max(1.0)
-}
-
-/// The constants a calibration run fits: the empirical ones, or the `silicon` section.
-fn fields(p: &mut EmpiricalParams, silicon: bool) -> Vec<(String, &mut f64)> {
-    if silicon {
-        p.silicon_fields_mut()
-    } else {
-        p.fields_mut()
-    }
-}
-
-fn get_vec(p: &EmpiricalParams, silicon: bool) -> Vec<f64> {
-    let mut c = p.clone();
-    fields(&mut c, silicon)
-        .into_iter()
-        .map(|(_, v)| *v)
-        .collect()
-}
-
-fn set_vec(p: &mut EmpiricalParams, v: &[f64], silicon: bool) {
-    for ((_, f), x) in fields(p, silicon).into_iter().zip(v) {
-        *f = *x;
-    }
-}
-
-/// Bounds that keep each constant physical (efficiencies ≤ 1).
-fn bounds(name: &str) -> (f64, f64) {
-    if name == "mem_eff" {
-        // Streaming kernels reach at most ~92 % of datasheet HBM bandwidth.
-        (0.3, 0.92)
-    } else if name.contains("eff") {
-        // No kernel sustains the datasheet tensor-core peak; cap near the best published GEMMs.
-        (0.05, 0.9)
-    } else if name.ends_with("burst_waves") {
-        (1.0, 50.0)
-    } else if name.contains("wait_steps") {
-        (0.0, 4.0)
-    } else if name.contains("m_half") {
-        (1.0, 1024.0)
-    } else if name.contains("overlap_us") {
-        // A kernel launch plus ramp-up/tail: a few µs, never more than ~10.
-        (0.0, 10.0)
-    } else {
-        (0.0, 200.0)
-    }
 }
 
 fn calibrate(a: &CalibrateArgs) -> Result<()> {
@@ -633,105 +233,48 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         None => EmpiricalParams::embedded(),
     };
     let mode = DatabaseMode::parse(&a.database_mode)?;
-    let silicon = match mode {
-        DatabaseMode::Empirical => false,
-        DatabaseMode::Hybrid | DatabaseMode::Silicon => true,
-        m => anyhow::bail!(
-            "bench calibrate fits empirical or hybrid/silicon constants, not '{}'",
-            m.name()
-        ),
-    };
-    if silicon && params.silicon.is_none() {
-        params.silicon = Some(aicfg_core::perf::SiliconCalib::from_empirical(&params));
-    }
+    let silicon = fits_silicon(mode)?;
     let rows = read_rows(&a.csv)?;
     let prepared = prepare(rows, mode, None);
-    // Two halves by row id: the fit uses all rows; each half's loss is reported to show it is even.
-    let fold: Vec<bool> = prepared
-        .iter()
-        .map(|p| fnv(&p.row.id).is_multiple_of(2))
-        .collect();
-    let all = vec![true; prepared.len()];
-    let names: Vec<String> = fields(&mut params.clone(), silicon)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let serving_only = match a.fit.as_str() {
-        "all" => false,
-        "serving" => true,
-        "auto" => prepared.len() < 100,
-        f => anyhow::bail!("--fit must be auto, all or serving, not '{f}'"),
-    };
-    let backends: std::collections::BTreeSet<String> =
-        prepared.iter().map(|p| p.row.group("backend")).collect();
-    let free: Vec<bool> = names
-        .iter()
-        .map(|n| {
-            !serving_only
-                || backends.iter().any(|b| {
-                    n.starts_with(&format!("backends.{b}."))
-                        || n.starts_with(&format!("silicon.backends.{b}."))
-                })
-        })
-        .collect();
-    if serving_only {
+    let scope = FitScope::choose(&a.fit, prepared.len())?;
+    let free = free_constants(&prepared, &params, silicon, scope);
+    if scope == FitScope::Serving {
+        let backends: std::collections::BTreeSet<String> =
+            prepared.iter().map(|p| p.row.group("backend")).collect();
         crate::emitln!(
             "fitting only the serving constants of {} ({} rows; --fit all refits every constant)",
             backends.iter().cloned().collect::<Vec<_>>().join(", "),
             prepared.len()
         );
     }
-    let mut x = get_vec(&params, silicon);
-    for (i, n) in names.iter().enumerate() {
-        let (lo, hi) = bounds(n);
-        x[i] = x[i].clamp(lo, hi);
-    }
-    set_vec(&mut params, &x, silicon);
     let before = predict_all(&prepared, &params);
-    let mut best = loss(&prepared, &params, &all);
-    crate::emitln!("start loss {best:.4}");
-    // Coordinate search in log space with shrinking steps: robust, deterministic, few evaluations.
-    let mut step = 0.4f64;
-    for round in 0..a.rounds {
-        for i in 0..x.len() {
-            if !free[i] {
-                continue;
+    let f = fit(
+        &prepared,
+        &mut params,
+        silicon,
+        scope,
+        a.rounds,
+        &mut |p| match p {
+            FitProgress::Start { loss } => crate::emitln!("start loss {loss:.4}"),
+            FitProgress::Round { round, loss, step } => {
+                crate::emitln!("round {round}: loss {loss:.4} (step {step:.3})")
             }
-            let (lo, hi) = bounds(&names[i]);
-            for dir in [1.0, -1.0] {
-                loop {
-                    let mut y = x.clone();
-                    let base = if y[i] <= 0.0 { 1e-3 } else { y[i] };
-                    y[i] = (base * (dir * step).exp()).clamp(lo, hi);
-                    if y[i] == x[i] {
-                        break;
-                    }
-                    set_vec(&mut params, &y, silicon);
-                    let l = loss(&prepared, &params, &all);
-                    if l + 1e-6 < best {
-                        best = l;
-                        x = y;
-                    } else {
-                        break;
-                    }
-                }
-            }
-            set_vec(&mut params, &x, silicon);
-        }
-        crate::emitln!("round {round}: loss {best:.4} (step {step:.3})");
-        step *= 0.6;
-    }
-    set_vec(&mut params, &x, silicon);
-    let l_a = loss(&prepared, &params, &fold);
-    let not: Vec<bool> = fold.iter().map(|b| !b).collect();
-    let l_b = loss(&prepared, &params, &not);
-    crate::emitln!("fitted loss: fold A {l_a:.4}, fold B {l_b:.4}");
+        },
+    );
+    let best = f.loss;
+    crate::emitln!(
+        "fitted loss: fold A {:.4}, fold B {:.4}",
+        f.fold_a,
+        f.fold_b
+    );
     let after = predict_all(&prepared, &params);
     crate::emitln!("{}", before_after(&prepared, &before, &after));
-    for (n, f) in names.iter().zip(&free) {
-        if *f && serving_only {
-            let v = get_vec(&params, silicon)[names.iter().position(|m| m == n).expect("listed")];
-            crate::emitln!("  {n} = {v:.4}");
+    if scope == FitScope::Serving {
+        let values = get_vec(&params, silicon);
+        for ((n, is_free), v) in free.iter().zip(values) {
+            if *is_free {
+                crate::emitln!("  {n} = {v:.4}");
+            }
         }
     }
     let header = format!(
@@ -750,7 +293,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-type Preds = [std::result::Result<(f64, f64), (String, String)>];
+type Preds = [std::result::Result<(f64, f64), Skip>];
 
 /// Per-row (up to 40 rows) and overall error before and after the fit.
 fn before_after(rows: &[Prepared], before: &Preds, after: &Preds) -> String {
@@ -798,13 +341,4 @@ fn before_after(rows: &[Prepared], before: &Preds, after: &Preds) -> String {
         median(&mut eb),
         median(&mut ea)
     )
-}
-
-fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
 }

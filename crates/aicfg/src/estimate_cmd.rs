@@ -464,21 +464,8 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
     let moe = model.family.is_moe();
     let mk =
         |tp: u32, pp: u32, dp: u32, etp: Option<u32>, ep: Option<u32>, bs: f64, workers: u32| {
-            // MoE default: experts split like the attention (etp = tp·dp, ep = 1) unless given.
-            let (etp, ep) = match (etp, ep) {
-                (Some(t), Some(e)) => (t, e),
-                (Some(t), None) => (t, if moe { (tp * dp / t.max(1)).max(1) } else { 1 }),
-                (None, Some(e)) => ((tp * dp / e.max(1)).max(1), e),
-                (None, None) => (if moe { tp * dp } else { 1 }, 1),
-            };
             WorkerSpec {
-                parallel: Parallel {
-                    tp,
-                    pp,
-                    dp,
-                    moe_tp: etp,
-                    moe_ep: ep,
-                },
+                parallel: Parallel::with_moe_defaults(moe, tp, pp, dp, etp, ep),
                 batch_size: bs,
                 workers,
             }

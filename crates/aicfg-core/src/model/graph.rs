@@ -38,6 +38,34 @@ impl Parallel {
             self.tp, self.pp, self.dp, self.moe_tp, self.moe_ep
         )
     }
+
+    /// A worker layout where the expert sizes may be missing (docs/model.md §4.2): MoE experts
+    /// shard like the attention (`moe_tp = tp·dp`, `moe_ep = 1`); one given size fixes the other
+    /// so that `moe_tp·moe_ep = tp·dp`; dense models take 1, 1 unless sizes are given (which the
+    /// graph then rejects). Given sizes are kept as given: the graph checks them.
+    pub fn with_moe_defaults(
+        is_moe: bool,
+        tp: u32,
+        pp: u32,
+        dp: u32,
+        moe_tp: Option<u32>,
+        moe_ep: Option<u32>,
+    ) -> Parallel {
+        let n = tp.saturating_mul(dp);
+        let (moe_tp, moe_ep) = match (moe_tp, moe_ep) {
+            (Some(t), Some(e)) => (t, e),
+            (Some(t), None) => (t, if is_moe { (n / t.max(1)).max(1) } else { 1 }),
+            (None, Some(e)) => ((n / e.max(1)).max(1), e),
+            (None, None) => (if is_moe { n } else { 1 }, 1),
+        };
+        Parallel {
+            tp,
+            pp,
+            dp,
+            moe_tp,
+            moe_ep,
+        }
+    }
 }
 
 /// Which tokens of a step an op touches.
@@ -709,6 +737,30 @@ mod tests {
             e.to_string()
                 .contains("tp 3 does not divide the 64 attention heads"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn moe_sizes_default_to_the_attention_split() {
+        let p = |t, e| Parallel::with_moe_defaults(true, 2, 1, 4, t, e);
+        assert_eq!((p(None, None).moe_tp, p(None, None).moe_ep), (8, 1));
+        assert_eq!((p(None, Some(4)).moe_tp, p(None, Some(4)).moe_ep), (2, 4));
+        assert_eq!((p(Some(2), None).moe_tp, p(Some(2), None).moe_ep), (2, 4));
+        // Given sizes stay as given (the graph rejects 3·3 ≠ 8).
+        assert_eq!(
+            (p(Some(3), Some(3)).moe_tp, p(Some(3), Some(3)).moe_ep),
+            (3, 3)
+        );
+        let d = Parallel::with_moe_defaults(false, 4, 2, 1, None, None);
+        assert_eq!(
+            d,
+            Parallel {
+                tp: 4,
+                pp: 2,
+                dp: 1,
+                moe_tp: 1,
+                moe_ep: 1
+            }
         );
     }
 

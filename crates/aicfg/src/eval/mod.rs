@@ -4,8 +4,8 @@
 //! `aicfg eval --config eval.yaml` (module `auto`) also deploys and tears down.
 pub mod auto;
 
-use crate::bench::{Row, RowMapper};
 use crate::serve_bench::{self, Endpoint, Framework, Plan, Point, PromptKind};
+use aicfg_core::calibrate::{Row, RowMapper};
 use aicfg_core::estimate::predict_with;
 use aicfg_core::measure::calib::{DeploymentDesc, PoolDesc};
 use aicfg_core::measure::{BenchSummary, CorrectionScales, LengthDist, SloTargets, CALIB_COLUMNS};

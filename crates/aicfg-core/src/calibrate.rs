@@ -1,0 +1,717 @@
+//! Calibration against measured serving runs (docs/model.md §9): one measured row (the
+//! calibration CSV schema: what ran, and the measured mean TTFT/TPOT) → an estimate request,
+//! prediction of every row, error statistics, and the fit of the empirical or measured-mode
+//! serving constants. The binary reads the CSV and prints; this module decides.
+use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
+use crate::estimate::{predict_with, EstimateRequest, QuantRequest, WorkerSpec};
+use crate::hardware::SystemRegistry;
+use crate::model::graph::Parallel;
+use crate::model::{ModelRegistry, ModelSpec};
+use crate::perf::{DatabaseMode, EmpiricalParams, SiliconCalib};
+use crate::quant::{GemmQuant, MoeQuant};
+use crate::serve::{ServeMode, Workload};
+use std::collections::{BTreeMap, HashMap};
+
+/// Why a row has no prediction: (status, detail), status one of `unsupported`, `invalid`,
+/// `underspecified`, `error`.
+pub type Skip = (String, String);
+
+/// Columns every measured-runs CSV must have.
+pub const REQUIRED_COLUMNS: [&str; 7] = [
+    "id",
+    "backend",
+    "model_path",
+    "system",
+    "mode",
+    "isl",
+    "osl",
+];
+
+/// One measured row, as read.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub fields: HashMap<String, String>,
+    /// Measured mean TTFT and TPOT (ms); NaN when absent.
+    pub ttft: f64,
+    pub tpot: f64,
+}
+
+impl Row {
+    /// A row from its column → value map.
+    pub fn new(fields: HashMap<String, String>) -> Row {
+        let f = |k: &str| {
+            fields
+                .get(k)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        Row {
+            id: fields.get("id").cloned().unwrap_or_default(),
+            ttft: f("silicon_ttft_ms"),
+            tpot: f("silicon_tpot_ms"),
+            fields,
+        }
+    }
+    pub fn get(&self, k: &str) -> &str {
+        self.fields.get(k).map(|s| s.trim()).unwrap_or("")
+    }
+    fn num(&self, k: &str) -> Option<f64> {
+        self.get(k).parse::<f64>().ok()
+    }
+    /// A parallel size or count; 0 means unset.
+    fn par(&self, k: &str) -> Option<u32> {
+        self.num(k).filter(|v| *v > 0.0).map(|v| v as u32)
+    }
+    pub fn group(&self, k: &str) -> String {
+        self.get(k).to_string()
+    }
+}
+
+/// Build the request for a row, or say why it cannot be predicted.
+pub struct RowMapper {
+    models: ModelRegistry,
+    systems: SystemRegistry,
+    cache: HashMap<String, std::result::Result<ModelSpec, String>>,
+    /// Measured-database backend version for every row (None = newest installed).
+    pub backend_version: Option<String>,
+}
+
+impl Default for RowMapper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RowMapper {
+    pub fn new() -> Self {
+        RowMapper {
+            models: ModelRegistry::builtin(),
+            systems: SystemRegistry::builtin(),
+            cache: HashMap::new(),
+            backend_version: None,
+        }
+    }
+
+    pub fn request(
+        &mut self,
+        r: &Row,
+        mode: DatabaseMode,
+    ) -> std::result::Result<EstimateRequest, Skip> {
+        let skip = |s: &str, d: String| Err((s.to_string(), d));
+        let model_id = r.get("model_path").to_string();
+        let models = &self.models;
+        let model = match self
+            .cache
+            .entry(model_id.clone())
+            .or_insert_with(|| models.resolve(&model_id).map_err(|e| e.to_string()))
+        {
+            Ok(m) => m.clone(),
+            Err(e) => return skip("unsupported", e.clone()),
+        };
+        let system = match self.systems.get(r.get("system")) {
+            Ok(s) => s.clone(),
+            Err(e) => return skip("unsupported", e.to_string()),
+        };
+        let backend = match Backend::parse(r.get("backend")) {
+            Ok(b) => b,
+            Err(e) => return skip("unsupported", e.to_string()),
+        };
+        let (isl, osl) = match (r.num("isl"), r.num("osl")) {
+            (Some(i), Some(o)) if i >= 1.0 && o >= 1.0 => (i, o),
+            _ => return skip("invalid", "isl/osl missing or not positive".into()),
+        };
+        let gemm = match r.get("gemm_quant_mode") {
+            "" => None,
+            s => match GemmQuant::parse(s) {
+                Ok(q) => Some(q),
+                Err(e) => return skip("unsupported", e.to_string()),
+            },
+        };
+        let moe = match r.get("moe_quant_mode") {
+            "" => None,
+            s => match MoeQuant::parse(s) {
+                Ok(q) => Some(q),
+                Err(e) => return skip("unsupported", e.to_string()),
+            },
+        };
+        let is_moe = model.family.is_moe();
+        let par = |prefix: &str| -> Parallel {
+            let g = |k: &str| r.par(&format!("{prefix}{k}"));
+            let mut tp = g("tp_size").unwrap_or(1);
+            let pp = g("pp_size").unwrap_or(1);
+            let mut dp = if is_moe {
+                g("attention_dp_size").unwrap_or(1)
+            } else {
+                1
+            };
+            if !is_moe {
+                return Parallel {
+                    tp,
+                    pp,
+                    dp: 1,
+                    moe_tp: 1,
+                    moe_ep: 1,
+                };
+            }
+            // SGLang reports the world size as tp; when it cannot split the heads, attention runs
+            // data-parallel over those GPUs (--enable-dp-attention).
+            if dp == 1 && model.num_heads % tp as u64 != 0 {
+                dp = tp;
+                tp = 1;
+            }
+            // Published rows sometimes carry expert sizes that do not multiply to tp·dp (the
+            // attention sizes copied over): drop what does not fit, keeping moe_ep first, then
+            // fill the rest by the one default rule.
+            let n = tp * dp;
+            let (etp, ep) = match (g("moe_tp_size"), g("moe_ep_size")) {
+                (Some(t), Some(e)) if t * e == n => (Some(t), Some(e)),
+                (_, Some(e)) if n % e == 0 => (None, Some(e)),
+                (Some(t), _) if n % t == 0 => (Some(t), None),
+                _ => (None, None),
+            };
+            Parallel::with_moe_defaults(true, tp, pp, dp, etp, ep)
+        };
+        let quant = QuantRequest {
+            gemm,
+            moe,
+            ..Default::default()
+        };
+        let workload = Workload {
+            isl,
+            osl,
+            prefix: 0.0,
+            nextn: 0,
+            nextn_accepted: 0.0,
+        };
+        let base = |m: ServeMode, agg: WorkerSpec, prefill: WorkerSpec, decode: WorkerSpec| {
+            EstimateRequest {
+                model: model.clone(),
+                system: system.clone(),
+                decode_system: None,
+                backend,
+                mode: m,
+                workload,
+                quant,
+                agg,
+                prefill,
+                decode,
+                database_mode: mode,
+                backend_version: self.backend_version.clone(),
+                free_gpu_memory_fraction: None,
+                calibration: None,
+            }
+        };
+        match r.get("mode") {
+            "agg" => {
+                let Some(bs) = r.num("batch_size").filter(|b| *b >= 1.0) else {
+                    return skip("underspecified", "agg row without batch_size".into());
+                };
+                let w = WorkerSpec {
+                    parallel: par(""),
+                    batch_size: bs,
+                    workers: 1,
+                };
+                Ok(base(ServeMode::Agg, w, w, w))
+            }
+            "disagg" => {
+                let (Some(pb), Some(pw), Some(db), Some(dw)) = (
+                    r.num("prefill_batch_size").filter(|v| *v >= 1.0),
+                    r.par("prefill_num_workers"),
+                    r.num("decode_batch_size").filter(|v| *v >= 1.0),
+                    r.par("decode_num_workers"),
+                ) else {
+                    return skip(
+                        "underspecified",
+                        "disagg row without prefill/decode batch sizes and worker counts".into(),
+                    );
+                };
+                let p = WorkerSpec {
+                    parallel: par("prefill_"),
+                    batch_size: pb,
+                    workers: pw,
+                };
+                let d = WorkerSpec {
+                    parallel: par("decode_"),
+                    batch_size: db,
+                    workers: dw,
+                };
+                Ok(base(ServeMode::Disagg, d, p, d))
+            }
+            m => skip("invalid", format!("unknown mode '{m}'")),
+        }
+    }
+}
+
+pub struct Prepared {
+    pub row: Row,
+    pub req: std::result::Result<EstimateRequest, Skip>,
+}
+
+pub fn prepare(
+    rows: Vec<Row>,
+    mode: DatabaseMode,
+    backend_version: Option<String>,
+) -> Vec<Prepared> {
+    let mut mapper = RowMapper::new();
+    mapper.backend_version = backend_version;
+    rows.into_iter()
+        .map(|row| {
+            let req = mapper.request(&row, mode);
+            Prepared { row, req }
+        })
+        .collect()
+}
+
+/// Predictions for prepared rows: Ok((ttft, tpot)) or Err((status, detail)).
+pub fn predict_all(
+    rows: &[Prepared],
+    params: &EmpiricalParams,
+) -> Vec<std::result::Result<(f64, f64), Skip>> {
+    rows.iter()
+        .map(|p| match &p.req {
+            Err(e) => Err(e.clone()),
+            Ok(req) => match predict_with(req, params) {
+                Ok(perf) if perf.ttft_ms.is_finite() && perf.tpot_ms.is_finite() => {
+                    Ok((perf.ttft_ms, perf.tpot_ms))
+                }
+                Ok(_) => Err(("error".into(), "prediction is not finite".into())),
+                Err(e) => Err(("error".into(), e.to_string())),
+            },
+        })
+        .collect()
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+pub struct Summary {
+    pub n: usize,
+    pub med: f64,
+    pub mean: f64,
+    pub w10: f64,
+    pub w25: f64,
+    pub bias: f64,
+}
+
+pub fn summarize(signed: &[f64]) -> Summary {
+    let mut abs: Vec<f64> = signed.iter().map(|x| x.abs()).collect();
+    let n = abs.len();
+    let mean = abs.iter().sum::<f64>() / n.max(1) as f64;
+    let w10 = abs.iter().filter(|x| **x <= 0.10).count() as f64 / n.max(1) as f64;
+    let w25 = abs.iter().filter(|x| **x <= 0.25).count() as f64 / n.max(1) as f64;
+    let mut s = signed.to_vec();
+    Summary {
+        n,
+        med: median(&mut abs),
+        mean,
+        w10,
+        w25,
+        bias: median(&mut s),
+    }
+}
+
+/// Signed relative errors of one group of rows.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// (predicted − measured) / measured, per predicted row.
+    pub ttft: Vec<f64>,
+    pub tpot: Vec<f64>,
+    pub rows: usize,
+    pub ok: usize,
+}
+
+/// Accuracy of predictions against the measured rows: overall, per (column, value) group of
+/// system, backend, mode and model, and the count of each row status.
+#[derive(Debug, Default, Clone)]
+pub struct Accuracy {
+    pub overall: Stats,
+    pub groups: BTreeMap<(String, String), Stats>,
+    pub status: BTreeMap<String, usize>,
+    /// Rows with complete inputs (all but `underspecified`).
+    pub complete: usize,
+}
+
+impl Accuracy {
+    pub fn of(prepared: &[Prepared], preds: &[std::result::Result<(f64, f64), Skip>]) -> Self {
+        let mut a = Accuracy::default();
+        for (p, r) in prepared.iter().zip(preds) {
+            let keys: Vec<(String, String)> = ["system", "backend", "mode", "model_path"]
+                .iter()
+                .map(|k| (k.to_string(), p.row.group(k)))
+                .collect();
+            a.overall.rows += 1;
+            for k in &keys {
+                a.groups.entry(k.clone()).or_default().rows += 1;
+            }
+            match r {
+                Ok((t, o)) => {
+                    *a.status.entry("ok".into()).or_default() += 1;
+                    let et = (t - p.row.ttft) / p.row.ttft;
+                    let eo = (o - p.row.tpot) / p.row.tpot;
+                    let add = |s: &mut Stats| {
+                        s.ok += 1;
+                        s.ttft.push(et);
+                        s.tpot.push(eo);
+                    };
+                    add(&mut a.overall);
+                    for k in &keys {
+                        if let Some(g) = a.groups.get_mut(k) {
+                            add(g);
+                        }
+                    }
+                }
+                Err((s, _)) => *a.status.entry(s.clone()).or_default() += 1,
+            }
+        }
+        a.complete = a.overall.rows - a.status.get("underspecified").copied().unwrap_or(0);
+        a
+    }
+}
+
+/// Robust loss: mean over rows of clipped |log error| of TTFT and TPOT.
+pub fn loss(prepared: &[Prepared], params: &EmpiricalParams, mask: &[bool]) -> f64 {
+    let preds = predict_all(prepared, params);
+    let mut s = 0.0;
+    let mut n: f64 = 0.0;
+    for ((p, r), m) in prepared.iter().zip(&preds).zip(mask) {
+        if !m {
+            continue;
+        }
+        if let Ok((t, o)) = r {
+            let lt = (t / p.row.ttft).ln().abs().min(1.0);
+            let lo = (o / p.row.tpot).ln().abs().min(1.0);
+            s += lt + lo;
+            n += 1.0;
+        }
+    }
+    s / n.max(1.0)
+}
+
+/// The constants a calibration run fits: the empirical ones, or the `silicon` section.
+pub fn fields(p: &mut EmpiricalParams, silicon: bool) -> Vec<(String, &mut f64)> {
+    if silicon {
+        p.silicon_fields_mut()
+    } else {
+        p.fields_mut()
+    }
+}
+
+pub fn get_vec(p: &EmpiricalParams, silicon: bool) -> Vec<f64> {
+    let mut c = p.clone();
+    fields(&mut c, silicon)
+        .into_iter()
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+pub fn set_vec(p: &mut EmpiricalParams, v: &[f64], silicon: bool) {
+    for ((_, f), x) in fields(p, silicon).into_iter().zip(v) {
+        *f = *x;
+    }
+}
+
+/// Bounds that keep each constant physical (efficiencies ≤ 1).
+pub fn bounds(name: &str) -> (f64, f64) {
+    if name == "mem_eff" {
+        // Streaming kernels reach at most ~92 % of datasheet HBM bandwidth.
+        (0.3, 0.92)
+    } else if name.contains("eff") {
+        // No kernel sustains the datasheet tensor-core peak; cap near the best published GEMMs.
+        (0.05, 0.9)
+    } else if name.ends_with("burst_waves") {
+        (1.0, 50.0)
+    } else if name.contains("wait_steps") {
+        (0.0, 4.0)
+    } else if name.contains("m_half") {
+        (1.0, 1024.0)
+    } else if name.contains("overlap_us") {
+        // A kernel launch plus ramp-up/tail: a few µs, never more than ~10.
+        (0.0, 10.0)
+    } else {
+        (0.0, 200.0)
+    }
+}
+
+/// Whether a calibration in `mode` fits the `silicon` section (measured tables) or the
+/// empirical constants.
+pub fn fits_silicon(mode: DatabaseMode) -> Result<bool> {
+    match mode {
+        DatabaseMode::Empirical => Ok(false),
+        DatabaseMode::Hybrid | DatabaseMode::Silicon => Ok(true),
+        m => Err(AicfgError::invalid(
+            "database mode",
+            format!(
+                "bench calibrate fits empirical or hybrid/silicon constants, not '{}'",
+                m.name()
+            ),
+        )),
+    }
+}
+
+/// Which constants a fit may move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitScope {
+    /// Every constant of the mode.
+    All,
+    /// Only the serving constants (per-step host cost, fixed TTFT, prefill wait) of the rows'
+    /// backends: a few load points cannot pin down the kernel efficiencies.
+    Serving,
+}
+
+impl FitScope {
+    /// `all`, `serving`, or `auto`: serving for fewer than 100 rows.
+    pub fn choose(s: &str, rows: usize) -> Result<FitScope> {
+        match s {
+            "all" => Ok(FitScope::All),
+            "serving" => Ok(FitScope::Serving),
+            "auto" if rows < 100 => Ok(FitScope::Serving),
+            "auto" => Ok(FitScope::All),
+            f => Err(AicfgError::invalid(
+                "fit",
+                format!("--fit must be auto, all or serving, not '{f}'"),
+            )),
+        }
+    }
+}
+
+/// Every constant a fit of `silicon`/`params` names, and whether `scope` lets it move.
+pub fn free_constants(
+    prepared: &[Prepared],
+    params: &EmpiricalParams,
+    silicon: bool,
+    scope: FitScope,
+) -> Vec<(String, bool)> {
+    let backends: std::collections::BTreeSet<String> =
+        prepared.iter().map(|p| p.row.group("backend")).collect();
+    let mut p = params.clone();
+    if silicon && p.silicon.is_none() {
+        p.silicon = Some(SiliconCalib::from_empirical(&p));
+    }
+    fields(&mut p, silicon)
+        .into_iter()
+        .map(|(n, _)| {
+            let free = scope == FitScope::All
+                || backends.iter().any(|b| {
+                    n.starts_with(&format!("backends.{b}."))
+                        || n.starts_with(&format!("silicon.backends.{b}."))
+                });
+            (n, free)
+        })
+        .collect()
+}
+
+/// What [`fit`] reports while it runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FitProgress {
+    Start { loss: f64 },
+    Round { round: usize, loss: f64, step: f64 },
+}
+
+/// Outcome of [`fit`].
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub start_loss: f64,
+    pub loss: f64,
+    /// Loss of the fitted constants on the two halves of the rows (split by row id).
+    pub fold_a: f64,
+    pub fold_b: f64,
+}
+
+/// Fit the constants of `params` (the `silicon` section when `silicon`) to the rows: a coordinate
+/// search in log space with shrinking steps (robust, deterministic, few evaluations), every
+/// constant inside [`bounds`]. `progress` hears the start loss, then each round's.
+pub fn fit(
+    prepared: &[Prepared],
+    params: &mut EmpiricalParams,
+    silicon: bool,
+    scope: FitScope,
+    rounds: usize,
+    progress: &mut dyn FnMut(FitProgress),
+) -> Fit {
+    if silicon && params.silicon.is_none() {
+        params.silicon = Some(SiliconCalib::from_empirical(params));
+    }
+    let free: Vec<bool> = free_constants(prepared, params, silicon, scope)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    // Two halves by row id: the fit uses all rows; each half's loss shows the fit is even.
+    let fold: Vec<bool> = prepared
+        .iter()
+        .map(|p| fnv(&p.row.id).is_multiple_of(2))
+        .collect();
+    let all = vec![true; prepared.len()];
+    let names: Vec<String> = fields(&mut params.clone(), silicon)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut x = get_vec(params, silicon);
+    for (i, n) in names.iter().enumerate() {
+        let (lo, hi) = bounds(n);
+        x[i] = x[i].clamp(lo, hi);
+    }
+    set_vec(params, &x, silicon);
+    let start_loss = loss(prepared, params, &all);
+    progress(FitProgress::Start { loss: start_loss });
+    let mut best = start_loss;
+    let mut step = 0.4f64;
+    for round in 0..rounds {
+        for i in 0..x.len() {
+            if !free[i] {
+                continue;
+            }
+            let (lo, hi) = bounds(&names[i]);
+            for dir in [1.0, -1.0] {
+                loop {
+                    let mut y = x.clone();
+                    let base = if y[i] <= 0.0 { 1e-3 } else { y[i] };
+                    y[i] = (base * (dir * step).exp()).clamp(lo, hi);
+                    if y[i] == x[i] {
+                        break;
+                    }
+                    set_vec(params, &y, silicon);
+                    let l = loss(prepared, params, &all);
+                    if l + 1e-6 < best {
+                        best = l;
+                        x = y;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            set_vec(params, &x, silicon);
+        }
+        progress(FitProgress::Round {
+            round,
+            loss: best,
+            step,
+        });
+        step *= 0.6;
+    }
+    set_vec(params, &x, silicon);
+    let not: Vec<bool> = fold.iter().map(|b| !b).collect();
+    Fit {
+        start_loss,
+        loss: best,
+        fold_a: loss(prepared, params, &fold),
+        fold_b: loss(prepared, params, &not),
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cols: &[(&str, &str)]) -> Row {
+        let mut f: HashMap<String, String> = [
+            ("id", "r1"),
+            ("backend", "trtllm"),
+            ("model_path", "Qwen/Qwen3-30B-A3B"),
+            ("system", "h200_sxm"),
+            ("mode", "agg"),
+            ("isl", "1000"),
+            ("osl", "100"),
+            ("batch_size", "8"),
+            ("silicon_ttft_ms", "100"),
+            ("silicon_tpot_ms", "10"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in cols {
+            f.insert(k.to_string(), v.to_string());
+        }
+        Row::new(f)
+    }
+
+    fn par(cols: &[(&str, &str)]) -> Parallel {
+        RowMapper::new()
+            .request(&row(cols), DatabaseMode::Empirical)
+            .unwrap()
+            .agg
+            .parallel
+    }
+
+    #[test]
+    fn rows_become_requests() {
+        let r = row(&[]);
+        assert_eq!((r.id.as_str(), r.ttft, r.tpot), ("r1", 100.0, 10.0));
+        let p = par(&[("tp_size", "2"), ("attention_dp_size", "2")]);
+        // Unset expert sizes: experts split like the attention.
+        assert_eq!((p.tp, p.dp, p.moe_tp, p.moe_ep), (2, 2, 4, 1));
+        let p = par(&[("tp_size", "4"), ("moe_ep_size", "4")]);
+        assert_eq!((p.moe_tp, p.moe_ep), (1, 4));
+        // Sizes that do not multiply to tp·dp: moe_ep kept, moe_tp derived.
+        let p = par(&[("tp_size", "2"), ("moe_tp_size", "4"), ("moe_ep_size", "1")]);
+        assert_eq!((p.moe_tp, p.moe_ep), (2, 1));
+        // Dense models ignore expert columns.
+        let p = par(&[
+            ("model_path", "Qwen/Qwen3-32B"),
+            ("tp_size", "2"),
+            ("moe_tp_size", "2"),
+            ("moe_ep_size", "1"),
+        ]);
+        assert_eq!((p.tp, p.moe_tp, p.moe_ep), (2, 1, 1));
+    }
+
+    #[test]
+    fn rows_that_cannot_be_predicted_say_why() {
+        let mut m = RowMapper::new();
+        let skip =
+            |r: Row, m: &mut RowMapper| m.request(&r, DatabaseMode::Empirical).unwrap_err().0;
+        assert_eq!(skip(row(&[("mode", "disagg")]), &mut m), "underspecified");
+        assert_eq!(skip(row(&[("isl", "0")]), &mut m), "invalid");
+        assert_eq!(
+            skip(row(&[("model_path", "no/such-model")]), &mut m),
+            "unsupported"
+        );
+        assert_eq!(skip(row(&[("backend", "tgi")]), &mut m), "unsupported");
+    }
+
+    #[test]
+    fn accuracy_groups_and_summaries() {
+        let prepared = prepare(
+            vec![row(&[]), row(&[("id", "r2"), ("mode", "disagg")])],
+            DatabaseMode::Empirical,
+            None,
+        );
+        let preds = vec![Ok((110.0, 9.0)), Err(("underspecified".into(), "x".into()))];
+        let a = Accuracy::of(&prepared, &preds);
+        assert_eq!((a.overall.rows, a.overall.ok, a.complete), (2, 1, 1));
+        assert_eq!(a.status["underspecified"], 1);
+        let agg = &a.groups[&("mode".to_string(), "agg".to_string())];
+        assert_eq!(agg.ok, 1);
+        assert!((agg.ttft[0] - 0.1).abs() < 1e-12 && (agg.tpot[0] + 0.1).abs() < 1e-12);
+        let s = summarize(&[0.1, -0.3, 0.2]);
+        assert!((s.med - 0.2).abs() < 1e-12 && (s.bias - 0.1).abs() < 1e-12);
+        assert!((s.w25 - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn calibration_modes() {
+        assert!(!fits_silicon(DatabaseMode::Empirical).unwrap());
+        assert!(fits_silicon(DatabaseMode::Hybrid).unwrap());
+        assert!(fits_silicon(DatabaseMode::Sol).is_err());
+    }
+}
