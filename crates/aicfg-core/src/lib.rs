@@ -15,6 +15,7 @@ pub mod perfdb;
 pub mod quant;
 pub mod search;
 pub mod serve;
+pub mod simulate;
 pub mod suggest;
 pub mod support;
 pub mod task;

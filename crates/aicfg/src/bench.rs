@@ -23,6 +23,10 @@ pub enum BenchCmd {
     Search(crate::bench_search::SearchBenchArgs),
     /// Benchmark a running OpenAI-compatible endpoint (streaming TTFT, ITL, TPOT, throughput).
     Serve(Box<crate::serve_bench::ServeBenchArgs>),
+    /// Fit the simulator's serving constants (per backend) to a measured-runs CSV.
+    FitServing(crate::bench_serving::FitServingArgs),
+    /// Time the request-level simulator on the reference cases.
+    Sim(crate::bench_sim::SimBenchArgs),
 }
 
 #[derive(Args)]
@@ -47,6 +51,13 @@ pub struct AccuracyArgs {
     /// Calibration YAML replacing the embedded constants.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// closed-form: the steady-state formulas (default); sim: replay each row's benchmark in
+    /// the request-level simulator (slower: minutes for the full CSV).
+    #[arg(long = "serving-model", default_value = "closed-form")]
+    pub serving_model: String,
+    /// Simulator serving constants (YAML) replacing the embedded ones.
+    #[arg(long)]
+    pub serving: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -84,6 +95,8 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Calibrate(a) => calibrate(&a),
         BenchCmd::Search(a) => crate::bench_search::run(&a),
         BenchCmd::Serve(a) => crate::serve_bench::run(&a),
+        BenchCmd::Sim(a) => crate::bench_sim::run(&a),
+        BenchCmd::FitServing(a) => crate::bench_serving::fit(&a),
     }
 }
 
@@ -151,7 +164,14 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     };
     let rows = read_rows(&a.csv)?;
     let prepared = prepare(rows, mode, a.backend_version.clone());
-    let preds = predict_all(&prepared, &params);
+    let preds = match a.serving_model.as_str() {
+        "sim" => {
+            let serving = crate::bench_serving::load_serving(a.serving.as_ref())?;
+            crate::bench_serving::predict_all_sim(&prepared, &params, &serving, None)
+        }
+        "closed-form" | "closed" => predict_all(&prepared, &params),
+        m => anyhow::bail!("unknown --serving-model '{m}' (known: sim, closed-form)"),
+    };
     let elapsed = start.elapsed();
 
     if let Some(out) = &a.predictions_out {

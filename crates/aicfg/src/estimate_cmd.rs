@@ -192,6 +192,8 @@ pub struct EstimateArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sim: crate::estimate_sim::SimArgs,
 }
 
 /// Every input of an estimate as plain data: the CLI flags and the webapp's JSON body both map
@@ -525,10 +527,31 @@ pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
 pub fn run(a: &EstimateArgs) -> Result<()> {
     let req = build_request(&a.to_input())?;
     let r = estimate(&req)?;
+    // With a load flag the simulator answers: its percentiles replace the steady-state means
+    // (kept under `steady_state`).
+    let sim = if a.sim.requested() {
+        Some(a.sim.run(&req)?)
+    } else {
+        None
+    };
     if a.json {
-        crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&r))?);
+        let mut v = json_view(&r);
+        if let (Some((spec, s)), Some(o)) = (&sim, v.as_object_mut()) {
+            let mut steady = serde_json::Map::new();
+            let j = crate::estimate_sim::json(spec, s);
+            for (k, x) in j.as_object().into_iter().flatten() {
+                if let Some(old) = o.insert(k.clone(), x.clone()) {
+                    steady.insert(k.clone(), old);
+                }
+            }
+            o.insert("steady_state".into(), serde_json::Value::Object(steady));
+        }
+        crate::emitln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         crate::emitf!("{}", render(&r));
+        if let Some((spec, s)) = &sim {
+            crate::emitf!("\n{}", crate::estimate_sim::render(spec, s));
+        }
     }
     if r.oom && a.strict {
         eprintln!("error: the deployment does not fit in GPU memory (--strict)");

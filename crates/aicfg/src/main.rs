@@ -12,19 +12,22 @@ macro_rules! emitf {
 
 mod bench;
 mod bench_search;
+mod bench_serving;
+mod bench_sim;
 mod chart;
 mod data_cmd;
 mod default_cmd;
 mod estimate_cmd;
+mod estimate_sim;
 mod eval;
 mod exp_cmd;
 mod input;
 mod progress;
 mod save;
 mod seed_forms;
-mod validate_cmd;
 mod serve_bench;
 mod support_cmd;
+mod validate_cmd;
 mod webapp;
 
 use clap::{Parser, Subcommand};

@@ -18,6 +18,8 @@ use crate::perf::{step::price_step, BackendCalib, OpTime, PerfSource, Step};
 use crate::quant::QuantConfig;
 use serde::Serialize;
 
+pub mod sim;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServeMode {

@@ -1,0 +1,154 @@
+//! One estimate request → one simulation: the same workers, quantization and op source as
+//! `estimate::predict`, with the simulator in place of the closed-form serving model.
+use crate::error::{AicfgError, Result};
+use crate::estimate::{params_for, resolve_quant, EstimateRequest};
+use crate::perf::source::DeploymentSources;
+use crate::perf::{BackendCalib, EmpiricalParams};
+use crate::serve::sim::{
+    simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimReport, SimSpec,
+};
+use crate::serve::{ServeMode, Worker};
+use crate::DatabaseMode;
+
+/// Closed-loop concurrency of a request's deployment: agg `batch × dp`, disagg the decode
+/// slots of the replica (`batch × dp × workers`), as concurrency benchmarks report them.
+pub fn concurrency_of(req: &EstimateRequest) -> u32 {
+    let c = match req.mode {
+        ServeMode::Disagg => {
+            req.decode.batch_size * req.decode.parallel.dp as f64 * req.decode.workers.max(1) as f64
+        }
+        _ => req.agg.batch_size * req.agg.parallel.dp as f64,
+    };
+    c.round().clamp(1.0, 1_000_000.0) as u32
+}
+
+/// Output tokens a benchmark replay simulates at most (requests × osl), at least one wave of
+/// `concurrency` requests: a cost cap (≈0.1 s per replay), not a property of the benchmark.
+pub const MAX_REPLAY_TOKENS: f64 = 4.0e6;
+
+/// The spec a concurrency benchmark of this request runs (`harness` requests per client, cut to
+/// [`MAX_REPLAY_TOKENS`] for the largest runs).
+pub fn bench_spec(req: &EstimateRequest, serving: &ServingCalib) -> SimSpec {
+    let c = concurrency_of(req);
+    let full = c as f64 * serving.harness.requests_per_concurrency;
+    let cut = (MAX_REPLAY_TOKENS / req.workload.osl.max(1.0)).max(c as f64);
+    let n = full
+        .min(cut)
+        .round()
+        .clamp(1.0, crate::serve::sim::MAX_REQUESTS as f64) as u32;
+    SimSpec::new(Load::Concurrency(c), n.max(c))
+}
+
+/// Outcome of a simulated estimate, with the op mode that answered.
+pub struct Simulated {
+    pub report: SimReport,
+    pub database_mode: DatabaseMode,
+    pub overheads: Overheads,
+}
+
+/// Simulate `req` under `spec` with the request's (or embedded) op constants.
+pub fn simulate(
+    req: &EstimateRequest,
+    spec: &SimSpec,
+    serving: &ServingCalib,
+) -> Result<Simulated> {
+    simulate_with(req, spec, &params_for(req), serving)
+}
+
+/// As `simulate`, with explicit op constants (calibration loops).
+pub fn simulate_with(
+    req: &EstimateRequest,
+    spec: &SimSpec,
+    params: &EmpiricalParams,
+    serving: &ServingCalib,
+) -> Result<Simulated> {
+    req.workload.validate()?;
+    crate::memory::check_fraction(req.free_gpu_memory_fraction)?;
+    let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+    let disagg = req.mode == ServeMode::Disagg;
+    let srcs = DeploymentSources::open(
+        req.database_mode,
+        params,
+        req.backend,
+        &req.system,
+        disagg.then_some(dsys),
+        req.backend_version.as_deref(),
+    )?;
+    let mode = srcs.mode();
+    let overheads = match mode {
+        DatabaseMode::Sol => Overheads::ZERO,
+        DatabaseMode::Empirical => serving.overheads(req.backend, false),
+        _ => serving.overheads(req.backend, true),
+    };
+    // The host costs are the simulator's own; the closed-form ones must not be added again.
+    let zero = BackendCalib {
+        step_ms: 0.0,
+        ttft_ms: 0.0,
+        wait_steps: 0.0,
+    };
+    let w = req.workload;
+    let m = &req.model;
+    let report = match req.mode {
+        ServeMode::Agg | ServeMode::Static => {
+            let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            let wk = Worker::new(
+                m,
+                &req.agg.parallel,
+                &q,
+                &req.system,
+                req.backend,
+                zero,
+                srcs.main.source(),
+                req.free_gpu_memory_fraction,
+                w.nextn,
+            )?;
+            simulate_agg(&wk, &w, spec, &overheads)?
+        }
+        ServeMode::Disagg => {
+            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
+            let pre = Worker::new(
+                m,
+                &req.prefill.parallel,
+                &qp,
+                &req.system,
+                req.backend,
+                zero,
+                srcs.main.source(),
+                req.free_gpu_memory_fraction,
+                0,
+            )?;
+            let dec = Worker::new(
+                m,
+                &req.decode.parallel,
+                &qd,
+                dsys,
+                req.backend,
+                zero,
+                srcs.decode().source(),
+                req.free_gpu_memory_fraction,
+                w.nextn,
+            )?;
+            let to_u32 = |x: f64| x.round().clamp(1.0, 1_000_000.0) as u32;
+            let layout = DisaggLayout {
+                prefill_workers: req.prefill.workers.max(1),
+                prefill_batch: to_u32(req.prefill.batch_size),
+                decode_workers: req.decode.workers.max(1),
+                decode_batch: to_u32(req.decode.batch_size),
+            };
+            simulate_disagg(&pre, &dec, &w, &layout, spec, &overheads)?
+        }
+    };
+    srcs.check()?;
+    if !(report.ttft_ms.mean.is_finite() && report.tpot_ms.mean.is_finite()) {
+        return Err(AicfgError::PerfDataMissing(
+            "the measured op tables cannot price every step of this deployment (silicon mode)"
+                .into(),
+        ));
+    }
+    Ok(Simulated {
+        report,
+        database_mode: mode,
+        overheads,
+    })
+}
