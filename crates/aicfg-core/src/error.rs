@@ -51,6 +51,15 @@ pub enum AicfgError {
     PerfDataMissing(String),
     #[error("data install: {0}")]
     Install(String),
+    /// A user-sized input past one of the bounds in `limits`.
+    #[error("{what}: {detail}")]
+    Limit { what: String, detail: String },
+    /// A user-named file that cannot be read (missing, a directory, too large, not text).
+    #[error("reading {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// The caller stopped the search (a web request past its time limit).
+    #[error("the search was cancelled")]
+    Cancelled,
 }
 
 pub type Result<T> = std::result::Result<T, AicfgError>;

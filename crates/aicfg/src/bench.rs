@@ -100,9 +100,9 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     }
 }
 
-pub fn read_rows(path: &PathBuf) -> Result<Vec<Row>> {
-    let mut rdr =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<Row>> {
+    let file = aicfg_core::limits::open_bounded(path, aicfg_core::limits::MAX_CSV_BYTES)?;
+    let mut rdr = csv::Reader::from_reader(file);
     let headers = rdr.headers()?.clone();
     for need in REQUIRED_COLUMNS {
         if !headers.iter().any(|h| h == need) {
@@ -157,9 +157,10 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     let start = Instant::now();
     let mode = DatabaseMode::parse(&a.database_mode)?;
     let params = match &a.calibration {
-        Some(p) => EmpiricalParams::from_yaml(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
+        Some(p) => EmpiricalParams::from_yaml(&aicfg_core::limits::read_text(
+            p,
+            aicfg_core::limits::MAX_TEXT_FILE_BYTES,
+        )?)?,
         None => EmpiricalParams::embedded(),
     };
     let rows = read_rows(&a.csv)?;
@@ -249,7 +250,10 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
 fn calibrate(a: &CalibrateArgs) -> Result<()> {
     let start = Instant::now();
     let mut params = match &a.start {
-        Some(p) => EmpiricalParams::from_yaml(&std::fs::read_to_string(p)?)?,
+        Some(p) => EmpiricalParams::from_yaml(&aicfg_core::limits::read_text(
+            p,
+            aicfg_core::limits::MAX_TEXT_FILE_BYTES,
+        )?)?,
         None => EmpiricalParams::embedded(),
     };
     let mode = DatabaseMode::parse(&a.database_mode)?;

@@ -122,6 +122,8 @@ pub struct DefaultArgs {
     pub json: bool,
     #[command(flatten)]
     pub save: crate::save::SaveArgs,
+    #[command(flatten)]
+    pub limits: crate::limits_args::LimitArgs,
 }
 
 /// Parallel lists of one role (the webapp's advanced section); empty lists keep the defaults.
@@ -482,6 +484,7 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
 pub fn run(a: &DefaultArgs) -> Result<()> {
     let sets = a.save.validate()?;
     let mut req = build_request(&a.to_input())?;
+    req.limits = a.limits.limits();
     // The top list must be at least as long as the folders --save_dir writes.
     if a.save.save_dir.is_some() {
         req.top_n = req.top_n.max(a.save.save_top);

@@ -2,8 +2,9 @@
 //! compare them and draw one Pareto chart with all of them.
 use crate::chart::{self, Series};
 use crate::default_cmd::{json_view, render_without_chart};
+use aicfg_core::limits::SearchLimits;
 use aicfg_core::search::{mode_name, search, SearchRequest, SearchResult};
-use aicfg_core::task::{parse_experiments, Experiment};
+use aicfg_core::task::{parse_experiments_with, Experiment};
 use aicfg_core::{ModelRegistry, SystemRegistry};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -30,6 +31,8 @@ pub struct ExpArgs {
     /// `--save_dir DIR` writes each experiment's files under `DIR/<experiment name>/`.
     #[command(flatten)]
     pub save: crate::save::SaveArgs,
+    #[command(flatten)]
+    pub limits: crate::limits_args::LimitArgs,
 }
 
 /// One experiment with its search result.
@@ -56,14 +59,15 @@ pub fn run_file(a: &ExpArgs) -> Result<Study> {
     if a.top_n == 0 {
         bail!("--top_n must be at least 1");
     }
-    let text = std::fs::read_to_string(&a.yaml_path)
-        .with_context(|| format!("reading experiment file {}", a.yaml_path.display()))?;
+    let text = aicfg_core::limits::read_text(&a.yaml_path, aicfg_core::limits::MAX_TEXT_FILE_BYTES)
+        .context("reading experiment file")?;
     let mut systems = SystemRegistry::builtin();
     if let Some(dir) = &a.systems_path {
         systems.add_dir(dir)?;
     }
     let models = ModelRegistry::builtin();
-    let exps = parse_experiments(&text, &models, &systems)
+    let limits = a.limits.limits();
+    let exps = parse_experiments_with(&text, &models, &systems, &limits)
         .with_context(|| format!("in {}", a.yaml_path.display()))?;
     // The top list must be at least as long as the folders --save_dir writes.
     let top_n = if a.save.save_dir.is_some() {
@@ -71,7 +75,7 @@ pub fn run_file(a: &ExpArgs) -> Result<Study> {
     } else {
         a.top_n
     };
-    search_all(exps, &models, &systems, top_n, |req| {
+    search_all(exps, &models, &systems, top_n, &limits, |req| {
         let bar = crate::progress::Bar::new(!a.json);
         let result = search(req, Some(&|d, t| bar.update(d, t)));
         bar.finish();
@@ -87,6 +91,7 @@ pub fn search_all(
     models: &ModelRegistry,
     systems: &SystemRegistry,
     top_n: usize,
+    limits: &SearchLimits,
     run: impl Fn(&SearchRequest) -> aicfg_core::Result<SearchResult>,
 ) -> Result<Study> {
     let mut study = Study {
@@ -96,6 +101,7 @@ pub fn search_all(
     for e in exps {
         let searched = e.search_request(models, systems).and_then(|mut req| {
             req.top_n = top_n;
+            req.limits = *limits;
             run(&req).map(|r| (req, r))
         });
         match searched {

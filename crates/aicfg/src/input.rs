@@ -4,7 +4,6 @@ use aicfg_core::estimate::QuantRequest;
 use aicfg_core::perf::EmpiricalParams;
 use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
 use aicfg_core::{ModelRegistry, SystemRegistry};
-use anyhow::Context;
 use std::path::PathBuf;
 
 /// A bad input, with the input field it belongs to (the webapp shows it next to that field).
@@ -71,8 +70,7 @@ pub fn load_systems(dir: &Option<PathBuf>) -> InputResult<SystemRegistry> {
 /// `--calibration FILE`, replacing the embedded empirical constants.
 pub fn load_calibration(path: &Option<PathBuf>) -> InputResult<Option<EmpiricalParams>> {
     let Some(p) = path else { return Ok(None) };
-    let text = std::fs::read_to_string(p)
-        .with_context(|| format!("reading calibration {}", p.display()))
+    let text = aicfg_core::limits::read_text(p, aicfg_core::limits::MAX_TEXT_FILE_BYTES)
         .on("calibration")?;
     EmpiricalParams::from_yaml(&text)
         .map(Some)

@@ -22,6 +22,7 @@ mod estimate_sim;
 mod eval;
 mod exp_cmd;
 mod input;
+mod limits_args;
 mod progress;
 mod save;
 mod seed_forms;

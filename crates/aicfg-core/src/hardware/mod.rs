@@ -179,6 +179,66 @@ impl SystemSpec {
         if self.node.num_gpus_per_node == 0 {
             return Err(bad("node.num_gpus_per_node must be at least 1".into()));
         }
+        let g = &self.gpu;
+        let n = &self.node;
+        // Optional or defaulted numbers: finite and not negative (0 = absent where optional).
+        let mut rest: Vec<(String, f64)> = vec![
+            ("gpu.power".into(), g.power),
+            ("node.pcie_bw".into(), n.pcie_bw),
+            ("node.p2p_latency".into(), n.p2p_latency),
+            (
+                "gpu.mem_empirical_constant_latency".into(),
+                g.mem_empirical_constant_latency,
+            ),
+            ("misc.other_mem".into(), self.misc.other_mem),
+        ];
+        for (k, v) in [
+            ("gpu.int8_tc_flops", g.int8_tc_flops),
+            ("gpu.fp8_tc_flops", g.fp8_tc_flops),
+            ("gpu.fp4_tc_flops", g.fp4_tc_flops),
+            ("node.inter_rack_bw", n.inter_rack_bw),
+            ("node.inter_rack_latency", n.inter_rack_latency),
+        ] {
+            rest.extend(v.map(|v| (k.to_string(), v)));
+        }
+        rest.extend(
+            self.misc
+                .nccl_mem
+                .iter()
+                .map(|(k, v)| (format!("misc.nccl_mem.{k}"), *v)),
+        );
+        for (k, v) in rest {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad(format!("{k} must be a non-negative number, got {v}")));
+            }
+        }
+        let f = g.mem_bw_empirical_scaling_factor;
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(bad(format!(
+                "gpu.mem_bw_empirical_scaling_factor is a fraction of peak bandwidth and must be in (0, 1], got {f}"
+            )));
+        }
+        if self.misc.other_mem >= g.mem_capacity {
+            return Err(bad(format!(
+                "misc.other_mem ({}) must be less than gpu.mem_capacity ({})",
+                self.misc.other_mem, g.mem_capacity
+            )));
+        }
+        if n.num_gpus_per_node > crate::limits::MAX_PARALLEL {
+            return Err(bad(format!(
+                "node.num_gpus_per_node {} is larger than {}",
+                n.num_gpus_per_node,
+                crate::limits::MAX_PARALLEL
+            )));
+        }
+        if let Some(r) = n.num_gpus_per_rack {
+            if r == 0 || r > crate::limits::MAX_TOTAL_GPUS {
+                return Err(bad(format!(
+                    "node.num_gpus_per_rack must be in 1..={}, got {r}",
+                    crate::limits::MAX_TOTAL_GPUS
+                )));
+            }
+        }
         if let Some(l) = &self.misc.k8s_gpu_product {
             if !valid_label_value(l) {
                 return Err(bad(format!(
@@ -191,6 +251,12 @@ impl SystemSpec {
 
     /// Parse a system YAML; `name` is used when the file has no `name:` key.
     pub fn from_yaml(text: &str, name: &str, origin: &str) -> Result<Self> {
+        crate::limits::check_yaml_depth(text, crate::limits::MAX_YAML_DEPTH).map_err(|reason| {
+            AicfgError::SystemFile {
+                path: origin.to_string(),
+                reason,
+            }
+        })?;
         let mut s: SystemSpec =
             serde_norway::from_str(text).map_err(|e| AicfgError::SystemFile {
                 path: origin.to_string(),
@@ -216,6 +282,9 @@ pub fn valid_label_value(v: &str) -> bool {
 }
 
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// System YAMLs read from one `--systems-path` directory.
+const MAX_SYSTEM_FILES: usize = 4096;
 
 macro_rules! builtin_systems {
     ($($n:literal),*) => {
@@ -278,11 +347,17 @@ impl SystemRegistry {
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
         paths.sort();
+        if paths.len() > MAX_SYSTEM_FILES {
+            return Err(AicfgError::SystemFile {
+                path: dir.display().to_string(),
+                reason: format!(
+                    "holds {} system files, more than the {MAX_SYSTEM_FILES} read",
+                    paths.len()
+                ),
+            });
+        }
         for p in &paths {
-            let text = std::fs::read_to_string(p).map_err(|e| AicfgError::SystemFile {
-                path: p.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let text = crate::limits::read_text(p, crate::limits::MAX_TEXT_FILE_BYTES)?;
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("system");
             let mut s = SystemSpec::from_yaml(&text, stem, &p.display().to_string())?;
             s.name = s.name.to_ascii_lowercase();

@@ -658,10 +658,11 @@ impl ModelRegistry {
             } else {
                 p.to_path_buf()
             };
-            let text = std::fs::read_to_string(&file).map_err(|e| AicfgError::ModelConfig {
-                path: file.display().to_string(),
-                reason: format!("cannot read: {e}"),
-            })?;
+            let text = crate::limits::read_text(&file, crate::limits::MAX_TEXT_FILE_BYTES)
+                .map_err(|e| AicfgError::ModelConfig {
+                    path: file.display().to_string(),
+                    reason: format!("cannot read: {e}"),
+                })?;
             let id = if p.is_dir() {
                 p.file_name()
                     .and_then(|s| s.to_str())
@@ -678,7 +679,9 @@ impl ModelRegistry {
             let mut m = ModelSpec::from_hf_json(&text, &id, &file.display().to_string())?;
             // hf_quant_config.json (ModelOpt) beside config.json declares the checkpoint format.
             if let Some(dir) = file.parent() {
-                if let Ok(q) = std::fs::read_to_string(dir.join("hf_quant_config.json")) {
+                let qpath = dir.join("hf_quant_config.json");
+                if let Ok(q) = crate::limits::read_text(&qpath, crate::limits::MAX_TEXT_FILE_BYTES)
+                {
                     apply_hf_quant_config(&mut m, &q);
                 }
             }

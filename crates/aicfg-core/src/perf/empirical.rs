@@ -102,12 +102,20 @@ impl EmpiricalParams {
     }
 
     pub fn from_yaml(text: &str) -> Result<Self> {
+        crate::limits::check_yaml_depth(text, crate::limits::MAX_YAML_DEPTH)
+            .map_err(AicfgError::Calibration)?;
         let p: EmpiricalParams =
             serde_norway::from_str(text).map_err(|e| AicfgError::Calibration(e.to_string()))?;
         for (n, v) in p.scalars() {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(AicfgError::Calibration(format!(
                     "{n} must be a non-negative number, got {v}"
+                )));
+            }
+            // Efficiencies are fractions of a peak: 0 would make every op take forever.
+            if n.ends_with("_eff") && !(v > 0.0 && v <= 1.0) {
+                return Err(AicfgError::Calibration(format!(
+                    "{n} is a fraction of peak and must be in (0, 1], got {v}"
                 )));
             }
         }

@@ -7,6 +7,8 @@
 //! copied. Everything is written into a fresh staging directory, every parquet footer is read
 //! back, and only then does the `current` pointer switch (an atomic rename); any failure removes
 //! the staging directory and leaves the previous install active.
+use super::read::read_columns;
+use super::tables::{Tables, TABLE_FILES};
 use super::{active_root, inventory};
 use crate::error::{AicfgError, Result};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -14,6 +16,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+
+/// Largest single file taken from a source (the biggest real op table is about 2 MB).
+const MAX_FILE_BYTES: u64 = 256 << 20;
+/// Largest total taken from one source (the real database is about 90 MB).
+const MAX_TOTAL_BYTES: u64 = 4 << 30;
+/// Largest system YAML (read whole to tell it from other YAMLs).
+const MAX_YAML_BYTES: u64 = 1 << 20;
+/// Entries of one wheel, files of one directory tree, directory depth.
+const MAX_ENTRIES: usize = 200_000;
+const MAX_DEPTH: usize = 16;
 
 /// Where the database comes from.
 #[derive(Debug, Clone)]
@@ -99,6 +111,59 @@ fn write_file(dst: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(dst, bytes).map_err(|e| io("writing", dst, e))
 }
 
+/// `256 MiB` for messages (the store imports only `error`, so no shared formatter).
+fn mib(n: u64) -> String {
+    format!("{} MiB", n >> 20)
+}
+
+/// Bytes taken so far from one source, against [`MAX_TOTAL_BYTES`].
+struct Taken(u64);
+
+impl Taken {
+    fn add(&mut self, n: u64, what: &str) -> Result<()> {
+        self.0 += n;
+        if self.0 > MAX_TOTAL_BYTES {
+            return Err(ierr(format!(
+                "{what}: the source holds more than {} of op data; refusing to unpack it",
+                mib(MAX_TOTAL_BYTES)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Streams `src` into `dst`, at most `limit` bytes (a compressed entry may claim any size).
+fn copy_bounded(src: impl Read, dst: &Path, limit: u64, what: &str) -> Result<u64> {
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+    }
+    let mut out = std::fs::File::create(dst).map_err(|e| io("writing", dst, e))?;
+    let n = std::io::copy(&mut src.take(limit + 1), &mut out)
+        .map_err(|e| ierr(format!("{what}: {e}")))?;
+    if n > limit {
+        return Err(ierr(format!(
+            "{what} unpacks to more than {}; refusing it",
+            mib(limit)
+        )));
+    }
+    Ok(n)
+}
+
+/// Reads `src` whole, at most `limit` bytes.
+fn read_bounded(src: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    src.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ierr(format!("{what}: {e}")))?;
+    if buf.len() as u64 > limit {
+        return Err(ierr(format!(
+            "{what} is larger than {}; refusing it",
+            mib(limit)
+        )));
+    }
+    Ok(buf)
+}
+
 /// Copy what we keep from a wheel; returns the number of files taken.
 fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
     let f = std::fs::File::open(wheel).map_err(|e| io("opening", wheel, e))?;
@@ -108,9 +173,17 @@ fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
             wheel.display()
         ))
     })?;
+    if zip.len() > MAX_ENTRIES {
+        return Err(ierr(format!(
+            "{} has {} entries, more than the {MAX_ENTRIES} a wheel of op data holds",
+            wheel.display(),
+            zip.len()
+        )));
+    }
     let mut n = 0;
+    let mut taken = Taken(0);
     for i in 0..zip.len() {
-        let mut entry = zip
+        let entry = zip
             .by_index(i)
             .map_err(|e| ierr(format!("{}: entry {i}: {e}", wheel.display())))?;
         if entry.is_dir() {
@@ -126,14 +199,19 @@ fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
         let Some(rel) = wanted(&name[pos + "systems/".len()..]) else {
             continue;
         };
-        let mut buf = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut buf)
-            .map_err(|e| ierr(format!("{}: {name}: {e}", wheel.display())))?;
-        if rel.starts_with("systems") && !is_system_yaml(&String::from_utf8_lossy(&buf)) {
-            continue;
+        let what = format!("{}: {name}", wheel.display());
+        if rel.starts_with("systems") {
+            let buf = read_bounded(entry, MAX_YAML_BYTES, &what)?;
+            if !is_system_yaml(&String::from_utf8_lossy(&buf)) {
+                continue;
+            }
+            taken.add(buf.len() as u64, &what)?;
+            write_file(&out.join(rel), &buf)?;
+        } else {
+            // Streamed: memory stays flat however far an entry inflates.
+            let got = copy_bounded(entry, &out.join(&rel), MAX_FILE_BYTES, &what)?;
+            taken.add(got, &what)?;
         }
-        write_file(&out.join(rel), &buf)?;
         n += 1;
     }
     Ok(n)
@@ -150,15 +228,39 @@ fn systems_dir(dir: &Path) -> Option<PathBuf> {
     .find(|c| c.join("data").is_dir())
 }
 
+/// Regular files under `dir`, sorted. Directories are entered only when real (a symlinked
+/// directory could loop); a symlink counts when it resolves to a regular file; FIFOs, sockets,
+/// devices and broken or looping links are skipped (opening a FIFO would block forever).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    walk_depth(dir, out, 0)
+}
+
+fn walk_depth(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(ierr(format!(
+            "{} nests deeper than {MAX_DEPTH} directories",
+            dir.display()
+        )));
+    }
     let rd = std::fs::read_dir(dir).map_err(|e| io("reading", dir, e))?;
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else {
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, t) in entries {
+        if t.is_dir() {
+            walk_depth(&p, out, depth + 1)?;
+        } else if t.is_file()
+            || (t.is_symlink() && std::fs::metadata(&p).is_ok_and(|m| m.is_file()))
+        {
             out.push(p);
+            if out.len() > MAX_ENTRIES {
+                return Err(ierr(format!(
+                    "{} holds more than {MAX_ENTRIES} files",
+                    dir.display()
+                )));
+            }
         }
     }
     Ok(())
@@ -175,6 +277,7 @@ fn from_dir(dir: &Path, out: &Path) -> Result<usize> {
     let mut files = Vec::new();
     walk(&sys, &mut files)?;
     let mut n = 0;
+    let mut taken = Taken(0);
     for p in files {
         let Ok(rel) = p.strip_prefix(&sys) else {
             continue;
@@ -182,11 +285,19 @@ fn from_dir(dir: &Path, out: &Path) -> Result<usize> {
         let Some(rel) = rel.to_str().and_then(wanted) else {
             continue;
         };
-        let bytes = std::fs::read(&p).map_err(|e| io("reading", &p, e))?;
-        if rel.starts_with("systems") && !is_system_yaml(&String::from_utf8_lossy(&bytes)) {
-            continue;
+        let what = p.display().to_string();
+        let f = std::fs::File::open(&p).map_err(|e| io("reading", &p, e))?;
+        if rel.starts_with("systems") {
+            let bytes = read_bounded(f, MAX_YAML_BYTES, &what)?;
+            if !is_system_yaml(&String::from_utf8_lossy(&bytes)) {
+                continue;
+            }
+            taken.add(bytes.len() as u64, &what)?;
+            write_file(&out.join(rel), &bytes)?;
+        } else {
+            let got = copy_bounded(f, &out.join(&rel), MAX_FILE_BYTES, &what)?;
+            taken.add(got, &what)?;
         }
-        write_file(&out.join(rel), &bytes)?;
         n += 1;
     }
     Ok(n)
@@ -234,7 +345,68 @@ fn wheel_version(p: &Path) -> Option<String> {
     name.split('-').nth(1).map(str::to_string)
 }
 
-/// Read back every table's footer; returns (files, rows, bytes, digest).
+/// The table a staged parquet file holds, by its name (`gemm_perf.parquet` → `gemm_perf`).
+fn table_of(rel: &str) -> Option<&'static str> {
+    let stem = Path::new(rel).file_stem()?.to_str()?;
+    TABLE_FILES
+        .iter()
+        .map(|(_, t)| *t)
+        .chain(["nccl_perf"])
+        .find(|t| *t == stem)
+}
+
+/// Decodes one staged table completely, as a query would, and checks its values: every page
+/// readable, the columns the reader needs present with their types, values finite and in range.
+fn validate_table(table: &str, p: &Path, rel: &str) -> Result<()> {
+    let bad = |reason: String| AicfgError::PerfData {
+        path: rel.to_string(),
+        reason,
+    };
+    let mut t = Tables::default();
+    t.load_file(table, p).map_err(|e| match e {
+        AicfgError::PerfData { reason, .. } => bad(reason),
+        e => e,
+    })?;
+    let numeric = numeric_columns(p).map_err(|e| bad(e.to_string()))?;
+    let names: Vec<&str> = numeric.iter().map(String::as_str).collect();
+    let fr = read_columns(p, &[], &names)?;
+    for (name, col) in &fr.cols {
+        for i in 0..fr.rows {
+            let v = col.float(i);
+            // NaN is the tables' "not measured"; infinities and values past 2^53 are corruption.
+            if v.is_infinite() || v.abs() > 9.0e15 {
+                return Err(bad(format!("column '{name}' row {i} holds {v}")));
+            }
+            if name == "latency" && v < 0.0 {
+                return Err(bad(format!(
+                    "column 'latency' row {i} is negative ({v} ms)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn numeric_columns(p: &Path) -> std::result::Result<Vec<String>, parquet::errors::ParquetError> {
+    use parquet::basic::Type as Physical;
+    let f =
+        std::fs::File::open(p).map_err(|e| parquet::errors::ParquetError::External(e.into()))?;
+    let r = SerializedFileReader::new(f)?;
+    let schema = r.metadata().file_metadata().schema_descr_ptr();
+    Ok(schema
+        .columns()
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.physical_type(),
+                Physical::INT32 | Physical::INT64 | Physical::FLOAT | Physical::DOUBLE
+            )
+        })
+        .map(|c| c.name().to_string())
+        .collect())
+}
+
+/// Read back and fully validate every table; returns (files, rows, bytes, digest).
 fn verify(root: &Path) -> Result<(usize, u64, u64, String)> {
     let mut files = Vec::new();
     walk(root, &mut files)?;
@@ -252,7 +424,8 @@ fn verify(root: &Path) -> Result<(usize, u64, u64, String)> {
             .unwrap_or(p)
             .to_string_lossy()
             .to_string();
-        let content = std::fs::read(p).map_err(|e| io("reading back", p, e))?;
+        let f = std::fs::File::open(p).map_err(|e| io("reading back", p, e))?;
+        let content = read_bounded(f, MAX_FILE_BYTES, &rel)?;
         feed(rel.as_bytes());
         feed(&content);
         bytes += content.len() as u64;
@@ -263,10 +436,52 @@ fn verify(root: &Path) -> Result<(usize, u64, u64, String)> {
                 reason: format!("not a readable parquet file ({e})"),
             })?;
             rows += r.metadata().file_metadata().num_rows().max(0) as u64;
+            if let Some(table) = table_of(&rel) {
+                validate_table(table, p, &rel)?;
+            }
             n += 1;
         }
     }
     Ok((n, rows, bytes, format!("{h:016x}")))
+}
+
+/// Staging directories (and pointer temp files) of installs that were killed: their process is
+/// gone. Those of a running install are left alone.
+fn remove_stale_staging(data_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name
+            .strip_prefix(".staging-")
+            .or_else(|| name.strip_prefix(".current-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let p = e.path();
+        let _ = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let proc_root = Path::new("/proc");
+    if proc_root.join("self").exists() {
+        proc_root.join(pid.to_string()).exists()
+    } else {
+        // No /proc to ask: keep it (a stale directory wastes disk, removing a live one breaks).
+        true
+    }
 }
 
 /// The active install's manifest, if any.
@@ -281,6 +496,7 @@ pub fn current_manifest(data_dir: &Path) -> Option<(PathBuf, Manifest)> {
 /// complete and verified. `version` labels a local source (default: from the wheel name).
 pub fn install(data_dir: &Path, src: &Source, version: Option<&str>) -> Result<Summary> {
     std::fs::create_dir_all(data_dir).map_err(|e| io("creating", data_dir, e))?;
+    remove_stale_staging(data_dir);
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

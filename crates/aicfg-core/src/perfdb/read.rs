@@ -59,6 +59,13 @@ impl Frame {
     }
 }
 
+/// Rows one table may claim (the largest real table has a few hundred thousand).
+pub const MAX_ROWS: usize = 1 << 23;
+/// Rows per byte of file a table may claim: a footer saying 2^40 rows in 10 KB is corrupt.
+const MAX_ROWS_PER_BYTE: u64 = 1024;
+/// Reserved up front per column; more grows as rows really arrive.
+const PREALLOC_ROWS: usize = 1 << 16;
+
 fn err(path: &Path, reason: impl Into<String>) -> AicfgError {
     AicfgError::PerfData {
         path: path.display().to_string(),
@@ -69,6 +76,7 @@ fn err(path: &Path, reason: impl Into<String>) -> AicfgError {
 /// Read `required` (error if absent) and `optional` columns of one parquet file.
 pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result<Frame> {
     let file = std::fs::File::open(path).map_err(|e| err(path, e.to_string()))?;
+    let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let reader = SerializedFileReader::new(file)
         .map_err(|e| err(path, format!("not a readable parquet file ({e})")))?;
     let meta = reader.metadata();
@@ -82,7 +90,28 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
             return Err(err(path, format!("missing column '{r}'")));
         }
     }
-    let rows = meta.file_metadata().num_rows().max(0) as usize;
+    let claimed = meta.file_metadata().num_rows();
+    let rows = usize::try_from(claimed)
+        .ok()
+        .filter(|&r| r <= MAX_ROWS && r as u64 <= file_bytes.saturating_mul(MAX_ROWS_PER_BYTE))
+        .ok_or_else(|| {
+            err(
+                path,
+                format!(
+                    "the footer claims {claimed} rows in a {file_bytes}-byte file (at most {MAX_ROWS}); the file is corrupt"
+                ),
+            )
+        })?;
+    let group_rows: i64 = meta.row_groups().iter().map(|g| g.num_rows().max(0)).sum();
+    if group_rows != claimed {
+        return Err(err(
+            path,
+            format!(
+                "row groups hold {group_rows} rows, the footer says {claimed}; the file is corrupt"
+            ),
+        ));
+    }
+    let cap = rows.min(PREALLOC_ROWS);
     let mut frame = Frame {
         rows,
         cols: HashMap::new(),
@@ -93,10 +122,10 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
         };
         let descr = schema.column(ci);
         let col = match descr.physical_type() {
-            Physical::INT64 | Physical::INT32 => Col::Int(Vec::with_capacity(rows)),
-            Physical::DOUBLE | Physical::FLOAT => Col::Float(Vec::with_capacity(rows)),
+            Physical::INT64 | Physical::INT32 => Col::Int(Vec::with_capacity(cap)),
+            Physical::DOUBLE | Physical::FLOAT => Col::Float(Vec::with_capacity(cap)),
             Physical::BYTE_ARRAY => Col::Str {
-                ids: Vec::with_capacity(rows),
+                ids: Vec::with_capacity(cap),
                 dict: Vec::new(),
             },
             t => {
@@ -147,12 +176,12 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
             }
             match (cr, col) {
                 (ColumnReader::Int64ColumnReader(mut r), Col::Int(out)) => {
-                    let mut v: Vec<i64> = Vec::with_capacity(n);
+                    let mut v: Vec<i64> = Vec::with_capacity(n.min(PREALLOC_ROWS));
                     read_all!(r, &mut v);
                     spread(out, v, &defs, nullable, 0);
                 }
                 (ColumnReader::Int32ColumnReader(mut r), Col::Int(out)) => {
-                    let mut v: Vec<i32> = Vec::with_capacity(n);
+                    let mut v: Vec<i32> = Vec::with_capacity(n.min(PREALLOC_ROWS));
                     read_all!(r, &mut v);
                     spread(
                         out,
@@ -163,12 +192,12 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
                     );
                 }
                 (ColumnReader::DoubleColumnReader(mut r), Col::Float(out)) => {
-                    let mut v: Vec<f64> = Vec::with_capacity(n);
+                    let mut v: Vec<f64> = Vec::with_capacity(n.min(PREALLOC_ROWS));
                     read_all!(r, &mut v);
                     spread(out, v, &defs, nullable, f64::NAN);
                 }
                 (ColumnReader::FloatColumnReader(mut r), Col::Float(out)) => {
-                    let mut v: Vec<f32> = Vec::with_capacity(n);
+                    let mut v: Vec<f32> = Vec::with_capacity(n.min(PREALLOC_ROWS));
                     read_all!(r, &mut v);
                     spread(
                         out,
@@ -179,7 +208,8 @@ pub fn read_columns(path: &Path, required: &[&str], optional: &[&str]) -> Result
                     );
                 }
                 (ColumnReader::ByteArrayColumnReader(mut r), Col::Str { ids, dict }) => {
-                    let mut v: Vec<parquet::data_type::ByteArray> = Vec::with_capacity(n);
+                    let mut v: Vec<parquet::data_type::ByteArray> =
+                        Vec::with_capacity(n.min(PREALLOC_ROWS));
                     read_all!(r, &mut v);
                     let map = seen.entry(name.clone()).or_default();
                     if dict.is_empty() {

@@ -12,6 +12,7 @@ use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
 use crate::estimate::{resolve_quant, resolve_quant_explained, QuantOrigin, QuantRequest};
 use crate::hardware::SystemSpec;
+use crate::limits::{self, Budget, SearchLimits};
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
 use crate::perf::source::DeploymentSources;
@@ -92,6 +93,8 @@ pub struct SearchRequest {
     pub top_n: usize,
     /// Draw the frontier from points that meet TPOT too (not only TTFT).
     pub strict_sla: bool,
+    /// Caps on the lists and the work of this search.
+    pub limits: SearchLimits,
 }
 
 /// Largest worker considered when the cluster size is open (recommend mode).
@@ -139,6 +142,7 @@ impl SearchRequest {
             enable_wide_ep: false,
             top_n: 5,
             strict_sla: false,
+            limits: SearchLimits::default(),
         }
     }
 
@@ -164,6 +168,11 @@ impl SearchRequest {
         })
     }
 
+    /// The lists `role` searches, deduplicated and within the limits (errors name the list).
+    pub fn checked_space(&self, role: Role, backend: Backend) -> Result<ParallelSpace> {
+        self.space(role, backend).normalized(role, &self.limits)
+    }
+
     fn max_worker_gpus(&self) -> u32 {
         self.total_gpus.unwrap_or(RECOMMEND_MAX_GPUS)
     }
@@ -187,6 +196,15 @@ impl SearchRequest {
             return Err(AicfgError::invalid(
                 "total_gpus",
                 "must be at least 1".to_string(),
+            ));
+        }
+        if let Some(g) = self.total_gpus.filter(|&g| g > limits::MAX_TOTAL_GPUS) {
+            return Err(AicfgError::invalid(
+                "total_gpus",
+                format!(
+                    "{g} is more than the {} GPUs a search plans for",
+                    limits::MAX_TOTAL_GPUS
+                ),
             ));
         }
         if self.total_gpus.is_none() && self.target.is_none() {
@@ -215,6 +233,48 @@ impl SearchRequest {
         let t = &self.tuning;
         positive("prefill latency correction scale", t.prefill_latency_scale)?;
         positive("decode latency correction scale", t.decode_latency_scale)?;
+        let cap = |what: &str, v: u32, max: u32| {
+            if v > max {
+                Err(AicfgError::Limit {
+                    what: what.to_string(),
+                    detail: format!("{v} is larger than the {max} allowed"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        cap(
+            "prefill_max_batch_size",
+            t.prefill_max_batch_size,
+            limits::MAX_PREFILL_BATCH,
+        )?;
+        cap(
+            "decode_max_batch_size",
+            t.decode_max_batch_size,
+            limits::MAX_BATCH,
+        )?;
+        cap(
+            "agg_max_batch_size",
+            t.agg_max_batch_size,
+            limits::MAX_BATCH,
+        )?;
+        let r = &self.replica;
+        cap(
+            "max_prefill_worker",
+            r.max_prefill_worker,
+            limits::MAX_WORKERS_PER_REPLICA,
+        )?;
+        cap(
+            "max_decode_worker",
+            r.max_decode_worker,
+            limits::MAX_WORKERS_PER_REPLICA,
+        )?;
+        cap(
+            "max_gpu_per_replica",
+            r.max_gpu_per_replica,
+            limits::MAX_PARALLEL,
+        )?;
+        limits::normalize_list("num_gpu_per_replica", &r.num_gpu_per_replica, &self.limits)?;
         crate::memory::check_fraction(self.free_gpu_memory_fraction)
     }
 }
@@ -357,7 +417,18 @@ pub type Progress<'a> = &'a dyn Fn(usize, usize);
 
 /// Run the search.
 pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchResult> {
+    search_with(req, progress, None)
+}
+
+/// Run the search, stopping with [`AicfgError::Cancelled`] soon after `cancel` is set.
+pub fn search_with(
+    req: &SearchRequest,
+    progress: Option<Progress>,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<SearchResult> {
     req.validate()?;
+    let budget = Budget::new(req.limits.evaluations, cancel);
+    let oversize = std::cell::Cell::new(0usize);
     let params = req
         .calibration
         .clone()
@@ -384,21 +455,23 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
         .map(|&b| {
             let g = req.max_worker_gpus();
             let a = if do_agg {
-                req.space(Role::Agg, b).enumerate(&req.model, b, g)
+                req.checked_space(Role::Agg, b)?.enumerate(&req.model, b, g)
             } else {
                 Vec::new()
             };
             let (p, d) = if do_dis {
                 (
-                    req.space(Role::Prefill, b).enumerate(&req.model, b, g),
-                    req.space(Role::Decode, b).enumerate(&req.model, b, g),
+                    req.checked_space(Role::Prefill, b)?
+                        .enumerate(&req.model, b, g),
+                    req.checked_space(Role::Decode, b)?
+                        .enumerate(&req.model, b, g),
                 )
             } else {
                 (Vec::new(), Vec::new())
             };
-            (b, a, p, d)
+            Ok((b, a, p, d))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let total_units: usize = layouts
         .iter()
         .map(|(_, a, p, d)| a.len() + p.len() + d.len())
@@ -431,6 +504,8 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
             req,
             backend,
             sources: &sources,
+            budget: &budget,
+            oversize: &oversize,
         };
         if do_agg {
             let (q, origin) =
@@ -443,7 +518,7 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
                 origin,
             });
             for p in agg_layouts {
-                agg_eval += ctx.agg_layout(p, &q, &mut agg_all);
+                agg_eval += ctx.agg_layout(p, &q, &mut agg_all)?;
                 tick(1);
             }
         }
@@ -486,6 +561,15 @@ pub fn search(req: &SearchRequest, progress: Option<Progress>) -> Result<SearchR
     }
 
     if agg_all.is_empty() && dis_all.is_empty() {
+        if oversize.get() > 0 {
+            return Err(AicfgError::Limit {
+                what: "target load".into(),
+                detail: format!(
+                    "every deployment would need more than {} GPUs to carry it; lower the target",
+                    limits::MAX_TOTAL_GPUS
+                ),
+            });
+        }
         return Err(no_fit(req));
     }
     let mut modes = Vec::new();
@@ -578,6 +662,9 @@ struct Ctx<'a> {
     req: &'a SearchRequest,
     backend: Backend,
     sources: &'a DeploymentSources,
+    budget: &'a Budget<'a>,
+    /// Points dropped because the target load needs more GPUs than a search plans for.
+    oversize: &'a std::cell::Cell<usize>,
 }
 
 /// Replica-level numbers → cluster-level candidate fields.
@@ -637,12 +724,13 @@ impl Ctx<'_> {
     }
 
     /// Cluster figures for a replica: fixed cluster (floor of replicas), or recommend mode.
+    /// `None` when the target load needs a cluster past [`limits::MAX_TOTAL_GPUS`].
     fn candidate(
         &self,
         mode: ServeMode,
         r: ReplicaPerf,
         plans: [Option<WorkerPlan>; 3],
-    ) -> Candidate {
+    ) -> Option<Candidate> {
         let req = self.req;
         let g = r.gpus.max(1);
         let (replicas, total, load) = match (req.total_gpus, req.target) {
@@ -652,15 +740,21 @@ impl Ctx<'_> {
                     LoadTarget::RequestRate(rate) => rate / r.request_rate.max(1e-12),
                     LoadTarget::Concurrency(c) => c / r.concurrency.max(1e-12),
                 };
-                let mut n = need.ceil().max(1.0) as u32;
+                // Replicas in f64 first: a huge target must not wrap the GPU count.
+                let need_replicas = need.ceil().max(1.0);
                 let mut load = None;
-                if let Some(t) = ceiling {
-                    let cap = t / g;
-                    if n > cap {
-                        n = cap;
-                        load = Some(100.0 * n as f64 / need);
+                let n = match ceiling {
+                    Some(t) if need_replicas > f64::from(t / g) => {
+                        let n = t / g;
+                        load = Some(100.0 * f64::from(n) / need);
+                        n
                     }
-                }
+                    _ if need_replicas * f64::from(g) > f64::from(limits::MAX_TOTAL_GPUS) => {
+                        self.oversize.set(self.oversize.get() + 1);
+                        return None;
+                    }
+                    _ => need_replicas as u32,
+                };
                 (n, ceiling.unwrap_or(n * g), load)
             }
             (None, None) => (1, g, None),
@@ -668,7 +762,7 @@ impl Ctx<'_> {
         let cluster_tokens = r.tokens_per_s * replicas as f64;
         let meets = r.ttft_ms <= req.ttft_ms && r.tpot_ms <= req.tpot_ms && replicas > 0;
         let [agg, prefill, decode] = plans;
-        Candidate {
+        Some(Candidate {
             mode,
             backend: self.backend,
             ttft_ms: r.ttft_ms,
@@ -694,37 +788,44 @@ impl Ctx<'_> {
             agg,
             prefill,
             decode,
-        }
+        })
     }
 
     /// Sweep the concurrency of one agg layout; returns points evaluated.
-    fn agg_layout(&self, p: &Parallel, q: &QuantConfig, out: &mut Vec<Candidate>) -> usize {
+    fn agg_layout(&self, p: &Parallel, q: &QuantConfig, out: &mut Vec<Candidate>) -> Result<usize> {
         let req = self.req;
         let w = req.workload;
         let Some(mut wk) = self.worker(p, q, &req.system, w.nextn) else {
-            return 0;
+            return Ok(0);
         };
         let default_budget = wk.budget();
         let seq = w.isl + w.osl;
         let mut n = 0;
         for budget in token_budgets(self.backend, default_budget, w.isl - w.prefix) {
             wk.token_budget = Some(budget);
-            n += self.agg_sweep(&wk, budget, seq, out);
+            n += self.agg_sweep(&wk, budget, seq, out)?;
         }
-        n
+        Ok(n)
     }
 
     /// Concurrency sweep of one agg worker at one step token budget.
-    fn agg_sweep(&self, wk: &Worker, budget: f64, seq: f64, out: &mut Vec<Candidate>) -> usize {
+    fn agg_sweep(
+        &self,
+        wk: &Worker,
+        budget: f64,
+        seq: f64,
+        out: &mut Vec<Candidate>,
+    ) -> Result<usize> {
         let req = self.req;
         let w = req.workload;
         let first = wk.memory(1.0, seq, budget);
         if first.oom || first.max_requests_by_kv < 1.0 {
-            return 0;
+            return Ok(0);
         }
         let t = req.tuning;
         let mut n = 0;
         for b in space::agg_batches(t.agg_max_batch_size) {
+            self.budget.spend(1)?;
             let perf = serve::agg(wk, &w, b as f64, self.sources.main.burst_waves)
                 .with_latency_scales(&w, t.prefill_latency_scale, t.decode_latency_scale);
             n += 1;
@@ -732,7 +833,7 @@ impl Ctx<'_> {
             let plan = self.plan(wk, b, 1, budget, mem);
             let kv_bound = perf.running_per_rank < b as f64;
             let ttft = perf.ttft_ms;
-            out.push(self.candidate(
+            out.extend(self.candidate(
                 ServeMode::Agg,
                 ReplicaPerf {
                     ttft_ms: perf.ttft_ms,
@@ -750,7 +851,7 @@ impl Ctx<'_> {
                 break;
             }
         }
-        n
+        Ok(n)
     }
 
     /// Prefill and decode candidates, then the best xPyD composition of every pair.
@@ -778,6 +879,7 @@ impl Ctx<'_> {
         let mut pre: Vec<(usize, PrefillSide)> = Vec::new();
         for (i, wk) in pre_workers.iter().enumerate() {
             for b in 1..=t.prefill_max_batch_size.max(1) {
+                self.budget.spend(1)?;
                 let mut s = prefill_side(wk, &w, b as f64);
                 if s.memory.oom {
                     break;
@@ -798,6 +900,7 @@ impl Ctx<'_> {
                 continue;
             }
             for b in space::decode_batches(t.decode_max_batch_size) {
+                self.budget.spend(1)?;
                 let mut s = decode_side(wk, &w, b as f64);
                 s.step_ms *= t.decode_latency_scale;
                 s.tpot_ms *= t.decode_latency_scale;
@@ -834,17 +937,22 @@ impl Ctx<'_> {
                 let mut best: Option<(f64, u32, u32, serve::DisaggResult)> = None;
                 let mut closest: Option<(f64, u32, u32, serve::DisaggResult)> = None;
                 for y in 1..=max_y {
-                    if y * ds.gpus > cap {
+                    self.budget.spend(1)?;
+                    let dec_gpus = u64::from(y) * u64::from(ds.gpus);
+                    if dec_gpus > u64::from(cap) {
                         break;
                     }
                     let xr = y as f64 * per_decode / ps.seq_per_s;
+                    // Float → int saturates; the GPU cap below stops the walk.
                     let x0 = (xr.floor() as u32).max(1);
                     let x_match = (xr.ceil() as u32).max(1);
-                    for x in x0..=max_x.min(x0 + 8) {
-                        let g = x * ps.gpus + y * ds.gpus;
-                        if g > cap {
+                    for x in x0..=max_x.min(x0.saturating_add(8)) {
+                        self.budget.spend(1)?;
+                        let g64 = u64::from(x) * u64::from(ps.gpus) + dec_gpus;
+                        if g64 > u64::from(cap) {
                             break;
                         }
+                        let g = g64 as u32;
                         if !req.replica.allows(g, total) {
                             continue;
                         }
@@ -870,7 +978,7 @@ impl Ctx<'_> {
                     }
                 }
                 if let Some((_, x, y, r)) = best.or(closest) {
-                    out.push(self.disagg_candidate(pwk, ps, x, dwk, ds, y, &r));
+                    out.extend(self.disagg_candidate(pwk, ps, x, dwk, ds, y, &r));
                 }
             }
         }
@@ -895,7 +1003,7 @@ impl Ctx<'_> {
         ds: &DecodeSide,
         y: u32,
         r: &serve::DisaggResult,
-    ) -> Candidate {
+    ) -> Option<Candidate> {
         let w = self.req.workload;
         let pbudget = self.backend.step_token_budget(pwk.system.capacity_gib());
         let pplan = self.plan(

@@ -1,7 +1,9 @@
 //! What the search enumerates: parallel layouts per worker role and batch-size ladders
 //! (docs/model.md §8).
 use crate::backend::Backend;
+use crate::error::{AicfgError, Result};
 use crate::hardware::SystemSpec;
+use crate::limits::{normalize_list, SearchLimits};
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,17 @@ pub enum Role {
     Agg,
     Prefill,
     Decode,
+}
+
+impl Role {
+    /// The experiment-file section holding this role's lists.
+    pub fn section(self) -> &'static str {
+        match self {
+            Role::Agg => "worker_config",
+            Role::Prefill => "prefill_worker_config",
+            Role::Decode => "decode_worker_config",
+        }
+    }
 }
 
 /// Candidate lists of one worker role; every combination is tried and the invalid ones dropped.
@@ -86,7 +99,43 @@ impl ParallelSpace {
         s
     }
 
+    /// The lists deduplicated and sorted, each within `limits`, and the combinations they span
+    /// too; errors name the list as the experiment file does (`worker_config.tp_list`).
+    pub fn normalized(&self, role: Role, limits: &SearchLimits) -> Result<ParallelSpace> {
+        let section = role.section();
+        let n = |key: &str, v: &[u32]| normalize_list(&format!("{section}.{key}"), v, limits);
+        let s = ParallelSpace {
+            num_gpu_per_worker: n("num_gpu_per_worker", &self.num_gpu_per_worker)?,
+            tp_list: n("tp_list", &self.tp_list)?,
+            pp_list: n("pp_list", &self.pp_list)?,
+            dp_list: n("dp_list", &self.dp_list)?,
+            moe_tp_list: n("moe_tp_list", &self.moe_tp_list)?,
+            moe_ep_list: n("moe_ep_list", &self.moe_ep_list)?,
+        };
+        let combos = [
+            &s.tp_list,
+            &s.pp_list,
+            &s.dp_list,
+            &s.moe_tp_list,
+            &s.moe_ep_list,
+        ]
+        .iter()
+        .fold(1u64, |acc, l| acc.saturating_mul(l.len() as u64));
+        if combos > limits.combinations {
+            return Err(AicfgError::Limit {
+                what: format!("{section} parallel lists"),
+                detail: format!(
+                    "tp × pp × dp × moe_tp × moe_ep lists span {combos} combinations, more than the \
+                     {} allowed; shorten the lists (or raise --max-combinations)",
+                    limits.combinations
+                ),
+            });
+        }
+        Ok(s)
+    }
+
     /// Every valid layout with at most `max_gpus` GPUs (docs/model.md §4.2, §8), in a stable order.
+    /// Call on [`ParallelSpace::normalized`] lists: the work is the product of their lengths.
     pub fn enumerate(&self, model: &ModelSpec, backend: Backend, max_gpus: u32) -> Vec<Parallel> {
         let moe = model.family.is_moe();
         let mut out = Vec::new();
@@ -100,8 +149,12 @@ impl ParallelSpace {
                 }
                 let dps: &[u32] = if moe { &self.dp_list } else { &[1] };
                 for &dp in dps {
-                    let gpus = tp * pp * dp;
-                    if dp == 0 || gpus > max_gpus || !self.num_gpu_per_worker.contains(&gpus) {
+                    let gpus64 = u64::from(tp) * u64::from(pp) * u64::from(dp);
+                    if dp == 0 || gpus64 > u64::from(max_gpus) {
+                        continue;
+                    }
+                    let gpus = gpus64 as u32;
+                    if !self.num_gpu_per_worker.contains(&gpus) {
                         continue;
                     }
                     if !moe {
@@ -117,7 +170,10 @@ impl ParallelSpace {
                     let experts = model.moe.as_ref().map_or(1, |m| m.num_experts);
                     for &etp in &self.moe_tp_list {
                         for &ep in &self.moe_ep_list {
-                            if etp == 0 || ep == 0 || etp * ep != tp * dp {
+                            if etp == 0
+                                || ep == 0
+                                || u64::from(etp) * u64::from(ep) != u64::from(tp) * u64::from(dp)
+                            {
                                 continue;
                             }
                             if !experts.is_multiple_of(ep) {

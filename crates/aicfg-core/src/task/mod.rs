@@ -13,6 +13,7 @@ pub use crate::error::ExpError;
 use crate::error::{AicfgError, Result};
 use crate::estimate::{resolve_quant, QuantRequest};
 use crate::hardware::{SystemRegistry, SystemSpec};
+use crate::limits::{self, SearchLimits};
 use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::DatabaseMode;
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
@@ -170,19 +171,33 @@ pub fn parse_experiments(
     models: &ModelRegistry,
     systems: &SystemRegistry,
 ) -> Result<Vec<Experiment>> {
-    Ok(parse_inner(text, models, systems)?)
+    parse_experiments_with(text, models, systems, &SearchLimits::default())
+}
+
+/// As [`parse_experiments`], checking the parallel lists against `limits`.
+pub fn parse_experiments_with(
+    text: &str,
+    models: &ModelRegistry,
+    systems: &SystemRegistry,
+    limits: &SearchLimits,
+) -> Result<Vec<Experiment>> {
+    Ok(parse_inner(text, models, systems, limits)?)
 }
 
 fn parse_inner(
     text: &str,
     models: &ModelRegistry,
     systems: &SystemRegistry,
+    limits: &SearchLimits,
 ) -> std::result::Result<Vec<Experiment>, ExpError> {
     if text.trim().is_empty() {
         return Err(ExpError::file(
             "the file is empty; define at least one experiment (see examples/)",
         ));
     }
+    // Before the parser: its cost grows with the square of the nesting depth.
+    limits::check_yaml_depth(text, limits::MAX_YAML_DEPTH)
+        .map_err(|e| ExpError::file(format!("invalid YAML: {e}")))?;
     let mut doc: Value = serde_norway::from_str(text).map_err(|e| {
         let loc = e.location();
         let mut msg = e.to_string();
@@ -229,6 +244,13 @@ fn parse_inner(
         return Err(ExpError::file(
             "no experiment is defined; add a mapping such as `my_exp: {mode: patch, serving_mode: agg, ...}`",
         ));
+    }
+    if defined.len() > limits::MAX_EXPERIMENTS {
+        return Err(ExpError::file(format!(
+            "the file defines {} experiments, more than the {} one run takes; split it",
+            defined.len(),
+            limits::MAX_EXPERIMENTS
+        )));
     }
     let names: Vec<&str> = defined.iter().map(|(n, _)| *n).collect();
     let order: Vec<String> = match top.get("exps") {
@@ -280,7 +302,7 @@ fn parse_inner(
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| *v)
                 .expect("names come from the defined list");
-            resolve_one(name, v, models, systems)
+            resolve_one(name, v, models, systems, limits)
         })
         .collect()
 }
@@ -301,6 +323,7 @@ fn resolve_one(
     v: &Value,
     models: &ModelRegistry,
     systems: &SystemRegistry,
+    limits: &SearchLimits,
 ) -> std::result::Result<Experiment, ExpError> {
     let Value::Mapping(m) = v else {
         return Err(ExpError::exp(
@@ -353,7 +376,9 @@ fn resolve_one(
     let model = models
         .resolve(&model_name)
         .map_err(|e| r.err("model_name", e.to_string()))?;
-    let total_gpus = r.req_uint("total_gpus", 1)?;
+    let total_gpus = r
+        .uint_max("total_gpus", 1, limits::MAX_TOTAL_GPUS)?
+        .ok_or_else(|| r.err("total_gpus", "required key is missing"))?;
     let system_name = r.req_string("system_name")?;
     let system = systems
         .get(&system_name)
@@ -428,8 +453,10 @@ fn resolve_one(
         return Err(ExpError::exp(name, "internal: config is not a mapping"));
     };
     let config = read_config(&ctx, merged)?;
-    let isl = r.uint("isl", 1)?.unwrap_or(DEFAULT_ISL);
-    let prefix = r.uint("prefix", 0)?.unwrap_or(0);
+    let isl = r
+        .uint_max("isl", 1, limits::MAX_TOKENS)?
+        .unwrap_or(DEFAULT_ISL);
+    let prefix = r.uint_max("prefix", 0, limits::MAX_TOKENS)?.unwrap_or(0);
     if prefix >= isl {
         return Err(r.err(
             "prefix",
@@ -456,7 +483,9 @@ fn resolve_one(
         backend_version: r.string("backend_version")?,
         database_mode,
         isl,
-        osl: r.uint("osl", 1)?.unwrap_or(DEFAULT_OSL),
+        osl: r
+            .uint_max("osl", 1, limits::MAX_TOKENS)?
+            .unwrap_or(DEFAULT_OSL),
         prefix,
         ttft: r.positive("ttft")?.unwrap_or(DEFAULT_TTFT_MS),
         tpot: r.positive("tpot")?.unwrap_or(DEFAULT_TPOT_MS),
@@ -464,7 +493,7 @@ fn resolve_one(
         profiles,
         config,
     };
-    validate(&ctx, &mut exp)?;
+    validate(&ctx, &mut exp, limits)?;
     Ok(exp)
 }
 
@@ -640,13 +669,13 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
                 .uint_list("num_gpu_per_replica")?
                 .ok_or_else(|| c.err("num_gpu_per_replica", MISSING))?,
             max_gpu_per_replica: c
-                .uint("max_gpu_per_replica", 0)?
+                .uint_max("max_gpu_per_replica", 0, limits::MAX_PARALLEL)?
                 .ok_or_else(|| c.err("max_gpu_per_replica", MISSING))?,
             max_prefill_worker: c
-                .uint("max_prefill_worker", 1)?
+                .uint_max("max_prefill_worker", 1, limits::MAX_WORKERS_PER_REPLICA)?
                 .ok_or_else(|| c.err("max_prefill_worker", MISSING))?,
             max_decode_worker: c
-                .uint("max_decode_worker", 1)?
+                .uint_max("max_decode_worker", 1, limits::MAX_WORKERS_PER_REPLICA)?
                 .ok_or_else(|| c.err("max_decode_worker", MISSING))?,
         })
     } else {
@@ -663,14 +692,14 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
         decode_correction_scale: scale("decode_correction_scale")?,
         prefill_max_batch_size: if disagg {
             Some(
-                t.uint("prefill_max_batch_size", 1)?
+                t.uint_max("prefill_max_batch_size", 1, limits::MAX_PREFILL_BATCH)?
                     .ok_or_else(|| t.err("prefill_max_batch_size", MISSING))?,
             )
         } else {
             None
         },
         decode_max_batch_size: t
-            .uint("decode_max_batch_size", 1)?
+            .uint_max("decode_max_batch_size", 1, limits::MAX_BATCH)?
             .ok_or_else(|| t.err("decode_max_batch_size", MISSING))?,
         free_gpu_memory_fraction: match t.positive("free_gpu_memory_fraction")? {
             Some(f) if f > 1.0 => {
@@ -702,23 +731,51 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
 /// Checks that need the model and hardware: quantization runs on the system, and every worker
 /// list yields at least one parallel layout (else say why). The quantization recorded is the
 /// one that runs (NVFP4 without FP4 tensor cores runs weight-only).
-fn validate(ctx: &Ctx, exp: &mut Experiment) -> std::result::Result<(), ExpError> {
+fn validate(
+    ctx: &Ctx,
+    exp: &mut Experiment,
+    limits: &SearchLimits,
+) -> std::result::Result<(), ExpError> {
     let c = &mut exp.config;
+    if let Some(r) = &mut c.replica_config {
+        r.num_gpu_per_replica =
+            limits::normalize_list("num_gpu_per_replica", &r.num_gpu_per_replica, limits).map_err(
+                |e| {
+                    ExpError::at(
+                        ctx.name,
+                        "config.replica_config.num_gpu_per_replica",
+                        e.to_string(),
+                    )
+                },
+            )?;
+    }
     let workers = [
-        ("config.worker_config", &mut c.worker_config, &ctx.system),
+        (
+            "config.worker_config",
+            &mut c.worker_config,
+            &ctx.system,
+            Role::Agg,
+        ),
         (
             "config.prefill_worker_config",
             &mut c.prefill_worker_config,
             &ctx.system,
+            Role::Prefill,
         ),
         (
             "config.decode_worker_config",
             &mut c.decode_worker_config,
             &ctx.decode_system,
+            Role::Decode,
         ),
     ];
-    for (path, w, sys) in workers {
+    for (path, w, sys, role) in workers {
         let Some(w) = w else { continue };
+        // Duplicates dropped and sizes capped before anything enumerates the lists.
+        w.parallel = w
+            .parallel
+            .normalized(role, limits)
+            .map_err(|e| ExpError::at(ctx.name, path, e.to_string()))?;
         let q = resolve_quant(&ctx.model, sys, &w.quant_request(), ctx.backend).map_err(|e| {
             ExpError::at(
                 ctx.name,

@@ -190,13 +190,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn uint_of(&self, key: &str, v: &Value, min: u64) -> Result<u32, ExpError> {
+    fn uint_of(&self, key: &str, v: &Value, min: u64, max: u32) -> Result<u32, ExpError> {
         let n = match v {
             Value::Number(n) => n.as_u64(),
             _ => None,
         };
         match n {
-            Some(n) if n >= min && n <= u64::from(u32::MAX) => Ok(n as u32),
+            Some(n) if n >= min && n <= u64::from(max) => Ok(n as u32),
+            Some(n) if n >= min => Err(self.err(key, format!("must be at most {max}, got {n}"))),
             Some(n) => Err(self.err(key, format!("must be at least {min}, got {n}"))),
             None => match v.as_i64() {
                 Some(i) => Err(self.err(key, format!("must be at least {min}, got {i}"))),
@@ -206,7 +207,14 @@ impl<'a> Reader<'a> {
     }
 
     pub fn uint(&self, key: &str, min: u64) -> Result<Option<u32>, ExpError> {
-        self.get(key).map(|v| self.uint_of(key, v, min)).transpose()
+        self.uint_max(key, min, u32::MAX)
+    }
+
+    /// A whole number in `min..=max`.
+    pub fn uint_max(&self, key: &str, min: u64, max: u32) -> Result<Option<u32>, ExpError> {
+        self.get(key)
+            .map(|v| self.uint_of(key, v, min, max))
+            .transpose()
     }
 
     pub fn req_uint(&self, key: &str, min: u64) -> Result<u32, ExpError> {
@@ -241,7 +249,7 @@ impl<'a> Reader<'a> {
         items
             .iter()
             .enumerate()
-            .map(|(i, v)| self.uint_of(&format!("{key}[{i}]"), v, 1))
+            .map(|(i, v)| self.uint_of(&format!("{key}[{i}]"), v, 1, crate::limits::MAX_PARALLEL))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }

@@ -25,8 +25,11 @@ const STYLE_CSS: &str = include_str!("assets/style.css");
 /// Limits of one server.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest a search may run (and wait for a slot) before it is abandoned.
+    /// Longest a search may run, counted from when it gets its slot; past it the search is
+    /// cancelled and its slot freed.
     pub time_limit: Duration,
+    /// Longest a request waits for a free slot before it is refused as busy.
+    pub queue_limit: Duration,
     /// Largest request body.
     pub body_limit: usize,
     /// Searches and estimates running at once; the rest wait.
@@ -37,6 +40,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             time_limit: Duration::from_secs(30),
+            queue_limit: Duration::from_secs(30),
             body_limit: 1 << 20,
             max_searches: 2,
         }
@@ -109,7 +113,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, field: Option<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             field,
@@ -183,6 +191,13 @@ fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
 
 /// The request field a core validation error belongs to, where it names one.
 fn core_error(e: AicfgError) -> ApiError {
+    if e == AicfgError::Cancelled {
+        return ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            "the search was cancelled",
+        );
+    }
     let field = match &e {
         AicfgError::Invalid { what, .. } => match what.as_str() {
             "isl" | "osl" | "ttft" | "tpot" | "prefix" | "total_gpus" | "top_n" => {
@@ -198,29 +213,32 @@ fn core_error(e: AicfgError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
 }
 
-/// Panic payload that stops a search past its time limit (`resume_unwind` skips the panic hook).
-struct Cancelled;
-
 /// Runs `work` on a blocking thread, holding one of the search slots, within the time limit.
+/// `work` gets the cancellation flag the search checks in its loops: past the limit the flag is
+/// set, the search stops at its next step and its thread gives the slot back.
 async fn run_limited<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&AtomicBool) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let limit = state.limits.time_limit;
-    let deadline = tokio::time::Instant::now() + limit;
-    let permit = tokio::time::timeout_at(deadline, state.slots.clone().acquire_owned())
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "the server is busy with other searches; try again",
-            )
-        })?
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "server stopping"))?;
+    let permit = tokio::time::timeout(
+        state.limits.queue_limit,
+        state.slots.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the server is busy with other searches; try again",
+        )
+    })?
+    .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "server stopping"))?;
     let cancel = Arc::new(AtomicBool::new(false));
     let st = state.clone();
     let flag = cancel.clone();
+    // The clock starts once the search has its slot: queueing is not search time.
+    let deadline = tokio::time::Instant::now() + limit;
     let handle = tokio::task::spawn_blocking(move || {
         // The slot is held until the work really ends, so abandoned searches still count.
         let _permit = permit;
@@ -229,14 +247,13 @@ async fn run_limited<T: Send + 'static>(
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&flag)));
         st.running.fetch_sub(1, Ordering::SeqCst);
         match out {
-            Ok(r) => Some(r),
-            Err(p) if p.is::<Cancelled>() => None,
+            Ok(r) => r,
             Err(p) => std::panic::resume_unwind(p),
         }
     });
     match tokio::time::timeout_at(deadline, handle).await {
-        Ok(Ok(Some(r))) => r,
-        Ok(Ok(None)) | Err(_) => {
+        Ok(Ok(r)) => r,
+        Err(_) => {
             cancel.store(true, Ordering::SeqCst);
             Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -262,12 +279,7 @@ async fn default_search(
     let input: DefaultInput = parse_body(body)?;
     let req = default_cmd::build_request(&input)?;
     let result = run_limited(&state, move |cancel| {
-        let stop = |_: usize, _: usize| {
-            if cancel.load(Ordering::Relaxed) {
-                std::panic::resume_unwind(Box::new(Cancelled));
-            }
-        };
-        aicfg_core::search::search(&req, Some(&stop)).map_err(core_error)
+        aicfg_core::search::search_with(&req, None, Some(cancel)).map_err(core_error)
     })
     .await?;
     let mut v = default_cmd::json_view(&result);

@@ -1,6 +1,6 @@
 //! `POST /api/exp`: an experiment YAML, run like `aicfg cli exp --json` (built-in models and
 //! systems only: a web request reads no local files).
-use super::{parse_body, run_limited, ApiError, AppState, Cancelled};
+use super::{parse_body, run_limited, ApiError, AppState};
 use crate::exp_cmd;
 use aicfg_core::task::{parse_experiments, ExpError};
 use aicfg_core::{AicfgError, ModelRegistry, SystemRegistry};
@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The page's prefilled YAML: two small studies that finish in well under a second.
@@ -74,13 +73,9 @@ pub(super) async fn run_experiments(
             AicfgError::Experiment(x) => exp_error(&x),
             e => super::core_error(e),
         })?;
-        let stop = |_: usize, _: usize| {
-            if cancel.load(Ordering::Relaxed) {
-                std::panic::resume_unwind(Box::new(Cancelled));
-            }
-        };
-        let study = exp_cmd::search_all(exps, &models, &systems, input.top_n, |req| {
-            aicfg_core::search::search(req, Some(&stop))
+        let limits = aicfg_core::limits::SearchLimits::default();
+        let study = exp_cmd::search_all(exps, &models, &systems, input.top_n, &limits, |req| {
+            aicfg_core::search::search_with(req, None, Some(cancel))
         })
         .map_err(|e| search_error(&e))?;
         // A study where nothing could run is an error, like one failing search.

@@ -1,5 +1,5 @@
 //! `POST /api/save`: one top-table row's `--save_dir` files as a zip, built in memory.
-use super::{core_error, run_limited, typed, ApiError, AppState, Cancelled};
+use super::{core_error, run_limited, typed, ApiError, AppState};
 use crate::default_cmd::{self, DefaultInput};
 use aicfg_core::ServeMode;
 use aicfg_gen::{GenError, OutFile, SaveRequest};
@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The keys `/api/save` adds to the `/api/default` body.
@@ -129,12 +128,8 @@ pub(super) async fn save_zip(
     let rank = extra.rank;
     let version = extra.generated_config_version;
     let (name, zip) = run_limited(&state, move |cancel| {
-        let stop = |_: usize, _: usize| {
-            if cancel.load(Ordering::Relaxed) {
-                std::panic::resume_unwind(Box::new(Cancelled));
-            }
-        };
-        let result = aicfg_core::search::search(&req, Some(&stop)).map_err(core_error)?;
+        let result =
+            aicfg_core::search::search_with(&req, None, Some(cancel)).map_err(core_error)?;
         let rows = result
             .modes
             .iter()

@@ -34,6 +34,7 @@ fn cli_json(yaml: &str) -> Value {
         json: true,
         strict: false,
         save: Default::default(),
+        limits: Default::default(),
     };
     let out = exp_cmd::json(&exp_cmd::run_file(&a).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
