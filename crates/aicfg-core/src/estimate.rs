@@ -62,6 +62,8 @@ pub struct WorkerReport {
     pub workers: u32,
     pub memory: MemoryBreakdown,
     pub quant: QuantConfig,
+    /// Where each format came from (flag, checkpoint, derived, default, downgraded).
+    pub quant_origin: Option<QuantOrigin>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +99,27 @@ pub struct EstimateReport {
     pub notes: Vec<String>,
 }
 
+/// Where each of a worker's five formats came from, in words a report can show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuantOrigin {
+    pub gemm: String,
+    pub moe: String,
+    pub kvcache: String,
+    pub fmha: String,
+    pub comm: String,
+}
+
+impl QuantOrigin {
+    /// Formats the hardware changed from what the checkpoint or the flags asked: worth a note.
+    pub fn downgrades(&self) -> Vec<&str> {
+        [&self.gemm, &self.moe, &self.kvcache, &self.fmha]
+            .into_iter()
+            .filter(|o| o.starts_with("downgraded"))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// Resolve the five modes: explicit > checkpoint > bf16, then hardware downgrades.
 pub fn resolve_quant(
     m: &ModelSpec,
@@ -104,25 +127,62 @@ pub fn resolve_quant(
     r: &QuantRequest,
     backend: Backend,
 ) -> Result<QuantConfig> {
+    resolve_quant_explained(m, sys, r, backend).map(|(q, _)| q)
+}
+
+/// [`resolve_quant`] with the origin of each format (flag, checkpoint, derived, default,
+/// downgraded by the hardware).
+pub fn resolve_quant_explained(
+    m: &ModelSpec,
+    sys: &SystemSpec,
+    r: &QuantRequest,
+    backend: Backend,
+) -> Result<(QuantConfig, QuantOrigin)> {
     let ck = m.quant;
+    let flag = |f: &str| format!("--{f}-quant-mode");
+    let from = |given: bool, ckpt: bool, f: &str| -> String {
+        if given {
+            flag(f)
+        } else if ckpt {
+            "checkpoint".into()
+        } else {
+            "default".into()
+        }
+    };
     let mut gemm = r.gemm.or(ck.gemm).unwrap_or(GemmQuant::Bfloat16);
+    // A checkpoint without a quantization block ships bf16/fp16 weights: still the checkpoint's.
+    let mut gemm_o = from(r.gemm.is_some(), true, "gemm");
     let mut moe = r.moe.or(ck.moe).unwrap_or(match r.gemm {
         Some(g) => g.as_moe(),
         None => MoeQuant::Bfloat16,
     });
+    let mut moe_o = match (r.moe.is_some(), ck.moe.is_some(), r.gemm) {
+        (false, false, Some(_)) => format!("follows {}", flag("gemm")),
+        (g, _, _) => from(g, true, "moe"),
+    };
     let low_precision_ckpt = matches!(
         ck.gemm,
         Some(GemmQuant::Fp8 | GemmQuant::Fp8Block | GemmQuant::Nvfp4 | GemmQuant::Fp8Static)
     );
-    let kvcache = r.kvcache.or(ck.kvcache).unwrap_or(
-        if low_precision_ckpt
-            || matches!(r.gemm, Some(g) if g != GemmQuant::Bfloat16 && !g.weight_only())
-        {
+    let low_precision_flag =
+        matches!(r.gemm, Some(g) if g != GemmQuant::Bfloat16 && !g.weight_only());
+    let kvcache = r
+        .kvcache
+        .or(ck.kvcache)
+        .unwrap_or(if low_precision_ckpt || low_precision_flag {
             KvQuant::Fp8
         } else {
             KvQuant::Bfloat16
-        },
-    );
+        });
+    let mut kv_o = if r.kvcache.is_some() || ck.kvcache.is_some() {
+        from(r.kvcache.is_some(), ck.kvcache.is_some(), "kvcache")
+    } else if low_precision_flag {
+        format!("follows {}", flag("gemm"))
+    } else if low_precision_ckpt {
+        "follows the checkpoint's GEMM format".into()
+    } else {
+        "default".into()
+    };
     let fmha = r.fmha.unwrap_or(
         if kvcache == KvQuant::Fp8
             && backend != Backend::Vllm
@@ -133,18 +193,37 @@ pub fn resolve_quant(
             FmhaQuant::Bfloat16
         },
     );
+    let fmha_o = if r.fmha.is_some() {
+        flag("fmha")
+    } else if fmha == FmhaQuant::Fp8 {
+        "follows the KV cache".into()
+    } else {
+        "default".into()
+    };
     // Without FP4 tensor cores, NVFP4 checkpoints run as weight-only (dequantize to bf16).
     if sys.flops(ComputeDtype::Fp4).is_none() {
+        let why = |o: &str| {
+            format!(
+                "downgraded from nvfp4 ({o}): {} has no FP4 tensor cores, so it runs weight-only",
+                sys.name
+            )
+        };
         if gemm == GemmQuant::Nvfp4 {
             gemm = GemmQuant::Nvfp4Wo;
+            gemm_o = why(&gemm_o);
         }
         if moe == MoeQuant::Nvfp4 {
             moe = MoeQuant::Nvfp4Wo;
+            moe_o = why(&moe_o);
         }
     }
     let kv =
         if sys.flops(ComputeDtype::Fp8).is_none() && kvcache == KvQuant::Fp8 && r.kvcache.is_none()
         {
+            kv_o = format!(
+                "downgraded from fp8 ({kv_o}): {} has no FP8 support, so int8",
+                sys.name
+            );
             KvQuant::Int8
         } else {
             kvcache
@@ -155,6 +234,17 @@ pub fn resolve_quant(
         kvcache: kv,
         fmha,
         comm: r.comm.unwrap_or(crate::quant::CommQuant::Half),
+    };
+    let origin = QuantOrigin {
+        gemm: gemm_o,
+        moe: moe_o,
+        kvcache: kv_o,
+        fmha: fmha_o,
+        comm: if r.comm.is_some() {
+            flag("comm")
+        } else {
+            "default".into()
+        },
     };
     let check = |d: ComputeDtype, name: &str| -> Result<()> {
         if sys.flops(d).is_none() {
@@ -172,11 +262,21 @@ pub fn resolve_quant(
         check(q.moe.compute(), q.moe.name())?;
     }
     check(q.fmha.compute(), q.fmha.name())?;
-    Ok(q)
+    Ok((q, origin))
+}
+
+/// Errors and notes of [`crate::admit::check`] for this request's systems and backend.
+fn admit(req: &EstimateRequest) -> Result<Vec<String>> {
+    let mut systems = vec![&req.system];
+    if req.mode == ServeMode::Disagg {
+        systems.extend(req.decode_system.as_ref());
+    }
+    crate::admit::check(&req.model, &systems, &[req.backend], &req.workload)
 }
 
 fn validate(req: &EstimateRequest) -> Result<()> {
     req.workload.validate()?;
+    admit(req)?;
     for (role, ws) in [
         ("batch size", req.agg),
         ("prefill batch size", req.prefill),
@@ -244,7 +344,7 @@ fn evaluate(
     let m = &req.model;
     let fraction = req.free_gpu_memory_fraction;
     let kv_avg = w.isl + w.osl / 2.0;
-    let mut notes = Vec::new();
+    let mut notes = if with_report { admit(req)? } else { Vec::new() };
     let database = db_p.as_ref().map(|d| db_label(d));
     if with_report {
         match (db_p, req.database_mode) {
@@ -414,6 +514,7 @@ fn worker_report(
         workers: ws.workers,
         memory,
         quant: wk.graph.quant,
+        quant_origin: None,
     }
 }
 
@@ -428,6 +529,23 @@ fn report(
     dec: &Step,
     notes: Vec<String>,
 ) -> EstimateReport {
+    let mut workers = workers;
+    let mut notes = notes;
+    for w in &mut workers {
+        let sys = match (w.role, &req.decode_system) {
+            ("decode", Some(d)) => d,
+            _ => &req.system,
+        };
+        if let Ok((_, o)) = resolve_quant_explained(&req.model, sys, &req.quant, req.backend) {
+            for d in o.downgrades() {
+                let n = format!("quantization {d}");
+                if !notes.contains(&n) {
+                    notes.push(n);
+                }
+            }
+            w.quant_origin = Some(o);
+        }
+    }
     let context_ops = ctx_worker.breakdown(ctx);
     let decode_ops = dec_worker.breakdown(dec);
     let memory_gib = workers

@@ -1,6 +1,7 @@
 //! aicfg-core: predict how an LLM serves on a GPU cluster (TTFT, TPOT, throughput, memory)
 //! from an op-level performance model. No I/O beyond reading data files (and installing the
 //! optional measured op database, `perfdb::install`); the binary prints.
+pub mod admit;
 pub mod backend;
 pub mod calibrate;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod search;
 pub mod serve;
 pub mod simulate;
 pub mod suggest;
+pub mod support;
 pub mod task;
 
 pub use backend::Backend;

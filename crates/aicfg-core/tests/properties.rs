@@ -151,7 +151,8 @@ proptest! {
         be in 0..BACKENDS.len(),
         db in db_mode(),
         batch in 1u32..=256,
-        (i1, i2) in ordered(1, 32768),
+        // Up to Mixtral's 32768-token window with the longest osl below.
+        (i1, i2) in ordered(1, 28672),
         osl in 1u32..=4096,
     ) {
         let (t1, o1) = static_perf(dep, BACKENDS[be], db, batch as f64, i1, osl as f64);
@@ -226,7 +227,8 @@ fn dense_builtins_shrink_with_tp8() {
     let mut checked = 0;
     for id in reg.ids() {
         let m = reg.resolve(id).unwrap();
-        if !matches!(m.family, Family::Llama) {
+        // Qwen2.5-7B's 28 heads do not split over 8 GPUs (frameworks refuse it too).
+        if !matches!(m.family, Family::Llama) || !m.num_heads.is_multiple_of(8) {
             continue;
         }
         let w = |tp| {

@@ -321,7 +321,10 @@ pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
         .transpose()
         .on("decode_system")?;
     let backends = if a.backend.trim().eq_ignore_ascii_case("auto") {
-        Backend::ALL.to_vec()
+        // `auto` compares the frameworks that run on these GPUs (no TensorRT-LLM on AMD).
+        let mut on = vec![&system];
+        on.extend(decode_system.as_ref());
+        aicfg_core::admit::backends_for(&on, &Backend::ALL)
     } else {
         vec![Backend::parse(&a.backend).on("backend")?]
     };
@@ -488,8 +491,14 @@ pub fn run(a: &DefaultArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     let bar = crate::progress::Bar::new(!a.json);
-    let result = search(&req, Some(&|d, t| bar.update(d, t)))?;
+    let mut result = search(&req, Some(&|d, t| bar.update(d, t)))?;
     bar.finish();
+    result
+        .notes
+        .extend(crate::save::checkpoint_note(&sets, &result));
+    result
+        .notes
+        .extend(crate::save::image_note(&a.save, &sets, &req));
     if a.json {
         crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&result))?);
     } else {
@@ -814,20 +823,39 @@ fn pareto_chart(r: &SearchResult) -> String {
     out
 }
 
-fn quant_line(q: &aicfg_core::QuantConfig, moe: bool) -> String {
-    let mut s = format!("GEMM: {}", q.gemm.name());
+/// Short origin tag of a format: where it came from, the full story of a downgrade in the notes.
+pub fn origin_tag(o: &str) -> &str {
+    if o.starts_with("downgraded") {
+        "downgraded, see notes"
+    } else {
+        o
+    }
+}
+
+fn quant_line(
+    q: &aicfg_core::QuantConfig,
+    o: &aicfg_core::estimate::QuantOrigin,
+    moe: bool,
+) -> String {
+    let mut s = format!("GEMM: {} ({})", q.gemm.name(), origin_tag(&o.gemm));
     if moe {
-        let _ = write!(s, ", MoE: {}", q.moe.name());
+        let _ = write!(s, ", MoE: {} ({})", q.moe.name(), origin_tag(&o.moe));
     }
     let _ = write!(
         s,
-        ", KVCache: {}, FMHA: {}, Comm: {}",
+        ", KVCache: {} ({}), FMHA: {} ({}), Comm: {} ({})",
         q.kvcache.name(),
+        origin_tag(&o.kvcache),
         q.fmha.name(),
-        q.comm.name()
+        origin_tag(&o.fmha),
+        q.comm.name(),
+        origin_tag(&o.comm)
     );
     s
 }
+
+/// How to change a format, under every worker-setup listing.
+pub const QUANT_HINT: &str = "Change a format with --gemm-quant-mode, --moe-quant-mode, --kvcache-quant-mode, --fmha-quant-mode, --comm-quant-mode (exp files: the worker's *_quant_mode keys or a profile)";
 
 fn worker_setup(o: &mut String, r: &SearchResult) {
     let _ = writeln!(o, "  Worker Setup:");
@@ -848,9 +876,10 @@ fn worker_setup(o: &mut String, r: &SearchResult) {
             "    {role}: {} ({}) — {}",
             q.system,
             q.backend.name(),
-            quant_line(&q.quant, r.is_moe)
+            quant_line(&q.quant, &q.origin, r.is_moe)
         );
     }
+    let _ = writeln!(o, "    {QUANT_HINT}");
 }
 
 fn fmt_num(v: f64) -> String {

@@ -149,6 +149,10 @@ pub struct EstimateArgs {
     /// Collective payload format: half, fp8, int8 (default: half).
     #[arg(long = "comm-quant-mode", alias = "comm_quant_mode")]
     pub comm_quant_mode: Option<String>,
+    /// Exit 3 when the deployment does not fit in GPU memory (the report is printed either way,
+    /// headed by an OOM line).
+    #[arg(long)]
+    pub strict: bool,
     /// MTP draft tokens per step.
     #[arg(long, default_value_t = 0)]
     pub nextn: u32,
@@ -549,6 +553,10 @@ pub fn run(a: &EstimateArgs) -> Result<()> {
             crate::emitf!("\n{}", crate::estimate_sim::render(spec, s));
         }
     }
+    if r.oom && a.strict {
+        eprintln!("error: the deployment does not fit in GPU memory (--strict)");
+        std::process::exit(3);
+    }
     Ok(())
 }
 
@@ -597,6 +605,15 @@ pub fn render(r: &EstimateReport) -> String {
             None => r.database_mode.to_string(),
         }
     ));
+    if r.oom {
+        for w in r.workers.iter().filter(|w| w.memory.oom) {
+            out.push_str(&format!(
+                "OOM: the {} worker ({}) needs {:.1} GiB per GPU of {:.1} GiB; the metrics below assume it fits. \
+                 Use more GPUs per worker, a lower-precision format or a smaller batch.\n",
+                w.role, w.parallel, w.memory.total_gib, w.memory.capacity_gib
+            ));
+        }
+    }
     out.push_str(&format!("isl {} / osl {}\n\n", r.isl, r.osl));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -649,11 +666,32 @@ pub fn render(r: &EstimateReport) -> String {
     }
     out.push_str(&format!("{m}\n"));
     for w in &r.workers {
-        out.push_str(&format!(
-            "{} quantization: gemm {}, moe {}, kvcache {}, fmha {}, comm {}\n",
-            w.role, w.quant.gemm, w.quant.moe, w.quant.kvcache, w.quant.fmha, w.quant.comm
-        ));
+        let q = &w.quant;
+        match &w.quant_origin {
+            Some(o) => {
+                let tag = crate::default_cmd::origin_tag;
+                out.push_str(&format!(
+                    "{} quantization: gemm {} ({}), moe {} ({}), kvcache {} ({}), fmha {} ({}), comm {} ({})\n",
+                    w.role,
+                    q.gemm,
+                    tag(&o.gemm),
+                    q.moe,
+                    tag(&o.moe),
+                    q.kvcache,
+                    tag(&o.kvcache),
+                    q.fmha,
+                    tag(&o.fmha),
+                    q.comm,
+                    tag(&o.comm)
+                ))
+            }
+            None => out.push_str(&format!(
+                "{} quantization: gemm {}, moe {}, kvcache {}, fmha {}, comm {}\n",
+                w.role, q.gemm, q.moe, q.kvcache, q.fmha, q.comm
+            )),
+        }
     }
+    out.push_str(&format!("{}\n", crate::default_cmd::QUANT_HINT));
     for (title, ops, total) in [
         ("Context pass (one prefill)", &r.context_ops, r.context_ms),
         (

@@ -28,6 +28,7 @@ mod progress;
 mod save;
 mod seed_forms;
 mod serve_bench;
+mod support_cmd;
 mod validate_cmd;
 mod webapp;
 
@@ -85,6 +86,8 @@ enum CliCmd {
     /// Run the experiments of a YAML study (agg/disagg, quantization, parallel lists, systems)
     /// and compare them: each one's best and top configurations, then one Pareto chart.
     Exp(Box<exp_cmd::ExpArgs>),
+    /// Which model × system × backend combinations run, with which formats and database.
+    Support(Box<support_cmd::SupportArgs>),
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends output quietly instead of panicking.
@@ -122,6 +125,9 @@ fn main() -> ExitCode {
         Top::Cli {
             command: CliCmd::Exp(a),
         } => exp_cmd::run(&a),
+        Top::Cli {
+            command: CliCmd::Support(a),
+        } => support_cmd::run(&a),
         Top::Bench { command } => bench::run(command),
         Top::Webapp(a) => webapp::run(&a),
         Top::Validate(a) => validate_cmd::run(&a),

@@ -468,6 +468,11 @@ fn fixture_estimate(family: &str, extra: &[&str]) -> Value {
         "h200_sxm",
         "--batch-size",
         "8",
+        // Inside every fixture's context window (GPT-2: 1024 positions).
+        "--isl",
+        "600",
+        "--osl",
+        "200",
     ];
     args.extend_from_slice(extra);
     let v = json(&args);
@@ -504,6 +509,8 @@ fn config_json_dense_llama_like() {
             &dir,
             "--system",
             "h200_sxm",
+            "--isl",
+            "600",
             "--tp-size",
             "3",
         ],
@@ -693,6 +700,93 @@ fn seed_short_forms() {
     );
 }
 
+/// Inputs the serving stack would refuse are errors; ones that run with a caveat are notes.
+#[test]
+fn silent_cases_speak() {
+    // Beyond the context window: an error that says what to type.
+    let o = aicfg(&[
+        "cli",
+        "estimate",
+        "--model",
+        "LLAMA2_7B",
+        "--system",
+        "h200_sxm",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("5000 tokens exceeds") && err.contains("4096"),
+        "{err}"
+    );
+    // TensorRT-LLM on an AMD GPU: an error naming the backends that run there.
+    let o = aicfg(&[
+        "cli", "estimate", "--model", "QWEN3_8B", "--system", "mi300x",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("NVIDIA GPUs only") && err.contains("--backend vllm"),
+        "{err}"
+    );
+    // An NVFP4 checkpoint on Hopper and MTP on a model without MTP layers: notes.
+    let v = json(&[
+        "cli",
+        "estimate",
+        "--model",
+        "nvidia/Qwen3-32B-NVFP4",
+        "--system",
+        "h200_sxm",
+        "--nextn",
+        "1",
+        "--nextn-accept-rate",
+        "0.5",
+    ]);
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("downgraded from nvfp4 (checkpoint)"),
+        "{notes}"
+    );
+    assert!(notes.contains("no MTP layers"), "{notes}");
+    assert_eq!(v["workers"][0]["quant"]["gemm"], "nvfp4_wo");
+    // --gemm-quant-mode fp8 alone: the KV cache and attention follow it, and the report says so.
+    let v = json(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--gemm-quant-mode",
+        "fp8",
+    ]);
+    let o = &v["workers"][0]["quant_origin"];
+    assert_eq!(o["gemm"], "--gemm-quant-mode");
+    assert_eq!(o["kvcache"], "follows --gemm-quant-mode");
+    assert_eq!(o["fmha"], "follows the KV cache");
+    let text = ok(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+    ]);
+    assert!(text.contains("gemm bfloat16 (checkpoint)"), "{text}");
+    // An estimate that does not fit: headlined, exit 3 with --strict.
+    let big = [
+        "cli",
+        "estimate",
+        "--model",
+        "DEEPSEEK_V3",
+        "--system",
+        "h200_sxm",
+    ];
+    let text = ok(&big);
+    assert!(text.contains("OOM: the agg worker"), "{text}");
+    let mut strict = big.to_vec();
+    strict.push("--strict");
+    assert_eq!(aicfg(&strict).status.code(), Some(3));
+}
+
 // ---------------------------------------------------------------- accuracy regression
 
 /// Empirical-mode MdAPE on the shipped calibration subset (`fixtures/calib_subset`, 322 rows)
@@ -743,5 +837,50 @@ fn accuracy_on_the_calibration_subset_holds() {
         (t - RECORDED_TTFT_MDAPE).abs() <= 2.0 && (o - RECORDED_TPOT_MDAPE).abs() <= 2.0,
         "calibration-subset MdAPE drifted: TTFT {t:.1} % (recorded {RECORDED_TTFT_MDAPE}), \
          TPOT {o:.1} % (recorded {RECORDED_TPOT_MDAPE})"
+    );
+}
+
+/// `cli support`: TensorRT-LLM refused on AMD, a model's formats and weight size per system,
+/// and the embedded database when none is installed (the test run is hermetic).
+#[test]
+fn support_lists_combinations() {
+    let v = json(&["cli", "support", "--system", "mi300x"]);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["backend"], "trtllm");
+    assert_eq!(rows[0]["status"], "refused");
+    assert_eq!(rows[1]["status"], "ok");
+    assert_eq!(rows[1]["database"], "empirical");
+    let v = json(&[
+        "cli",
+        "support",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--backend",
+        "vllm",
+    ]);
+    let r = &v[0];
+    assert_eq!(r["status"], "ok");
+    assert!(r["model_quant"]
+        .as_str()
+        .unwrap()
+        .contains("gemm bfloat16 (checkpoint)"));
+    // 32.8 B parameters in bf16 ≈ 61 GiB: one 141 GB H200 holds them.
+    let w = r["weights_gib"].as_f64().unwrap();
+    assert!((60.0..62.0).contains(&w), "{w}");
+    assert_eq!(r["min_gpus"], 1);
+    let text = ok(&[
+        "cli",
+        "support",
+        "--model",
+        "DEEPSEEK_V3",
+        "--system",
+        "h100_sxm",
+    ]);
+    assert!(
+        text.contains("Support of deepseek-ai/DeepSeek-V3"),
+        "{text}"
     );
 }

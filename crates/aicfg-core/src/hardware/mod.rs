@@ -6,8 +6,20 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// GPU maker: decides which serving frameworks run (TensorRT-LLM needs CUDA).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    #[default]
+    Nvidia,
+    Amd,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct GpuSpec {
+    /// `nvidia` (default) or `amd`.
+    #[serde(default)]
+    pub vendor: Vendor,
     /// HBM bandwidth, bytes/s.
     pub mem_bw: f64,
     /// Device memory, bytes.
@@ -291,8 +303,14 @@ const BUILTIN: &[(&str, &str)] = builtin_systems!(
     "h100_pcie",
     "h100_sxm",
     "h200_sxm",
+    "gh200",
+    "h20",
+    "h800_sxm",
     "l4",
     "l40s",
+    "mi300x",
+    "mi325x",
+    "mi355x",
     "rtx_pro_6000_server"
 );
 

@@ -117,12 +117,16 @@ pub struct ModelSpec {
     /// MTP draft layers the checkpoint ships.
     pub nextn_layers: u32,
     pub quant: CheckpointQuant,
+    /// Longest sequence (prompt + output tokens) the checkpoint serves: `max_position_embeddings`,
+    /// or the RoPE-scaled length (`original_max_position_embeddings × factor`) when larger.
+    /// None when the config gives neither.
+    pub context_window: Option<u64>,
 }
 
 const SUPPORTED: &str =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, \
 MiMoForCausalLM, GPT2LMHeadModel, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, \
-GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, KimiK25ForConditionalGeneration, \
+GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, DeepseekV32ForCausalLM, KimiK25ForConditionalGeneration, \
 GlmMoeDsaForCausalLM, Qwen3_5MoeForConditionalGeneration";
 
 fn family_of(arch: &str) -> Option<Family> {
@@ -136,6 +140,7 @@ fn family_of(arch: &str) -> Option<Family> {
         | "GptOssForCausalLM"
         | "MiniMaxM2ForCausalLM" => Family::Moe,
         "DeepseekV3ForCausalLM"
+        | "DeepseekV32ForCausalLM"
         | "DeepseekV2ForCausalLM"
         | "KimiK25ForConditionalGeneration"
         | "KimiK2ForCausalLM"
@@ -145,6 +150,36 @@ fn family_of(arch: &str) -> Option<Family> {
         }
         _ => return None,
     })
+}
+
+/// `max_position_embeddings` (`n_positions` for GPT-2), raised to what RoPE scaling reaches
+/// (YaRN / Llama-3 style `original_max_position_embeddings × factor`).
+fn context_window(v: &Value) -> Option<u64> {
+    let num = |x: &Value| {
+        x.as_u64().or_else(|| {
+            x.as_f64()
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .map(|f| f as u64)
+        })
+    };
+    let base = ["max_position_embeddings", "n_positions", "seq_length"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(num))
+        .filter(|&n| n > 0);
+    let scaled = v
+        .get("rope_scaling")
+        .filter(|r| r.is_object())
+        .and_then(|r| {
+            let orig = r.get("original_max_position_embeddings").and_then(num)?;
+            let factor = r.get("factor").and_then(Value::as_f64)?;
+            (1.0..=1024.0)
+                .contains(&factor)
+                .then_some((orig as f64 * factor) as u64)
+        });
+    match (base, scaled) {
+        (Some(b), Some(s)) => Some(b.max(s)),
+        (b, s) => b.or(s),
+    }
 }
 
 struct Cfg<'a> {
@@ -291,7 +326,9 @@ impl ModelSpec {
 
         let mla = if family == Family::Deepseek {
             let kv_lora_rank = c.u64(&["kv_lora_rank"])?;
-            let sparse = arch == "GlmMoeDsaForCausalLM" || model_type.contains("dsa");
+            let sparse = arch == "GlmMoeDsaForCausalLM"
+                || arch == "DeepseekV32ForCausalLM"
+                || model_type.contains("dsa");
             Some(MlaSpec {
                 q_lora_rank: c.opt_u64(&["q_lora_rank"]).unwrap_or(0),
                 kv_lora_rank,
@@ -363,6 +400,7 @@ impl ModelSpec {
             .opt_u64(&["num_nextn_predict_layers", "mtp_num_hidden_layers"])
             .unwrap_or(0) as u32;
         let quant = checkpoint_quant(&root, text_v);
+        let context_window = context_window(text_v);
         let tie_embeddings = root
             .get("tie_word_embeddings")
             .and_then(Value::as_bool)
@@ -389,6 +427,7 @@ impl ModelSpec {
             linear_attn,
             nextn_layers,
             quant,
+            context_window,
         })
     }
 
@@ -518,7 +557,13 @@ const MODEL_FILES: &[(&str, &str)] = model_files!(
     "openai--gpt-oss-120b_config.json",
     "openai--gpt-oss-20b_config.json",
     "zai-org--GLM-5_config.json",
-    "openai-community--gpt2-xl_config.json"
+    "openai-community--gpt2-xl_config.json",
+    "Qwen--Qwen2.5-7B-Instruct_config.json",
+    "Qwen--Qwen2.5-14B-Instruct_config.json",
+    "Qwen--Qwen2.5-32B-Instruct_config.json",
+    "Qwen--Qwen2.5-72B-Instruct_config.json",
+    "Qwen--Qwen3-Coder-480B-A35B-Instruct_config.json",
+    "deepseek-ai--DeepSeek-V3.2-Exp_config.json"
 );
 
 /// Built-in models by id and alias.
@@ -788,5 +833,26 @@ mod tests {
             .to_string();
         assert!(e.starts_with("unknown model 'QWEN9'"), "{e}");
         assert!(e.contains("QWEN3_32B (Qwen/Qwen3-32B)"), "{e}");
+    }
+
+    #[test]
+    fn added_models_carry_their_published_shapes() {
+        let r = ModelRegistry::builtin();
+        let q = r.resolve("QWEN2_5_72B").unwrap();
+        assert_eq!((q.num_layers, q.hidden, q.num_kv_heads), (80, 8192, 8));
+        assert_eq!(q.context_window, Some(32768));
+        let c = r.resolve("QWEN3_CODER_480B").unwrap();
+        let moe = c.moe.as_ref().unwrap();
+        assert_eq!(
+            (moe.num_experts, moe.top_k, moe.expert_inter),
+            (160, 8, 2560)
+        );
+        let d = r.resolve("DEEPSEEK_V3.2").unwrap();
+        assert_eq!(d.mla.as_ref().unwrap().sparse_topk, Some(2048));
+        assert_eq!(d.mla.as_ref().unwrap().indexer_heads, 64);
+        let f = r.resolve("Qwen/Qwen3-32B-FP8").unwrap();
+        assert_eq!(f.quant.gemm, Some(GemmQuant::Fp8Block));
+        let n = r.resolve("nvidia/Llama-3.3-70B-Instruct-FP4").unwrap();
+        assert_eq!(n.quant.gemm, Some(GemmQuant::Nvfp4));
     }
 }

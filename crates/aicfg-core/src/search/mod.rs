@@ -10,7 +10,7 @@ pub mod space;
 
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
-use crate::estimate::{resolve_quant, QuantRequest};
+use crate::estimate::{resolve_quant, resolve_quant_explained, QuantOrigin, QuantRequest};
 use crate::hardware::SystemSpec;
 use crate::limits::{self, Budget, SearchLimits};
 use crate::model::graph::Parallel;
@@ -379,6 +379,8 @@ pub struct QuantSummary {
     pub role: Role,
     pub system: String,
     pub quant: QuantConfig,
+    /// Where each format came from (flag, checkpoint, derived, default, downgraded).
+    pub origin: QuantOrigin,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -432,7 +434,12 @@ pub fn search_with(
         .clone()
         .unwrap_or_else(EmpiricalParams::embedded);
     let w = req.workload;
-    let mut notes = Vec::new();
+    let mut notes = crate::admit::check(
+        &req.model,
+        &[&req.system, req.decode_sys()],
+        &req.backends,
+        &req.workload,
+    )?;
     let mut quant = Vec::new();
     let mut agg_all = Vec::new();
     let mut dis_all = Vec::new();
@@ -501,12 +508,14 @@ pub fn search_with(
             oversize: &oversize,
         };
         if do_agg {
-            let q = resolve_quant(&req.model, &req.system, &req.agg_quant, backend)?;
+            let (q, origin) =
+                resolve_quant_explained(&req.model, &req.system, &req.agg_quant, backend)?;
             quant.push(QuantSummary {
                 backend,
                 role: Role::Agg,
                 system: req.system.name.clone(),
                 quant: q,
+                origin,
             });
             for p in agg_layouts {
                 agg_eval += ctx.agg_layout(p, &q, &mut agg_all)?;
@@ -514,24 +523,34 @@ pub fn search_with(
             }
         }
         if do_dis {
-            let qp = resolve_quant(&req.model, &req.system, &req.prefill_quant, backend)?;
-            let qd = resolve_quant(&req.model, req.decode_sys(), &req.decode_quant, backend)?;
+            let (qp, op) =
+                resolve_quant_explained(&req.model, &req.system, &req.prefill_quant, backend)?;
+            let (qd, od) =
+                resolve_quant_explained(&req.model, req.decode_sys(), &req.decode_quant, backend)?;
             quant.push(QuantSummary {
                 backend,
                 role: Role::Prefill,
                 system: req.system.name.clone(),
                 quant: qp,
+                origin: op,
             });
             quant.push(QuantSummary {
                 backend,
                 role: Role::Decode,
                 system: req.decode_sys().name.clone(),
                 quant: qd,
+                origin: od,
             });
             dis_eval += ctx.disagg(pre_layouts, dec_layouts, &qp, &qd, &mut dis_all, &mut tick)?;
         }
         // SILICON: a point the tables cannot price fails the search, as it fails an estimate.
         sources.check()?;
+    }
+    for d in quant.iter().flat_map(|q| q.origin.downgrades()) {
+        let n = format!("quantization {d}");
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
     }
     if total_units == 0 {
         notes.push(format!(
