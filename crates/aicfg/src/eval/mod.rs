@@ -68,6 +68,10 @@ pub struct EvalArgs {
     /// Where to write the comparison (default: <topN folder>/eval).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The model's tokenizer.json: chat prompts of exactly the deployment's ISL in tokens
+    /// (otherwise close to it; the server's usage field gives the count either way).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Calibration YAML for the predictions (default: the embedded constants).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
@@ -455,6 +459,12 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
     };
     let db = DatabaseMode::parse(&t.database_mode)?;
     let mut mapper = RowMapper::new();
+    let words = a
+        .tokenizer
+        .as_deref()
+        .map(serve_bench::tokenized::TokenWords::from_file)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let plan = Plan {
         target: serve_bench::client::Target::parse(&url)?,
         model: model.clone(),
@@ -467,6 +477,7 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
         extra: serde_json::Map::new(),
         isl: LengthDist::Fixed(desc.isl),
         osl: LengthDist::Fixed(desc.osl),
+        words,
         seed: t.gen.bench.random_seed as u64,
         warmup: 0,
         num_requests: None,
