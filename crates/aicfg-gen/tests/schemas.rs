@@ -50,7 +50,7 @@ fn worker_commands(f: &BTreeMap<String, String>, backend: &str) -> Vec<(String, 
         }
     };
     let d = dgd(f);
-    for (name, svc) in d["spec"]["services"].as_mapping().unwrap() {
+    for (name, svc) in services(&d).as_mapping().unwrap() {
         if let Some(s) = svc["extraPodSpec"]["mainContainer"]["args"][0].as_str() {
             push(format!("pod {}", name.as_str().unwrap()), s);
         }
