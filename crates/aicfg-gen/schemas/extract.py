@@ -12,6 +12,7 @@ Usage (see README.md next to this file):
   extract.py sglang  sglang-X.whl          OUT.json       # ServerArgs.add_cli_args
   extract.py vllm    vllm-X.whl            OUT.json       # EngineArgs.add_cli_args
   extract.py dynamo  ai_dynamo-X.whl BACKEND OUT.json     # dynamo.<backend> worker parser
+                                                          # (BACKEND frontend: dynamo.frontend)
   extract.py aiperf  aiperf-X.whl          OUT.json       # `aiperf profile` flags
 
 Needs only the Python standard library plus msgspec and pydantic (real dependencies of the
@@ -406,7 +407,9 @@ def main():
         sys.meta_path.append(_Finder(["dynamo"]))
         import importlib
 
-        args = importlib.import_module(f"dynamo.{backend}.args")
+        # The frontend builds its parser in main.py; the workers in args.py.
+        module = "main" if backend == "frontend" else "args"
+        args = importlib.import_module(f"dynamo.{backend}.{module}")
         entry = next(
             getattr(args, n)
             for n in ("parse_args", "cmd_line_args", "parse_arguments")

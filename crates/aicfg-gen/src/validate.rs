@@ -19,6 +19,8 @@ const SNAPSHOTS: &[(&str, &str)] = snapshots!(
     "dynamo-sglang-1.5.1",
     "dynamo-trtllm-1.6.1",
     "dynamo-trtllm-1.5.1",
+    "dynamo-frontend-1.6.1",
+    "dynamo-frontend-1.5.1",
     "vllm-0.31.0",
     "vllm-0.28.0",
     "sglang-0.5.21",
@@ -299,6 +301,9 @@ fn validate_deployment(dir: &Path, gen: &Path, report: &mut Report) -> std::io::
         return Ok(());
     };
     let module = format!("dynamo.{}", g.backend);
+    let frontend = snapshot(&format!("dynamo-frontend-{}", g.dynamo.dynamo_version))
+        .and_then(|s| s["flags"].as_object().cloned())
+        .map(|m| m.into_iter().collect::<BTreeMap<String, Json>>());
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -327,6 +332,11 @@ fn validate_deployment(dir: &Path, gen: &Path, report: &mut Report) -> std::io::
             // Pod commands are YAML block scalars; each command is one line either way.
             for args in dynamo_lines(&text, &module) {
                 push(check_command(&args, &allowed));
+            }
+            if let Some(fa) = &frontend {
+                for args in dynamo_lines(&text, "dynamo.frontend") {
+                    push(check_command(&args, fa));
+                }
             }
         } else if g.backend == "trtllm"
             && name.ends_with("_config.yaml")

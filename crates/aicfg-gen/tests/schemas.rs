@@ -63,6 +63,31 @@ fn worker_commands(f: &BTreeMap<String, String>, backend: &str) -> Vec<(String, 
     out
 }
 
+/// Frontend commands: the pod args (one word per list item) and the node scripts' lines.
+fn frontend_commands(f: &BTreeMap<String, String>) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let d = dgd(f);
+    let s = services(&d);
+    let c = &s["Frontend"]["extraPodSpec"]["mainContainer"];
+    let args: Vec<String> = c["args"]
+        .as_sequence()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push(("pod".to_string(), args));
+    for (p, body) in f.iter().filter(|(p, _)| p.contains("node_")) {
+        for l in body.lines().filter(|l| l.contains("dynamo.frontend")) {
+            let w = words(l);
+            let at = w.iter().position(|x| x == "dynamo.frontend").unwrap();
+            out.push((p.clone(), w[at + 1..].to_vec()));
+        }
+    }
+    out
+}
+
 fn check_trtllm_yaml(text: &str, version: &str, ctx: &str) -> usize {
     let bad = aicfg_gen::validate::check_trtllm_yaml(text, version);
     assert!(bad.is_empty(), "{ctx}: {bad:?}");
@@ -149,6 +174,14 @@ fn every_generated_flag_and_key_exists_in_the_targeted_release() {
                 );
                 let cmds = worker_commands(&f, b.name());
                 assert!(!cmds.is_empty(), "{ctx}: no worker command found");
+                // The frontend's options, against dynamo.frontend of the same release.
+                let front = frontend_commands(&f);
+                assert!(!front.is_empty(), "{ctx}: no frontend command found");
+                let fa = flags(&[format!("dynamo-frontend-{}", r.dynamo)])
+                    .unwrap_or_else(|| panic!("no dynamo-frontend-{} snapshot", r.dynamo));
+                for (where_, args) in &front {
+                    checked += check_command(args, &fa, &format!("{ctx} frontend {where_}"));
+                }
                 for (where_, args) in &cmds {
                     checked += check_command(args, &allowed, &format!("{ctx} {where_}"));
                 }
@@ -257,8 +290,13 @@ fn validate_tree_reports_what_a_framework_rejects() {
         text.replace("max_batch_size: 64", "max_batch_size: many"),
     )
     .unwrap();
+    // A frontend option its release does not have (aicfg writes --http-port).
+    let node = dir.join("top0/disagg/node_0_run.sh");
+    let text = std::fs::read_to_string(&node).unwrap();
+    assert!(text.contains("dynamo.frontend --http-port"));
+    std::fs::write(&node, text.replace("--http-port", "--http-portt")).unwrap();
     let r = aicfg_gen::validate::validate_tree(&dir).unwrap();
     let files: Vec<_> = r.findings.iter().map(|f| f.file.clone()).collect();
-    assert_eq!(files, [k8s, engine], "{:?}", r.findings);
+    assert_eq!(files, [node, k8s, engine], "{:?}", r.findings);
     let _ = std::fs::remove_dir_all(&dir);
 }
