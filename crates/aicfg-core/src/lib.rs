@@ -3,6 +3,7 @@
 //! optional measured op database, `perfdb::install`); the binary prints.
 pub mod admit;
 pub mod backend;
+pub mod bounded;
 pub mod calibrate;
 pub mod error;
 pub mod estimate;
