@@ -7,7 +7,7 @@ use crate::memory::MemoryBreakdown;
 use crate::model::graph::Parallel;
 use crate::model::ModelSpec;
 use crate::perf::source::DeploymentSources;
-use crate::perf::{EmpiricalParams, OpTime, Step};
+use crate::perf::{BackendCalib, EmpiricalParams, OpTime, Step};
 use crate::perfdb::OpDb;
 use crate::quant::{ComputeDtype, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
 use crate::serve::{self, Perf, ServeMode, Worker, Workload};
@@ -299,6 +299,75 @@ fn validate(req: &EstimateRequest) -> Result<()> {
     crate::memory::check_fraction(req.free_gpu_memory_fraction)
 }
 
+/// The workers of one deployment: one aggregated (or static) worker, or a prefill and a decode
+/// worker.
+pub enum Workers<'a> {
+    Agg(Worker<'a>),
+    Disagg {
+        prefill: Worker<'a>,
+        decode: Worker<'a>,
+    },
+}
+
+/// Builds `req`'s workers on `sources` — the one place the closed form (`estimate`) and the
+/// simulator (`simulate`) get them from. `host` replaces the sources' closed-form host constants
+/// (the simulator models host time itself and passes zeros); `None` keeps them.
+pub fn build_workers<'a>(
+    req: &'a EstimateRequest,
+    sources: &'a DeploymentSources,
+    host: Option<BackendCalib>,
+) -> Result<Workers<'a>> {
+    let m = &req.model;
+    let w = &req.workload;
+    let fraction = req.free_gpu_memory_fraction;
+    let (main, dsrc) = (&sources.main, sources.decode());
+    match req.mode {
+        ServeMode::Agg | ServeMode::Static => {
+            let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            Ok(Workers::Agg(Worker::new(
+                m,
+                &req.agg.parallel,
+                &q,
+                &req.system,
+                req.backend,
+                host.unwrap_or(main.calib),
+                main.source(),
+                fraction,
+                w.nextn,
+            )?))
+        }
+        ServeMode::Disagg => {
+            let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
+            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
+            // Prefill workers draft no MTP tokens; only decode steps carry the extra layers.
+            let prefill = Worker::new(
+                m,
+                &req.prefill.parallel,
+                &qp,
+                &req.system,
+                req.backend,
+                host.unwrap_or(main.calib),
+                main.source(),
+                fraction,
+                0,
+            )?;
+            let decode = Worker::new(
+                m,
+                &req.decode.parallel,
+                &qd,
+                dsys,
+                req.backend,
+                host.unwrap_or(dsrc.calib),
+                dsrc.source(),
+                fraction,
+                w.nextn,
+            )?;
+            Ok(Workers::Disagg { prefill, decode })
+        }
+    }
+}
+
 /// The request's own calibration, else the embedded one.
 pub fn params_for(req: &EstimateRequest) -> EmpiricalParams {
     req.calibration
@@ -340,7 +409,6 @@ fn evaluate(
         req.backend_version.as_deref(),
     )?;
     let (main, dsrc) = (&sources.main, sources.decode());
-    let (source, dsource) = (main.source(), dsrc.source());
     let (db_p, db_d) = (&main.db, &dsrc.db);
     let effective = sources.mode();
     let strict = main.is_strict();
@@ -348,8 +416,6 @@ fn evaluate(
     // SILICON: an op the tables cannot answer fails the whole prediction, naming the op.
     let check = || sources.check();
     let w = req.workload;
-    let m = &req.model;
-    let fraction = req.free_gpu_memory_fraction;
     let kv_avg = w.isl + w.osl / 2.0;
     let mut notes = if with_report { admit(req)? } else { Vec::new() };
     let database = db_p.as_ref().map(|d| db_label(d));
@@ -380,20 +446,8 @@ fn evaluate(
             _ => {}
         }
     }
-    match req.mode {
-        ServeMode::Agg | ServeMode::Static => {
-            let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let wk = Worker::new(
-                m,
-                &req.agg.parallel,
-                &q,
-                &req.system,
-                req.backend,
-                main.calib,
-                source,
-                fraction,
-                w.nextn,
-            )?;
+    match build_workers(req, &sources, None)? {
+        Workers::Agg(wk) => {
             let perf = if req.mode == ServeMode::Agg {
                 serve::agg(&wk, &w, req.agg.batch_size, burst_waves)
             } else {
@@ -428,31 +482,10 @@ fn evaluate(
             };
             Ok((perf, Some(r)))
         }
-        ServeMode::Disagg => {
-            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
-            let pre = Worker::new(
-                m,
-                &req.prefill.parallel,
-                &qp,
-                &req.system,
-                req.backend,
-                main.calib,
-                source,
-                fraction,
-                0,
-            )?;
-            let dec = Worker::new(
-                m,
-                &req.decode.parallel,
-                &qd,
-                dsys,
-                req.backend,
-                dsrc.calib,
-                dsource,
-                fraction,
-                w.nextn,
-            )?;
+        Workers::Disagg {
+            prefill: pre,
+            decode: dec,
+        } => {
             let r = serve::disagg(
                 &pre,
                 &dec,

@@ -1,13 +1,13 @@
 //! One estimate request → one simulation: the same workers, quantization and op source as
 //! `estimate::predict`, with the simulator in place of the closed-form serving model.
 use crate::error::{AicfgError, Result};
-use crate::estimate::{params_for, resolve_quant, EstimateRequest};
+use crate::estimate::{build_workers, params_for, EstimateRequest, Workers};
 use crate::perf::source::DeploymentSources;
 use crate::perf::{BackendCalib, EmpiricalParams};
 use crate::serve::sim::{
     simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimReport, SimSpec,
 };
-use crate::serve::{ServeMode, Worker};
+use crate::serve::ServeMode;
 use crate::DatabaseMode;
 
 /// Closed-loop concurrency of a request's deployment: agg `batch × dp`, disagg the decode
@@ -87,48 +87,12 @@ pub fn simulate_with(
         wait_steps: 0.0,
     };
     let w = req.workload;
-    let m = &req.model;
-    let report = match req.mode {
-        ServeMode::Agg | ServeMode::Static => {
-            let q = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let wk = Worker::new(
-                m,
-                &req.agg.parallel,
-                &q,
-                &req.system,
-                req.backend,
-                zero,
-                srcs.main.source(),
-                req.free_gpu_memory_fraction,
-                w.nextn,
-            )?;
-            simulate_agg(&wk, &w, spec, &overheads)?
-        }
-        ServeMode::Disagg => {
-            let qp = resolve_quant(m, &req.system, &req.quant, req.backend)?;
-            let qd = resolve_quant(m, dsys, &req.quant, req.backend)?;
-            let pre = Worker::new(
-                m,
-                &req.prefill.parallel,
-                &qp,
-                &req.system,
-                req.backend,
-                zero,
-                srcs.main.source(),
-                req.free_gpu_memory_fraction,
-                0,
-            )?;
-            let dec = Worker::new(
-                m,
-                &req.decode.parallel,
-                &qd,
-                dsys,
-                req.backend,
-                zero,
-                srcs.decode().source(),
-                req.free_gpu_memory_fraction,
-                w.nextn,
-            )?;
+    let report = match build_workers(req, &srcs, Some(zero))? {
+        Workers::Agg(wk) => simulate_agg(&wk, &w, spec, &overheads)?,
+        Workers::Disagg {
+            prefill: pre,
+            decode: dec,
+        } => {
             let to_u32 = |x: f64| x.round().clamp(1.0, 1_000_000.0) as u32;
             let layout = DisaggLayout {
                 prefill_workers: req.prefill.workers.max(1),
