@@ -8,6 +8,7 @@ pub mod calibrate;
 pub mod error;
 pub mod estimate;
 pub mod hardware;
+pub mod input;
 pub mod limits;
 pub mod measure;
 pub mod memory;
