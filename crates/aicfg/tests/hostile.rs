@@ -68,11 +68,14 @@ fn refused(args: &[&str], needles: &[&str]) {
         r.stderr
     );
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    let err = r.stderr.trim_end();
-    assert!(
-        err.starts_with("error: ") && err.lines().count() == 1,
-        "aicfg {args:?}:\n{err}"
-    );
+    // One error line (a flag the argument parser refuses adds its usage hint below it).
+    let all = r.stderr.trim_end();
+    let err = all.lines().next().unwrap_or("");
+    let hint = all
+        .lines()
+        .skip(1)
+        .all(|l| l.is_empty() || l.starts_with("For more information"));
+    assert!(err.starts_with("error: ") && hint, "aicfg {args:?}:\n{all}");
     for n in needles {
         assert!(err.contains(n), "aicfg {args:?}: '{n}' not in\n{err}");
     }
@@ -203,6 +206,30 @@ fn user_named_files_are_read_within_a_size_bound() {
 }
 
 #[test]
+fn estimate_flags_refuse_non_finite_and_huge_values() {
+    let base = [
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+    ];
+    for (flag, v, needle) in [
+        ("--nextn-accept-rate", "NaN", "finite"),
+        ("--nextn-accept-rates", "0.8,inf", "finite"),
+        ("--free-gpu-memory-fraction", "inf", "finite"),
+        ("--batch-size", "4294967296", "batch_size"),
+        ("--isl", "99999999999", "isl"),
+        ("--request-rate", "NaN", "finite"),
+        ("--sla-ttft", "inf", "finite"),
+    ] {
+        let arg = format!("{flag}={v}");
+        refused(&[&base[..], &[&arg]].concat(), &[needle]);
+    }
+}
+
+#[test]
 fn server_flags_are_validated() {
     refused(
         &[
@@ -253,6 +280,8 @@ fn recommend_mode_does_not_overflow() {
         ("--target-concurrency", "inf"),
         ("--ttft", "NaN"),
         ("--tpot", "-inf"),
+        ("--ttft", "1e300"),
+        ("--free-gpu-memory-fraction", "NaN"),
     ] {
         // `--flag=-3`: a separate `-3` would read as a flag.
         let arg = format!("{flag}={v}");
