@@ -934,6 +934,27 @@ mod tests {
     }
 
     #[test]
+    fn progress_covers_the_xpyd_composition() {
+        let input = DefaultInput {
+            serving_mode: "disagg".into(),
+            ..qwen()
+        };
+        let req = input.search_request().unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        crate::search::search(&req, Some(&|d, t| seen.borrow_mut().push((d, t)))).unwrap();
+        let seen = seen.into_inner();
+        let &(last, total) = seen.last().unwrap();
+        assert_eq!(last, total);
+        assert!(seen
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1));
+        // Most units are prefill × decode pairs, reported while the pairs are composed: the
+        // bar moves between its half and its end.
+        let mid = seen.iter().filter(|(d, _)| *d > total / 2 && *d < total);
+        assert!(mid.count() >= 2, "{seen:?}");
+    }
+
+    #[test]
     fn estimate_rates_from_one_rate_compound() {
         let e = EstimateInput {
             model: "QWEN3_32B".into(),

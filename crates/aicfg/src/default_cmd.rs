@@ -713,4 +713,19 @@ fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
         col.set_cell_alignment(CellAlignment::Center);
     }
     let _ = writeln!(o, "{t}");
+    for (i, c) in m
+        .top
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.same_as.is_empty())
+    {
+        let _ = writeln!(
+            o,
+            "  rank {} also stands for {} more layout{} with the same numbers (another expert split): {}",
+            i + 1,
+            c.same_as.len(),
+            if c.same_as.len() == 1 { "" } else { "s" },
+            c.same_as.join(", ")
+        );
+    }
 }

@@ -415,9 +415,59 @@ pub struct Candidate {
     /// Present when every system used has a GPU price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// Layouts of the top list folded into this row: the same deployment with another split of
+    /// the experts (moe_tp × moe_ep) and exactly the same numbers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub same_as: Vec<String>,
 }
 
 impl Candidate {
+    /// The deployment without its expert split, with its numbers to 6 significant digits (the
+    /// same sums taken in another order differ in the last bits): two candidates with equal keys
+    /// differ only in moe_tp × moe_ep and predict the same.
+    fn numbers_key(&self) -> String {
+        let w = |w: &Option<WorkerPlan>| {
+            w.as_ref().map_or(String::new(), |w| {
+                let p = &w.parallel;
+                format!(
+                    "{}x{}x{}/{}/{}/{}",
+                    p.tp, p.pp, p.dp, w.gpus, w.workers, w.batch_size
+                )
+            })
+        };
+        let nums: Vec<String> = [
+            self.ttft_ms,
+            self.tpot_ms,
+            self.tokens_per_s_per_gpu,
+            self.tokens_per_s_per_user,
+            self.replica_tokens_per_s_per_gpu,
+            self.request_rate,
+            self.concurrency,
+        ]
+        .iter()
+        .map(|x| format!("{x:.5e}"))
+        .collect();
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.backend.name(),
+            w(&self.agg),
+            w(&self.prefill),
+            w(&self.decode),
+            self.replicas,
+            nums.join(",")
+        )
+    }
+
+    /// The parallel labels of the row: agg, or `prefill + decode`.
+    pub fn layout_label(&self) -> String {
+        let labels: Vec<&str> = [&self.agg, &self.prefill, &self.decode]
+            .into_iter()
+            .flatten()
+            .map(|w| w.parallel_label.as_str())
+            .collect();
+        labels.join(" + ")
+    }
+
     /// Dollars per million output tokens (infinite when unpriced).
     fn usd_per_m_output(&self) -> f64 {
         self.cost
@@ -548,7 +598,8 @@ pub fn search_with(
     let do_agg = req.modes.contains(&ServeMode::Agg);
     let do_dis = req.modes.contains(&ServeMode::Disagg);
 
-    // Work units for progress: one per worker layout.
+    // Work units for progress: one per worker layout, and one per prefill × decode layout pair
+    // for the xPyD composition (where a disagg search spends its time).
     let layouts: Vec<BackendLayouts> = req
         .backends
         .iter()
@@ -574,7 +625,7 @@ pub fn search_with(
         .collect::<Result<_>>()?;
     let total_units: usize = layouts
         .iter()
-        .map(|(_, a, p, d)| a.len() + p.len() + d.len())
+        .map(|(_, a, p, d)| a.len() + p.len() + d.len() + p.len().saturating_mul(d.len()))
         .sum();
     let mut done = 0usize;
     let mut effective_mode: Option<DatabaseMode> = None;
@@ -891,6 +942,7 @@ impl Ctx<'_> {
             prefill,
             decode,
             cost,
+            same_as: Vec::new(),
         })
     }
 
@@ -1055,7 +1107,13 @@ impl Ctx<'_> {
         let max_x = req.replica.max_prefill_worker.max(1);
         let max_y = req.replica.max_decode_worker.max(1);
         let mut evaluated = 0;
-        for (pi, ps) in &pre {
+        // The composition's share of the progress units, spread over the prefill choices left.
+        let units = pre_layouts.len().saturating_mul(dec_layouts.len());
+        let mut ticked = 0usize;
+        for (n, (pi, ps)) in pre.iter().enumerate() {
+            let due = units.saturating_mul(n) / pre.len().max(1);
+            tick(due - ticked);
+            ticked = due;
             let pwk = &pre_workers[*pi];
             for (di, ds) in &dec {
                 let dwk = &dec_workers[*di];
@@ -1119,6 +1177,7 @@ impl Ctx<'_> {
                 }
             }
         }
+        tick(units - ticked);
         Ok(evaluated)
     }
 
@@ -1271,12 +1330,27 @@ fn finish_mode(
             .then_with(|| a.layout_key().cmp(&b.layout_key()))
     });
     let mut seen = std::collections::BTreeSet::new();
-    let top: Vec<Candidate> = pool
-        .into_iter()
-        .filter(|c| seen.insert(c.layout_key()))
-        .take(req.top_n)
-        .cloned()
-        .collect();
+    // Rows that differ only in the expert split and predict exactly the same fold into the
+    // first (MoE TP and EP are priced alike where the op model has no term that tells them apart).
+    let mut folded: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut top: Vec<Candidate> = Vec::new();
+    for c in pool {
+        if !seen.insert(c.layout_key()) {
+            continue;
+        }
+        let key = c.numbers_key();
+        if let Some(&i) = folded.get(&key) {
+            let t: &mut Candidate = &mut top[i];
+            t.same_as.push(c.layout_label());
+            continue;
+        }
+        if top.len() == req.top_n {
+            // Only rows equal to ones already kept are still of interest.
+            continue;
+        }
+        folded.insert(key, top.len());
+        top.push(c.clone());
+    }
     ModeResult {
         mode,
         evaluated,
