@@ -1,6 +1,6 @@
 //! `POST /api/save`: one top-table row's `--save_dir` files as a zip, built in memory.
 use super::{core_error, run_limited, typed, ApiError, AppState};
-use crate::default_cmd::{self, DefaultInput};
+use aicfg_core::input::DefaultInput;
 use aicfg_core::ServeMode;
 use aicfg_gen::{GenError, OutFile, SaveRequest};
 use axum::body::Bytes;
@@ -136,7 +136,7 @@ pub(super) async fn save_zip(
     if let Some(v) = &extra.dynamo_version {
         check_version("dynamo_version", v)?;
     }
-    let req = default_cmd::build_request(&input)?;
+    let req = input.search_request()?;
     let rank = extra.rank;
     let version = extra.generated_config_version;
     let dynamo_version = extra.dynamo_version;

@@ -72,7 +72,7 @@ async fn a_rows_zip_holds_its_deployment_files_and_is_byte_stable() {
 
     // The files are what the generator writes for that row of the same search.
     let input: DefaultInput = serde_json::from_str(&format!("{{{QWEN}}}")).unwrap();
-    let req = default_cmd::build_request(&input).unwrap();
+    let req = input.search_request().unwrap();
     let result = aicfg_core::search::search(&req, None).unwrap();
     let s = SaveRequest {
         request: &req,
