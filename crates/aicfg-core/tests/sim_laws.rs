@@ -24,6 +24,8 @@ const ZERO: BackendCalib = BackendCalib {
     wait_steps: 0.0,
 };
 
+// Constants added to `Overheads` later stay zero here.
+#[allow(clippy::needless_update)]
 const OV: Overheads = Overheads {
     iter_ms: 0.4,
     per_req_us: 15.0,
