@@ -274,13 +274,20 @@ fn admit(req: &EstimateRequest) -> Result<Vec<String>> {
     crate::admit::check(&req.model, &systems, &[req.backend], &req.workload)
 }
 
+impl EstimateRequest {
+    /// The one check of an estimate's inputs (the input spec runs it, `estimate` again).
+    pub fn validate(&self) -> Result<()> {
+        validate(self)
+    }
+}
+
 fn validate(req: &EstimateRequest) -> Result<()> {
     req.workload.validate()?;
     admit(req)?;
     for (role, ws) in [
-        ("batch size", req.agg),
-        ("prefill batch size", req.prefill),
-        ("decode batch size", req.decode),
+        ("batch_size", req.agg),
+        ("prefill_batch_size", req.prefill),
+        ("decode_batch_size", req.decode),
     ] {
         if !(ws.batch_size.is_finite() && ws.batch_size >= 1.0) {
             return Err(AicfgError::invalid(

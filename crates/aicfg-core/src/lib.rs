@@ -3,10 +3,12 @@
 //! optional measured op database, `perfdb::install`); the binary prints.
 pub mod admit;
 pub mod backend;
+pub mod bounded;
 pub mod calibrate;
 pub mod error;
 pub mod estimate;
 pub mod hardware;
+pub mod input;
 pub mod limits;
 pub mod measure;
 pub mod memory;

@@ -1,10 +1,9 @@
 //! Bounds on everything whose size a user picks: search-space lists and work, experiment files,
 //! YAML nesting, file sizes, cluster sizes. One place, so every door (CLI, experiment file, web
 //! request) applies the same caps, and errors name the input and the limit.
+pub use crate::bounded::{human_bytes, open_bounded, read_bytes, read_text, Bounded};
 use crate::error::{AicfgError, Result};
 use std::cell::Cell;
-use std::io::Read;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Largest user-named text file read whole (model config, calibration, experiment, system YAML).
@@ -94,105 +93,6 @@ impl<'a> Budget<'a> {
     /// Steps taken so far.
     pub fn spent(&self) -> u64 {
         self.max - self.left.get()
-    }
-}
-
-fn read_err(path: &Path, reason: impl Into<String>) -> AicfgError {
-    AicfgError::Read {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-/// A reader that fails once more than `limit` bytes came through (streams such as CSV).
-pub struct Bounded<R> {
-    inner: R,
-    left: u64,
-    limit: u64,
-}
-
-impl<R: Read> Bounded<R> {
-    pub fn new(inner: R, limit: u64) -> Self {
-        Bounded {
-            inner,
-            left: limit,
-            limit,
-        }
-    }
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 {
-            // One byte past the limit tells a file of exactly `limit` bytes from a longer one.
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe)? {
-                0 => Ok(0),
-                _ => Err(std::io::Error::other(format!(
-                    "larger than the {} limit",
-                    human_bytes(self.limit)
-                ))),
-            };
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Opens a user-named file for streaming, at most `limit` bytes. Directories are refused up front.
-pub fn open_bounded(path: &Path, limit: u64) -> Result<Bounded<std::fs::File>> {
-    let meta = std::fs::metadata(path).map_err(|e| read_err(path, e.to_string()))?;
-    if meta.is_dir() {
-        return Err(read_err(path, "is a directory, expected a file"));
-    }
-    if meta.is_file() && meta.len() > limit {
-        return Err(read_err(
-            path,
-            format!(
-                "is {}, larger than the {} limit",
-                human_bytes(meta.len()),
-                human_bytes(limit)
-            ),
-        ));
-    }
-    let f = std::fs::File::open(path).map_err(|e| read_err(path, e.to_string()))?;
-    Ok(Bounded::new(f, limit))
-}
-
-/// Reads a user-named file whole, at most `limit` bytes (devices and pipes included: reading
-/// stops at the limit).
-pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let mut r = open_bounded(path, limit)?;
-    let mut buf = Vec::new();
-    r.read_to_end(&mut buf)
-        .map_err(|e| read_err(path, e.to_string()))?;
-    Ok(buf)
-}
-
-/// As [`read_bytes`], as UTF-8 text.
-pub fn read_text(path: &Path, limit: u64) -> Result<String> {
-    String::from_utf8(read_bytes(path, limit)?).map_err(|_| read_err(path, "is not UTF-8 text"))
-}
-
-/// `1.5 MiB`-style size for messages.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} bytes")
-    } else if v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[u])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 
@@ -319,23 +219,6 @@ mod tests {
             Budget::new(10, Some(&flag)).spend(1),
             Err(AicfgError::Cancelled)
         );
-    }
-
-    #[test]
-    fn bounded_reads() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f");
-        std::fs::write(&p, b"12345").unwrap();
-        assert_eq!(read_text(&p, 5).unwrap(), "12345");
-        assert!(read_text(&p, 4).unwrap_err().to_string().contains("limit"));
-        assert!(read_text(d.path(), 4)
-            .unwrap_err()
-            .to_string()
-            .contains("directory"));
-        if Path::new("/dev/zero").exists() {
-            let e = read_bytes(Path::new("/dev/zero"), 1 << 16).unwrap_err();
-            assert!(e.to_string().contains("64 KiB limit"), "{e}");
-        }
     }
 
     #[test]

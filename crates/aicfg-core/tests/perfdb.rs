@@ -470,3 +470,179 @@ fn neighbouring_slices_answer_as_estimates() {
     let hybrid = SiliconSource::new(db, emp, false);
     assert_eq!(hybrid.time_tagged(&s, &windowed, &w).1, "empirical");
 }
+
+// ---- the index cache (perfdb::cache) ----
+
+use aicfg_core::perfdb::cache::{self, CacheError};
+use aicfg_core::perfdb::CacheUse;
+
+fn cache_file(root: &Path, db: &OpDb) -> std::path::PathBuf {
+    cache::path_for(
+        root,
+        &db.key.system,
+        &db.key.backend,
+        &db.key.version,
+        db.nccl_version.as_deref(),
+    )
+}
+
+#[test]
+fn the_index_cache_answers_exactly_as_the_parquet_tables() {
+    let (_t, root) = fixture_root();
+    let first = load(&root, None);
+    assert!(
+        matches!(&first.cache, CacheUse::Written(why) if why.contains("no index cache")),
+        "{:?}",
+        first.cache
+    );
+    let second = load(&root, None);
+    assert_eq!(second.cache, CacheUse::Hit);
+    // Same indexed tables, field by field (every grid, every slice key, rows, files).
+    assert_eq!(first.tables, second.tables);
+    assert!(first.tables.rows > 0 && !first.tables.moe.is_empty());
+    let s = sys();
+    for m in [1.0, 16.0, 100.0, 4096.0] {
+        let op = gemm(4096.0, 1024.0, GemmQuant::Bfloat16);
+        assert_eq!(
+            first.lookup(&s, &op, &gemm_work(m)),
+            second.lookup(&s, &op, &gemm_work(m))
+        );
+    }
+    // Deterministic: rebuilding writes the same bytes.
+    let path = cache_file(&root, &first);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    load(&root, None);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn truncated_bit_flipped_and_stale_caches_are_never_trusted() {
+    let (_t, root) = fixture_root();
+    let good = load(&root, None);
+    let path = cache_file(&root, &good);
+    let bytes = std::fs::read(&path).unwrap();
+    let (srcs, nccl) = perfdb::sources(&good.key, None);
+    let fp = cache::fingerprint(&root, &srcs, nccl.as_deref());
+    assert_eq!(cache::from_bytes(&bytes, &root, fp).unwrap(), good.tables);
+
+    // Every truncation is refused.
+    for n in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+        let e = cache::from_bytes(&bytes[..n], &root, fp).unwrap_err();
+        assert!(matches!(e, CacheError::Corrupt(_)), "cut at {n}: {e}");
+    }
+    // Every single-bit flip, header or body, is refused (CRC-32 catches all of them; a flipped
+    // format or fingerprint reads as another format or as stale; a flipped structure byte may
+    // fail the structural check first).
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 1 << (i % 8);
+        assert!(
+            cache::from_bytes(&b, &root, fp).is_err(),
+            "flip at byte {i}"
+        );
+    }
+    // Through the loader: a damaged cache is reported and rebuilt, the answer is unchanged.
+    let mut b = bytes.clone();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x10;
+    std::fs::write(&path, &b).unwrap();
+    let db = load(&root, None);
+    assert!(
+        matches!(&db.cache, CacheUse::Written(why) if why.contains("corrupt (checksum mismatch)")),
+        "{:?}",
+        db.cache
+    );
+    assert_eq!(db.tables, good.tables);
+    std::fs::write(&path, &bytes[..100]).unwrap();
+    assert!(matches!(&load(&root, None).cache, CacheUse::Written(w) if w.contains("corrupt")));
+    assert_eq!(load(&root, None).cache, CacheUse::Hit);
+
+    // Stale: a table replaced in place (same path, other latencies) is seen.
+    let f = root.join("h200_sxm/gemm/trtllm/1.1.0/gemm_perf.parquet");
+    let before = hit(load(&root, None).lookup(
+        &sys(),
+        &gemm(1024.0, 1024.0, GemmQuant::Bfloat16),
+        &gemm_work(16.0),
+    ));
+    let other = root.join("h200_sxm/gemm/trtllm/1.0.0/gemm_perf.parquet");
+    std::fs::copy(&other, &f).unwrap();
+    let fp2 = cache::fingerprint(&root, &perfdb::sources(&good.key, None).0, nccl.as_deref());
+    assert_ne!(fp2, fp);
+    assert_eq!(
+        cache::read(&path, &root, fp2).unwrap_err(),
+        CacheError::Stale
+    );
+    let db = load(&root, None);
+    assert!(
+        matches!(&db.cache, CacheUse::Written(w) if w.contains("stale")),
+        "{:?}",
+        db.cache
+    );
+    let after = hit(db.lookup(
+        &sys(),
+        &gemm(1024.0, 1024.0, GemmQuant::Bfloat16),
+        &gemm_work(16.0),
+    ));
+    // The 1.1.0 fixture is twice as slow as 1.0.0.
+    close(before, 2.0 * after);
+    // So is a table removed.
+    std::fs::remove_file(&f).unwrap();
+    assert!(matches!(&load(&root, None).cache, CacheUse::Written(w) if w.contains("stale")));
+}
+
+#[test]
+fn a_cache_with_a_valid_checksum_but_bad_structure_is_refused() {
+    let (_t, root) = fixture_root();
+    let good = load(&root, None);
+    let (srcs, nccl) = perfdb::sources(&good.key, None);
+    let fp = cache::fingerprint(&root, &srcs, nccl.as_deref());
+    let mut t = load(&root, None).tables;
+    // An axis out of order, written with a correct checksum: the structural check refuses it.
+    let g = t.gemm.values_mut().next().unwrap();
+    g.keys.swap(0, 1);
+    let e = cache::from_bytes(&cache::to_bytes(&t, &root, fp), &root, fp).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("grid: axis values not finite and increasing"),
+        "{e}"
+    );
+    let mut t = load(&root, None).tables;
+    t.gemm.values_mut().next().unwrap().nodes[0].child = 1 << 30;
+    assert!(matches!(
+        cache::from_bytes(&cache::to_bytes(&t, &root, fp), &root, fp),
+        Err(CacheError::Corrupt(_))
+    ));
+    // Another file entirely.
+    let e = cache::from_bytes(
+        b"PAR1 not a cache at all, but long enough to hold a header",
+        &root,
+        fp,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "index cache corrupt (not an aicfg index cache)"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_data_directory_still_loads() {
+    use std::os::unix::fs::PermissionsExt;
+    let (t, root) = fixture_root();
+    let ro =
+        |mode| std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    ro(0o555);
+    let db = load(&root, None);
+    let writable = std::fs::write(t.path().join("probe"), b"x").is_ok(); // root ignores modes
+    ro(0o755);
+    if !writable {
+        assert!(
+            matches!(&db.cache, CacheUse::NotWritten(w) if w.contains("no index cache yet")),
+            "{:?}",
+            db.cache
+        );
+    }
+    assert!(db.tables.rows > 0);
+}

@@ -12,12 +12,15 @@ Usage (see README.md next to this file):
   extract.py sglang  sglang-X.whl          OUT.json       # ServerArgs.add_cli_args
   extract.py vllm    vllm-X.whl            OUT.json       # EngineArgs.add_cli_args
   extract.py dynamo  ai_dynamo-X.whl BACKEND OUT.json     # dynamo.<backend> worker parser
+                                                          # (BACKEND frontend: dynamo.frontend)
   extract.py aiperf  aiperf-X.whl          OUT.json       # `aiperf profile` flags
+  extract.py trtllm  llm_args.py COMMIT     OUT.json      # TorchLlmArgs fields (read with ast)
 
 Needs only the Python standard library plus msgspec and pydantic (real dependencies of the
 parsers' own modules): `pip install msgspec pydantic packaging`.
 """
 import abc
+import ast
 import argparse
 import hashlib
 import importlib.abc
@@ -377,6 +380,190 @@ def wheel_version(wheel):
     return os.path.basename(wheel).split("-")[1]
 
 
+# ---------------------------------------------------------------- TensorRT-LLM LLM API (static)
+# The LLM-API arguments are pydantic models in tensorrt_llm/llmapi/llm_args.py. Importing that
+# module needs torch and the compiled bindings, so the fields are read from the source with
+# `ast`: every class-level annotated field, its type (Literal choices, enums, nested models,
+# unions and aliases resolved within the file), and the `status=` / `deprecated=` / `init=False`
+# marks of its Field(...). Methods and validators are not read.
+
+_INT = {"int", "NonNegativeInt", "PositiveInt", "StrictInt"}
+_FLOAT = {"float", "NonNegativeFloat"}
+_LIST = {"List", "list", "Set", "set", "Tuple", "tuple"}
+_DICT = {"Dict", "dict"}
+
+
+class _TrtModule:
+    def __init__(self, tree):
+        self.classes = {}
+        self.aliases = {}
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                self.classes[node.name] = node
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                self.aliases[node.targets[0].id] = node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+                self.aliases[node.target.id] = node.value
+
+    def enum_values(self, name):
+        c = self.classes.get(name)
+        if c is None or not any(_name(b) in ("Enum", "StrEnum", "IntEnum") for b in c.bases):
+            return None
+        out = []
+        for st in c.body:
+            if isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+                out.append(st.value.value)
+        return out
+
+    def is_model(self, name):
+        return name in self.classes and self.enum_values(name) is None
+
+    def fields(self, name, seen=()):
+        """Fields of a model class, bases first (a subclass redefines a field in place)."""
+        c = self.classes[name]
+        out = {}
+        for b in c.bases:
+            bn = _name(b)
+            if bn in self.classes and bn not in seen and self.is_model(bn):
+                out.update(self.fields(bn, seen + (name,)))
+        for st in c.body:
+            if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name):
+                n = st.target.id
+                if n.startswith("_") or n == "model_config" or _name(st.annotation) == "ClassVar":
+                    continue
+                if isinstance(st.value, ast.Call) and _name(st.value.func) == "PrivateAttr":
+                    continue
+                out[n] = st
+        return out
+
+
+def _name(node):
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript):
+        return _name(node.value)
+    if isinstance(node, ast.Call):
+        return _name(node.func)
+    return None
+
+
+def _args(sub):
+    s = sub.slice
+    return list(s.elts) if isinstance(s, ast.Tuple) else [s]
+
+
+def _kinds(mod, ann, depth=0):
+    """The alternatives a value may take: ('int'|'float'|'str'|'bool'|'list'|'object', choices or
+    None, model class or None). Unknown names (imported types) are opaque objects."""
+    if depth > 20:
+        return [("object", None, None)]
+    if isinstance(ann, ast.Constant):
+        if ann.value is None:
+            return []
+        if isinstance(ann.value, str):  # a quoted annotation
+            return _kinds(mod, ast.parse(ann.value, mode="eval").body, depth + 1)
+    if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
+        return _kinds(mod, ann.left, depth + 1) + _kinds(mod, ann.right, depth + 1)
+    n = _name(ann)
+    if isinstance(ann, ast.Subscript):
+        if n in ("Optional", "Union"):
+            return [k for a in _args(ann) for k in _kinds(mod, a, depth + 1)]
+        if n == "Annotated":
+            return _kinds(mod, _args(ann)[0], depth + 1)
+        if n == "Literal":
+            vals = [a.value for a in _args(ann) if isinstance(a, ast.Constant)]
+            if all(isinstance(v, bool) for v in vals):
+                return [("bool", None, None)]
+            if all(isinstance(v, str) for v in vals):
+                return [("str", vals, None)]
+            return [("int", None, None)]
+        if n in _LIST:
+            return [("list", None, None)]
+        if n in _DICT:
+            return [("object", None, None)]
+        return [("object", None, None)]
+    if n in _INT:
+        return [("int", None, None)]
+    if n in _FLOAT:
+        return [("float", None, None)]
+    if n == "str" or n == "Path":
+        return [("str", None, None)]
+    if n == "bool":
+        return [("bool", None, None)]
+    if n in _LIST:
+        return [("list", None, None)]
+    if n in _DICT:
+        return [("object", None, None)]
+    if n in mod.classes:
+        ev = mod.enum_values(n)
+        if ev is not None:
+            return [("str", ev, None)]
+        return [("object", None, n)]
+    if n in mod.aliases:
+        return _kinds(mod, mod.aliases[n], depth + 1)
+    return [("object", None, None)]
+
+
+def _marks(st):
+    out = {}
+    if isinstance(st.value, ast.Call) and _name(st.value.func) == "Field":
+        for kw in st.value.keywords:
+            if kw.arg == "status" and isinstance(kw.value, ast.Constant):
+                out["status"] = kw.value.value
+            elif kw.arg == "deprecated" and isinstance(kw.value, ast.Constant) and kw.value.value:
+                out["deprecated"] = True
+            elif kw.arg == "init" and isinstance(kw.value, ast.Constant) and kw.value.value is False:
+                out["init"] = False
+    return out
+
+
+def trtllm_fields(source, root="TorchLlmArgs"):
+    mod = _TrtModule(ast.parse(source))
+    out = {}
+
+    def walk(cls, prefix, stack):
+        for name, st in mod.fields(cls).items():
+            key = prefix + name
+            kinds = _kinds(mod, st.annotation)
+            types = []
+            choices = []
+            models = []
+            for t, ch, m in kinds:
+                if t not in types:
+                    types.append(t)
+                if ch:
+                    choices.extend(c for c in ch if c not in choices)
+                if m and m not in models:
+                    models.append(m)
+            entry = {"type": types[0] if len(types) == 1 else types}
+            # Choices only bind a pure string field (a bool | "auto" field keeps its bool).
+            if choices and types == ["str"]:
+                entry["choices"] = choices
+            entry.update(_marks(st))
+            prev = out.get(key)
+            if prev is not None and prev != entry:
+                # The same key in several union members: merge.
+                pt = prev["type"] if isinstance(prev["type"], list) else [prev["type"]]
+                nt = entry["type"] if isinstance(entry["type"], list) else [entry["type"]]
+                merged = dict(prev)
+                ts = pt + [t for t in nt if t not in pt]
+                merged["type"] = ts[0] if len(ts) == 1 else ts
+                if "choices" in prev or "choices" in entry:
+                    ch = list(prev.get("choices", []))
+                    ch += [c for c in entry.get("choices", []) if c not in ch]
+                    merged["choices"] = ch
+                entry = merged
+            out[key] = entry
+            for m in models:
+                if m not in stack:
+                    walk(m, key + ".", stack + (m,))
+
+    walk(root, "", (root,))
+    return dict(sorted(out.items()))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "pins":
@@ -406,7 +593,9 @@ def main():
         sys.meta_path.append(_Finder(["dynamo"]))
         import importlib
 
-        args = importlib.import_module(f"dynamo.{backend}.args")
+        # The frontend builds its parser in main.py; the workers in args.py.
+        module = "main" if backend == "frontend" else "args"
+        args = importlib.import_module(f"dynamo.{backend}.{module}")
         entry = next(
             getattr(args, n)
             for n in ("parse_args", "cmd_line_args", "parse_arguments")
@@ -429,6 +618,23 @@ def main():
         p = capture_parse(call)
         # Only Dynamo's own options: the framework's are in that framework's snapshot.
         write(out, f"dynamo.{backend}", wheel_version(wheel), wheel, describe(p))
+    elif cmd == "trtllm":
+        # extract.py trtllm tensorrt_llm/llmapi/llm_args.py COMMIT OUT.json
+        src, commit, out = sys.argv[2:5]
+        with open(src) as f:
+            text = f.read()
+        fields = trtllm_fields(text)
+        doc = {
+            "tool": "tensorrt_llm LLM API (TorchLlmArgs and nested configs)",
+            "version": "main",
+            "source": f"tensorrt_llm/llmapi/llm_args.py of github.com/NVIDIA/TensorRT-LLM at commit {commit}",
+            "extracted_by": "crates/aicfg-gen/schemas/extract.py trtllm (ast: class-level field declarations)",
+            "fields": fields,
+        }
+        with open(out, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        print(f"{out}: {len(fields)} fields")
     elif cmd == "aiperf":
         wheel, out = sys.argv[2:4]
         d = unpack(wheel, ["aiperf/"])

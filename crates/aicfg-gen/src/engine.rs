@@ -52,6 +52,8 @@ pub struct RoleSpec {
     /// GPUs per node and node label of this pool's system; its image.
     pub gpus_per_node: u32,
     pub gpu_product: String,
+    /// Multi-node workers of this pool claim a ComputeDomain channel (`K8sConfig.compute_domain`).
+    pub compute_domain: bool,
     pub image: String,
     /// TRT-LLM only: file name and content of the engine YAML.
     pub engine_file: Option<String>,
@@ -255,6 +257,11 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
             g.node.num_gpus_per_node
         }
         .max(1),
+        compute_domain: if decode_pool {
+            g.k8s.decode_compute_domain
+        } else {
+            g.k8s.compute_domain
+        },
         gpu_product: if decode_pool {
             g.k8s.decode_gpu_product.clone()
         } else {

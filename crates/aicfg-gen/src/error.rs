@@ -27,6 +27,9 @@ pub enum GenError {
     Plot(String),
     #[error("{0}")]
     Invalid(String),
+    /// `--generated_config_version` / `--dynamo-version` names no release of the matrix.
+    #[error("{0}")]
+    Version(String),
     #[error(transparent)]
     Core(#[from] aicfg_core::AicfgError),
 }

@@ -62,6 +62,14 @@ pub struct K8sConfig {
     pub model_cache_pvc: String,
     /// `HF_HOME` inside the pods (where the cache is mounted).
     pub hf_home: String,
+    /// Multi-node workers of the agg/prefill pool claim an IMEX channel of a ComputeDomain
+    /// (NVIDIA DRA driver): NCCL needs one to use NVLink across the trays of an NVL72 rack.
+    /// Default: on when the system's NVLink domain is larger than a node.
+    #[serde(default)]
+    pub compute_domain: bool,
+    /// The same for the decode pool (its own system in heterogeneous disagg).
+    #[serde(default)]
+    pub decode_compute_domain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +207,10 @@ pub struct Context {
     /// The decode system's (heterogeneous disagg; else the same as above).
     pub decode_num_gpus_per_node: u32,
     pub decode_gpu_product: String,
+    /// The system's NVLink domain (GPUs) spans several nodes (GB200/GB300 NVL72): agg/prefill
+    /// and decode pool.
+    pub multi_node_nvlink: bool,
+    pub decode_multi_node_nvlink: bool,
     /// KV memory fraction the memory model used (None = the backend default).
     pub free_gpu_memory_fraction: Option<f64>,
     /// `--generated_config_version` and `--dynamo-version`.
@@ -300,6 +312,8 @@ impl GeneratorConfig {
                 image_pull_secret: String::new(),
                 model_cache_pvc: String::new(),
                 hf_home: "/root/.cache/huggingface".into(),
+                compute_domain: ctx.multi_node_nvlink,
+                decode_compute_domain: ctx.decode_multi_node_nvlink,
             },
             dynamo: DynConfig {
                 mode: mode.into(),
@@ -394,6 +408,13 @@ impl GeneratorConfig {
             "K8sConfig.image_pull_secret" => self.k8s.image_pull_secret = text(),
             "K8sConfig.model_cache_pvc" => self.k8s.model_cache_pvc = text(),
             "K8sConfig.hf_home" => self.k8s.hf_home = text(),
+            "K8sConfig.compute_domain" => {
+                if self.k8s.decode_compute_domain == self.k8s.compute_domain {
+                    self.k8s.decode_compute_domain = v.as_bool();
+                }
+                self.k8s.compute_domain = v.as_bool()
+            }
+            "K8sConfig.decode_compute_domain" => self.k8s.decode_compute_domain = v.as_bool(),
             "DynConfig.enable_router" => self.dynamo.enable_router = v.as_bool(),
             "DynConfig.publish_kv_events" => self.dynamo.publish_kv_events = v.as_bool(),
             "NodeConfig.num_gpus_per_node" => {
@@ -604,6 +625,8 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "K8sConfig.image_pull_secret", kind: Kind::OptionalDnsLabel, help: "image pull secret of every pod (default none)" },
     KeyDoc { key: "K8sConfig.model_cache_pvc", kind: Kind::OptionalDnsLabel, help: "PersistentVolumeClaim with the model cache, mounted at K8sConfig.hf_home in every worker and the bench job (default none)" },
     KeyDoc { key: "K8sConfig.hf_home", kind: Kind::AbsPath, help: "HF_HOME in the pods, where the model cache PVC is mounted (default /root/.cache/huggingface)" },
+    KeyDoc { key: "K8sConfig.compute_domain", kind: Kind::Bool, help: "multi-node agg/prefill workers claim a channel of a ComputeDomain (resource.nvidia.com, NVIDIA DRA driver) for NVLink across nodes (default: on when the system's NVLink domain spans nodes, e.g. GB200/GB300 NVL72)" },
+    KeyDoc { key: "K8sConfig.decode_compute_domain", kind: Kind::Bool, help: "the same for multi-node decode workers (default: from the decode system)" },
     KeyDoc { key: "DynConfig.enable_router", kind: Kind::Bool, help: "KV-aware routing in the frontend (default: on with --prefix)" },
     KeyDoc { key: "DynConfig.publish_kv_events", kind: Kind::Bool, help: "workers publish KV-cache events for the router (default: on with --prefix)" },
     KeyDoc { key: "NodeConfig.num_gpus_per_node", kind: Kind::Count(1024), help: "GPUs per node of the agg/prefill pool (default: the system's); also the decode pool's unless set on its own" },

@@ -9,7 +9,11 @@ use crate::genconfig::GeneratorConfig;
 use minijinja::{context, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
+    (
+        "k8s_deploy_v1beta1.yaml.j2",
+        include_str!("../templates/k8s_deploy_v1beta1.yaml.j2"),
+    ),
     (
         "k8s_bench.yaml.j2",
         include_str!("../templates/k8s_bench.yaml.j2"),
@@ -126,6 +130,8 @@ struct RoleView {
     nnodes: u32,
     gpus_per_pod: u32,
     k8s_script: String,
+    /// The pods claim the deployment's ComputeDomain channel (multi-node on an NVL rack).
+    claims_domain: bool,
 }
 
 /// How a launch line is written: into a node script file, or into a pod command the operator
@@ -392,19 +398,32 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
                 nnodes,
                 gpus_per_pod: r.gpus_per_worker.div_ceil(nnodes),
                 k8s_script: k8s_script(g, r),
+                claims_domain: r.compute_domain && nnodes > 1,
             }
         })
         .collect();
+    // One IMEX domain for every claiming pod: all their nodes (Dynamo's GB200 recipe).
+    let domain_nodes: u32 = views
+        .iter()
+        .filter(|v| v.claims_domain)
+        .map(|v| v.nnodes.saturating_mul(v.spec.workers))
+        .fold(0, u32::saturating_add);
+    let k8s_template = if rules.crd_api_version.ends_with("v1alpha1") {
+        "k8s_deploy.yaml.j2"
+    } else {
+        "k8s_deploy_v1beta1.yaml.j2"
+    };
     files.push((
         format!("{mode}/k8s_deploy.yaml"),
         render_template(
             &env,
-            "k8s_deploy.yaml.j2",
+            k8s_template,
             context! {
                 g => gv.clone(),
                 roles => val(&views),
                 name => format!("{}-{}", g.k8s.name_prefix, mode),
                 api_version => rules.crd_api_version,
+                domain_nodes => domain_nodes,
                 engine_files => val(&specs.iter().filter_map(|r| Some(EngineFile {
                     name: r.engine_file.clone()?,
                     yaml: r.engine_yaml.clone()?,

@@ -19,12 +19,15 @@ const SNAPSHOTS: &[(&str, &str)] = snapshots!(
     "dynamo-sglang-1.5.1",
     "dynamo-trtllm-1.6.1",
     "dynamo-trtllm-1.5.1",
+    "dynamo-frontend-1.6.1",
+    "dynamo-frontend-1.5.1",
     "vllm-0.31.0",
     "vllm-0.28.0",
     "sglang-0.5.21",
     "sglang-0.5.18",
     "aiperf-0.13.0",
     "trtllm-llmapi",
+    "trtllm-main",
 );
 
 fn snapshot(name: &str) -> Option<Json> {
@@ -209,6 +212,59 @@ pub fn check_trtllm_yaml(text: &str, version: &str) -> Vec<String> {
     bad
 }
 
+/// Does a YAML value have one of a snapshot field's types?
+fn value_fits(spec: &Json, val: &serde_norway::Value) -> bool {
+    let types: Vec<&str> = match &spec["type"] {
+        Json::Array(a) => a.iter().filter_map(|t| t.as_str()).collect(),
+        t => t.as_str().into_iter().collect(),
+    };
+    types.iter().any(|t| match *t {
+        "int" => val.as_i64().is_some() || val.as_u64().is_some(),
+        "float" => val.as_f64().is_some(),
+        "bool" => val.as_bool().is_some(),
+        "str" => val.as_str().is_some(),
+        "list" => val.is_sequence(),
+        _ => val.is_mapping() || val.is_null(),
+    })
+}
+
+/// The deprecation audit of a TRT-LLM engine YAML against the newest extracted source
+/// (`schemas/trtllm-main.json`): keys TRT-LLM main no longer has, marks deprecated (or accepts
+/// only through a deprecation remap), or whose value it would refuse. These are notes, not
+/// errors: the targeted release is checked by [`check_trtllm_yaml`].
+pub fn trtllm_main_notes(text: &str) -> Vec<String> {
+    let Some(snap) = snapshot("trtllm-main") else {
+        return vec![];
+    };
+    let fields = &snap["fields"];
+    let Ok(v) = serde_norway::from_str::<serde_norway::Value>(text) else {
+        return vec![];
+    };
+    let mut keys = Vec::new();
+    yaml_keys(&v, "", &mut keys);
+    let mut notes = Vec::new();
+    for (k, val) in &keys {
+        let Some(spec) = fields.get(k) else {
+            notes.push(format!("{k}: not a field of TRT-LLM main"));
+            continue;
+        };
+        if spec["status"] == "deprecated" || spec["deprecated"] == true || spec["init"] == false {
+            notes.push(format!("{k}: deprecated in TRT-LLM main"));
+        }
+        if !value_fits(spec, val) {
+            notes.push(format!(
+                "{k}: {val:?} is not a {} in TRT-LLM main",
+                spec["type"]
+            ));
+        } else if let (Some(ch), Some(s)) = (spec["choices"].as_array(), val.as_str()) {
+            if !ch.iter().any(|c| c.as_str() == Some(s)) {
+                notes.push(format!("{k}: {s} is not an allowed value in TRT-LLM main"));
+            }
+        }
+    }
+    notes
+}
+
 /// One finding: file, what a framework would reject.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -220,6 +276,8 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// Not rejected by the targeted release, but deprecated or gone in TRT-LLM main.
+    pub notes: Vec<Finding>,
     pub checked: Vec<String>,
     pub skipped: Vec<String>,
 }
@@ -299,6 +357,9 @@ fn validate_deployment(dir: &Path, gen: &Path, report: &mut Report) -> std::io::
         return Ok(());
     };
     let module = format!("dynamo.{}", g.backend);
+    let frontend = snapshot(&format!("dynamo-frontend-{}", g.dynamo.dynamo_version))
+        .and_then(|s| s["flags"].as_object().cloned())
+        .map(|m| m.into_iter().collect::<BTreeMap<String, Json>>());
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -328,14 +389,23 @@ fn validate_deployment(dir: &Path, gen: &Path, report: &mut Report) -> std::io::
             for args in dynamo_lines(&text, &module) {
                 push(check_command(&args, &allowed));
             }
+            if let Some(fa) = &frontend {
+                for args in dynamo_lines(&text, "dynamo.frontend") {
+                    push(check_command(&args, fa));
+                }
+            }
         } else if g.backend == "trtllm"
             && name.ends_with("_config.yaml")
             && name != "generator_config.yaml"
         {
-            push(check_trtllm_yaml(
-                &read_small(&f)?,
-                &g.generated_config_version,
-            ));
+            let text = read_small(&f)?;
+            push(check_trtllm_yaml(&text, &g.generated_config_version));
+            report
+                .notes
+                .extend(trtllm_main_notes(&text).into_iter().map(|problem| Finding {
+                    file: f.clone(),
+                    problem,
+                }));
         }
     }
     report.checked.push(label);

@@ -76,7 +76,7 @@ impl Matrix {
             s.map(str::trim).filter(|s| !s.is_empty())
         }
         let (framework, dynamo) = (clean(framework), clean(dynamo));
-        let bad = |reason: String| GenError::Invalid(reason);
+        let bad = |reason: String| GenError::Version(reason);
         let by_dynamo = match dynamo {
             Some(d) => Some(
                 self.releases
@@ -189,7 +189,9 @@ pub struct Rules {
     /// from 1.3.0rc27 it is no longer an allowed value, so the key is left to TRT-LLM's own
     /// default (`None` = omit it).
     pub trtllm_wide_ep_backend: Option<&'static str>,
-    /// DynamoGraphDeployment API version the operator of this release serves.
+    /// DynamoGraphDeployment API version written: `nvidia.com/v1beta1` (components list,
+    /// native pod template) from Dynamo 1.3.0, whose operator serves it and marks v1alpha1
+    /// deprecated; `nvidia.com/v1alpha1` (services map, extraPodSpec) before.
     pub crd_api_version: &'static str,
 }
 
@@ -213,7 +215,11 @@ pub fn rules(b: Backend, framework: &str, dynamo: &str) -> Rules {
         } else {
             Some("WIDEEP")
         },
-        crd_api_version: "nvidia.com/v1alpha1",
+        crd_api_version: if d.at_least("1.3.0") {
+            "nvidia.com/v1beta1"
+        } else {
+            "nvidia.com/v1alpha1"
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 //! Generated deployment trees: golden files, parse/lint checks, schema validation of the
 //! Dynamo manifests, and agreement of every number with the search result.
+mod common;
 use aicfg_core::search::{search, Candidate, SearchRequest, SearchResult};
 use aicfg_core::{Backend, ModelRegistry, ServeMode, SystemRegistry, Workload};
 use aicfg_gen::{build, OutFile, SaveRequest};
@@ -210,18 +211,37 @@ fn every_file_parses_and_every_script_passes_bash_n_and_shellcheck() {
     }
 }
 
-fn schema() -> jsonschema::Validator {
+/// Validators of the objects `k8s_deploy.yaml` holds, by `apiVersion`: the DGD CRD in both
+/// API versions and the DRA driver's ComputeDomain, each with the core/v1 types merged in.
+struct Schemas(BTreeMap<&'static str, jsonschema::Validator>);
+
+impl Schemas {
+    fn is_valid(&self, doc: &serde_json::Value) -> bool {
+        let api = doc["apiVersion"].as_str().unwrap_or_default();
+        self.0.get(api).is_some_and(|v| v.is_valid(doc))
+    }
+}
+
+fn schema() -> Schemas {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemas/");
     let read = |f: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(format!("{dir}{f}")).unwrap()).unwrap()
     };
-    let mut dgd = read("dynamographdeployment-v1alpha1.json");
     let core = read("k8s-core-v1.json");
-    let defs = dgd["$defs"].as_object_mut().unwrap();
-    for (k, v) in core["$defs"].as_object().unwrap() {
-        defs.insert(k.clone(), v.clone());
+    let mut out = BTreeMap::new();
+    for (api, file) in [
+        ("nvidia.com/v1alpha1", "dynamographdeployment-v1alpha1.json"),
+        ("nvidia.com/v1beta1", "dynamographdeployment-v1beta1.json"),
+        ("resource.nvidia.com/v1beta1", "computedomain-v1beta1.json"),
+    ] {
+        let mut s = read(file);
+        let defs = s["$defs"].as_object_mut().unwrap();
+        for (k, v) in core["$defs"].as_object().unwrap() {
+            defs.insert(k.clone(), v.clone());
+        }
+        out.insert(api, jsonschema::validator_for(&s).unwrap());
     }
-    jsonschema::validator_for(&dgd).unwrap()
+    Schemas(out)
 }
 
 /// Every document of a (multi-document) YAML file.
@@ -240,13 +260,24 @@ fn dgd(s: &str) -> Value {
         .expect("a DynamoGraphDeployment document")
 }
 
-fn validate_manifests(v: &jsonschema::Validator, files: &[OutFile]) -> usize {
+/// Validates every DGD and ComputeDomain of the manifests; returns how many DGDs there were.
+fn validate_manifests(v: &Schemas, files: &[OutFile]) -> usize {
     let mut n = 0;
     for f in files.iter().filter(|f| f.path.ends_with("k8s_deploy.yaml")) {
-        let doc: serde_json::Value = serde_json::to_value(dgd(text(f))).unwrap();
-        let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{}: {errors:#?}", f.path);
-        n += 1;
+        for d in docs(text(f)) {
+            let kind = d["kind"].as_str().unwrap_or_default().to_string();
+            if kind == "ConfigMap" {
+                continue;
+            }
+            let doc: serde_json::Value = serde_json::to_value(d).unwrap();
+            let api = doc["apiVersion"].as_str().unwrap_or_default();
+            let val =
+                v.0.get(api)
+                    .unwrap_or_else(|| panic!("{}: no schema for {api} {kind}", f.path));
+            let errors: Vec<String> = val.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{} {kind}: {errors:#?}", f.path);
+            n += usize::from(kind == "DynamoGraphDeployment");
+        }
     }
     n
 }
@@ -254,7 +285,7 @@ fn validate_manifests(v: &jsonschema::Validator, files: &[OutFile]) -> usize {
 #[test]
 fn k8s_manifests_validate_against_the_dgd_crd_and_core_schemas() {
     let v = schema();
-    for (_, c) in cases() {
+    for (i, (_, c)) in cases().iter().enumerate() {
         assert!(validate_manifests(&v, &build(&save(c, &[])).unwrap()) > 0);
         let extras = [
             ("K8sConfig.image_pull_secret", "regcred"),
@@ -266,14 +297,57 @@ fn k8s_manifests_validate_against_the_dgd_crd_and_core_schemas() {
         assert!(multi
             .iter()
             .any(|f| f.path.ends_with("k8s_deploy.yaml") && text(f).contains("nodeCount:")));
+        // Multi-node workers claiming a ComputeDomain channel, in both API versions (by turns:
+        // every backend meets each version in one of its two cases).
+        {
+            let dynamo = ["1.6.1", "1.2.1"][i % 2];
+            let mut s = save(
+                c,
+                &[
+                    ("NodeConfig.num_gpus_per_node", "2"),
+                    ("K8sConfig.compute_domain", "true"),
+                ],
+            );
+            s.dynamo_version = Some(dynamo.into());
+            let files = build(&s).unwrap();
+            assert!(validate_manifests(&v, &files) > 0);
+            assert!(files.iter().any(|f| f.path.ends_with("k8s_deploy.yaml")
+                && text(f).contains("kind: ComputeDomain")
+                && text(f).contains("resourceClaimTemplateName:")));
+        }
     }
-    // The validator does reject a broken manifest.
+    // The validators do reject broken manifests.
     let bad: serde_json::Value = serde_json::json!({
         "apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
         "metadata": {"name": "x"},
         "spec": {"services": {"W": {"replicas": "two", "resources": {"limits": {"gpu": 2}}}}}
     });
     assert!(!v.is_valid(&bad));
+    let beta = |component: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
+            "metadata": {"name": "x"}, "spec": {"components": [component]}
+        })
+    };
+    let main = serde_json::json!({"name": "main", "image": "i",
+        "resources": {"limits": {"nvidia.com/gpu": "4"}}});
+    let ok = beta(
+        serde_json::json!({"name": "W", "type": "decode", "replicas": 1,
+        "podTemplate": {"spec": {"containers": [main]}}}),
+    );
+    assert!(v.is_valid(&ok));
+    // The v1alpha1 spellings are not v1beta1 fields.
+    for broken in [
+        serde_json::json!({"name": "W", "componentType": "worker"}),
+        serde_json::json!({"name": "W", "type": "prefill-worker"}),
+        serde_json::json!({"name": "W", "extraPodSpec": {}}),
+        serde_json::json!({"name": "W_1"}),
+        serde_json::json!({"name": "W", "multinode": {"nodeCount": 1}}),
+        serde_json::json!({"name": "W", "podTemplate": {"spec": {"containers": [
+            {"name": "main", "image": "i", "resources": {"limits": {"gpu": "x"}}}]}}}),
+    ] {
+        assert!(!v.is_valid(&beta(broken.clone())), "{broken}");
+    }
 }
 
 fn yaml(files: &[OutFile], path: &str) -> Value {
@@ -306,7 +380,7 @@ fn flag(args: &str, name: &str) -> Option<String> {
 fn check_numbers(c: &Candidate, mode: &str, top: &str, files: &[OutFile], backend: Backend) {
     let base = format!("{mode}/{top}/{mode}/");
     let k8s = yaml(files, &format!("{base}k8s_deploy.yaml"));
-    let services = &k8s["spec"]["services"];
+    let services = &common::services(&k8s);
     let roles: Vec<(&str, &aicfg_core::search::WorkerPlan)> = match c.mode {
         ServeMode::Disagg => vec![
             ("Prefill", c.prefill.as_ref().unwrap()),
@@ -523,7 +597,8 @@ fn generator_overrides_reach_the_files() {
     .unwrap();
     let k8s = yaml(&files, "agg/top1/agg/k8s_deploy.yaml");
     assert_eq!(k8s["metadata"]["namespace"].as_str(), Some("dynamo"));
-    let svc = &k8s["spec"]["services"]["VllmWorker"]["extraPodSpec"]["mainContainer"];
+    let services = common::services(&k8s);
+    let svc = &services["VllmWorker"]["extraPodSpec"]["mainContainer"];
     assert_eq!(svc["image"].as_str(), Some("registry.local/vllm:dev"));
     let args = svc["args"][0].as_str().unwrap();
     assert_eq!(flag(args, "--model").as_deref(), Some("/models/qwen3-32b"));
@@ -564,8 +639,8 @@ fn generated_config_version_picks_the_matching_release_and_image() {
     let g = yaml(&files, "agg/top1/generator_config.yaml");
     assert_eq!(g["generated_config_version"].as_str(), Some("1.3.0rc19"));
     assert_eq!(g["DynConfig"]["dynamo_version"].as_str(), Some("1.3.1"));
-    let k8s = yaml(&files, "agg/top1/agg/k8s_deploy.yaml");
-    let img = k8s["spec"]["services"]["TRTLLMWorker"]["extraPodSpec"]["mainContainer"]["image"]
+    let k8s = common::services(&yaml(&files, "agg/top1/agg/k8s_deploy.yaml"));
+    let img = k8s["TRTLLMWorker"]["extraPodSpec"]["mainContainer"]["image"]
         .as_str()
         .unwrap();
     assert_eq!(img, "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.3.1");
@@ -587,9 +662,9 @@ fn generated_config_version_picks_the_matching_release_and_image() {
     let mut s = save(c, &[("K8sConfig.k8s_image", "registry.local/trt:dev")]);
     s.generated_version = Some("1.3.0rc19".into());
     s.top_k = 1;
-    let k8s = yaml(&build(&s).unwrap(), "agg/top1/agg/k8s_deploy.yaml");
+    let k8s = common::services(&yaml(&build(&s).unwrap(), "agg/top1/agg/k8s_deploy.yaml"));
     assert_eq!(
-        k8s["spec"]["services"]["TRTLLMWorker"]["extraPodSpec"]["mainContainer"]["image"].as_str(),
+        k8s["TRTLLMWorker"]["extraPodSpec"]["mainContainer"]["image"].as_str(),
         Some("registry.local/trt:dev")
     );
     // 0.20.0 is in no image of the matrix: a clear error, not files the 1.x image rejects.

@@ -513,7 +513,7 @@ fn heterogeneous_pools_keep_their_own_label_and_node_size() {
     let f = files(&g);
     let d = dgd(&f);
     let sel = |svc: &str| {
-        d["spec"]["services"][svc]["extraPodSpec"]["nodeSelector"]["nvidia.com/gpu.product"]
+        services(&d)[svc]["extraPodSpec"]["nodeSelector"]["nvidia.com/gpu.product"]
             .as_str()
             .map(String::from)
     };
@@ -522,7 +522,7 @@ fn heterogeneous_pools_keep_their_own_label_and_node_size() {
     // 2 prefill workers of 4 GPUs on 4-GPU nodes, 2 decode workers of 8 on 8-GPU nodes.
     let nodes = f.keys().filter(|p| p.contains("node_")).count();
     assert_eq!(nodes, 4);
-    assert!(d["spec"]["services"]["TRTLLMDecodeWorker"]["multinode"].is_null());
+    assert!(services(&d)["TRTLLMDecodeWorker"]["multinode"].is_null());
 }
 
 /// 11. MTP: a decode step carries the draft tokens too (batch 32, nextn 2 → 96 tokens).
@@ -603,6 +603,99 @@ fn vllm_0_11_uses_the_role_booleans_of_its_dynamo() {
     );
 }
 
+/// Dynamo 1.3.0 on writes the v1beta1 layout (components list, native pod template); older
+/// releases the v1alpha1 one their operator serves.
+#[test]
+fn dgd_api_version_follows_the_dynamo_release() {
+    let mut g = config("sglang", false, &[("agg", 2, params(4, 1, 1, 64, 4096))]);
+    let d = dgd(&files(&g));
+    assert_eq!(d["apiVersion"].as_str(), Some("nvidia.com/v1beta1"));
+    let c = &d["spec"]["components"][1];
+    assert_eq!(c["name"].as_str(), Some("SGLangWorker"));
+    assert_eq!(c["type"].as_str(), Some("worker"));
+    assert_eq!(c["replicas"].as_u64(), Some(2));
+    let main = &c["podTemplate"]["spec"]["containers"][0];
+    assert_eq!(main["name"].as_str(), Some("main"));
+    assert_eq!(
+        main["resources"]["limits"]["nvidia.com/gpu"].as_str(),
+        Some("4")
+    );
+    for (dynamo, api) in [
+        ("1.3.0.post1", "v1beta1"),
+        ("1.2.1", "v1alpha1"),
+        ("0.7.1", "v1alpha1"),
+    ] {
+        g.dynamo.dynamo_version = dynamo.into();
+        let d = dgd(&files(&g));
+        assert_eq!(
+            d["apiVersion"].as_str(),
+            Some(format!("nvidia.com/{api}").as_str()),
+            "{dynamo}"
+        );
+        // Same deployment either way.
+        assert_eq!(
+            services(&d)["SGLangWorker"]["replicas"].as_u64(),
+            Some(2),
+            "{dynamo}"
+        );
+    }
+}
+
+/// GB200/GB300 NVL72: a worker spanning trays claims an IMEX channel of one ComputeDomain
+/// (as Dynamo's GB200 recipes do); single-node workers and other systems claim nothing.
+#[test]
+fn multinode_workers_on_an_nvl_rack_claim_a_compute_domain() {
+    let roles = [
+        ("prefill", 3, params(4, 1, 1, 1, 8192)),
+        ("decode", 2, params(8, 1, 1, 64, 64)),
+    ];
+    let mut g = config("trtllm", false, &roles);
+    g.node.num_gpus_per_node = 4;
+    g.node.decode_num_gpus_per_node = 4;
+    assert!(!get(&files(&g), "k8s_deploy.yaml").contains("ComputeDomain"));
+    g.set("K8sConfig.compute_domain", "true").unwrap();
+    assert!(g.k8s.decode_compute_domain, "one key turns on both pools");
+    for dynamo in ["1.6.1", "1.2.1"] {
+        g.dynamo.dynamo_version = dynamo.into();
+        let f = files(&g);
+        let all = docs(get(&f, "k8s_deploy.yaml"));
+        let cd = all
+            .iter()
+            .find(|d| d["kind"].as_str() == Some("ComputeDomain"))
+            .expect("a ComputeDomain");
+        // Two decode workers of two 4-GPU trays each; prefill workers fit one tray.
+        assert_eq!(cd["spec"]["numNodes"].as_u64(), Some(4), "{dynamo}");
+        let template = cd["spec"]["channel"]["resourceClaimTemplate"]["name"]
+            .as_str()
+            .unwrap();
+        let s = services(&dgd(&f));
+        let decode = &s["TRTLLMDecodeWorker"];
+        assert_eq!(decode["multinode"]["nodeCount"].as_u64(), Some(2));
+        let claim = &decode["extraPodSpec"]["resourceClaims"][0];
+        assert_eq!(claim["resourceClaimTemplateName"].as_str(), Some(template));
+        let name = claim["name"].as_str().unwrap();
+        // The container uses the claim the pod declares (v1alpha1: the service's resources).
+        let used = if dynamo == "1.6.1" {
+            &decode["extraPodSpec"]["mainContainer"]["resources"]["claims"]
+        } else {
+            &decode["resources"]["claims"]
+        };
+        assert_eq!(used[0]["name"].as_str(), Some(name), "{dynamo}");
+        let prefill = &s["TRTLLMPrefillWorker"];
+        assert!(
+            prefill["extraPodSpec"]["resourceClaims"].is_null(),
+            "{dynamo}"
+        );
+    }
+    // Only the decode pool on the rack (heterogeneous: H200 prefill, GB200 decode).
+    g.set("K8sConfig.compute_domain", "false").unwrap();
+    g.set("K8sConfig.decode_compute_domain", "true").unwrap();
+    g.node.num_gpus_per_node = 2;
+    let s = services(&dgd(&files(&g)));
+    assert!(s["TRTLLMPrefillWorker"]["extraPodSpec"]["resourceClaims"].is_null());
+    assert!(!s["TRTLLMDecodeWorker"]["extraPodSpec"]["resourceClaims"].is_null());
+}
+
 // ---------------------------------------------------------------- values and extras
 
 /// Hostile `--generator-set` values for every key: refused with the key named, or (where the
@@ -673,15 +766,16 @@ fn pull_secret_and_model_cache_reach_every_pod() {
     g.set("K8sConfig.image_pull_secret", "regcred").unwrap();
     g.set("K8sConfig.model_cache_pvc", "model-cache").unwrap();
     let d = dgd(&files(&g));
+    let s = services(&d);
     for svc in ["Frontend", "SGLangWorker"] {
-        let pod = &d["spec"]["services"][svc]["extraPodSpec"];
+        let pod = &s[svc]["extraPodSpec"];
         assert_eq!(
             pod["imagePullSecrets"][0]["name"].as_str(),
             Some("regcred"),
             "{svc}"
         );
     }
-    let pod = &d["spec"]["services"]["SGLangWorker"]["extraPodSpec"];
+    let pod = &s["SGLangWorker"]["extraPodSpec"];
     assert_eq!(
         pod["volumes"][0]["persistentVolumeClaim"]["claimName"].as_str(),
         Some("model-cache")

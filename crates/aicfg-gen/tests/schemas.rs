@@ -50,7 +50,7 @@ fn worker_commands(f: &BTreeMap<String, String>, backend: &str) -> Vec<(String, 
         }
     };
     let d = dgd(f);
-    for (name, svc) in d["spec"]["services"].as_mapping().unwrap() {
+    for (name, svc) in services(&d).as_mapping().unwrap() {
         if let Some(s) = svc["extraPodSpec"]["mainContainer"]["args"][0].as_str() {
             push(format!("pod {}", name.as_str().unwrap()), s);
         }
@@ -58,6 +58,31 @@ fn worker_commands(f: &BTreeMap<String, String>, backend: &str) -> Vec<(String, 
     for (p, body) in f.iter().filter(|(p, _)| p.contains("node_")) {
         for l in body.lines().filter(|l| l.contains(&module)) {
             push(p.clone(), l);
+        }
+    }
+    out
+}
+
+/// Frontend commands: the pod args (one word per list item) and the node scripts' lines.
+fn frontend_commands(f: &BTreeMap<String, String>) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let d = dgd(f);
+    let s = services(&d);
+    let c = &s["Frontend"]["extraPodSpec"]["mainContainer"];
+    let args: Vec<String> = c["args"]
+        .as_sequence()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push(("pod".to_string(), args));
+    for (p, body) in f.iter().filter(|(p, _)| p.contains("node_")) {
+        for l in body.lines().filter(|l| l.contains("dynamo.frontend")) {
+            let w = words(l);
+            let at = w.iter().position(|x| x == "dynamo.frontend").unwrap();
+            out.push((p.clone(), w[at + 1..].to_vec()));
         }
     }
     out
@@ -149,6 +174,14 @@ fn every_generated_flag_and_key_exists_in_the_targeted_release() {
                 );
                 let cmds = worker_commands(&f, b.name());
                 assert!(!cmds.is_empty(), "{ctx}: no worker command found");
+                // The frontend's options, against dynamo.frontend of the same release.
+                let front = frontend_commands(&f);
+                assert!(!front.is_empty(), "{ctx}: no frontend command found");
+                let fa = flags(&[format!("dynamo-frontend-{}", r.dynamo)])
+                    .unwrap_or_else(|| panic!("no dynamo-frontend-{} snapshot", r.dynamo));
+                for (where_, args) in &front {
+                    checked += check_command(args, &fa, &format!("{ctx} frontend {where_}"));
+                }
                 for (where_, args) in &cmds {
                     checked += check_command(args, &allowed, &format!("{ctx} {where_}"));
                 }
@@ -257,8 +290,125 @@ fn validate_tree_reports_what_a_framework_rejects() {
         text.replace("max_batch_size: 64", "max_batch_size: many"),
     )
     .unwrap();
+    // A frontend option its release does not have (aicfg writes --http-port).
+    let node = dir.join("top0/disagg/node_0_run.sh");
+    let text = std::fs::read_to_string(&node).unwrap();
+    assert!(text.contains("dynamo.frontend --http-port"));
+    std::fs::write(&node, text.replace("--http-port", "--http-portt")).unwrap();
     let r = aicfg_gen::validate::validate_tree(&dir).unwrap();
     let files: Vec<_> = r.findings.iter().map(|f| f.file.clone()).collect();
-    assert_eq!(files, [k8s, engine], "{:?}", r.findings);
+    assert_eq!(files, [node, k8s, engine], "{:?}", r.findings);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The deprecation audit: every TRT-LLM key aicfg writes, over the matrix, against the newest
+/// extracted source (`trtllm-main.json`, TorchLlmArgs read with `ast` from llm_args.py). The
+/// one key it still writes that main only accepts through a deprecation remap is named here,
+/// so a new deprecation (or a fix) shows up as a failing test.
+#[test]
+fn trtllm_keys_written_are_current_in_trtllm_main() {
+    let mut noted = std::collections::BTreeSet::new();
+    let mut keys = 0;
+    let mut wide_ep_rc25 = false;
+    for r in &matrix().releases {
+        if snapshot(&format!("dynamo-trtllm-{}", r.dynamo)).is_none() {
+            continue;
+        }
+        for (what, mut g) in variants("trtllm") {
+            at_release(&mut g, r);
+            for (p, body) in files(&g).iter().filter(|(p, _)| {
+                p.ends_with("_config.yaml") && !p.ends_with("generator_config.yaml")
+            }) {
+                keys += body
+                    .lines()
+                    .filter(|l| l.contains(':') && !l.starts_with('#'))
+                    .count();
+                for n in aicfg_gen::validate::trtllm_main_notes(body) {
+                    eprintln!("{} {what} {p}: {n}", r.trtllm);
+                    // WIDEEP is right for the releases before 1.3.0rc27 (defect 12).
+                    if n.starts_with("moe_config.backend: WIDEEP") {
+                        let v = aicfg_gen::versions::Version::parse(&r.trtllm);
+                        assert!(!v.at_least("1.3.0rc27"), "{}", r.trtllm);
+                        wide_ep_rc25 = true;
+                        continue;
+                    }
+                    noted.insert(n);
+                }
+            }
+        }
+    }
+    assert!(keys > 100, "{keys}");
+    assert!(
+        wide_ep_rc25,
+        "the 1.3.0rc25 wide-EP deployment writes WIDEEP"
+    );
+    // MTP depth: main reads `max_draft_len` and remaps `num_nextn_predict_layers` with a
+    // deprecation warning; the pinned releases (1.3.0rc25/rc29) take the old key, and the
+    // release that switched is not in the extracted history, so aicfg keeps writing it.
+    let want: std::collections::BTreeSet<String> =
+        ["speculative_config.num_nextn_predict_layers: deprecated in TRT-LLM main".to_string()]
+            .into();
+    assert_eq!(noted, want);
+}
+
+/// The hand excerpt that checks the pinned releases (`trtllm-llmapi.json`) against the source
+/// extracted from TRT-LLM main: every field it allows exists there with the same type.
+#[test]
+fn the_trtllm_excerpt_agrees_with_the_extracted_source() {
+    let hand = snapshot("trtllm-llmapi").unwrap();
+    let main = snapshot("trtllm-main").unwrap();
+    let (hand, main) = (&hand["fields"], &main["fields"]);
+    let mut n = 0;
+    let mut gone = Vec::new();
+    for (k, h) in hand.as_object().unwrap() {
+        let m = main
+            .get(k)
+            .unwrap_or_else(|| panic!("{k}: in the excerpt, not in TRT-LLM main"));
+        let types: Vec<&str> = match &m["type"] {
+            Json::Array(a) => a.iter().filter_map(|t| t.as_str()).collect(),
+            t => vec![t.as_str().unwrap()],
+        };
+        assert!(
+            types.contains(&h["type"].as_str().unwrap()),
+            "{k}: excerpt {} vs main {types:?}",
+            h["type"]
+        );
+        // Enum values: one marked removed is indeed gone from main; the others main lacks are
+        // listed below (older releases' values, kept for the pinned versions).
+        if let (Some(hc), Some(mc)) = (h["choices"].as_array(), m["choices"].as_array()) {
+            for c in hc {
+                let c = c.as_str().unwrap();
+                let in_main = mc.iter().any(|x| x == c);
+                if !h["removed"][c].is_null() {
+                    assert!(!in_main, "{k}: {c} is marked removed but main has it");
+                } else if !in_main {
+                    gone.push(format!("{k}={c}"));
+                }
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 25, "{n}");
+    // `_autodeploy` is another args class in main; Lookahead and Medusa were TensorRT-engine
+    // speculative modes, gone from main's union.
+    assert_eq!(
+        gone,
+        [
+            "backend=_autodeploy",
+            "speculative_config.decoding_type=Lookahead",
+            "speculative_config.decoding_type=Medusa"
+        ]
+    );
+    // The extraction itself: types, enums and marks straight from the declarations.
+    assert_eq!(main["max_batch_size"]["type"], "int");
+    assert_eq!(main["backend"]["status"], "deprecated");
+    assert_eq!(main["kv_cache_config"]["type"], "object");
+    assert_eq!(
+        main["speculative_config.num_nextn_predict_layers"]["init"],
+        false
+    );
+    let ch = main["cache_transceiver_config.backend"]["choices"]
+        .as_array()
+        .unwrap();
+    assert!(ch.iter().any(|c| c == "NIXL") && ch.iter().any(|c| c == "DEFAULT"));
 }

@@ -108,6 +108,24 @@ fn run_install(a: &InstallArgs) -> Result<()> {
         m.system_yamls.len()
     );
     crate::emitln!("{}", inventory_table(&m.systems));
+    let t0 = std::time::Instant::now();
+    let built = aicfg_core::perf::source::build_index_caches(&dir)?;
+    let unwritten: Vec<String> = built
+        .iter()
+        .filter_map(|(k, u)| match u {
+            perfdb::CacheUse::NotWritten(why) => Some(format!("{}/{}: {why}", k.system, k.backend)),
+            _ => None,
+        })
+        .collect();
+    crate::emitln!(
+        "index caches: {} of {} databases ready in {:.1} s",
+        built.len() - unwritten.len(),
+        built.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    for u in unwritten {
+        crate::emitln!("  not written (loads will read parquet): {u}");
+    }
     Ok(())
 }
 
@@ -228,6 +246,12 @@ fn bench(a: &BenchArgs) -> Result<()> {
         }
     }
     let per_q = t1.elapsed().as_secs_f64() * 1e6 / a.queries.max(1) as f64;
+    let cache = match &db.cache {
+        perfdb::CacheUse::Hit => "index cache".to_string(),
+        perfdb::CacheUse::Written(why) => format!("parquet ({why}; cache written)"),
+        perfdb::CacheUse::NotWritten(why) => format!("parquet ({why})"),
+    };
+    crate::emitln!("loaded from {cache}");
     crate::emitln!(
         "{} ({} rows, {} files): load {:.0} ms, +{:.0} MB resident; {} queries ({} answered, checksum {:.3}): {:.2} µs per query",
         format!("{}/{}/{}", key.system, key.backend, key.version),

@@ -1,17 +1,14 @@
 //! `aicfg cli default`: agg vs disagg search for one model, system and GPU budget.
 use crate::chart::{self, Series};
-use crate::input::{load_calibration, load_systems, quant_request, InputResult};
-pub use crate::input::{resolve_model, InputError, OnField};
+use crate::view::{json_view, origin_tag, QUANT_HINT};
+use aicfg_core::input::DefaultInput;
 use aicfg_core::search::{
-    mode_name, search, Candidate, LoadTarget, ModeResult, ParallelSpace, Role, SearchRequest,
-    SearchResult, WorkerPlan, DEFAULT_ISL, DEFAULT_OSL, DEFAULT_TPOT_MS, DEFAULT_TTFT_MS,
+    mode_name, search, Candidate, LoadTarget, ModeResult, Role, SearchResult, WorkerPlan,
 };
-use aicfg_core::serve::mtp;
-use aicfg_core::{Backend, DatabaseMode, ServeMode, Workload};
+use aicfg_core::ServeMode;
 use anyhow::Result;
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table};
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -126,104 +123,6 @@ pub struct DefaultArgs {
     pub limits: crate::limits_args::LimitArgs,
 }
 
-/// Parallel lists of one role (the webapp's advanced section); empty lists keep the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ParallelInput {
-    pub num_gpu_per_worker: Vec<u32>,
-    pub tp: Vec<u32>,
-    pub pp: Vec<u32>,
-    pub dp: Vec<u32>,
-    pub moe_tp: Vec<u32>,
-    pub moe_ep: Vec<u32>,
-}
-
-/// Every input of a search as plain data: the CLI flags and the webapp's JSON body both map onto
-/// it, so both are validated by one function.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DefaultInput {
-    pub model: String,
-    /// Text of a pasted config.json; `model` then only names it.
-    pub model_config: Option<String>,
-    pub total_gpus: Option<i64>,
-    pub system: String,
-    pub decode_system: Option<String>,
-    pub backend: String,
-    pub isl: i64,
-    pub osl: i64,
-    pub ttft: f64,
-    pub tpot: f64,
-    pub prefix: i64,
-    pub nextn: u32,
-    pub nextn_accept_rates: Vec<f64>,
-    pub serving_mode: String,
-    pub database_mode: String,
-    pub backend_version: Option<String>,
-    pub top_n: usize,
-    pub free_gpu_memory_fraction: Option<f64>,
-    pub target_request_rate: Option<f64>,
-    pub target_concurrency: Option<f64>,
-    pub strict_sla: bool,
-    pub enable_wide_ep: bool,
-    pub gemm_quant_mode: Option<String>,
-    pub moe_quant_mode: Option<String>,
-    pub kvcache_quant_mode: Option<String>,
-    pub fmha_quant_mode: Option<String>,
-    pub comm_quant_mode: Option<String>,
-    pub agg_parallel: Option<ParallelInput>,
-    pub prefill_parallel: Option<ParallelInput>,
-    pub decode_parallel: Option<ParallelInput>,
-    /// Local files are read only for the CLI, never for a web request.
-    #[serde(skip)]
-    pub systems_path: Option<PathBuf>,
-    #[serde(skip)]
-    pub calibration: Option<PathBuf>,
-    #[serde(skip)]
-    pub allow_local_files: bool,
-}
-
-impl Default for DefaultInput {
-    /// The CLI's defaults.
-    fn default() -> Self {
-        DefaultInput {
-            model: String::new(),
-            model_config: None,
-            total_gpus: None,
-            system: String::new(),
-            decode_system: None,
-            backend: "trtllm".into(),
-            isl: DEFAULT_ISL.into(),
-            osl: DEFAULT_OSL.into(),
-            ttft: DEFAULT_TTFT_MS,
-            tpot: DEFAULT_TPOT_MS,
-            prefix: 0,
-            nextn: 0,
-            nextn_accept_rates: mtp::DEFAULT_ACCEPT_RATES.to_vec(),
-            serving_mode: "auto".into(),
-            database_mode: "auto".into(),
-            backend_version: None,
-            top_n: 5,
-            free_gpu_memory_fraction: None,
-            target_request_rate: None,
-            target_concurrency: None,
-            strict_sla: false,
-            enable_wide_ep: false,
-            gemm_quant_mode: None,
-            moe_quant_mode: None,
-            kvcache_quant_mode: None,
-            fmha_quant_mode: None,
-            comm_quant_mode: None,
-            agg_parallel: None,
-            prefill_parallel: None,
-            decode_parallel: None,
-            systems_path: None,
-            calibration: None,
-            allow_local_files: false,
-        }
-    }
-}
-
 impl DefaultArgs {
     pub fn to_input(&self) -> DefaultInput {
         DefaultInput {
@@ -264,226 +163,9 @@ impl DefaultArgs {
     }
 }
 
-fn parallel_space(
-    p: &Option<ParallelInput>,
-    field: &'static str,
-    defaults: impl FnOnce() -> ParallelSpace,
-) -> InputResult<Option<ParallelSpace>> {
-    let Some(p) = p else { return Ok(None) };
-    let lists = [
-        &p.num_gpu_per_worker,
-        &p.tp,
-        &p.pp,
-        &p.dp,
-        &p.moe_tp,
-        &p.moe_ep,
-    ];
-    if lists.iter().all(|l| l.is_empty()) {
-        return Ok(None);
-    }
-    if let Some(v) = lists
-        .iter()
-        .flat_map(|l| l.iter())
-        .find(|v| !(1..=1024).contains(*v))
-    {
-        return Err(InputError::new(
-            field,
-            format!("parallel sizes must be between 1 and 1024, got {v}"),
-        ));
-    }
-    let mut s = defaults();
-    let pick = |given: &Vec<u32>, default: &mut Vec<u32>| {
-        if !given.is_empty() {
-            let mut v = given.clone();
-            v.sort_unstable();
-            v.dedup();
-            *default = v;
-        }
-    };
-    pick(&p.num_gpu_per_worker, &mut s.num_gpu_per_worker);
-    pick(&p.tp, &mut s.tp_list);
-    pick(&p.pp, &mut s.pp_list);
-    pick(&p.dp, &mut s.dp_list);
-    pick(&p.moe_tp, &mut s.moe_tp_list);
-    pick(&p.moe_ep, &mut s.moe_ep_list);
-    Ok(Some(s))
-}
-
-pub fn build_request(a: &DefaultInput) -> InputResult<SearchRequest> {
-    let systems = load_systems(&a.systems_path)?;
-    let model = resolve_model(&a.model, a.model_config.as_deref(), a.allow_local_files)?;
-    let system = systems.get(&a.system).on("system")?.clone();
-    let decode_system = a
-        .decode_system
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| systems.get(s).cloned())
-        .transpose()
-        .on("decode_system")?;
-    let backends = if a.backend.trim().eq_ignore_ascii_case("auto") {
-        // `auto` compares the frameworks that run on these GPUs (no TensorRT-LLM on AMD).
-        let mut on = vec![&system];
-        on.extend(decode_system.as_ref());
-        aicfg_core::admit::backends_for(&on, &Backend::ALL)
-    } else {
-        vec![Backend::parse(&a.backend).on("backend")?]
-    };
-    for (field, v) in [("isl", a.isl), ("osl", a.osl)] {
-        if v <= 0 {
-            return Err(InputError::new(
-                field,
-                format!(
-                    "--isl and --osl must be positive integers, got isl {} and osl {}",
-                    a.isl, a.osl
-                ),
-            ));
-        }
-    }
-    if a.prefix < 0 || a.prefix >= a.isl {
-        return Err(InputError::new(
-            "prefix",
-            format!("--prefix must be in [0, isl), got {}", a.prefix),
-        ));
-    }
-    for (name, v) in [("ttft", a.ttft), ("tpot", a.tpot)] {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(InputError::new(
-                name,
-                format!("--{name} must be a positive number of milliseconds, got {v}"),
-            ));
-        }
-    }
-    let total_gpus = match a.total_gpus {
-        Some(n) if n <= 0 => {
-            return Err(InputError::new(
-                "total_gpus",
-                format!("--total_gpus must be at least 1, got {n}"),
-            ))
-        }
-        Some(n) => Some(
-            u32::try_from(n)
-                .ok()
-                .filter(|&n| n <= 1_000_000)
-                .ok_or_else(|| InputError::new("total_gpus", "--total_gpus is too large"))?,
-        ),
-        None => None,
-    };
-    let target = match (a.target_request_rate, a.target_concurrency) {
-        (Some(_), Some(_)) => {
-            return Err(InputError::new(
-                "target_concurrency",
-                "give either --target-request-rate or --target-concurrency, not both",
-            ))
-        }
-        (Some(r), None) => Some(LoadTarget::RequestRate(r)),
-        (None, Some(c)) => Some(LoadTarget::Concurrency(c)),
-        (None, None) => None,
-    };
-    if total_gpus.is_none() && target.is_none() {
-        return Err(InputError::new("total_gpus", "--total_gpus is required (or give --target-request-rate / --target-concurrency to find the fewest GPUs for that load)"));
-    }
-    if let Some(r) = a
-        .nextn_accept_rates
-        .iter()
-        .find(|r| !(0.0..=1.0).contains(*r))
-    {
-        return Err(InputError::new(
-            "nextn_accept_rates",
-            format!("--nextn-accept-rates must be between 0 and 1, got {r}"),
-        ));
-    }
-    if a.nextn > mtp::MAX_NEXTN {
-        return Err(InputError::new(
-            "nextn",
-            format!(
-                "--nextn must be at most {}, got {}",
-                mtp::MAX_NEXTN,
-                a.nextn
-            ),
-        ));
-    }
-    let accepted = mtp::accepted_drafts(a.nextn, &a.nextn_accept_rates);
-    let quant = quant_request([
-        &a.gemm_quant_mode,
-        &a.moe_quant_mode,
-        &a.kvcache_quant_mode,
-        &a.fmha_quant_mode,
-        &a.comm_quant_mode,
-    ])?;
-    let modes = match a.serving_mode.trim().to_ascii_lowercase().as_str() {
-        "auto" | "both" => vec![ServeMode::Agg, ServeMode::Disagg],
-        "agg" => vec![ServeMode::Agg],
-        "disagg" => vec![ServeMode::Disagg],
-        other => {
-            return Err(InputError::new(
-                "serving_mode",
-                format!("unknown --serving-mode '{other}'; known: agg, disagg, auto"),
-            ))
-        }
-    };
-    if a.top_n == 0 || a.top_n > 1000 {
-        return Err(InputError::new(
-            "top_n",
-            format!("--top_n must be between 1 and 1000, got {}", a.top_n),
-        ));
-    }
-    if let Some(f) = a.free_gpu_memory_fraction {
-        if !(f > 0.0 && f <= 1.0) {
-            return Err(InputError::new(
-                "free_gpu_memory_fraction",
-                format!("--free-gpu-memory-fraction must be in (0, 1], got {f}"),
-            ));
-        }
-    }
-    let calibration = load_calibration(&a.calibration)?;
-    let workload = Workload {
-        isl: a.isl as f64,
-        osl: a.osl as f64,
-        prefix: a.prefix as f64,
-        nextn: a.nextn,
-        nextn_accepted: accepted,
-    };
-    let database_mode = DatabaseMode::parse(&a.database_mode).on("database_mode")?;
-    let mut req = SearchRequest::new(model, system, backends[0], workload, total_gpus);
-    // Given lists replace the defaults of the first backend, list by list.
-    let space = |p: &Option<ParallelInput>, field: &'static str, role: Role| {
-        let sys = match (role, &decode_system) {
-            (Role::Decode, Some(d)) => d,
-            _ => &req.system,
-        };
-        parallel_space(p, field, || {
-            ParallelSpace::defaults(&req.model, sys, backends[0], role, a.enable_wide_ep)
-        })
-    };
-    let agg_space = space(&a.agg_parallel, "agg_parallel", Role::Agg)?;
-    let prefill_space = space(&a.prefill_parallel, "prefill_parallel", Role::Prefill)?;
-    let decode_space = space(&a.decode_parallel, "decode_parallel", Role::Decode)?;
-    req.agg_space = agg_space;
-    req.prefill_space = prefill_space;
-    req.decode_space = decode_space;
-    req.backends = backends;
-    req.decode_system = decode_system;
-    req.ttft_ms = a.ttft;
-    req.tpot_ms = a.tpot;
-    req.target = target;
-    req.agg_quant = quant;
-    req.prefill_quant = quant;
-    req.decode_quant = quant;
-    req.database_mode = database_mode;
-    req.backend_version = a.backend_version.clone();
-    req.free_gpu_memory_fraction = a.free_gpu_memory_fraction;
-    req.calibration = calibration;
-    req.modes = modes;
-    req.enable_wide_ep = a.enable_wide_ep;
-    req.replica = aicfg_core::search::ReplicaConfig::defaults(a.enable_wide_ep);
-    req.top_n = a.top_n;
-    req.strict_sla = a.strict_sla;
-    Ok(req)
-}
-
 pub fn run(a: &DefaultArgs) -> Result<()> {
     let sets = a.save.validate()?;
-    let mut req = build_request(&a.to_input())?;
+    let mut req = a.to_input().search_request()?;
     req.limits = a.limits.limits();
     // The top list must be at least as long as the folders --save_dir writes.
     if a.save.save_dir.is_some() {
@@ -513,27 +195,6 @@ pub fn run(a: &DefaultArgs) -> Result<()> {
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(())
-}
-
-/// Numbers rounded to 3 decimals so JSON output is stable and readable.
-pub fn json_view(r: &SearchResult) -> serde_json::Value {
-    fn round(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Number(n) => {
-                if let Some(f) = n.as_f64() {
-                    if !n.is_i64() && !n.is_u64() {
-                        *v = serde_json::json!((f * 1000.0).round() / 1000.0);
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(round),
-            serde_json::Value::Object(o) => o.values_mut().for_each(round),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(r).expect("search result serializes");
-    round(&mut v);
-    v
 }
 
 fn title(mode: ServeMode) -> &'static str {
@@ -823,15 +484,6 @@ fn pareto_chart(r: &SearchResult) -> String {
     out
 }
 
-/// Short origin tag of a format: where it came from, the full story of a downgrade in the notes.
-pub fn origin_tag(o: &str) -> &str {
-    if o.starts_with("downgraded") {
-        "downgraded, see notes"
-    } else {
-        o
-    }
-}
-
 fn quant_line(
     q: &aicfg_core::QuantConfig,
     o: &aicfg_core::estimate::QuantOrigin,
@@ -853,9 +505,6 @@ fn quant_line(
     );
     s
 }
-
-/// How to change a format, under every worker-setup listing.
-pub const QUANT_HINT: &str = "Change a format with --gemm-quant-mode, --moe-quant-mode, --kvcache-quant-mode, --fmha-quant-mode, --comm-quant-mode (exp files: the worker's *_quant_mode keys or a profile)";
 
 fn worker_setup(o: &mut String, r: &SearchResult) {
     let _ = writeln!(o, "  Worker Setup:");

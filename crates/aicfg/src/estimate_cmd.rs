@@ -1,17 +1,10 @@
 //! `aicfg cli estimate`: one deployment, a readable report or `--json`.
-use crate::input::{
-    load_calibration, load_systems, quant_request, resolve_model, InputError, InputResult, OnField,
-};
-use aicfg_core::estimate::WorkerSpec;
-use aicfg_core::model::graph::Parallel;
-use aicfg_core::serve::mtp;
-use aicfg_core::{
-    estimate, Backend, DatabaseMode, EstimateReport, EstimateRequest, ServeMode, Workload,
-};
+use crate::view::{estimate_json as json_view, origin_tag, QUANT_HINT};
+use aicfg_core::input::EstimateInput;
+use aicfg_core::{estimate, EstimateReport, ServeMode};
 use anyhow::Result;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -196,113 +189,6 @@ pub struct EstimateArgs {
     pub sim: crate::estimate_sim::SimArgs,
 }
 
-/// Every input of an estimate as plain data: the CLI flags and the webapp's JSON body both map
-/// onto it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EstimateInput {
-    pub model: String,
-    pub model_config: Option<String>,
-    pub system: String,
-    pub decode_system: Option<String>,
-    pub backend: String,
-    pub estimate_mode: String,
-    pub isl: i64,
-    pub osl: i64,
-    pub prefix: i64,
-    pub batch_size: i64,
-    pub tp_size: u32,
-    pub pp_size: u32,
-    pub attention_dp_size: u32,
-    pub moe_tp_size: Option<u32>,
-    pub moe_ep_size: Option<u32>,
-    pub prefill_tp_size: Option<u32>,
-    pub prefill_pp_size: Option<u32>,
-    pub prefill_attention_dp_size: Option<u32>,
-    pub prefill_moe_tp_size: Option<u32>,
-    pub prefill_moe_ep_size: Option<u32>,
-    pub prefill_batch_size: i64,
-    pub prefill_num_workers: u32,
-    pub decode_tp_size: Option<u32>,
-    pub decode_pp_size: Option<u32>,
-    pub decode_attention_dp_size: Option<u32>,
-    pub decode_moe_tp_size: Option<u32>,
-    pub decode_moe_ep_size: Option<u32>,
-    pub decode_batch_size: i64,
-    pub decode_num_workers: u32,
-    pub gemm_quant_mode: Option<String>,
-    pub moe_quant_mode: Option<String>,
-    pub kvcache_quant_mode: Option<String>,
-    pub fmha_quant_mode: Option<String>,
-    pub comm_quant_mode: Option<String>,
-    pub nextn: u32,
-    /// Acceptance of the i-th draft token (the one rule: `serve::mtp`).
-    pub nextn_accept_rates: Option<Vec<f64>>,
-    /// Per-token acceptance r instead: draft i kept with r^i.
-    pub nextn_accept_rate: Option<f64>,
-    pub database_mode: String,
-    pub backend_version: Option<String>,
-    pub free_gpu_memory_fraction: Option<f64>,
-    #[serde(skip)]
-    pub systems_path: Option<PathBuf>,
-    #[serde(skip)]
-    pub calibration: Option<PathBuf>,
-    /// Local files are read only for the CLI, never for a web request.
-    #[serde(skip)]
-    pub allow_local_files: bool,
-}
-
-impl Default for EstimateInput {
-    /// The CLI's defaults.
-    fn default() -> Self {
-        EstimateInput {
-            model: String::new(),
-            model_config: None,
-            system: String::new(),
-            decode_system: None,
-            backend: "trtllm".into(),
-            estimate_mode: "agg".into(),
-            isl: 4000,
-            osl: 1000,
-            prefix: 0,
-            batch_size: 1,
-            tp_size: 1,
-            pp_size: 1,
-            attention_dp_size: 1,
-            moe_tp_size: None,
-            moe_ep_size: None,
-            prefill_tp_size: None,
-            prefill_pp_size: None,
-            prefill_attention_dp_size: None,
-            prefill_moe_tp_size: None,
-            prefill_moe_ep_size: None,
-            prefill_batch_size: 1,
-            prefill_num_workers: 1,
-            decode_tp_size: None,
-            decode_pp_size: None,
-            decode_attention_dp_size: None,
-            decode_moe_tp_size: None,
-            decode_moe_ep_size: None,
-            decode_batch_size: 1,
-            decode_num_workers: 1,
-            gemm_quant_mode: None,
-            moe_quant_mode: None,
-            kvcache_quant_mode: None,
-            fmha_quant_mode: None,
-            comm_quant_mode: None,
-            nextn: 0,
-            nextn_accept_rates: None,
-            nextn_accept_rate: None,
-            database_mode: "auto".into(),
-            backend_version: None,
-            free_gpu_memory_fraction: None,
-            systems_path: None,
-            calibration: None,
-            allow_local_files: false,
-        }
-    }
-}
-
 impl EstimateArgs {
     pub fn to_input(&self) -> EstimateInput {
         EstimateInput {
@@ -353,179 +239,8 @@ impl EstimateArgs {
     }
 }
 
-fn positive(name: &'static str, v: i64) -> InputResult<f64> {
-    if v <= 0 {
-        return Err(InputError::new(
-            name,
-            format!(
-                "--{} must be a positive integer, got {v}",
-                name.replace('_', "-")
-            ),
-        ));
-    }
-    Ok(v as f64)
-}
-
-/// Largest parallel size or worker count accepted (keeps a web request from asking for absurd
-/// worker shapes).
-const MAX_PARALLEL: u32 = 1024;
-
-pub fn build_request(a: &EstimateInput) -> InputResult<EstimateRequest> {
-    let systems = load_systems(&a.systems_path)?;
-    let model = resolve_model(&a.model, a.model_config.as_deref(), a.allow_local_files)?;
-    let system = systems.get(&a.system).on("system")?.clone();
-    let decode_system = a
-        .decode_system
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| systems.get(s).cloned())
-        .transpose()
-        .on("decode_system")?;
-    let backend = Backend::parse(&a.backend).on("backend")?;
-    let mode = ServeMode::parse(&a.estimate_mode).on("estimate_mode")?;
-    let isl = positive("isl", a.isl)?;
-    let osl = positive("osl", a.osl)?;
-    if a.prefix < 0 {
-        return Err(InputError::new(
-            "prefix",
-            format!("--prefix must be zero or positive, got {}", a.prefix),
-        ));
-    }
-    let rates = match (&a.nextn_accept_rates, a.nextn_accept_rate) {
-        (Some(_), Some(_)) => {
-            return Err(InputError::new(
-                "nextn_accept_rate",
-                "give either --nextn-accept-rates or --nextn-accept-rate, not both",
-            ))
-        }
-        (Some(r), None) => r.clone(),
-        (None, Some(r)) => {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(InputError::new(
-                    "nextn_accept_rate",
-                    format!("--nextn-accept-rate must be between 0 and 1, got {r}"),
-                ));
-            }
-            mtp::geometric_rates(a.nextn, r)
-        }
-        (None, None) => mtp::DEFAULT_ACCEPT_RATES.to_vec(),
-    };
-    if let Some(r) = rates.iter().find(|r| !(0.0..=1.0).contains(*r)) {
-        return Err(InputError::new(
-            "nextn_accept_rates",
-            format!("--nextn-accept-rates must be between 0 and 1, got {r}"),
-        ));
-    }
-    if a.nextn > mtp::MAX_NEXTN {
-        return Err(InputError::new(
-            "nextn",
-            format!(
-                "--nextn must be at most {}, got {}",
-                mtp::MAX_NEXTN,
-                a.nextn
-            ),
-        ));
-    }
-    for (field, v) in [
-        ("tp_size", Some(a.tp_size)),
-        ("pp_size", Some(a.pp_size)),
-        ("attention_dp_size", Some(a.attention_dp_size)),
-        ("moe_tp_size", a.moe_tp_size),
-        ("moe_ep_size", a.moe_ep_size),
-        ("prefill_tp_size", a.prefill_tp_size),
-        ("prefill_pp_size", a.prefill_pp_size),
-        ("prefill_attention_dp_size", a.prefill_attention_dp_size),
-        ("prefill_moe_tp_size", a.prefill_moe_tp_size),
-        ("prefill_moe_ep_size", a.prefill_moe_ep_size),
-        ("prefill_num_workers", Some(a.prefill_num_workers)),
-        ("decode_tp_size", a.decode_tp_size),
-        ("decode_pp_size", a.decode_pp_size),
-        ("decode_attention_dp_size", a.decode_attention_dp_size),
-        ("decode_moe_tp_size", a.decode_moe_tp_size),
-        ("decode_moe_ep_size", a.decode_moe_ep_size),
-        ("decode_num_workers", Some(a.decode_num_workers)),
-    ] {
-        if let Some(v) = v.filter(|v| *v == 0 || *v > MAX_PARALLEL) {
-            return Err(InputError::new(
-                field,
-                format!(
-                    "--{} must be at least 1 and at most {MAX_PARALLEL}, got {v}",
-                    field.replace('_', "-")
-                ),
-            ));
-        }
-    }
-    let accepted = mtp::accepted_drafts(a.nextn, &rates);
-    let quant = quant_request([
-        &a.gemm_quant_mode,
-        &a.moe_quant_mode,
-        &a.kvcache_quant_mode,
-        &a.fmha_quant_mode,
-        &a.comm_quant_mode,
-    ])?;
-    let moe = model.family.is_moe();
-    let mk =
-        |tp: u32, pp: u32, dp: u32, etp: Option<u32>, ep: Option<u32>, bs: f64, workers: u32| {
-            WorkerSpec {
-                parallel: Parallel::with_moe_defaults(moe, tp, pp, dp, etp, ep),
-                batch_size: bs,
-                workers,
-            }
-        };
-    let agg = mk(
-        a.tp_size,
-        a.pp_size,
-        a.attention_dp_size,
-        a.moe_tp_size,
-        a.moe_ep_size,
-        positive("batch_size", a.batch_size)?,
-        1,
-    );
-    let prefill = mk(
-        a.prefill_tp_size.unwrap_or(a.tp_size),
-        a.prefill_pp_size.unwrap_or(a.pp_size),
-        a.prefill_attention_dp_size.unwrap_or(a.attention_dp_size),
-        a.prefill_moe_tp_size.or(a.moe_tp_size),
-        a.prefill_moe_ep_size.or(a.moe_ep_size),
-        positive("prefill_batch_size", a.prefill_batch_size)?,
-        a.prefill_num_workers.max(1),
-    );
-    let decode = mk(
-        a.decode_tp_size.unwrap_or(a.tp_size),
-        a.decode_pp_size.unwrap_or(a.pp_size),
-        a.decode_attention_dp_size.unwrap_or(a.attention_dp_size),
-        a.decode_moe_tp_size.or(a.moe_tp_size),
-        a.decode_moe_ep_size.or(a.moe_ep_size),
-        positive("decode_batch_size", a.decode_batch_size)?,
-        a.decode_num_workers.max(1),
-    );
-    let calibration = load_calibration(&a.calibration)?;
-    Ok(EstimateRequest {
-        model,
-        system,
-        decode_system,
-        backend,
-        mode,
-        workload: Workload {
-            isl,
-            osl,
-            prefix: a.prefix as f64,
-            nextn: a.nextn,
-            nextn_accepted: accepted,
-        },
-        quant,
-        agg,
-        prefill,
-        decode,
-        database_mode: DatabaseMode::parse(&a.database_mode).on("database_mode")?,
-        backend_version: a.backend_version.clone(),
-        free_gpu_memory_fraction: a.free_gpu_memory_fraction,
-        calibration,
-    })
-}
-
 pub fn run(a: &EstimateArgs) -> Result<()> {
-    let req = build_request(&a.to_input())?;
+    let req = a.to_input().estimate_request()?;
     let r = estimate(&req)?;
     // With a load flag the simulator answers: its percentiles replace the steady-state means
     // (kept under `steady_state`).
@@ -558,30 +273,6 @@ pub fn run(a: &EstimateArgs) -> Result<()> {
         std::process::exit(3);
     }
     Ok(())
-}
-
-pub fn json_view(r: &EstimateReport) -> serde_json::Value {
-    let mut v = serde_json::to_value(r).expect("report serializes");
-    let round = |x: f64| (x * 1000.0).round() / 1000.0;
-    if let Some(o) = v.as_object_mut() {
-        for k in [
-            "ttft_ms",
-            "tpot_ms",
-            "request_latency_ms",
-            "tokens_per_s",
-            "tokens_per_s_per_gpu",
-            "tokens_per_s_per_user",
-            "request_rate",
-            "memory_gib",
-            "context_ms",
-            "decode_step_ms",
-        ] {
-            if let Some(x) = o.get(k).and_then(|x| x.as_f64()) {
-                o.insert(k.to_string(), serde_json::json!(round(x)));
-            }
-        }
-    }
-    v
 }
 
 fn num(x: f64) -> Cell {
@@ -669,7 +360,7 @@ pub fn render(r: &EstimateReport) -> String {
         let q = &w.quant;
         match &w.quant_origin {
             Some(o) => {
-                let tag = crate::default_cmd::origin_tag;
+                let tag = origin_tag;
                 out.push_str(&format!(
                     "{} quantization: gemm {} ({}), moe {} ({}), kvcache {} ({}), fmha {} ({}), comm {} ({})\n",
                     w.role,
@@ -691,7 +382,7 @@ pub fn render(r: &EstimateReport) -> String {
             )),
         }
     }
-    out.push_str(&format!("{}\n", crate::default_cmd::QUANT_HINT));
+    out.push_str(&format!("{}\n", QUANT_HINT));
     for (title, ops, total) in [
         ("Context pass (one prefill)", &r.context_ops, r.context_ms),
         (

@@ -1,10 +1,10 @@
 //! `aicfg cli exp --yaml_path F`: run every experiment of a YAML study, report each one, then
 //! compare them and draw one Pareto chart with all of them.
 use crate::chart::{self, Series};
-use crate::default_cmd::{json_view, render_without_chart};
-use aicfg_core::limits::SearchLimits;
-use aicfg_core::search::{mode_name, search, SearchRequest, SearchResult};
-use aicfg_core::task::{parse_experiments_with, Experiment};
+use crate::default_cmd::render_without_chart;
+use crate::view::{bests, study_json as json};
+use aicfg_core::search::{mode_name, search};
+use aicfg_core::task::{parse_experiments_with, search_all, Experiment, Outcome, Study};
 use aicfg_core::{ModelRegistry, SystemRegistry};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -35,30 +35,8 @@ pub struct ExpArgs {
     pub limits: crate::limits_args::LimitArgs,
 }
 
-/// One experiment with its search result.
-pub struct Outcome {
-    pub experiment: Experiment,
-    pub request: SearchRequest,
-    pub result: SearchResult,
-}
-
-/// An experiment that could not run (no deployment fits, an unsupported combination, ...).
-pub struct Failed {
-    pub experiment: Experiment,
-    pub reason: String,
-}
-
-/// Every experiment of a study: those that ran and those that could not.
-pub struct Study {
-    pub outcomes: Vec<Outcome>,
-    pub failed: Vec<Failed>,
-}
-
 /// Parse, resolve and search every experiment of the file, in `exps` order.
 pub fn run_file(a: &ExpArgs) -> Result<Study> {
-    if a.top_n == 0 {
-        bail!("--top_n must be at least 1");
-    }
     let text = aicfg_core::limits::read_text(&a.yaml_path, aicfg_core::limits::MAX_TEXT_FILE_BYTES)
         .context("reading experiment file")?;
     let mut systems = SystemRegistry::builtin();
@@ -75,48 +53,19 @@ pub fn run_file(a: &ExpArgs) -> Result<Study> {
     } else {
         a.top_n
     };
-    search_all(exps, &models, &systems, top_n, &limits, |req| {
-        let bar = crate::progress::Bar::new(!a.json);
-        let result = search(req, Some(&|d, t| bar.update(d, t)));
-        bar.finish();
-        result
-    })
-}
-
-/// Search parsed experiments in order; `run` runs one search (the CLI adds a progress bar, the
-/// webapp a cancellation check). An experiment that cannot run is recorded with its reason and
-/// the study goes on.
-pub fn search_all(
-    exps: Vec<Experiment>,
-    models: &ModelRegistry,
-    systems: &SystemRegistry,
-    top_n: usize,
-    limits: &SearchLimits,
-    run: impl Fn(&SearchRequest) -> aicfg_core::Result<SearchResult>,
-) -> Result<Study> {
-    let mut study = Study {
-        outcomes: Vec::with_capacity(exps.len()),
-        failed: Vec::new(),
-    };
-    for e in exps {
-        let searched = e.search_request(models, systems).and_then(|mut req| {
-            req.top_n = top_n;
-            req.limits = *limits;
-            run(&req).map(|r| (req, r))
-        });
-        match searched {
-            Ok((request, result)) => study.outcomes.push(Outcome {
-                experiment: e,
-                request,
-                result,
-            }),
-            Err(err) => study.failed.push(Failed {
-                experiment: e,
-                reason: err.to_string(),
-            }),
-        }
-    }
-    Ok(study)
+    Ok(search_all(
+        exps,
+        &models,
+        &systems,
+        top_n,
+        &limits,
+        |req| {
+            let bar = crate::progress::Bar::new(!a.json);
+            let result = search(req, Some(&|d, t| bar.update(d, t)));
+            bar.finish();
+            result
+        },
+    )?)
 }
 
 pub fn run(a: &ExpArgs) -> Result<()> {
@@ -182,54 +131,6 @@ pub fn run(a: &ExpArgs) -> Result<()> {
         std::process::exit(3);
     }
     Ok(())
-}
-
-/// Best tokens/s/gpu of each experiment (None when nothing meets the SLA).
-fn bests(outcomes: &[Outcome]) -> Vec<Option<f64>> {
-    outcomes
-        .iter()
-        .map(|o| o.result.best.as_ref().map(|b| b.tokens_per_s_per_gpu))
-        .collect()
-}
-
-pub fn json(study: &Study) -> serde_json::Value {
-    let outcomes = &study.outcomes;
-    let b = bests(outcomes);
-    let top = b.iter().flatten().copied().fold(0.0, f64::max);
-    let exps: Vec<serde_json::Value> = outcomes
-        .iter()
-        .zip(&b)
-        .map(|(o, best)| {
-            serde_json::json!({
-                "name": o.experiment.name,
-                "experiment": serde_json::to_value(&o.experiment).unwrap_or_default(),
-                "result": json_view(&o.result),
-                "best_tokens_per_s_per_gpu": best.map(|v| (v * 1000.0).round() / 1000.0),
-                "ratio_to_best": best.filter(|_| top > 0.0).map(|v| (v / top * 1000.0).round() / 1000.0),
-            })
-        })
-        .collect();
-    let winner = outcomes
-        .iter()
-        .zip(&b)
-        .filter_map(|(o, v)| v.map(|v| (o, v)))
-        .fold(None::<(&Outcome, f64)>, |acc, (o, v)| match acc {
-            Some((_, bv)) if bv >= v => acc,
-            _ => Some((o, v)),
-        })
-        .map(|(o, _)| o.experiment.name.clone());
-    let failed: Vec<serde_json::Value> = study
-        .failed
-        .iter()
-        .map(|f| {
-            serde_json::json!({
-                "name": f.experiment.name,
-                "experiment": serde_json::to_value(&f.experiment).unwrap_or_default(),
-                "reason": f.reason,
-            })
-        })
-        .collect();
-    serde_json::json!({ "experiments": exps, "failed": failed, "best_experiment": winner })
 }
 
 /// Marks for the chart, one per experiment (X is the best point).

@@ -22,7 +22,6 @@ mod estimate_cmd;
 mod estimate_sim;
 mod eval;
 mod exp_cmd;
-mod input;
 mod limits_args;
 mod progress;
 mod save;
@@ -30,6 +29,7 @@ mod seed_forms;
 mod serve_bench;
 mod support_cmd;
 mod validate_cmd;
+mod view;
 mod webapp;
 
 use clap::{Parser, Subcommand};

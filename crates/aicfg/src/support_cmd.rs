@@ -1,6 +1,6 @@
 //! `aicfg cli support`: which model × system × backend combinations run, with which formats and
 //! which performance data (a measured op database or the embedded empirical model).
-use crate::input::{load_systems, resolve_model};
+use aicfg_core::input::{load_systems, resolve_model};
 use aicfg_core::support::{support_row, SupportRow};
 use aicfg_core::Backend;
 use anyhow::Result;

@@ -20,6 +20,9 @@ pub fn run(a: &ValidateArgs) -> Result<()> {
     for f in &r.findings {
         out.push_str(&format!("{}: {}\n", f.file.display(), f.problem));
     }
+    for n in &r.notes {
+        out.push_str(&format!("note: {}: {}\n", n.file.display(), n.problem));
+    }
     for s in &r.skipped {
         out.push_str(&format!(
             "not checked (no schema snapshots for this release): {s}\n"

@@ -445,8 +445,11 @@ fn unsupported_architecture_is_named() {
 fn zero_or_negative_lengths_and_batch() {
     fails_cleanly(&qwen(&["--isl", "0"]), &["isl"]);
     fails_cleanly(&qwen(&["--osl", "-5"]), &["osl", "-5"]);
-    fails_cleanly(&qwen(&["--batch-size", "0"]), &["batch-size"]);
-    fails_cleanly(&qwen(&["--batch_size", "-1"]), &["batch-size"]);
+    fails_cleanly(&qwen(&["--batch-size", "0"]), &["batch_size", "at least 1"]);
+    fails_cleanly(
+        &qwen(&["--batch_size", "-1"]),
+        &["batch_size", "at least 1"],
+    );
 }
 
 #[test]

@@ -320,7 +320,7 @@ fn bad_input() {
         ],
         "no deployment of",
     );
-    fails(&[DENSE, &["--ttft", "-5"]].concat(), "--ttft");
+    fails(&[DENSE, &["--ttft", "-5"]].concat(), "invalid ttft");
     fails(
         &[DENSE, &["--serving-mode", "both-ish"]].concat(),
         "--serving-mode",

@@ -85,6 +85,15 @@ fn eval_compares_writes_rows_and_corrections_that_the_tools_accept() {
         assert_eq!(m["errors"], 0, "{p}");
         assert!(p["predicted_ttft_ms"].as_f64().unwrap() > 0.0, "{p}");
         assert!(p["predicted_tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
+        // The simulator's replay of the same point gives ordered, positive percentiles.
+        for k in ["ttft_ms", "tpot_ms", "e2e_ms"] {
+            let d = &p["simulated"][k];
+            let q: Vec<f64> = ["p50", "p90", "p99"]
+                .iter()
+                .map(|x| d[*x].as_f64().unwrap_or_else(|| panic!("{k} {x}: {p}")))
+                .collect();
+            assert!(q[0] > 0.0 && q[0] <= q[1] && q[1] <= q[2], "{k}: {q:?}");
+        }
         // The server's 5 ms per token is what the client saw (timing precision itself is
         // tests/serve_bench.rs's subject; here the machine may be busy with other tests).
         let tpot = m["tpot_ms"]["mean"].as_f64().unwrap();
@@ -123,6 +132,16 @@ fn eval_compares_writes_rows_and_corrections_that_the_tools_accept() {
     }
     let png = std::fs::read(out.path().join("predicted_vs_measured.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    let cmp = std::fs::read_to_string(out.path().join("comparison.csv")).unwrap();
+    let head: Vec<&str> = cmp.lines().next().unwrap().split(',').collect();
+    let col = head
+        .iter()
+        .position(|h| *h == "simulated_ttft_p99_ms")
+        .unwrap();
+    for line in cmp.lines().skip(1) {
+        let v: f64 = line.split(',').nth(col).unwrap().parse().unwrap();
+        assert!(v > 0.0, "{line}");
+    }
     let rows = std::fs::read_to_string(out.path().join("measured_rows.csv")).unwrap();
     assert_eq!(rows.lines().count(), 3, "{rows}");
     assert!(rows.starts_with("id,silicon_data_source,backend"));

@@ -217,6 +217,90 @@ fn chat_text_prompts_and_multi_token_events() {
     });
 }
 
+/// A word-level tokenizer.json with a BOS template (the shape of the models' own), written
+/// with the same `tokenizers` crate the client reads it with.
+fn bos_tokenizer(dir: &std::path::Path) -> std::path::PathBuf {
+    use tokenizers::models::wordlevel::WordLevel;
+    use tokenizers::pre_tokenizers::whitespace::Whitespace;
+    use tokenizers::processors::template::TemplateProcessing;
+    let words = [
+        "the", "of", "and", "to", "in", "is", "that", "for", "it", "as",
+    ];
+    let mut vocab: std::collections::HashMap<String, u32> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), i as u32 + 2))
+        .collect();
+    vocab.insert("[UNK]".into(), 0);
+    vocab.insert("<s>".into(), 1);
+    let model = WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("[UNK]".into())
+        .build()
+        .unwrap();
+    let mut t = tokenizers::Tokenizer::new(model);
+    t.with_pre_tokenizer(Some(Whitespace {}));
+    t.with_post_processor(Some(
+        TemplateProcessing::builder()
+            .try_single("<s> $A")
+            .unwrap()
+            .special_tokens(vec![("<s>", 1)])
+            .build()
+            .unwrap(),
+    ));
+    let p = dir.join("tokenizer.json");
+    t.save(&p, false).unwrap();
+    p
+}
+
+#[test]
+fn a_tokenizer_gives_text_prompts_of_exact_length() {
+    let u = url(Program {
+        first_ms: 1.0,
+        gaps_ms: vec![0.2],
+        ..Default::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let tok = bos_tokenizer(d.path());
+    let tok = tok.to_str().unwrap();
+    let run = |endpoint: &str| {
+        bench(
+            &u,
+            &[
+                "--endpoint",
+                endpoint,
+                "--tokenizer",
+                tok,
+                "--num-requests",
+                "3",
+                "--isl",
+                "50",
+                "--osl",
+                "4",
+            ],
+        )
+    };
+    // The stub server counts the words it got. Completions: 49 words, the 50th token is the
+    // BOS the tokenizer declares and a real server adds; chat: the content is 50 tokens.
+    assert_eq!(run("completions")["input_tokens"], 3 * 49);
+    assert_eq!(run("chat")["input_tokens"], 3 * 50);
+    let o = aicfg(&[
+        "bench",
+        "serve",
+        "--url",
+        &u,
+        "--model",
+        "m",
+        "--tokenizer",
+        "/nonexistent/tokenizer.json",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("--tokenizer /nonexistent/tokenizer.json"),
+        "{e}"
+    );
+}
+
 #[test]
 fn errors_are_counted_not_fatal() {
     let _g = alone();

@@ -182,25 +182,62 @@ fn context_window(v: &Value) -> Option<u64> {
     }
 }
 
+/// Largest value accepted per kind of `config.json` size field: several times the largest
+/// published model (layers 126, hidden 16,384, vocab 262,144, experts 512), and small enough that
+/// weight and KV products of these fields stay far inside `u64` and exact in `f64`.
+mod bound {
+    pub const LAYERS: u64 = 1 << 10;
+    pub const HIDDEN: u64 = 1 << 17;
+    pub const HEADS: u64 = 1 << 12;
+    pub const HEAD_DIM: u64 = 1 << 12;
+    pub const INTER: u64 = 1 << 20;
+    pub const VOCAB: u64 = 1 << 23;
+    pub const EXPERTS: u64 = 1 << 14;
+    /// MLA low-rank widths and rope/nope head dims.
+    pub const RANK: u64 = 1 << 16;
+    /// Token counts (windows, sparse top-k).
+    pub const TOKENS: u64 = crate::limits::MAX_TOKENS as u64;
+    pub const CONV: u64 = 1 << 8;
+    pub const MTP_LAYERS: u64 = 64;
+}
+
 struct Cfg<'a> {
     v: &'a Value,
     path: &'a str,
 }
 
 impl<'a> Cfg<'a> {
-    fn opt_u64(&self, keys: &[&str]) -> Option<u64> {
-        keys.iter().find_map(|k| {
-            let x = self.v.get(*k)?;
-            x.as_u64()
-                .or_else(|| x.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-        })
-    }
-    fn u64(&self, keys: &[&str]) -> Result<u64> {
-        match self.opt_u64(keys) {
-            Some(0) => Err(self.err(format!("'{}' must be positive", keys[0]))),
-            Some(x) => Ok(x),
-            None => Err(self.err(format!("missing required field '{}'", keys.join("' or '")))),
+    /// The first of `keys` present (null counts as absent), as an integer in `lo..=hi`. A value
+    /// that is present but negative, fractional, non-numeric or out of range is an error naming
+    /// the field, never a silent default or a truncation.
+    fn opt_u64(&self, keys: &[&str], lo: u64, hi: u64) -> Result<Option<u64>> {
+        let Some((k, x)) = keys
+            .iter()
+            .find_map(|k| self.v.get(*k).filter(|x| !x.is_null()).map(|x| (*k, x)))
+        else {
+            return Ok(None);
+        };
+        let n = x.as_u64().or_else(|| {
+            x.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=hi as f64).contains(f))
+                .map(|f| f as u64)
+        });
+        match n {
+            Some(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
+            _ => Err(self.err(format!(
+                "'{k}' must be an integer from {lo} to {hi}, got {}",
+                short(x)
+            ))),
         }
+    }
+    /// As [`Self::opt_u64`], required, at least 1.
+    fn u64(&self, keys: &[&str], hi: u64) -> Result<u64> {
+        self.opt_u64(keys, 1, hi)?
+            .ok_or_else(|| self.err(format!("missing required field '{}'", keys.join("' or '"))))
+    }
+    fn u32(&self, keys: &[&str], hi: u64) -> Result<u32> {
+        // Every bound is below 2^32.
+        Ok(self.u64(keys, hi)? as u32)
     }
     fn bool(&self, key: &str) -> Option<bool> {
         self.v.get(key).and_then(Value::as_bool)
@@ -213,6 +250,15 @@ impl<'a> Cfg<'a> {
             path: self.path.to_string(),
             reason,
         }
+    }
+}
+
+/// A JSON value for an error message, cut short.
+fn short(x: &Value) -> String {
+    let s = x.to_string();
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
     }
 }
 
@@ -252,60 +298,109 @@ impl ModelSpec {
             v: text_v,
             path: origin,
         };
-        let hidden = c.u64(&["hidden_size", "n_embd", "d_model"])?;
-        let num_layers = c.u64(&["num_hidden_layers", "n_layer", "num_layers"])? as u32;
-        let num_heads = c.u64(&["num_attention_heads", "n_head"])?;
+        let hidden = c.u64(&["hidden_size", "n_embd", "d_model"], bound::HIDDEN)?;
+        let num_layers = c.u32(
+            &["num_hidden_layers", "n_layer", "num_layers"],
+            bound::LAYERS,
+        )?;
+        let num_heads = c.u64(&["num_attention_heads", "n_head"], bound::HEADS)?;
         let num_kv_heads = c
-            .opt_u64(&["num_key_value_heads"])
-            .unwrap_or(num_heads)
-            .max(1);
-        let vocab = c.u64(&["vocab_size"])?;
-        let head_dim = match c.opt_u64(&["head_dim"]) {
+            .opt_u64(&["num_key_value_heads"], 1, bound::HEADS)?
+            .unwrap_or(num_heads);
+        let vocab = c.u64(&["vocab_size"], bound::VOCAB)?;
+        let given_head_dim = c.opt_u64(&["head_dim"], 0, bound::HEAD_DIM)?;
+        let head_dim = match given_head_dim {
             Some(d) if d > 0 && family != Family::Deepseek => d,
-            _ => hidden / num_heads,
+            _ if hidden % num_heads == 0 => hidden / num_heads,
+            _ => {
+                return Err(c.err(format!(
+                    "hidden_size {hidden} is not a multiple of num_attention_heads {num_heads} \
+                     (and no head_dim is given)"
+                )))
+            }
         };
         let intermediate = match family {
             Family::Gpt => c
-                .opt_u64(&["n_inner", "intermediate_size"])
+                .opt_u64(&["n_inner", "intermediate_size"], 1, bound::INTER)?
                 .unwrap_or(4 * hidden),
-            Family::Hybrid => c.opt_u64(&["intermediate_size"]).unwrap_or(0),
-            _ => c.u64(&["intermediate_size"])?,
+            Family::Hybrid => c
+                .opt_u64(&["intermediate_size"], 0, bound::INTER)?
+                .unwrap_or(0),
+            _ => c.u64(&["intermediate_size"], bound::INTER)?,
         };
         if num_heads % num_kv_heads != 0 {
             return Err(c.err(format!(
                 "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
             )));
         }
+        // Per-layer kinds, when given, must describe every layer exactly once.
+        let layer_types = match text_v.get("layer_types") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(t)) if t.len() == num_layers as usize => Some(t),
+            Some(Value::Array(t)) => {
+                return Err(c.err(format!(
+                    "'layer_types' lists {} layers but num_hidden_layers is {num_layers}",
+                    t.len()
+                )))
+            }
+            Some(x) => {
+                return Err(c.err(format!(
+                    "'layer_types' must be a list of layer kinds, got {}",
+                    short(x)
+                )))
+            }
+        };
+        let count_layers = |kind: &str| {
+            layer_types.map(|t| t.iter().filter(|x| x.as_str() == Some(kind)).count() as u32)
+        };
         let model_type = c.str("model_type").unwrap_or("");
         let qk_norm = arch.starts_with("Qwen3")
             || c.bool("use_qk_norm").unwrap_or(false)
             || family == Family::Hybrid;
 
         let moe = if family.is_moe() {
-            let num_experts = c.u64(&[
-                "num_local_experts",
-                "n_routed_experts",
-                "num_experts",
-                "moe_num_experts",
-            ])? as u32;
-            let top_k = c.u64(&[
-                "num_experts_per_tok",
-                "top_k_experts",
-                "moe_top_k",
-                "experts_per_token",
-            ])? as u32;
+            let num_experts = c.u32(
+                &[
+                    "num_local_experts",
+                    "n_routed_experts",
+                    "num_experts",
+                    "moe_num_experts",
+                ],
+                bound::EXPERTS,
+            )?;
+            let top_k = c.u32(
+                &[
+                    "num_experts_per_tok",
+                    "top_k_experts",
+                    "moe_top_k",
+                    "experts_per_token",
+                ],
+                bound::EXPERTS,
+            )?;
             let expert_inter = c
-                .opt_u64(&["moe_intermediate_size"])
+                .opt_u64(&["moe_intermediate_size"], 0, bound::INTER)?
                 .filter(|x| *x > 0)
                 .unwrap_or(intermediate);
-            let shared_inter = match c.opt_u64(&["shared_expert_intermediate_size"]) {
-                Some(s) => s,
-                None => {
-                    c.opt_u64(&["n_shared_experts"]).unwrap_or(0) * expert_inter
-                        + c.opt_u64(&["shared_intermediate_size"]).unwrap_or(0)
-                }
-            };
-            let first_dense_layers = c.opt_u64(&["first_k_dense_replace"]).unwrap_or(0) as u32;
+            if expert_inter == 0 {
+                return Err(c.err(
+                    "missing required field 'moe_intermediate_size' (or 'intermediate_size')"
+                        .into(),
+                ));
+            }
+            let shared_inter =
+                match c.opt_u64(&["shared_expert_intermediate_size"], 0, bound::INTER)? {
+                    Some(s) => s,
+                    None => {
+                        c.opt_u64(&["n_shared_experts"], 0, bound::EXPERTS)?
+                            .unwrap_or(0)
+                            * expert_inter
+                            + c.opt_u64(&["shared_intermediate_size"], 0, bound::INTER)?
+                                .unwrap_or(0)
+                    }
+                };
+            let first_dense_layers = c
+                .opt_u64(&["first_k_dense_replace"], 0, u64::from(num_layers))?
+                .unwrap_or(0) as u32;
             if num_experts < top_k {
                 return Err(c.err(format!(
                     "num_experts_per_tok {top_k} exceeds the number of experts {num_experts}"
@@ -316,7 +411,7 @@ impl ModelSpec {
                 top_k,
                 expert_inter,
                 shared_inter,
-                first_dense_layers: first_dense_layers.min(num_layers),
+                first_dense_layers,
                 dense_inter: intermediate,
                 gated: true,
             })
@@ -325,28 +420,29 @@ impl ModelSpec {
         };
 
         let mla = if family == Family::Deepseek {
-            let kv_lora_rank = c.u64(&["kv_lora_rank"])?;
+            let kv_lora_rank = c.u64(&["kv_lora_rank"], bound::RANK)?;
             let sparse = arch == "GlmMoeDsaForCausalLM"
                 || arch == "DeepseekV32ForCausalLM"
                 || model_type.contains("dsa");
             Some(MlaSpec {
-                q_lora_rank: c.opt_u64(&["q_lora_rank"]).unwrap_or(0),
+                q_lora_rank: c.opt_u64(&["q_lora_rank"], 0, bound::RANK)?.unwrap_or(0),
                 kv_lora_rank,
-                qk_nope_head_dim: c.u64(&["qk_nope_head_dim"])?,
-                qk_rope_head_dim: c.u64(&["qk_rope_head_dim"])?,
-                v_head_dim: c.u64(&["v_head_dim"])?,
+                qk_nope_head_dim: c.u64(&["qk_nope_head_dim"], bound::RANK)?,
+                qk_rope_head_dim: c.u64(&["qk_rope_head_dim"], bound::RANK)?,
+                v_head_dim: c.u64(&["v_head_dim"], bound::RANK)?,
                 sparse_topk: if sparse {
-                    c.opt_u64(&["index_topk"])
+                    c.opt_u64(&["index_topk"], 1, bound::TOKENS)?
                 } else {
                     None
                 },
                 indexer_heads: if sparse {
-                    c.opt_u64(&["index_n_heads"]).unwrap_or(0)
+                    c.opt_u64(&["index_n_heads"], 0, bound::HEADS)?.unwrap_or(0)
                 } else {
                     0
                 },
                 indexer_head_dim: if sparse {
-                    c.opt_u64(&["index_head_dim"]).unwrap_or(0)
+                    c.opt_u64(&["index_head_dim"], 0, bound::HEAD_DIM)?
+                        .unwrap_or(0)
                 } else {
                     0
                 },
@@ -355,17 +451,12 @@ impl ModelSpec {
             None
         };
 
-        let sliding = match (c.opt_u64(&["sliding_window"]), text_v.get("layer_types")) {
-            (Some(w), Some(Value::Array(types))) if w > 0 => {
-                let n = types
-                    .iter()
-                    .filter(|t| t.as_str() == Some("sliding_attention"))
-                    .count() as u32;
-                (n > 0).then_some(SlidingSpec {
-                    window: w,
-                    windowed_layers: n,
-                })
-            }
+        let window = c.opt_u64(&["sliding_window"], 0, bound::TOKENS)?;
+        let sliding = match (window, count_layers("sliding_attention")) {
+            (Some(w), Some(n)) if w > 0 => (n > 0).then_some(SlidingSpec {
+                window: w,
+                windowed_layers: n,
+            }),
             (Some(w), _) if w > 0 && arch == "GptOssForCausalLM" => Some(SlidingSpec {
                 window: w,
                 windowed_layers: num_layers / 2,
@@ -374,30 +465,35 @@ impl ModelSpec {
         };
 
         let linear_attn = if family == Family::Hybrid {
-            let layers = match text_v.get("layer_types") {
-                Some(Value::Array(t)) => t
-                    .iter()
-                    .filter(|x| x.as_str() == Some("linear_attention"))
-                    .count() as u32,
-                _ => {
-                    let every = c.opt_u64(&["full_attention_interval"]).unwrap_or(4).max(1) as u32;
+            let layers = match count_layers("linear_attention") {
+                Some(n) => n,
+                None => {
+                    let every = c
+                        .opt_u64(&["full_attention_interval"], 1, u64::from(num_layers))?
+                        .unwrap_or(4) as u32;
                     num_layers - num_layers / every
                 }
             };
             Some(LinearAttnSpec {
                 layers,
-                key_heads: c.u64(&["linear_num_key_heads"])?,
-                value_heads: c.u64(&["linear_num_value_heads"])?,
-                key_head_dim: c.u64(&["linear_key_head_dim"])?,
-                value_head_dim: c.u64(&["linear_value_head_dim"])?,
-                conv_kernel: c.opt_u64(&["linear_conv_kernel_dim"]).unwrap_or(4),
+                key_heads: c.u64(&["linear_num_key_heads"], bound::HEADS)?,
+                value_heads: c.u64(&["linear_num_value_heads"], bound::HEADS)?,
+                key_head_dim: c.u64(&["linear_key_head_dim"], bound::HEAD_DIM)?,
+                value_head_dim: c.u64(&["linear_value_head_dim"], bound::HEAD_DIM)?,
+                conv_kernel: c
+                    .opt_u64(&["linear_conv_kernel_dim"], 1, bound::CONV)?
+                    .unwrap_or(4),
             })
         } else {
             None
         };
 
         let nextn_layers = c
-            .opt_u64(&["num_nextn_predict_layers", "mtp_num_hidden_layers"])
+            .opt_u64(
+                &["num_nextn_predict_layers", "mtp_num_hidden_layers"],
+                0,
+                bound::MTP_LAYERS,
+            )?
             .unwrap_or(0) as u32;
         let quant = checkpoint_quant(&root, text_v);
         let context_window = context_window(text_v);
@@ -823,6 +919,157 @@ mod tests {
                 .contains("missing required field 'num_hidden_layers"),
             "{e}"
         );
+    }
+
+    /// The Qwen3-32B config with `field` set to the JSON text `val` (`None` removes it).
+    fn mutated(base: &str, field: &str, val: Option<&str>) -> String {
+        let mut v: Value = serde_json::from_str(base).unwrap();
+        let o = v.as_object_mut().unwrap();
+        match val {
+            Some(t) => o.insert(field.into(), serde_json::from_str(t).unwrap()),
+            None => o.remove(field),
+        };
+        v.to_string()
+    }
+
+    fn parse_err(text: &str) -> String {
+        ModelSpec::from_hf_json(text, "x", "c.json")
+            .map(|m| format!("parsed: {m:?}"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused_naming_the_field() {
+        let base = MODEL_FILES[0].1;
+        for (field, val, want) in [
+            // `as u32` used to wrap 2^32 + 1 layers to 1.
+            (
+                "num_hidden_layers",
+                "4294967297",
+                "'num_hidden_layers' must be an integer from 1 to 1024",
+            ),
+            ("num_hidden_layers", "-3", "got -3"),
+            ("num_hidden_layers", "0", "'num_hidden_layers' must be"),
+            ("num_hidden_layers", "12.5", "got 12.5"),
+            ("num_hidden_layers", "\"64\"", "got \"64\""),
+            ("num_hidden_layers", "1e300", "'num_hidden_layers'"),
+            // 2^32 heads gave head_dim 0 and a 0 GiB KV cache.
+            (
+                "num_attention_heads",
+                "4294967296",
+                "'num_attention_heads' must be",
+            ),
+            (
+                "num_key_value_heads",
+                "0",
+                "'num_key_value_heads' must be an integer from 1",
+            ),
+            (
+                "num_key_value_heads",
+                "7",
+                "not a multiple of num_key_value_heads 7",
+            ),
+            ("hidden_size", "18446744073709551615", "'hidden_size'"),
+            ("vocab_size", "-1", "'vocab_size'"),
+            ("intermediate_size", "[1]", "'intermediate_size'"),
+            ("head_dim", "1000000", "'head_dim'"),
+        ] {
+            let e = parse_err(&mutated(base, field, Some(val)));
+            assert!(e.contains(want), "{field}={val}: {e}");
+            assert!(e.contains("c.json"), "{e}");
+        }
+        // Without head_dim, the heads must divide the hidden size.
+        let t = mutated(
+            &mutated(base, "head_dim", None),
+            "num_attention_heads",
+            Some("48"),
+        );
+        let t = mutated(&t, "num_key_value_heads", Some("8"));
+        assert!(
+            parse_err(&t).contains("hidden_size 5120 is not a multiple of num_attention_heads 48")
+        );
+        // Null is absent: the default applies.
+        let m =
+            ModelSpec::from_hf_json(&mutated(base, "head_dim", Some("null")), "x", "c").unwrap();
+        assert_eq!(m.head_dim, 5120 / 64);
+    }
+
+    #[test]
+    fn layer_kinds_must_cover_the_layers_exactly() {
+        let gpt = MODEL_FILES
+            .iter()
+            .find(|(f, _)| f.contains("gpt-oss-120b"))
+            .unwrap()
+            .1;
+        // Extra sliding entries used to give a negative KV cache.
+        let mut v: Value = serde_json::from_str(gpt).unwrap();
+        let lt = v["layer_types"].as_array_mut().unwrap();
+        lt.push("sliding_attention".into());
+        let e = parse_err(&v.to_string());
+        assert!(
+            e.contains("'layer_types' lists 37 layers but num_hidden_layers is 36"),
+            "{e}"
+        );
+        v["layer_types"] = "full_attention".into();
+        assert!(parse_err(&v.to_string()).contains("'layer_types' must be a list"));
+        // 61 linear layers for a 60-layer hybrid used to underflow the full-attention count.
+        let qwen35 = MODEL_FILES
+            .iter()
+            .find(|(f, _)| f.contains("Qwen3.5"))
+            .unwrap()
+            .1;
+        let mut v: Value = serde_json::from_str(qwen35).unwrap();
+        v["text_config"]["layer_types"] = Value::Array(vec!["linear_attention".into(); 61]);
+        let e = parse_err(&v.to_string());
+        assert!(
+            e.contains("lists 61 layers but num_hidden_layers is 60"),
+            "{e}"
+        );
+        v["text_config"]["layer_types"] = Value::Null;
+        v["text_config"]["full_attention_interval"] = 0.into();
+        assert!(parse_err(&v.to_string())
+            .contains("'full_attention_interval' must be an integer from 1 to 60"));
+        v["text_config"]["full_attention_interval"] = 4.into();
+        let m = ModelSpec::from_hf_json(&v.to_string(), "x", "c").unwrap();
+        assert_eq!(m.full_attention_layers(), 15);
+    }
+
+    #[test]
+    fn hostile_moe_fields() {
+        let ds = MODEL_FILES
+            .iter()
+            .find(|(f, _)| f.contains("DeepSeek-V3_"))
+            .unwrap()
+            .1;
+        for (field, val, want) in [
+            (
+                "n_routed_experts",
+                "4294967552",
+                "'n_routed_experts' must be an integer from 1 to 16384",
+            ),
+            ("num_experts_per_tok", "0", "'num_experts_per_tok' must be"),
+            (
+                "num_experts_per_tok",
+                "300",
+                "exceeds the number of experts 256",
+            ),
+            (
+                "first_k_dense_replace",
+                "62",
+                "'first_k_dense_replace' must be an integer from 0 to 61",
+            ),
+            ("kv_lora_rank", "-512", "'kv_lora_rank'"),
+            ("n_shared_experts", "1e10", "'n_shared_experts'"),
+            (
+                "num_nextn_predict_layers",
+                "4294967296",
+                "'num_nextn_predict_layers'",
+            ),
+        ] {
+            let e = parse_err(&mutated(ds, field, Some(val)));
+            assert!(e.contains(want), "{field}={val}: {e}");
+        }
     }
 
     #[test]

@@ -177,6 +177,32 @@ impl DeploymentSources {
     }
 }
 
+/// Builds the index cache (`perfdb::cache`) of the database every run picks by default — the
+/// newest version of each installed (system, backend), with the NCCL tables the built-in system
+/// pairs with it — so the first estimate after `aicfg data install` is as fast as later ones.
+/// Returns each database with how its cache was used.
+pub fn build_index_caches(
+    data_dir: &std::path::Path,
+) -> Result<Vec<(perfdb::DbKey, perfdb::CacheUse)>> {
+    let Some(root) = perfdb::active_root(data_dir) else {
+        return Ok(Vec::new());
+    };
+    let systems = crate::hardware::SystemRegistry::builtin();
+    let mut out = Vec::new();
+    for (sys, backends) in perfdb::inventory(&root) {
+        let nccl = systems
+            .get(&sys)
+            .ok()
+            .and_then(|s| s.misc.nccl_version.clone());
+        for be in backends.keys() {
+            let key = perfdb::resolve(&root, &sys, be, None)?;
+            let db = OpDb::load(&key, nccl.as_deref())?;
+            out.push((key, db.cache));
+        }
+    }
+    Ok(out)
+}
+
 /// The measured database for `sys`/`backend` under `mode`: None for sol/empirical, and for
 /// `auto` when nothing is installed for the system/backend; an error when silicon/hybrid is asked
 /// for and nothing is installed, or when the asked backend version is not installed. Loaded once

@@ -29,19 +29,25 @@ pub enum Blend {
     Sqrt,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Level {
-    pub keys: Vec<f64>,
-    /// Either all leaves (innermost axis) or all inner levels.
-    pub leaves: Vec<f64>,
-    pub children: Vec<Level>,
+/// One axis level of a slice: its measured values are `keys[start..start + len]`; the value at
+/// position `j` leads to node `child + j` (inner levels) or to latency `leaves[child + j]`
+/// (innermost level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Node {
+    pub start: u32,
+    pub len: u32,
+    pub child: u32,
 }
 
-/// A slice of a table: `D` axes, outer → inner.
-#[derive(Debug, Clone, Default)]
+/// A slice of a table: `dims` axes, outer → inner, stored flat (three arrays per slice, so
+/// building, caching and loading one costs a few allocations however many points it has).
+/// Node 0 is the outermost level; the nodes of one depth are contiguous.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grid {
-    pub root: Level,
     pub dims: usize,
+    pub nodes: Vec<Node>,
+    pub keys: Vec<f64>,
+    pub leaves: Vec<f64>,
 }
 
 impl Grid {
@@ -59,38 +65,116 @@ impl Grid {
             std::cmp::Ordering::Equal
         });
         pts.dedup_by(|b, a| a.0 == b.0);
-        fn level(pts: &[(Pt, f64)], d: usize, dims: usize) -> Level {
-            let mut l = Level::default();
-            let mut i = 0;
-            while i < pts.len() {
-                let k = pts[i].0[d];
-                let mut j = i;
-                while j < pts.len() && pts[j].0[d] == k {
-                    j += 1;
-                }
-                l.keys.push(k);
-                if d + 1 == dims {
-                    l.leaves.push(pts[i].1);
-                } else {
-                    l.children.push(level(&pts[i..j], d + 1, dims));
-                }
-                i = j;
-            }
-            l
-        }
-        Grid {
-            root: level(&pts, 0, dims),
+        let mut g = Grid {
             dims,
+            ..Default::default()
+        };
+        if pts.is_empty() {
+            return g;
         }
+        // Breadth first: the point ranges of the nodes at the current depth.
+        let mut ranges = vec![(0usize, pts.len())];
+        for d in 0..dims {
+            let leaf = d + 1 == dims;
+            let mut next = Vec::new();
+            let first_child = g.nodes.len() + ranges.len();
+            let mut child = if leaf { 0 } else { first_child };
+            for &(lo, hi) in &ranges {
+                let start = g.keys.len();
+                let node_child = if leaf { g.leaves.len() } else { child };
+                let mut i = lo;
+                while i < hi {
+                    let k = pts[i].0[d];
+                    let mut j = i;
+                    while j < hi && pts[j].0[d] == k {
+                        j += 1;
+                    }
+                    g.keys.push(k);
+                    if leaf {
+                        g.leaves.push(pts[i].1);
+                    } else {
+                        next.push((i, j));
+                    }
+                    i = j;
+                }
+                let len = g.keys.len() - start;
+                g.nodes.push(Node {
+                    start: start as u32,
+                    len: len as u32,
+                    child: node_child as u32,
+                });
+                if !leaf {
+                    child += len;
+                }
+            }
+            ranges = next;
+        }
+        g
+    }
+
+    /// Checks what [`Grid::build`] guarantees (a grid read from a cache file must pass before
+    /// a query walks it): node ranges inside the arrays, each depth's children exactly the next
+    /// depth's nodes, values finite and increasing within a node, latencies finite and positive.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(1..=3).contains(&self.dims) {
+            return Err(format!("{} axes", self.dims));
+        }
+        if self.nodes.is_empty() {
+            return match self.keys.is_empty() && self.leaves.is_empty() {
+                true => Ok(()),
+                false => Err("values without axes".into()),
+            };
+        }
+        // Walk depth by depth: `lo..hi` are the node indices of the current depth.
+        let (mut lo, mut hi) = (0usize, 1usize);
+        let mut key_end = 0usize;
+        for d in 0..self.dims {
+            let leaf = d + 1 == self.dims;
+            let mut expect = if leaf { 0 } else { hi };
+            for n in self.nodes.get(lo..hi).ok_or("node index past the end")? {
+                let (s, l, c) = (n.start as usize, n.len as usize, n.child as usize);
+                if s != key_end || l == 0 || c != expect {
+                    return Err("axis levels out of order".into());
+                }
+                key_end = s + l;
+                let ks = self
+                    .keys
+                    .get(s..key_end)
+                    .ok_or("axis values past the end")?;
+                if !ks.iter().all(|k| k.is_finite()) || ks.windows(2).any(|p| p[0] >= p[1]) {
+                    return Err("axis values not finite and increasing".into());
+                }
+                expect += l;
+            }
+            if leaf {
+                if expect != self.leaves.len() || hi != self.nodes.len() {
+                    return Err("latencies do not match the innermost axis".into());
+                }
+            } else {
+                (lo, hi) = (hi, expect);
+            }
+        }
+        if key_end != self.keys.len() {
+            return Err("axis values left over".into());
+        }
+        if !self.leaves.iter().all(|x| x.is_finite() && *x > 0.0) {
+            return Err("latencies not finite and positive".into());
+        }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.root.keys.is_empty()
+        self.nodes.is_empty()
+    }
+
+    fn keys_of(&self, n: &Node) -> &[f64] {
+        &self.keys[n.start as usize..(n.start + n.len) as usize]
     }
 
     /// Measured range of the outermost axis.
     pub fn outer_range(&self) -> Option<(f64, f64)> {
-        Some((*self.root.keys.first()?, *self.root.keys.last()?))
+        let k = self.keys_of(self.nodes.first()?);
+        Some((*k.first()?, *k.last()?))
     }
 
     /// Latency at `q` (see the module rules). `sol` is the op's roofline at a coordinate vector.
@@ -101,23 +185,72 @@ impl Grid {
         let mut pt = [0.0f64; 3];
         let pt = &mut pt[..self.dims];
         pt.copy_from_slice(q);
-        Some(resolve(&self.root, 0, q, pt, blend, sol))
+        Some(self.resolve(0, 0, q, pt, blend, sol))
     }
-}
 
-fn child(
-    l: &Level,
-    i: usize,
-    d: usize,
-    q: &[f64],
-    pt: &mut [f64],
-    b: &[Blend],
-    sol: &dyn Fn(&[f64]) -> f64,
-) -> f64 {
-    if l.children.is_empty() {
-        l.leaves[i]
-    } else {
-        resolve(&l.children[i], d + 1, q, pt, b, sol)
+    /// Child `c` (a node index, or a latency index at the innermost axis `d`).
+    fn child(
+        &self,
+        c: usize,
+        d: usize,
+        q: &[f64],
+        pt: &mut [f64],
+        b: &[Blend],
+        sol: &dyn Fn(&[f64]) -> f64,
+    ) -> f64 {
+        if d + 1 == self.dims {
+            self.leaves[c]
+        } else {
+            self.resolve(c, d + 1, q, pt, b, sol)
+        }
+    }
+
+    fn resolve(
+        &self,
+        node: usize,
+        d: usize,
+        q: &[f64],
+        pt: &mut [f64],
+        b: &[Blend],
+        sol: &dyn Fn(&[f64]) -> f64,
+    ) -> f64 {
+        let l = &self.nodes[node];
+        let base = l.child as usize;
+        let c = q[d];
+        let keys = self.keys_of(l);
+        let n = keys.len();
+        // First key ≥ c.
+        let i = keys.partition_point(|k| *k < c);
+        let out = if i < n && keys[i] == c {
+            pt[d] = c;
+            self.child(base + i, d, q, pt, b, sol)
+        } else if i == 0 {
+            // Below the range: hold the first measured latency.
+            pt[d] = keys[0];
+            self.child(base, d, q, pt, b, sol)
+        } else if i == n {
+            // Above the range: utilization held at the last measured value.
+            let k = keys[n - 1];
+            pt[d] = k;
+            let v = self.child(base + n - 1, d, q, pt, b, sol);
+            v * sol_ratio(pt, d, k, c, sol)
+        } else {
+            let (k0, k1) = (keys[i - 1], keys[i]);
+            pt[d] = k0;
+            let v0 = self.child(base + i - 1, d, q, pt, b, sol);
+            pt[d] = k1;
+            let v1 = self.child(base + i, d, q, pt, b, sol);
+            let w = (c - k0) / (k1 - k0);
+            match b.get(d).copied().unwrap_or(Blend::Linear) {
+                Blend::Linear => v0 + w * (v1 - v0),
+                Blend::Sqrt => {
+                    let s = v0.max(0.0).sqrt() + w * (v1.max(0.0).sqrt() - v0.max(0.0).sqrt());
+                    s * s
+                }
+            }
+        };
+        pt[d] = c;
+        out
     }
 }
 
@@ -132,51 +265,6 @@ fn sol_ratio(pt: &mut [f64], d: usize, from: f64, to: f64, sol: &dyn Fn(&[f64]) 
     } else {
         1.0
     }
-}
-
-fn resolve(
-    l: &Level,
-    d: usize,
-    q: &[f64],
-    pt: &mut [f64],
-    b: &[Blend],
-    sol: &dyn Fn(&[f64]) -> f64,
-) -> f64 {
-    let c = q[d];
-    let keys = &l.keys;
-    let n = keys.len();
-    // First key ≥ c.
-    let i = keys.partition_point(|k| *k < c);
-    let out = if i < n && keys[i] == c {
-        pt[d] = c;
-        child(l, i, d, q, pt, b, sol)
-    } else if i == 0 {
-        // Below the range: hold the first measured latency.
-        pt[d] = keys[0];
-        child(l, 0, d, q, pt, b, sol)
-    } else if i == n {
-        // Above the range: utilization held at the last measured value.
-        let k = keys[n - 1];
-        pt[d] = k;
-        let v = child(l, n - 1, d, q, pt, b, sol);
-        v * sol_ratio(pt, d, k, c, sol)
-    } else {
-        let (k0, k1) = (keys[i - 1], keys[i]);
-        pt[d] = k0;
-        let v0 = child(l, i - 1, d, q, pt, b, sol);
-        pt[d] = k1;
-        let v1 = child(l, i, d, q, pt, b, sol);
-        let w = (c - k0) / (k1 - k0);
-        match b.get(d).copied().unwrap_or(Blend::Linear) {
-            Blend::Linear => v0 + w * (v1 - v0),
-            Blend::Sqrt => {
-                let s = v0.max(0.0).sqrt() + w * (v1.max(0.0).sqrt() - v0.max(0.0).sqrt());
-                s * s
-            }
-        }
-    };
-    pt[d] = c;
-    out
 }
 
 #[cfg(test)]
@@ -239,6 +327,40 @@ mod tests {
         assert_eq!(g.query(&[2.0, 2.0], &[Blend::Linear; 2], &sol), Some(7.0));
         // a=1, b=4: above a=1's range → 2 · (1·4)/(1·2) = 4.
         assert_eq!(g.query(&[1.0, 4.0], &[Blend::Linear; 2], &sol), Some(4.0));
+    }
+
+    #[test]
+    fn built_grids_pass_the_check_and_damaged_ones_fail() {
+        let g = Grid::build(
+            3,
+            vec![
+                ([1.0, 1.0, 1.0], 1.0),
+                ([1.0, 1.0, 2.0], 2.0),
+                ([1.0, 5.0, 1.0], 3.0),
+                ([2.0, 1.0, 7.0], 4.0),
+            ],
+        );
+        assert_eq!(g.check(), Ok(()));
+        assert_eq!((g.nodes.len(), g.keys.len(), g.leaves.len()), (6, 9, 4));
+        assert_eq!(
+            g.query(&[1.0, 5.0, 1.0], &[Blend::Linear; 3], &lin),
+            Some(3.0)
+        );
+        let mut bad = g.clone();
+        bad.nodes[1].child = 40;
+        assert!(bad.check().is_err());
+        let mut bad = g.clone();
+        bad.keys.swap(0, 1);
+        assert!(bad.check().is_err());
+        let mut bad = g.clone();
+        bad.leaves.pop();
+        assert!(bad.check().is_err());
+        let mut bad = g.clone();
+        bad.leaves[0] = f64::NAN;
+        assert!(bad.check().is_err());
+        let mut bad = g;
+        bad.dims = 2;
+        assert!(bad.check().is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use super::read::read_columns;
 use super::tables::{Tables, TABLE_FILES};
 use super::{active_root, inventory};
+use crate::bounded::{copy_limited, human_bytes, read_limited};
 use crate::error::{AicfgError, Result};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
@@ -111,11 +112,6 @@ fn write_file(dst: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(dst, bytes).map_err(|e| io("writing", dst, e))
 }
 
-/// `256 MiB` for messages (the store imports only `error`, so no shared formatter).
-fn mib(n: u64) -> String {
-    format!("{} MiB", n >> 20)
-}
-
 /// Bytes taken so far from one source, against [`MAX_TOTAL_BYTES`].
 struct Taken(u64);
 
@@ -125,7 +121,7 @@ impl Taken {
         if self.0 > MAX_TOTAL_BYTES {
             return Err(ierr(format!(
                 "{what}: the source holds more than {} of op data; refusing to unpack it",
-                mib(MAX_TOTAL_BYTES)
+                human_bytes(MAX_TOTAL_BYTES)
             )));
         }
         Ok(())
@@ -138,30 +134,12 @@ fn copy_bounded(src: impl Read, dst: &Path, limit: u64, what: &str) -> Result<u6
         std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
     }
     let mut out = std::fs::File::create(dst).map_err(|e| io("writing", dst, e))?;
-    let n = std::io::copy(&mut src.take(limit + 1), &mut out)
-        .map_err(|e| ierr(format!("{what}: {e}")))?;
-    if n > limit {
-        return Err(ierr(format!(
-            "{what} unpacks to more than {}; refusing it",
-            mib(limit)
-        )));
-    }
-    Ok(n)
+    copy_limited(src, &mut out, limit).map_err(|e| ierr(format!("{what}: {e}; refusing it")))
 }
 
 /// Reads `src` whole, at most `limit` bytes.
 fn read_bounded(src: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    src.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ierr(format!("{what}: {e}")))?;
-    if buf.len() as u64 > limit {
-        return Err(ierr(format!(
-            "{what} is larger than {}; refusing it",
-            mib(limit)
-        )));
-    }
-    Ok(buf)
+    read_limited(src, limit).map_err(|e| ierr(format!("{what}: {e}; refusing it")))
 }
 
 /// Copy what we keep from a wheel; returns the number of files taken.

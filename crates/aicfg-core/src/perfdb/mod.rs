@@ -17,6 +17,7 @@
 //! `current` is replaced by an atomic rename, so an interrupted install never leaves a half
 //! database active. Users who collect their own data can point `AICFG_DATA_DIR` at a directory
 //! laid out the same way (or install it with `aicfg data install --from DIR`).
+pub mod cache;
 #[doc(hidden)]
 pub mod fixture;
 mod grid;
@@ -24,6 +25,7 @@ pub mod install;
 pub mod read;
 pub mod tables;
 
+pub use cache::CacheUse;
 pub use grid::{Blend, Grid};
 
 use crate::error::{AicfgError, Result};
@@ -117,32 +119,39 @@ fn sorted_dirs(p: &Path) -> Vec<String> {
     v
 }
 
-/// What is installed under one data root: system → backend → versions (newest last).
-pub fn inventory(root: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
-    let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for sys in sorted_dirs(root) {
-        let mut backends: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for fam in sorted_dirs(&root.join(&sys)) {
-            for be in sorted_dirs(&root.join(&sys).join(&fam)) {
-                if be == "nccl" || be == "oneccl" {
-                    continue;
-                }
-                for v in sorted_dirs(&root.join(&sys).join(&fam).join(&be)) {
-                    backends.entry(be.clone()).or_default().insert(v);
-                }
+/// What is installed for one system under a data root: backend → versions (newest last).
+pub fn system_inventory(root: &Path, sys: &str) -> BTreeMap<String, Vec<String>> {
+    let mut backends: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for fam in sorted_dirs(&root.join(sys)) {
+        for be in sorted_dirs(&root.join(sys).join(&fam)) {
+            if be == "nccl" || be == "oneccl" {
+                continue;
+            }
+            for v in sorted_dirs(&root.join(sys).join(&fam).join(&be)) {
+                backends.entry(be.clone()).or_default().insert(v);
             }
         }
-        if backends.is_empty() {
-            continue;
-        }
-        let m = out.entry(sys).or_default();
-        for (be, vs) in backends {
+    }
+    backends
+        .into_iter()
+        .map(|(be, vs)| {
             let mut vs: Vec<String> = vs.into_iter().collect();
             vs.sort_by(|a, b| cmp_version(a, b));
-            m.insert(be, vs);
-        }
-    }
-    out
+            (be, vs)
+        })
+        .collect()
+}
+
+/// What is installed under one data root: system → backend → versions (newest last).
+pub fn inventory(root: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    sorted_dirs(root)
+        .into_iter()
+        .map(|sys| {
+            let inv = system_inventory(root, &sys);
+            (sys, inv)
+        })
+        .filter(|(_, inv)| !inv.is_empty())
+        .collect()
 }
 
 /// Which database a run uses.
@@ -158,25 +167,31 @@ pub struct DbKey {
 /// `version = None` picks the newest installed version.
 pub fn resolve(root: &Path, system: &str, backend: &str, version: Option<&str>) -> Result<DbKey> {
     // Install directories are content-addressed (`perf-<version>-<digest>`), so a root's listing
-    // never changes under the same path: walk it once per process.
-    type Inv = Arc<BTreeMap<String, BTreeMap<String, Vec<String>>>>;
-    static LISTINGS: OnceLock<Mutex<HashMap<PathBuf, Inv>>> = OnceLock::new();
-    let inv = {
+    // never changes under the same path: walk each system once per process, and only the
+    // systems asked for (the whole tree is ~450 directories).
+    type Inv = Arc<BTreeMap<String, Vec<String>>>;
+    static LISTINGS: OnceLock<Mutex<HashMap<(PathBuf, String), Inv>>> = OnceLock::new();
+    // A system name is one directory name, never a path.
+    let plain = !system.is_empty() && !system.contains(['/', '\\']) && !system.starts_with('.');
+    let backends = if !plain {
+        Arc::default()
+    } else {
         let mut m = LISTINGS
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        m.entry(root.to_path_buf())
-            .or_insert_with(|| Arc::new(inventory(root)))
+        m.entry((root.to_path_buf(), system.to_string()))
+            .or_insert_with(|| Arc::new(system_inventory(root, system)))
             .clone()
     };
-    let Some(backends) = inv.get(system) else {
+    if backends.is_empty() {
+        let inv = inventory(root);
         return Err(AicfgError::PerfDbMissing(format!(
             "no measured op data for system '{system}' under {}; installed systems: {}",
             root.display(),
             list_or_none(inv.keys())
         )));
-    };
+    }
     let Some(versions) = backends.get(backend) else {
         return Err(AicfgError::PerfDbMissing(format!(
             "no measured op data for backend '{backend}' on {system}; installed backends: {}",
@@ -224,43 +239,77 @@ pub struct OpDb {
     /// MoE routing distributions tried in order (the benchmark's routing skew is unknown; the
     /// first slice present answers).
     pub moe_distributions: Vec<u8>,
+    /// Whether the tables came from the index cache ([`cache`]).
+    pub cache: CacheUse,
+}
+
+/// The parquet files one database reads, in load order, and the NCCL version picked.
+/// Each table comes from the requested version directory; slices it lacks are filled from
+/// older versions of the same backend (newest first, own rows win), as the reference
+/// database's backward fill does. NCCL tables are shared by the backends: the system's own
+/// version if present, else the newest.
+pub fn sources(
+    key: &DbKey,
+    nccl_pref: Option<&str>,
+) -> (Vec<(&'static str, PathBuf)>, Option<String>) {
+    let mut out = Vec::new();
+    let sys_dir = key.root.join(&key.system);
+    for (fam, table) in TABLE_FILES {
+        let be_dir = sys_dir.join(fam).join(&key.backend);
+        let mut versions = sorted_dirs(&be_dir);
+        versions.retain(|v| cmp_version(v, &key.version) != Ordering::Greater);
+        versions.sort_by(|a, b| cmp_version(b, a));
+        for v in versions {
+            let p = be_dir.join(&v).join(format!("{table}.parquet"));
+            if p.is_file() {
+                out.push((*table, p));
+            }
+        }
+    }
+    let nccl_dir = sys_dir.join("comm").join("nccl");
+    let mut nv = sorted_dirs(&nccl_dir);
+    nv.sort_by(|a, b| cmp_version(a, b));
+    let nccl_version = nccl_pref
+        .filter(|p| nv.iter().any(|v| v == p))
+        .map(str::to_string)
+        .or_else(|| nv.last().cloned());
+    if let Some(v) = &nccl_version {
+        let p = nccl_dir.join(v).join("nccl_perf.parquet");
+        if p.is_file() {
+            out.push(("nccl_perf", p));
+        }
+    }
+    (out, nccl_version)
 }
 
 impl OpDb {
-    /// Load from disk. Each table comes from the requested version directory; slices it lacks are
-    /// filled from older versions of the same backend (newest first, own rows win), as the
-    /// reference database's backward fill does.
+    /// Load from the index cache when it is valid for the parquet files on disk, else from
+    /// the parquet files (then the cache is rewritten; a read-only data directory only costs
+    /// speed).
     pub fn load(key: &DbKey, nccl_pref: Option<&str>) -> Result<OpDb> {
         let t0 = std::time::Instant::now();
-        let mut tables = Tables::default();
-        let sys_dir = key.root.join(&key.system);
-        for (fam, table) in TABLE_FILES {
-            let be_dir = sys_dir.join(fam).join(&key.backend);
-            let mut versions = sorted_dirs(&be_dir);
-            versions.retain(|v| cmp_version(v, &key.version) != Ordering::Greater);
-            versions.sort_by(|a, b| cmp_version(b, a));
-            for v in versions {
-                let p = be_dir.join(&v).join(format!("{table}.parquet"));
-                if p.is_file() {
-                    tables.load_file(table, &p)?;
-                }
+        let (srcs, nccl_version) = sources(key, nccl_pref);
+        let fp = cache::fingerprint(&key.root, &srcs, nccl_version.as_deref());
+        let path = cache::path_for(
+            &key.root,
+            &key.system,
+            &key.backend,
+            &key.version,
+            nccl_version.as_deref(),
+        );
+        let (tables, used) = match cache::read(&path, &key.root, fp) {
+            Ok(t) => (t, CacheUse::Hit),
+            Err(why) => {
+                let t = Self::parse(&srcs)?;
+                let used = match cache::write(&path, &cache::to_bytes(&t, &key.root, fp)) {
+                    Ok(()) => CacheUse::Written(why.to_string()),
+                    Err(e) => {
+                        CacheUse::NotWritten(format!("{why}; writing {}: {e}", path.display()))
+                    }
+                };
+                (t, used)
             }
-        }
-        // NCCL tables are shared by the backends: the system's own version if present, else newest.
-        let nccl_dir = sys_dir.join("comm").join("nccl");
-        let mut nv = sorted_dirs(&nccl_dir);
-        nv.sort_by(|a, b| cmp_version(a, b));
-        let nccl_version = nccl_pref
-            .filter(|p| nv.iter().any(|v| v == p))
-            .map(str::to_string)
-            .or_else(|| nv.last().cloned());
-        if let Some(v) = &nccl_version {
-            let p = nccl_dir.join(v).join("nccl_perf.parquet");
-            if p.is_file() {
-                tables.load_file("nccl_perf", &p)?;
-            }
-        }
-        tables.finish();
+        };
         Ok(OpDb {
             key: key.clone(),
             tables,
@@ -271,7 +320,18 @@ impl OpDb {
                 tables::DIST_BALANCED,
                 tables::DIST_POWER_101,
             ],
+            cache: used,
         })
+    }
+
+    /// Read and index the parquet files themselves (no cache).
+    pub fn parse(srcs: &[(&str, PathBuf)]) -> Result<Tables> {
+        let mut tables = Tables::default();
+        for (table, p) in srcs {
+            tables.load_file(table, p)?;
+        }
+        tables.finish();
+        Ok(tables)
     }
 }
 

@@ -125,7 +125,7 @@ pub const GEN_BLEND: [Blend; 3] = [Blend::Linear, Blend::Linear, Blend::Linear];
 pub const ONE_D: [Blend; 1] = [Blend::Linear];
 
 /// Every table of one (system, backend, version), each slice a grid.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Tables {
     /// GEMM per dtype, axes (n, k, m).
     pub gemm: FastMap<u8, Grid>,

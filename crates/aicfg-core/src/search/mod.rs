@@ -97,6 +97,9 @@ pub struct SearchRequest {
     pub limits: SearchLimits,
 }
 
+/// Longest top-N list (rows per table are shown and serialized in full).
+pub const MAX_TOP_N: usize = 1000;
+
 /// Largest worker considered when the cluster size is open (recommend mode).
 pub const RECOMMEND_MAX_GPUS: u32 = 512;
 
@@ -177,7 +180,9 @@ impl SearchRequest {
         self.total_gpus.unwrap_or(RECOMMEND_MAX_GPUS)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// The one check of a search's inputs (the input spec runs it before queueing a search,
+    /// the search again as the library's guard).
+    pub fn validate(&self) -> Result<()> {
         let w = &self.workload;
         let positive = |what: &'static str, v: f64| {
             if v.is_finite() && v > 0.0 {
@@ -190,8 +195,14 @@ impl SearchRequest {
             }
         };
         w.validate()?;
-        positive("ttft", self.ttft_ms)?;
-        positive("tpot", self.tpot_ms)?;
+        for (what, v) in [("ttft", self.ttft_ms), ("tpot", self.tpot_ms)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(AicfgError::invalid(
+                    what,
+                    format!("must be a positive number of milliseconds, got {v}"),
+                ));
+            }
+        }
         if self.total_gpus == Some(0) {
             return Err(AicfgError::invalid(
                 "total_gpus",
@@ -210,7 +221,7 @@ impl SearchRequest {
         if self.total_gpus.is_none() && self.target.is_none() {
             return Err(AicfgError::invalid(
                 "total_gpus",
-                "give --total_gpus, or a target load (--target-request-rate / --target-concurrency) to size the cluster".to_string(),
+                "--total_gpus is required (or give --target-request-rate / --target-concurrency to find the fewest GPUs for that load)".to_string(),
             ));
         }
         match self.target {
@@ -224,10 +235,10 @@ impl SearchRequest {
                 "needs at least one backend and one serving mode".to_string(),
             ));
         }
-        if self.top_n == 0 {
+        if self.top_n == 0 || self.top_n > MAX_TOP_N {
             return Err(AicfgError::invalid(
                 "top_n",
-                "must be at least 1".to_string(),
+                format!("must be between 1 and {MAX_TOP_N}, got {}", self.top_n),
             ));
         }
         let t = &self.tuning;

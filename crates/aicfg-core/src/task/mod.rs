@@ -4,8 +4,10 @@
 //! [`Experiment`] that turns into a [`SearchRequest`] and writes back as a re-runnable YAML.
 mod from_search;
 pub mod schema;
+mod study;
 
 pub use from_search::study_yaml;
+pub use study::{search_all, Failed, Outcome, Study};
 
 use crate::backend::Backend;
 pub use crate::error::ExpError;

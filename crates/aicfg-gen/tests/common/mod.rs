@@ -58,6 +58,8 @@ pub fn config(backend: &str, moe: bool, roles: &[(&str, u32, WorkerParams)]) -> 
             image_pull_secret: String::new(),
             model_cache_pvc: String::new(),
             hf_home: "/root/.cache/huggingface".into(),
+            compute_domain: false,
+            decode_compute_domain: false,
         },
         dynamo: DynConfig {
             mode: if disagg { "disagg" } else { "agg" }.into(),
@@ -136,8 +138,56 @@ pub fn dgd(f: &BTreeMap<String, String>) -> Value {
 
 /// The pod command of a worker service (`bash -c` script).
 pub fn pod_script(f: &BTreeMap<String, String>, service: &str) -> String {
-    dgd(f)["spec"]["services"][service]["extraPodSpec"]["mainContainer"]["args"][0]
+    services(&dgd(f))[service]["extraPodSpec"]["mainContainer"]["args"][0]
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// The worker/frontend services of a DynamoGraphDeployment in the v1alpha1 shape (a map of
+/// service name → `replicas`, `multinode`, `resources.limits.gpu`, `resources.claims`,
+/// `extraPodSpec` with `mainContainer`), whichever API version it was written in: v1beta1
+/// components are mapped field by field (`podTemplate.spec` → `extraPodSpec`, container `main`
+/// → `mainContainer`, `nvidia.com/gpu` → `gpu`), so one set of assertions covers both.
+pub fn services(d: &Value) -> Value {
+    if d["apiVersion"].as_str() == Some("nvidia.com/v1alpha1") {
+        return d["spec"]["services"].clone();
+    }
+    assert_eq!(
+        d["apiVersion"].as_str(),
+        Some("nvidia.com/v1beta1"),
+        "{d:?}"
+    );
+    let mut out = serde_norway::Mapping::new();
+    for c in d["spec"]["components"].as_sequence().expect("components") {
+        let name = c["name"].as_str().expect("component name");
+        let spec = &c["podTemplate"]["spec"];
+        let containers = spec["containers"].as_sequence().expect("containers");
+        let main = containers
+            .iter()
+            .find(|k| k["name"].as_str() == Some("main"))
+            .expect("a container named main");
+        let mut pod = spec.as_mapping().unwrap().clone();
+        pod.remove("containers");
+        pod.insert("mainContainer".into(), main.clone());
+        let mut svc = serde_norway::Mapping::new();
+        for k in ["replicas", "multinode"] {
+            if !c[k].is_null() {
+                svc.insert(k.into(), c[k].clone());
+            }
+        }
+        let mut res = serde_norway::Mapping::new();
+        if let Some(g) = main["resources"]["limits"]["nvidia.com/gpu"].as_str() {
+            let mut l = serde_norway::Mapping::new();
+            l.insert("gpu".into(), g.into());
+            res.insert("limits".into(), Value::Mapping(l));
+        }
+        if !main["resources"]["claims"].is_null() {
+            res.insert("claims".into(), main["resources"]["claims"].clone());
+        }
+        svc.insert("resources".into(), Value::Mapping(res));
+        svc.insert("extraPodSpec".into(), Value::Mapping(pod));
+        out.insert(name.into(), Value::Mapping(svc));
+    }
+    Value::Mapping(out)
 }

@@ -6,10 +6,12 @@ pub mod auto;
 
 use crate::serve_bench::{self, Endpoint, Framework, Plan, Point, PromptKind};
 use aicfg_core::calibrate::{Row, RowMapper};
-use aicfg_core::estimate::predict_with;
+use aicfg_core::estimate::{predict_with, EstimateRequest};
 use aicfg_core::measure::calib::{DeploymentDesc, PoolDesc};
 use aicfg_core::measure::{BenchSummary, CorrectionScales, LengthDist, SloTargets, CALIB_COLUMNS};
 use aicfg_core::perf::EmpiricalParams;
+use aicfg_core::serve::sim::{Dist as SimDist, Load, ServingCalib, SimSpec};
+use aicfg_core::simulate::{concurrency_of, simulate_with, MAX_REPLAY_TOKENS};
 use aicfg_core::DatabaseMode;
 use aicfg_gen::GeneratorConfig;
 use anyhow::{bail, Context, Result};
@@ -66,6 +68,10 @@ pub struct EvalArgs {
     /// Where to write the comparison (default: <topN folder>/eval).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The model's tokenizer.json: chat prompts of exactly the deployment's ISL in tokens
+    /// (otherwise close to it; the server's usage field gives the count either way).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Calibration YAML for the predictions (default: the embedded constants).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
@@ -306,7 +312,21 @@ pub struct Compared {
     pub predicted_tokens_per_s_per_user: Option<f64>,
     /// Why there is no prediction.
     pub prediction_note: Option<String>,
+    /// The simulator's distributions at this point (the benchmark replayed: closed loop,
+    /// the same requests per client and warm-up), for the percentiles a mean cannot show.
+    pub simulated: Option<Simulated>,
+    /// Why there is no simulation.
+    pub simulation_note: Option<String>,
     pub measured: BenchSummary,
+}
+
+/// Simulated TTFT / TPOT / ITL / E2E distributions of one point (ms).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Simulated {
+    pub ttft_ms: SimDist,
+    pub tpot_ms: SimDist,
+    pub itl_ms: SimDist,
+    pub e2e_ms: SimDist,
 }
 
 fn ratio(m: Option<f64>, p: Option<f64>) -> Option<f64> {
@@ -325,15 +345,14 @@ impl Compared {
     }
 }
 
-/// Predict the deployment at total concurrency `c` with the model `bench accuracy` uses.
-fn predict(
+/// The estimate request of the deployment at total concurrency `c`, as `bench accuracy` maps
+/// a measured row.
+fn request_at(
     d: &DeploymentDesc,
     mapper: &mut RowMapper,
     mode: DatabaseMode,
-    params: &EmpiricalParams,
     c: u32,
-    gpus: u32,
-) -> std::result::Result<(f64, f64, f64, f64), String> {
+) -> std::result::Result<EstimateRequest, String> {
     let row = d
         .row("predict", "", c as f64, f64::NAN, f64::NAN, None)
         .map_err(|e| e.to_string())?;
@@ -348,10 +367,20 @@ fn predict(
         ttft: f64::NAN,
         tpot: f64::NAN,
     };
-    let req = mapper
+    mapper
         .request(&r, mode)
-        .map_err(|(s, e)| format!("{s}: {e}"))?;
-    let perf = predict_with(&req, params).map_err(|e| e.to_string())?;
+        .map_err(|(s, e)| format!("{s}: {e}"))
+}
+
+/// Predict the deployment at total concurrency `c` with the model `bench accuracy` uses.
+fn predict(
+    d: &DeploymentDesc,
+    req: &EstimateRequest,
+    params: &EmpiricalParams,
+    c: u32,
+    gpus: u32,
+) -> std::result::Result<(f64, f64, f64, f64), String> {
+    let perf = predict_with(req, params).map_err(|e| e.to_string())?;
     let (ttft, tpot) = (perf.ttft_ms, perf.tpot_ms);
     if !(ttft.is_finite() && tpot.is_finite() && tpot > 0.0) {
         return Err("prediction is not finite".into());
@@ -360,6 +389,37 @@ fn predict(
     let latency_s = (ttft + (d.osl.saturating_sub(1)) as f64 * tpot) / 1e3;
     let tps_gpu = c as f64 * d.osl as f64 / latency_s / gpus.max(1) as f64;
     Ok((ttft, tpot, tps_gpu, 1000.0 / tpot))
+}
+
+/// The simulator's replay of the benchmark point: a closed loop at the request's concurrency
+/// (one worker or disagg replica, whose share of the clients `concurrency_of` gives), `per`
+/// measured requests per client after `warm` warm-up requests per client, lengths fixed. The
+/// replay is cut to `MAX_REPLAY_TOKENS` output tokens (at least one wave) as the accuracy
+/// harness cuts it.
+fn simulate_point(
+    req: &EstimateRequest,
+    params: &EmpiricalParams,
+    serving: &ServingCalib,
+    per: u64,
+    warm: u64,
+) -> std::result::Result<Simulated, String> {
+    let c = concurrency_of(req) as u64;
+    let osl = req.workload.osl.max(1.0);
+    let cap = ((MAX_REPLAY_TOKENS / osl) as u64).max(c);
+    let measured = c.saturating_mul(per).min(cap).max(1);
+    let warmup = c.saturating_mul(warm).min(cap);
+    let total = measured.saturating_add(warmup);
+    let max = aicfg_core::serve::sim::MAX_REQUESTS as u64;
+    let mut spec = SimSpec::new(Load::Concurrency(c as u32), total.min(max) as u32);
+    spec.warmup = warmup.min(total.min(max).saturating_sub(1)) as u32;
+    let s = simulate_with(req, &spec, params, serving).map_err(|e| e.to_string())?;
+    let r = s.report;
+    Ok(Simulated {
+        ttft_ms: r.ttft_ms,
+        tpot_ms: r.tpot_ms,
+        itl_ms: r.itl_ms,
+        e2e_ms: r.e2e_ms,
+    })
 }
 
 /// Benchmark and compare. `url` overrides the argument's (automation knows the endpoint).
@@ -399,6 +459,12 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
     };
     let db = DatabaseMode::parse(&t.database_mode)?;
     let mut mapper = RowMapper::new();
+    let words = a
+        .tokenizer
+        .as_deref()
+        .map(serve_bench::tokenized::TokenWords::from_file)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let plan = Plan {
         target: serve_bench::client::Target::parse(&url)?,
         model: model.clone(),
@@ -411,6 +477,7 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
         extra: serde_json::Map::new(),
         isl: LengthDist::Fixed(desc.isl),
         osl: LengthDist::Fixed(desc.osl),
+        words,
         seed: t.gen.bench.random_seed as u64,
         warmup: 0,
         num_requests: None,
@@ -470,12 +537,26 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
         }
         all
     });
+    let serving = ServingCalib::embedded();
     let mut points = Vec::new();
     for (p, _, s) in &results {
         let c = p.concurrency.unwrap_or(1);
-        let (pt, po, pg, pu, note) = match predict(&desc, &mut mapper, db, &params, c, gpus) {
+        let req = request_at(&desc, &mut mapper, db, c);
+        let closed = req
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|r| predict(&desc, r, &params, c, gpus));
+        let (pt, po, pg, pu, note) = match closed {
             Ok((a, b, g, u)) => (Some(a), Some(b), Some(g), Some(u), None),
             Err(e) => (None, None, None, None, Some(e)),
+        };
+        let sim = req
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|r| simulate_point(r, &params, &serving, per, warm));
+        let (simulated, simulation_note) = match sim {
+            Ok(x) => (Some(x), None),
+            Err(e) => (None, Some(e)),
         };
         points.push(Compared {
             concurrency: c,
@@ -484,6 +565,8 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
             predicted_tokens_per_s_per_gpu: pg,
             predicted_tokens_per_s_per_user: pu,
             prediction_note: note,
+            simulated,
+            simulation_note,
             measured: s.clone(),
         });
     }
@@ -512,6 +595,7 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
         );
     } else {
         crate::emitln!("{}", comparison_table(&points));
+        crate::emitln!("{}", percentile_table(&points));
         match &scales {
             Some(s) => crate::emitln!(
                 "suggested corrections (median measured/predicted over {} points; {}/corrected_config.yaml reruns the search with them):\n{}",
@@ -592,6 +676,44 @@ fn comparison_table(points: &[Compared]) -> String {
     s
 }
 
+/// Simulated vs measured TTFT and TPOT percentiles per point.
+fn percentile_table(points: &[Compared]) -> String {
+    let mut t = Table::new();
+    let mut head = vec!["concurrency".to_string()];
+    for m in ["TTFT", "TPOT"] {
+        for q in ["p50", "p90", "p99"] {
+            head.push(format!("{m} {q} sim"));
+            head.push(format!("{m} {q} meas"));
+        }
+    }
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(head);
+    for p in points {
+        let mut row = vec![p.concurrency.to_string()];
+        let sims = p.simulated.map(|s| (s.ttft_ms, s.tpot_ms));
+        let meas = [p.measured.ttft_ms, p.measured.tpot_ms];
+        for (i, m) in meas.iter().enumerate() {
+            let s = sims.map(|x| if i == 0 { x.0 } else { x.1 });
+            for q in [0, 1, 2] {
+                let pick_s = |d: SimDist| [d.p50, d.p90, d.p99][q];
+                let pick_m = |d: aicfg_core::measure::Dist| [d.p50, d.p90, d.p99][q];
+                row.push(o(s.map(pick_s)));
+                row.push(o(m.map(pick_m)));
+            }
+        }
+        t.add_row(row);
+    }
+    let mut s =
+        format!("{t}\n(ms; sim = the core's request-level simulator replaying the benchmark)");
+    for p in points.iter().filter(|p| p.simulation_note.is_some()) {
+        s.push_str(&format!(
+            "\nconcurrency {}: no simulation ({})",
+            p.concurrency,
+            p.simulation_note.as_deref().unwrap_or("")
+        ));
+    }
+    s
+}
+
 fn write_outputs(
     t: &Deployment,
     desc: &DeploymentDesc,
@@ -626,6 +748,12 @@ fn write_outputs(
         "measured_tpot_p50_ms",
         "measured_tpot_p90_ms",
         "measured_tpot_p99_ms",
+        "simulated_ttft_p50_ms",
+        "simulated_ttft_p90_ms",
+        "simulated_ttft_p99_ms",
+        "simulated_tpot_p50_ms",
+        "simulated_tpot_p90_ms",
+        "simulated_tpot_p99_ms",
         "requests",
         "errors",
     ])?;
@@ -658,6 +786,12 @@ fn write_outputs(
             c4(m.tpot_ms.map(|d| d.p50)),
             c4(m.tpot_ms.map(|d| d.p90)),
             c4(m.tpot_ms.map(|d| d.p99)),
+            c4(p.simulated.map(|d| d.ttft_ms.p50)),
+            c4(p.simulated.map(|d| d.ttft_ms.p90)),
+            c4(p.simulated.map(|d| d.ttft_ms.p99)),
+            c4(p.simulated.map(|d| d.tpot_ms.p50)),
+            c4(p.simulated.map(|d| d.tpot_ms.p90)),
+            c4(p.simulated.map(|d| d.tpot_ms.p99)),
             m.requests.to_string(),
             m.errors.to_string(),
         ])?;

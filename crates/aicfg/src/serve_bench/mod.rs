@@ -2,6 +2,7 @@
 //! Dynamo frontend). This module parses options, drives the load and presents; the statistics
 //! are the core's (`aicfg_core::measure`).
 pub mod client;
+pub mod tokenized;
 
 use aicfg_core::measure::load::lengths;
 use aicfg_core::measure::{BenchSummary, Dist, LengthDist, RequestRecord, SloTargets, SplitMix64};
@@ -85,9 +86,13 @@ pub struct ServeBenchArgs {
     /// Output length (max_tokens), same forms as --isl.
     #[arg(long, default_value = "128")]
     pub osl: String,
-    /// Prompt form (default: ids for completions, text for chat).
+    /// Prompt form (default: ids for completions, text for chat or with --tokenizer).
     #[arg(long, value_enum)]
     pub prompt: Option<PromptKind>,
+    /// The model's tokenizer.json: text prompts of exactly --isl tokens (special tokens such as
+    /// BOS included; for chat, the message content), for servers that take no token ids.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Which server's options force the output length.
     #[arg(long, value_enum, default_value = "auto")]
     pub framework: Framework,
@@ -139,6 +144,8 @@ pub struct Plan {
     pub extra: serde_json::Map<String, serde_json::Value>,
     pub isl: LengthDist,
     pub osl: LengthDist,
+    /// Single-token words of `--tokenizer`: text prompts of exact length.
+    pub words: Option<Arc<tokenized::TokenWords>>,
     pub seed: u64,
     pub warmup: u64,
     pub num_requests: Option<u64>,
@@ -183,9 +190,15 @@ impl ServeBenchArgs {
         if self.model.trim().is_empty() {
             bail!("--model must name the served model");
         }
-        let prompt = self.prompt.unwrap_or(match self.endpoint {
-            Endpoint::Completions => PromptKind::Ids,
-            Endpoint::Chat => PromptKind::Text,
+        let words = self
+            .tokenizer
+            .as_deref()
+            .map(tokenized::TokenWords::from_file)
+            .transpose()?
+            .map(Arc::new);
+        let prompt = self.prompt.unwrap_or(match (self.endpoint, &words) {
+            (Endpoint::Completions, None) => PromptKind::Ids,
+            _ => PromptKind::Text,
         });
         if prompt == PromptKind::Ids && self.endpoint == Endpoint::Chat {
             bail!("--prompt ids needs --endpoint completions (chat messages are text)");
@@ -264,6 +277,7 @@ impl ServeBenchArgs {
             extra,
             isl: LengthDist::parse("--isl", &self.isl)?,
             osl: LengthDist::parse("--osl", &self.osl)?,
+            words,
             seed: self.seed,
             warmup: self.warmup,
             num_requests: self.num_requests,
@@ -316,13 +330,27 @@ impl Plan {
                 m.insert("prompt".into(), json!(ids));
             }
             PromptKind::Text => {
-                let mut s = String::with_capacity(isl as usize * 5);
-                for i in 0..isl {
-                    if i > 0 {
-                        s.push(' ');
+                let s = match &self.words {
+                    // Exact: the server adds the special tokens to a completion prompt;
+                    // a chat message's content is counted alone (its template adds more).
+                    Some(tw) => {
+                        let n = match self.endpoint {
+                            Endpoint::Completions => isl.saturating_sub(tw.specials),
+                            Endpoint::Chat => isl,
+                        };
+                        tw.text(n, &mut rng)
                     }
-                    s.push_str(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]);
-                }
+                    None => {
+                        let mut s = String::with_capacity(isl as usize * 5);
+                        for i in 0..isl {
+                            if i > 0 {
+                                s.push(' ');
+                            }
+                            s.push_str(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]);
+                        }
+                        s
+                    }
+                };
                 match self.endpoint {
                     Endpoint::Chat => {
                         m.insert("messages".into(), json!([{"role": "user", "content": s}]));

@@ -1,8 +1,7 @@
 //! The JSON API behind the page (docs/api.md) and the embedded assets.
-use crate::default_cmd::{self, DefaultInput, InputError};
-use crate::estimate_cmd::{self, EstimateInput};
+use crate::view;
+use aicfg_core::input::{DefaultInput, EstimateInput, InputError};
 use aicfg_core::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
-use aicfg_core::search::Candidate;
 use aicfg_core::{AicfgError, Backend, ModelRegistry, SystemRegistry};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -131,7 +130,7 @@ impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some(e.field.to_string()),
+            e.field.map(str::to_string),
             e.message,
         )
     }
@@ -198,19 +197,7 @@ fn core_error(e: AicfgError) -> ApiError {
             "the search was cancelled",
         );
     }
-    let field = match &e {
-        AicfgError::Invalid { what, .. } => match what.as_str() {
-            "isl" | "osl" | "ttft" | "tpot" | "prefix" | "total_gpus" | "top_n" => {
-                Some(what.clone())
-            }
-            "free gpu memory fraction" => Some("free_gpu_memory_fraction".to_string()),
-            _ => None,
-        },
-        AicfgError::UnsupportedDtype { .. } => Some("gemm_quant_mode".to_string()),
-        AicfgError::Parallel { .. } => None,
-        _ => None,
-    };
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
+    InputError::from_core(e).into()
 }
 
 /// Runs `work` on a blocking thread, holding one of the search slots, within the time limit.
@@ -277,12 +264,12 @@ async fn default_search(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let input: DefaultInput = parse_body(body)?;
-    let req = default_cmd::build_request(&input)?;
+    let req = input.search_request()?;
     let result = run_limited(&state, move |cancel| {
         aicfg_core::search::search_with(&req, None, Some(cancel)).map_err(core_error)
     })
     .await?;
-    let mut v = default_cmd::json_view(&result);
+    let mut v = view::json_view(&result);
     // Each top row carries the estimate that explains it, built here from the row and the
     // search's inputs (MTP acceptance included), so the page only posts it back.
     for (m, mv) in result
@@ -295,68 +282,11 @@ async fn default_search(
             .iter()
             .zip(mv["top"].as_array_mut().into_iter().flatten())
         {
-            cv["estimate"] =
-                serde_json::to_value(details_input(&input, c)).expect("estimate input serializes");
+            cv["estimate"] = serde_json::to_value(EstimateInput::for_row(&input, c))
+                .expect("estimate input serializes");
         }
     }
     Ok(Json(v))
-}
-
-/// The `/api/estimate` body for one search row: its layout, batch and worker counts, with the
-/// search's model, workload, MTP acceptance, quantization and database choices.
-fn details_input(input: &DefaultInput, c: &Candidate) -> EstimateInput {
-    let base = EstimateInput {
-        model: input.model.clone(),
-        model_config: input.model_config.clone(),
-        system: input.system.clone(),
-        decode_system: input.decode_system.clone(),
-        backend: c.backend.name().to_string(),
-        isl: input.isl,
-        osl: input.osl,
-        prefix: input.prefix,
-        nextn: input.nextn,
-        nextn_accept_rates: Some(input.nextn_accept_rates.clone()),
-        database_mode: input.database_mode.clone(),
-        backend_version: input.backend_version.clone(),
-        free_gpu_memory_fraction: input.free_gpu_memory_fraction,
-        gemm_quant_mode: input.gemm_quant_mode.clone(),
-        moe_quant_mode: input.moe_quant_mode.clone(),
-        kvcache_quant_mode: input.kvcache_quant_mode.clone(),
-        fmha_quant_mode: input.fmha_quant_mode.clone(),
-        comm_quant_mode: input.comm_quant_mode.clone(),
-        ..EstimateInput::default()
-    };
-    match (&c.agg, &c.prefill, &c.decode) {
-        (Some(a), _, _) => EstimateInput {
-            estimate_mode: "agg".into(),
-            tp_size: a.parallel.tp,
-            pp_size: a.parallel.pp,
-            attention_dp_size: a.parallel.dp,
-            moe_tp_size: Some(a.parallel.moe_tp),
-            moe_ep_size: Some(a.parallel.moe_ep),
-            batch_size: a.batch_size.into(),
-            ..base
-        },
-        (None, Some(p), Some(d)) => EstimateInput {
-            estimate_mode: "disagg".into(),
-            prefill_tp_size: Some(p.parallel.tp),
-            prefill_pp_size: Some(p.parallel.pp),
-            prefill_attention_dp_size: Some(p.parallel.dp),
-            prefill_moe_tp_size: Some(p.parallel.moe_tp),
-            prefill_moe_ep_size: Some(p.parallel.moe_ep),
-            prefill_batch_size: p.batch_size.into(),
-            prefill_num_workers: p.workers,
-            decode_tp_size: Some(d.parallel.tp),
-            decode_pp_size: Some(d.parallel.pp),
-            decode_attention_dp_size: Some(d.parallel.dp),
-            decode_moe_tp_size: Some(d.parallel.moe_tp),
-            decode_moe_ep_size: Some(d.parallel.moe_ep),
-            decode_batch_size: d.batch_size.into(),
-            decode_num_workers: d.workers,
-            ..base
-        },
-        _ => base,
-    }
 }
 
 async fn estimate(
@@ -364,12 +294,12 @@ async fn estimate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let input: EstimateInput = parse_body(body)?;
-    let req = estimate_cmd::build_request(&input)?;
+    let req = input.estimate_request()?;
     let report = run_limited(&state, move |_| {
         aicfg_core::estimate(&req).map_err(core_error)
     })
     .await?;
-    Ok(Json(estimate_cmd::json_view(&report)))
+    Ok(Json(view::estimate_json(&report)))
 }
 
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {

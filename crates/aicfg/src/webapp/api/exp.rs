@@ -1,7 +1,6 @@
 //! `POST /api/exp`: an experiment YAML, run like `aicfg cli exp --json` (built-in models and
 //! systems only: a web request reads no local files).
 use super::{parse_body, run_limited, ApiError, AppState};
-use crate::exp_cmd;
 use aicfg_core::task::{parse_experiments, ExpError};
 use aicfg_core::{AicfgError, ModelRegistry, SystemRegistry};
 use axum::body::Bytes;
@@ -26,7 +25,7 @@ struct ExpInput {
 }
 
 fn default_top_n() -> usize {
-    5
+    aicfg_core::input::DEFAULT_TOP_N
 }
 
 /// A 422 carrying where in the YAML the problem is.
@@ -59,13 +58,6 @@ pub(super) async fn run_experiments(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let input: ExpInput = parse_body(body)?;
-    if input.top_n == 0 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("top_n".into()),
-            "top_n must be at least 1",
-        ));
-    }
     let outcomes = run_limited(&state, move |cancel| {
         let models = ModelRegistry::builtin_only();
         let systems = SystemRegistry::builtin();
@@ -74,10 +66,11 @@ pub(super) async fn run_experiments(
             e => super::core_error(e),
         })?;
         let limits = aicfg_core::limits::SearchLimits::default();
-        let study = exp_cmd::search_all(exps, &models, &systems, input.top_n, &limits, |req| {
-            aicfg_core::search::search_with(req, None, Some(cancel))
-        })
-        .map_err(|e| search_error(&e))?;
+        let study =
+            aicfg_core::task::search_all(exps, &models, &systems, input.top_n, &limits, |req| {
+                aicfg_core::search::search_with(req, None, Some(cancel))
+            })
+            .map_err(super::core_error)?;
         // A study where nothing could run is an error, like one failing search.
         match (study.outcomes.is_empty(), study.failed.first()) {
             (true, Some(f)) => Err(search_error(&anyhow::anyhow!(
@@ -89,7 +82,7 @@ pub(super) async fn run_experiments(
         }
     })
     .await?;
-    Ok(Json(exp_cmd::json(&outcomes)))
+    Ok(Json(crate::view::study_json(&outcomes)))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `POST /api/save`: one top-table row's `--save_dir` files as a zip, built in memory.
 use super::{core_error, run_limited, typed, ApiError, AppState};
-use crate::default_cmd::{self, DefaultInput};
+use aicfg_core::input::DefaultInput;
 use aicfg_core::ServeMode;
 use aicfg_gen::{GenError, OutFile, SaveRequest};
 use axum::body::Bytes;
@@ -23,9 +23,18 @@ struct SaveExtra {
     generator_set: Vec<String>,
     #[serde(default)]
     generated_config_version: Option<String>,
+    /// `--dynamo-version`: picks the release (and image) from the version matrix.
+    #[serde(default)]
+    dynamo_version: Option<String>,
 }
 
-const EXTRA_KEYS: [&str; 4] = ["mode", "rank", "generator_set", "generated_config_version"];
+const EXTRA_KEYS: [&str; 5] = [
+    "mode",
+    "rank",
+    "generator_set",
+    "generated_config_version",
+    "dynamo_version",
+];
 
 fn unprocessable(field: &str, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Some(field.into()), msg)
@@ -67,7 +76,7 @@ fn gen_error(e: GenError) -> ApiError {
 }
 
 /// Stored, not extracted, so plain characters suffice: the version lands in YAML and scripts.
-fn check_version(v: &str) -> Result<(), ApiError> {
+fn check_version(field: &str, v: &str) -> Result<(), ApiError> {
     let ok = !v.is_empty()
         && v.len() <= 64
         && v.chars()
@@ -76,7 +85,7 @@ fn check_version(v: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(unprocessable(
-            "generated_config_version",
+            field,
             format!("'{v}' is not a version (letters, digits and . _ + - only, e.g. 1.3.0rc23)"),
         ))
     }
@@ -122,11 +131,21 @@ pub(super) async fn save_zip(
     }
     let sets = aicfg_gen::parse_sets(&extra.generator_set).map_err(gen_error)?;
     if let Some(v) = &extra.generated_config_version {
-        check_version(v)?;
+        check_version("generated_config_version", v)?;
     }
-    let req = default_cmd::build_request(&input)?;
+    if let Some(v) = &extra.dynamo_version {
+        check_version("dynamo_version", v)?;
+    }
+    let req = input.search_request()?;
     let rank = extra.rank;
     let version = extra.generated_config_version;
+    let dynamo_version = extra.dynamo_version;
+    // A version the matrix lacks is the caller's mistake: name the field that was sent.
+    let version_field = if dynamo_version.is_some() {
+        "dynamo_version"
+    } else {
+        "generated_config_version"
+    };
     let (name, zip) = run_limited(&state, move |cancel| {
         let result =
             aicfg_core::search::search_with(&req, None, Some(cancel)).map_err(core_error)?;
@@ -156,9 +175,12 @@ pub(super) async fn save_zip(
             top_k: rank,
             sets,
             generated_version: version,
-            dynamo_version: None,
+            dynamo_version,
         };
-        let files = aicfg_gen::build_row(&s, mode, rank).map_err(gen_error)?;
+        let files = aicfg_gen::build_row(&s, mode, rank).map_err(|e| match e {
+            GenError::Version(m) => unprocessable(version_field, m),
+            e => gen_error(e),
+        })?;
         let name = aicfg_gen::folder_name(&req);
         let zip = zip_tree(&name, &files).map_err(|e| {
             ApiError::new(

@@ -1,4 +1,6 @@
 use super::*;
+// The CLI's own argument types: the tests check the page and the CLI agree.
+use crate::{default_cmd, estimate_cmd};
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -42,8 +44,8 @@ async fn default_matches_the_cli_json_view() {
     let (s, v) = call(&app(), "POST", "/api/default", QWEN).await;
     assert_eq!(s, StatusCode::OK);
     let input: DefaultInput = serde_json::from_str(QWEN).unwrap();
-    let req = default_cmd::build_request(&input).unwrap();
-    let want = default_cmd::json_view(&aicfg_core::search::search(&req, None).unwrap());
+    let req = input.search_request().unwrap();
+    let want = view::json_view(&aicfg_core::search::search(&req, None).unwrap());
     // The page's per-row details requests ride along; the rest is the CLI's JSON.
     let mut v = v;
     for m in v["modes"].as_array_mut().unwrap() {
@@ -277,9 +279,8 @@ async fn estimate_matches_the_cli_and_validates() {
     let (s, v) = call(&app(), "POST", "/api/estimate", body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let input: EstimateInput = serde_json::from_str(body).unwrap();
-    let want = estimate_cmd::json_view(
-        &aicfg_core::estimate(&estimate_cmd::build_request(&input).unwrap()).unwrap(),
-    );
+    let want =
+        view::estimate_json(&aicfg_core::estimate(&input.estimate_request().unwrap()).unwrap());
     // Both sides parsed from text, as a client reading the CLI's output would.
     let want: Value = serde_json::from_str(&want.to_string()).unwrap();
     assert_eq!(v, want);

@@ -377,9 +377,11 @@ function generatorInput() {
   const f = $("#search-form").elements;
   const sets = f.generator_set.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
   const version = f.generated_config_version.value.trim();
+  const dynamo = f.dynamo_version.value.trim();
   const out = {};
   if (sets.length) out.generator_set = sets;
   if (version) out.generated_config_version = version;
+  if (dynamo) out.dynamo_version = dynamo;
   return out;
 }
 

@@ -1,5 +1,6 @@
 use super::super::{router, Limits};
 use super::*;
+use crate::exp_cmd;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -36,7 +37,7 @@ fn cli_json(yaml: &str) -> Value {
         save: Default::default(),
         limits: Default::default(),
     };
-    let out = exp_cmd::json(&exp_cmd::run_file(&a).unwrap());
+    let out = crate::view::study_json(&exp_cmd::run_file(&a).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
     out
 }

@@ -72,7 +72,7 @@ async fn a_rows_zip_holds_its_deployment_files_and_is_byte_stable() {
 
     // The files are what the generator writes for that row of the same search.
     let input: DefaultInput = serde_json::from_str(&format!("{{{QWEN}}}")).unwrap();
-    let req = default_cmd::build_request(&input).unwrap();
+    let req = input.search_request().unwrap();
     let result = aicfg_core::search::search(&req, None).unwrap();
     let s = SaveRequest {
         request: &req,
@@ -112,6 +112,29 @@ async fn overrides_and_version_reach_the_files() {
         .find(|(n, _)| n.ends_with("agg/top1/generator_config.yaml"))
         .unwrap();
     assert!(String::from_utf8_lossy(&gen.1).contains("1.3.0rc22"));
+}
+
+#[tokio::test]
+async fn dynamo_version_picks_the_release_and_image() {
+    let body = format!(r#"{{{QWEN},"mode":"agg","rank":1,"dynamo_version":"1.5.1"}}"#);
+    let (s, _, zip) = post(&body).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&zip));
+    let files = unzip(&zip);
+    let k8s = files
+        .iter()
+        .find(|(n, _)| n.ends_with("agg/top1/agg/k8s_deploy.yaml"))
+        .expect("agg k8s manifest");
+    assert!(String::from_utf8_lossy(&k8s.1).contains("tensorrtllm-runtime:1.5.1"));
+    let gen = files
+        .iter()
+        .find(|(n, _)| n.ends_with("agg/top1/generator_config.yaml"))
+        .unwrap();
+    // Dynamo 1.5.1 pins TRT-LLM 1.3.0rc25 (data/versions.yaml).
+    let gen = String::from_utf8_lossy(&gen.1);
+    assert!(
+        gen.contains("1.3.0rc25") && gen.contains("dynamo_version: 1.5.1"),
+        "{gen}"
+    );
 }
 
 #[tokio::test]
@@ -176,6 +199,24 @@ async fn bad_save_keys_are_4xx_naming_the_field() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "generated_config_version",
             "not a version",
+        ),
+        (
+            r#""mode":"agg","rank":1,"dynamo_version":"1.6.1 x""#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dynamo_version",
+            "not a version",
+        ),
+        (
+            r#""mode":"agg","rank":1,"dynamo_version":"9.9.9""#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dynamo_version",
+            "9.9.9",
+        ),
+        (
+            r#""mode":"agg","rank":1,"generated_config_version":"0.1.0""#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "generated_config_version",
+            "0.1.0",
         ),
         (
             r#""mode":"agg","rank":1,"bogus":1"#,
