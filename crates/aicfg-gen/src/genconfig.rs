@@ -70,6 +70,10 @@ pub struct K8sConfig {
     /// The same for the decode pool (its own system in heterogeneous disagg).
     #[serde(default)]
     pub decode_compute_domain: bool,
+    /// vLLM image of the llm-d deployment (`llm-d-values.yaml`, vLLM only): the upstream vLLM
+    /// release the Dynamo release pins.
+    #[serde(default)]
+    pub llmd_image: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +134,16 @@ pub struct ModelConfig {
     pub is_moe: bool,
     pub nextn: u32,
     pub prefix: u32,
+    /// Volume for the downloaded checkpoint (GiB): parameters × 2 bytes (BF16, the widest
+    /// common checkpoint dtype) plus 10 % for tokenizer and config files, rounded up.
+    #[serde(default)]
+    pub checkpoint_gib: u32,
+}
+
+/// [`ModelConfig::checkpoint_gib`] of a model with `params` parameters.
+pub fn checkpoint_gib(params: f64) -> u32 {
+    let gib = params.max(0.0) * 2.0 * 1.1 / f64::from(1u32 << 30);
+    gib.ceil().clamp(1.0, 1e6) as u32
 }
 
 /// One worker role as the search planned it.
@@ -211,6 +225,8 @@ pub struct Context {
     /// and decode pool.
     pub multi_node_nvlink: bool,
     pub decode_multi_node_nvlink: bool,
+    /// Parameters of the model (every expert).
+    pub param_count: f64,
     /// KV memory fraction the memory model used (None = the backend default).
     pub free_gpu_memory_fraction: Option<f64>,
     /// `--generated_config_version` and `--dynamo-version`.
@@ -314,6 +330,11 @@ impl GeneratorConfig {
                 hf_home: "/root/.cache/huggingface".into(),
                 compute_domain: ctx.multi_node_nvlink,
                 decode_compute_domain: ctx.decode_multi_node_nvlink,
+                llmd_image: if backend == Backend::Vllm {
+                    format!("docker.io/vllm/vllm-openai:v{}", release.vllm)
+                } else {
+                    String::new()
+                },
             },
             dynamo: DynConfig {
                 mode: mode.into(),
@@ -356,6 +377,7 @@ impl GeneratorConfig {
                 is_moe: ctx.is_moe,
                 nextn: ctx.nextn,
                 prefix: ctx.prefix,
+                checkpoint_gib: checkpoint_gib(ctx.param_count),
             },
             params: Params {
                 agg: c.agg.as_ref().map(|w| params_of(w, fraction)),
@@ -415,6 +437,7 @@ impl GeneratorConfig {
                 self.k8s.compute_domain = v.as_bool()
             }
             "K8sConfig.decode_compute_domain" => self.k8s.decode_compute_domain = v.as_bool(),
+            "K8sConfig.llmd_image" => self.k8s.llmd_image = text(),
             "DynConfig.enable_router" => self.dynamo.enable_router = v.as_bool(),
             "DynConfig.publish_kv_events" => self.dynamo.publish_kv_events = v.as_bool(),
             "NodeConfig.num_gpus_per_node" => {
@@ -627,6 +650,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "K8sConfig.hf_home", kind: Kind::AbsPath, help: "HF_HOME in the pods, where the model cache PVC is mounted (default /root/.cache/huggingface)" },
     KeyDoc { key: "K8sConfig.compute_domain", kind: Kind::Bool, help: "multi-node agg/prefill workers claim a channel of a ComputeDomain (resource.nvidia.com, NVIDIA DRA driver) for NVLink across nodes (default: on when the system's NVLink domain spans nodes, e.g. GB200/GB300 NVL72)" },
     KeyDoc { key: "K8sConfig.decode_compute_domain", kind: Kind::Bool, help: "the same for multi-node decode workers (default: from the decode system)" },
+    KeyDoc { key: "K8sConfig.llmd_image", kind: Kind::Image, help: "vLLM image of llm-d-values.yaml (vLLM deployments; default: vllm/vllm-openai at the vLLM version of the Dynamo release)" },
     KeyDoc { key: "DynConfig.enable_router", kind: Kind::Bool, help: "KV-aware routing in the frontend (default: on with --prefix)" },
     KeyDoc { key: "DynConfig.publish_kv_events", kind: Kind::Bool, help: "workers publish KV-cache events for the router (default: on with --prefix)" },
     KeyDoc { key: "NodeConfig.num_gpus_per_node", kind: Kind::Count(1024), help: "GPUs per node of the agg/prefill pool (default: the system's); also the decode pool's unless set on its own" },

@@ -126,6 +126,7 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
         multi_node_nvlink: req.system.nvlink_domain() > req.system.node.num_gpus_per_node,
         decode_multi_node_nvlink: decode_system.nvlink_domain()
             > decode_system.node.num_gpus_per_node,
+        param_count: req.model.param_count(),
         free_gpu_memory_fraction: req.free_gpu_memory_fraction,
         generated_version: s.generated_version.clone(),
         dynamo_version: s.dynamo_version.clone(),

@@ -9,7 +9,11 @@ use crate::genconfig::GeneratorConfig;
 use minijinja::{context, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
+    (
+        "llmd_values.yaml.j2",
+        include_str!("../templates/llmd_values.yaml.j2"),
+    ),
     (
         "k8s_deploy_v1beta1.yaml.j2",
         include_str!("../templates/k8s_deploy_v1beta1.yaml.j2"),
@@ -323,6 +327,80 @@ fn k8s_script(g: &GeneratorConfig, r: &RoleSpec) -> String {
     )
 }
 
+/// One role of `llm-d-values.yaml`: the chart's `decode` section serves agg and decode.
+#[derive(Debug, Clone, Serialize)]
+struct LlmdRole {
+    #[serde(flatten)]
+    view: RoleView,
+    llmd_section: &'static str,
+    dp: u32,
+    dp_local: u32,
+    /// `vllm serve` options: the worker's, less Dynamo's own role flags.
+    args: Vec<String>,
+}
+
+/// The llm-d modelservice values of a vLLM deployment; None when a worker's tensor/pipeline
+/// group spans nodes (the chart spreads a worker over nodes by data parallelism only).
+fn llmd_values(
+    env: &Environment,
+    g: &GeneratorConfig,
+    views: &[RoleView],
+    name: &str,
+) -> Result<Option<String>> {
+    if g.backend != "vllm" {
+        return Ok(None);
+    }
+    let mut roles = Vec::new();
+    for v in views {
+        let r = &v.spec;
+        let group = r.tp.saturating_mul(r.params.pipeline_parallel_size.max(1));
+        if group > r.gpus_per_node.max(1) {
+            return Ok(None);
+        }
+        let dp = r.params.data_parallel_size.max(1);
+        let mut args = Vec::new();
+        let mut i = 0;
+        while i < r.flags.len() {
+            match r.flags[i].as_str() {
+                "--disaggregation-mode" => i += 2,
+                "--is-prefill-worker" | "--is-decode-worker" => i += 1,
+                a => {
+                    args.push(a.to_string());
+                    i += 1;
+                }
+            }
+        }
+        roles.push(LlmdRole {
+            view: v.clone(),
+            llmd_section: if r.role == RoleKind::Prefill {
+                "prefill"
+            } else {
+                "decode"
+            },
+            dp,
+            dp_local: (v.gpus_per_pod / group.max(1)).clamp(1, dp),
+            args,
+        });
+    }
+    let s = &g.service.model_path;
+    let uri = if s.starts_with('/') && !g.k8s.model_cache_pvc.is_empty() {
+        format!("pvc://{}{}", g.k8s.model_cache_pvc, s)
+    } else {
+        format!("hf://{}", s.trim_start_matches('/'))
+    };
+    Ok(Some(render_template(
+        env,
+        "llmd_values.yaml.j2",
+        context! {
+            g => val(g),
+            roles => val(&roles),
+            name => name,
+            uri => uri,
+            multinode => views.iter().any(|v| v.nnodes > 1),
+        },
+    )?))
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct EngineFile {
     name: String,
@@ -431,6 +509,10 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
             },
         )?,
     ));
+    if let Some(values) = llmd_values(&env, g, &views, &format!("{}-{}", g.k8s.name_prefix, mode))?
+    {
+        files.push((format!("{mode}/llm-d-values.yaml"), values));
+    }
     let nodes = place(g, &specs);
     let count = nodes.len();
     for node in nodes {

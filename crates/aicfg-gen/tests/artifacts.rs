@@ -233,6 +233,7 @@ fn schema() -> Schemas {
         ("nvidia.com/v1alpha1", "dynamographdeployment-v1alpha1.json"),
         ("nvidia.com/v1beta1", "dynamographdeployment-v1beta1.json"),
         ("resource.nvidia.com/v1beta1", "computedomain-v1beta1.json"),
+        ("llm-d", "llm-d-modelservice-values.json"),
     ] {
         let mut s = read(file);
         let defs = s["$defs"].as_object_mut().unwrap();
@@ -280,6 +281,82 @@ fn validate_manifests(v: &Schemas, files: &[OutFile]) -> usize {
         }
     }
     n
+}
+
+/// `llm-d-values.yaml` (vLLM): valid chart values whose workers are the search's.
+#[test]
+fn llm_d_values_validate_and_match_the_search() {
+    let v = schema();
+    let llmd = &v.0["llm-d"];
+    let mut seen = 0;
+    for (name, c) in cases() {
+        let files = build(&save(c, &[])).unwrap();
+        let values: Vec<&OutFile> = files
+            .iter()
+            .filter(|f| f.path.ends_with("llm-d-values.yaml"))
+            .collect();
+        if !name.ends_with("vllm") {
+            assert!(values.is_empty(), "{name}: llm-d values are vLLM only");
+            continue;
+        }
+        for f in values {
+            let doc: Value = serde_norway::from_str(text(f)).unwrap();
+            let j: serde_json::Value = serde_json::to_value(&doc).unwrap();
+            let errors: Vec<String> = llmd.iter_errors(&j).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", f.path);
+            // The same workers as the Dynamo manifest of that folder.
+            let k8s = common::services(&yaml(
+                &files,
+                &f.path.replace("llm-d-values.yaml", "k8s_deploy.yaml"),
+            ));
+            let disagg = f.path.starts_with("disagg/");
+            let pick = |role: &str| {
+                k8s.as_mapping()
+                    .unwrap()
+                    .iter()
+                    .find(|(k, _)| k.as_str().unwrap().contains(role))
+                    .map(|(_, s)| s.clone())
+                    .unwrap()
+            };
+            let pairs = if disagg {
+                vec![("decode", pick("Decode")), ("prefill", pick("Prefill"))]
+            } else {
+                vec![("decode", pick("VllmWorker"))]
+            };
+            for (section, svc) in pairs {
+                let s = &doc[section];
+                assert_eq!(s["replicas"], svc["replicas"], "{} {section}", f.path);
+                let gpus = &s["containers"][0]["resources"]["limits"]["nvidia.com/gpu"];
+                assert_eq!(
+                    gpus, &svc["resources"]["limits"]["gpu"],
+                    "{} {section}",
+                    f.path
+                );
+                let args: Vec<String> = s["containers"][0]["args"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
+                assert!(!args.iter().any(|a| a == "--disaggregation-mode"));
+                assert_eq!(
+                    flag(&args.join(" "), "--tensor-parallel-size"),
+                    s["parallelism"]["tensor"].as_u64().map(|t| t.to_string())
+                );
+            }
+            assert_eq!(
+                doc["prefill"]["create"].as_bool(),
+                Some(disagg),
+                "{}",
+                f.path
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "{seen}");
+    // The validator refuses what the chart refuses.
+    let bad = serde_json::json!({"modelArtifacts": {"name": "m", "uri": "s3://x"}, "servers": 1});
+    assert!(!llmd.is_valid(&bad));
 }
 
 #[test]

@@ -174,6 +174,23 @@ fn every_generated_flag_and_key_exists_in_the_targeted_release() {
                 );
                 let cmds = worker_commands(&f, b.name());
                 assert!(!cmds.is_empty(), "{ctx}: no worker command found");
+                // llm-d runs the same vLLM options with plain `vllm serve`.
+                if b == Backend::Vllm {
+                    if let (Some(v), Some(vf)) = (
+                        f.iter().find(|(p, _)| p.ends_with("llm-d-values.yaml")),
+                        flags(&[format!("vllm-{}", r.vllm)]),
+                    ) {
+                        let doc: serde_norway::Value = serde_norway::from_str(v.1).unwrap();
+                        for section in ["decode", "prefill"] {
+                            if let Some(a) = doc[section]["containers"][0]["args"].as_sequence() {
+                                let args: Vec<String> =
+                                    a.iter().map(|x| x.as_str().unwrap().to_string()).collect();
+                                checked +=
+                                    check_command(&args, &vf, &format!("{ctx} llm-d {section}"));
+                            }
+                        }
+                    }
+                }
                 // The frontend's options, against dynamo.frontend of the same release.
                 let front = frontend_commands(&f);
                 assert!(!front.is_empty(), "{ctx}: no frontend command found");

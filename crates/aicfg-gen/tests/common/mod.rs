@@ -60,6 +60,7 @@ pub fn config(backend: &str, moe: bool, roles: &[(&str, u32, WorkerParams)]) -> 
             hf_home: "/root/.cache/huggingface".into(),
             compute_domain: false,
             decode_compute_domain: false,
+            llmd_image: format!("docker.io/vllm/vllm-openai:v{}", release.vllm),
         },
         dynamo: DynConfig {
             mode: if disagg { "disagg" } else { "agg" }.into(),
@@ -102,6 +103,7 @@ pub fn config(backend: &str, moe: bool, roles: &[(&str, u32, WorkerParams)]) -> 
             is_moe: moe,
             nextn: 0,
             prefix: 0,
+            checkpoint_gib: 67,
         },
         params: Params {
             agg: find("agg").map(|x| x.2.clone()),
