@@ -13,7 +13,7 @@ use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::{DatabaseMode, EmpiricalParams};
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
 use crate::search::{
-    Candidate, LoadTarget, ParallelSpace, ReplicaConfig, Role, SearchRequest, DEFAULT_ISL,
+    Candidate, LoadTarget, ParallelSpace, RankBy, ReplicaConfig, Role, SearchRequest, DEFAULT_ISL,
     DEFAULT_OSL, DEFAULT_TPOT_MS, DEFAULT_TTFT_MS,
 };
 use crate::serve::{mtp, ServeMode, Workload};
@@ -71,6 +71,8 @@ pub fn field_of(what: &str) -> Option<&'static str> {
         "batch_size" => "batch_size",
         "prefill_batch_size" => "prefill_batch_size",
         "decode_batch_size" => "decode_batch_size",
+        "gpu_cost_per_hour" => "gpu_cost_per_hour",
+        "rank_by" => "rank_by",
         _ => return None,
     })
 }
@@ -274,6 +276,10 @@ pub struct DefaultInput {
     pub agg_parallel: Option<ParallelInput>,
     pub prefill_parallel: Option<ParallelInput>,
     pub decode_parallel: Option<ParallelInput>,
+    /// Price of a GPU-hour (US dollars) for every system, over the system files' own.
+    pub gpu_cost_per_hour: Option<f64>,
+    /// throughput (default) or cost.
+    pub rank_by: String,
     /// Local files are read only for the CLI, never for a web request.
     #[serde(skip)]
     pub systems_path: Option<PathBuf>,
@@ -317,6 +323,8 @@ impl Default for DefaultInput {
             agg_parallel: None,
             prefill_parallel: None,
             decode_parallel: None,
+            gpu_cost_per_hour: None,
+            rank_by: "throughput".into(),
             systems_path: None,
             calibration: None,
             allow_local_files: false,
@@ -444,6 +452,8 @@ impl DefaultInput {
         req.replica = ReplicaConfig::defaults(a.enable_wide_ep);
         req.top_n = a.top_n;
         req.strict_sla = a.strict_sla;
+        req.gpu_cost_per_hour = a.gpu_cost_per_hour;
+        req.rank_by = RankBy::parse(&a.rank_by).on("rank_by")?;
         req.validate().map_err(InputError::from_core)?;
         Ok(req)
     }
@@ -855,6 +865,93 @@ mod tests {
         let mut req = qwen().search_request().unwrap();
         req.tpot_ms = -1.0;
         assert_eq!(e.message, req.validate().unwrap_err().to_string());
+    }
+
+    #[test]
+    fn cost_is_the_price_of_the_gpus_used_over_the_tokens() {
+        let input = DefaultInput {
+            gpu_cost_per_hour: Some(2.0),
+            serving_mode: "agg".into(),
+            ..qwen()
+        };
+        let r = crate::search::search(&input.search_request().unwrap(), None).unwrap();
+        let top = &r.modes[0].top;
+        assert!(!top.is_empty());
+        for c in top {
+            let cost = c.cost.expect("priced");
+            assert_eq!(cost.usd_per_hour, 2.0 * f64::from(c.total_gpus_used));
+            let out_per_h = c.tokens_per_s_per_gpu * f64::from(c.total_gpus) * 3600.0;
+            let want = cost.usd_per_hour / out_per_h * 1e6;
+            assert!((cost.usd_per_m_output_tokens / want - 1.0).abs() < 1e-12);
+            let in_per_h = c.request_rate * 4000.0 * 3600.0;
+            let want = cost.usd_per_hour / in_per_h * 1e6;
+            assert!((cost.usd_per_m_input_tokens / want - 1.0).abs() < 1e-12);
+        }
+        // Unpriced: no cost anywhere, and the JSON has no cost key.
+        let r = crate::search::search(&qwen().search_request().unwrap(), None).unwrap();
+        assert!(r
+            .modes
+            .iter()
+            .flat_map(|m| &m.top)
+            .all(|c| c.cost.is_none()));
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(!j.contains("\"cost\"") && !j.contains("rank_by"));
+    }
+
+    #[test]
+    fn rank_by_cost_orders_by_dollars_and_needs_a_price() {
+        let input = DefaultInput {
+            rank_by: "cost".into(),
+            ..qwen()
+        };
+        let e = input.search_request().unwrap_err();
+        assert_eq!(e.field, Some("rank_by"), "{e}");
+        assert!(e.message.contains("--gpu-cost-per-hour"), "{e}");
+        let bad = DefaultInput {
+            gpu_cost_per_hour: Some(-1.0),
+            ..qwen()
+        };
+        assert_eq!(
+            bad.search_request().unwrap_err().field,
+            Some("gpu_cost_per_hour")
+        );
+        let input = DefaultInput {
+            gpu_cost_per_hour: Some(2.0),
+            ..input
+        };
+        let r = crate::search::search(&input.search_request().unwrap(), None).unwrap();
+        for m in &r.modes {
+            let v: Vec<f64> = m
+                .top
+                .iter()
+                .map(|c| c.cost.unwrap().usd_per_m_output_tokens)
+                .collect();
+            assert!(v.windows(2).all(|w| w[0] <= w[1]), "{v:?}");
+        }
+        let best = r.best.unwrap().cost.unwrap().usd_per_m_output_tokens;
+        let mut firsts = r.modes.iter().filter_map(|m| m.top.first());
+        assert!(firsts.all(|c| c.cost.unwrap().usd_per_m_output_tokens >= best));
+    }
+
+    #[test]
+    fn progress_covers_the_xpyd_composition() {
+        let input = DefaultInput {
+            serving_mode: "disagg".into(),
+            ..qwen()
+        };
+        let req = input.search_request().unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        crate::search::search(&req, Some(&|d, t| seen.borrow_mut().push((d, t)))).unwrap();
+        let seen = seen.into_inner();
+        let &(last, total) = seen.last().unwrap();
+        assert_eq!(last, total);
+        assert!(seen
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1));
+        // Most units are prefill × decode pairs, reported while the pairs are composed: the
+        // bar moves between its half and its end.
+        let mid = seen.iter().filter(|(d, _)| *d > total / 2 && *d < total);
+        assert!(mid.count() >= 2, "{seen:?}");
     }
 
     #[test]

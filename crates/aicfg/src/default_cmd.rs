@@ -3,7 +3,7 @@ use crate::chart::{self, Series};
 use crate::view::{json_view, origin_tag, QUANT_HINT};
 use aicfg_core::input::DefaultInput;
 use aicfg_core::search::{
-    mode_name, search, Candidate, LoadTarget, ModeResult, Role, SearchResult, WorkerPlan,
+    mode_name, search, Candidate, LoadTarget, ModeResult, RankBy, Role, SearchResult, WorkerPlan,
 };
 use aicfg_core::ServeMode;
 use anyhow::Result;
@@ -114,6 +114,18 @@ pub struct DefaultArgs {
     /// Calibration YAML replacing the embedded empirical constants.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Price of one GPU-hour in US dollars, for every system (default: the system file's
+    /// misc.gpu_cost_per_hour; the built-in files leave it unset). Adds $/M tokens to the report.
+    #[arg(
+        long = "gpu-cost-per-hour",
+        alias = "gpu_cost_per_hour",
+        allow_negative_numbers = true
+    )]
+    pub gpu_cost_per_hour: Option<f64>,
+    /// Order of the top-N tables and choice of the best: throughput (tokens/s/gpu; recommend
+    /// mode: fewest GPUs) or cost ($/M output tokens; recommend mode: cheapest cluster per hour).
+    #[arg(long = "rank-by", alias = "rank_by", default_value = "throughput")]
+    pub rank_by: String,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -156,6 +168,8 @@ impl DefaultArgs {
             agg_parallel: None,
             prefill_parallel: None,
             decode_parallel: None,
+            gpu_cost_per_hour: self.gpu_cost_per_hour,
+            rank_by: self.rank_by.clone(),
             systems_path: self.systems_path.clone(),
             calibration: self.calibration.clone(),
             allow_local_files: true,
@@ -341,13 +355,30 @@ fn best_block(o: &mut String, r: &SearchResult) {
         ),
         None => String::new(),
     };
-    if recommend {
+    let by_cost = r.rank_by == RankBy::Cost;
+    if recommend && by_cost {
+        let _ = writeln!(
+            o,
+            "  Overall best system chosen: {} at ${:.2} per hour{}",
+            mode_name(best.mode),
+            best.cost.map_or(f64::NAN, |c| c.usd_per_hour),
+            verdict.replace("better", "cheaper")
+        );
+    } else if recommend {
         let _ = writeln!(
             o,
             "  Overall best system chosen: {} with {} GPUs{}",
             mode_name(best.mode),
             best.total_gpus_used,
             verdict
+        );
+    } else if by_cost {
+        let _ = writeln!(
+            o,
+            "  Overall best system chosen: {} at ${:.3} per million output tokens{}",
+            mode_name(best.mode),
+            best.cost.map_or(f64::NAN, |c| c.usd_per_m_output_tokens),
+            verdict.replace("better", "cheaper")
         );
     } else {
         let _ = writeln!(
@@ -402,6 +433,13 @@ fn best_block(o: &mut String, r: &SearchResult) {
         best.request_rate,
         fmt_num(best.concurrency)
     );
+    if let Some(c) = &best.cost {
+        let _ = writeln!(
+            o,
+            "    - Cost: ${:.3} per million output tokens (or ${:.3} per million input tokens); ${:.2} per hour for {} GPUs",
+            c.usd_per_m_output_tokens, c.usd_per_m_input_tokens, c.usd_per_hour, best.total_gpus_used
+        );
+    }
     if let Some(p) = best.load_served_pct {
         let _ = writeln!(
             o,
@@ -558,8 +596,13 @@ const ASCII_SEED: &str = "||--+-++|    ++++++";
 
 fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
     let recommend = r.target.is_some();
+    let by_cost = r.rank_by == RankBy::Cost;
     let sorted = if !m.sla_met {
         "closest to the SLA; none meets it"
+    } else if by_cost && recommend {
+        "Sorted by cost per hour"
+    } else if by_cost {
+        "Sorted by $/M output tokens"
     } else if recommend {
         "Sorted by GPUs needed"
     } else {
@@ -578,6 +621,10 @@ fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
     let mut header: Vec<&str> = vec!["Rank"];
     if multi_backend {
         header.push("backend");
+    }
+    let priced = m.top.iter().any(|c| c.cost.is_some());
+    if priced {
+        header.push("$/M output tokens");
     }
     header.extend([
         "tokens/s/gpu",
@@ -610,6 +657,12 @@ fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
         let mut row: Vec<String> = vec![format!("{}", i + 1)];
         if multi_backend {
             row.push(c.backend.name().to_string());
+        }
+        if priced {
+            row.push(
+                c.cost
+                    .map_or("-".into(), |c| format!("{:.3}", c.usd_per_m_output_tokens)),
+            );
         }
         row.extend([
             format!("{:.2}", c.tokens_per_s_per_gpu),
@@ -660,4 +713,19 @@ fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
         col.set_cell_alignment(CellAlignment::Center);
     }
     let _ = writeln!(o, "{t}");
+    for (i, c) in m
+        .top
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.same_as.is_empty())
+    {
+        let _ = writeln!(
+            o,
+            "  rank {} also stands for {} more layout{} with the same numbers (another expert split): {}",
+            i + 1,
+            c.same_as.len(),
+            if c.same_as.len() == 1 { "" } else { "s" },
+            c.same_as.join(", ")
+        );
+    }
 }

@@ -15,7 +15,7 @@ impl Bar {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} searching {bar:40} {pos}/{len} layouts ({elapsed})",
+                "{spinner} searching {bar:40} {percent}% of layouts and xPyD compositions ({elapsed})",
             )
             .expect("static template is valid"),
         );

@@ -351,3 +351,30 @@ fn bad_input() {
         "either",
     );
 }
+
+#[test]
+fn cost_in_the_report_and_rank_by_cost() {
+    fails(
+        &[DENSE, &["--rank-by", "cost"]].concat(),
+        "--gpu-cost-per-hour",
+    );
+    fails(
+        &[DENSE, &["--gpu-cost-per-hour", "-2"]].concat(),
+        "gpu_cost_per_hour",
+    );
+    fails(
+        &[DENSE, &["--rank-by", "price"]].concat(),
+        "throughput, cost",
+    );
+    let out = ok(&[DENSE, &["--gpu-cost-per-hour", "2.5", "--rank-by", "cost"]].concat());
+    assert!(out.contains("per million output tokens"), "{out}");
+    assert!(out.contains("Sorted by $/M output tokens"), "{out}");
+    assert!(out.contains("$/M output tokens |"), "{out}");
+    let v = json(&[DENSE, &["--gpu-cost-per-hour", "2.5"]].concat());
+    let best = &v["best"];
+    let used = best["total_gpus_used"].as_f64().unwrap();
+    assert_eq!(best["cost"]["usd_per_hour"].as_f64().unwrap(), 2.5 * used);
+    // Unpriced output keeps its old shape.
+    let v = json(DENSE);
+    assert!(v["best"].get("cost").is_none(), "{}", v["best"]);
+}

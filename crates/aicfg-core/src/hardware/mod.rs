@@ -83,6 +83,9 @@ pub struct MiscSpec {
     /// the generator then writes no node selector.
     #[serde(default)]
     pub k8s_gpu_product: Option<String>,
+    /// Price of one GPU-hour (US dollars) for cost figures; `None` = unknown (no cost shown).
+    #[serde(default)]
+    pub gpu_cost_per_hour: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -198,6 +201,7 @@ impl SystemSpec {
             ("gpu.fp4_tc_flops", g.fp4_tc_flops),
             ("node.inter_rack_bw", n.inter_rack_bw),
             ("node.inter_rack_latency", n.inter_rack_latency),
+            ("misc.gpu_cost_per_hour", self.misc.gpu_cost_per_hour),
         ] {
             rest.extend(v.map(|v| (k.to_string(), v)));
         }

@@ -36,6 +36,47 @@ pub enum LoadTarget {
     Concurrency(f64),
 }
 
+/// What orders the top-N tables and picks the best deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// Output tokens/s per GPU (recommend mode: fewest GPUs).
+    #[default]
+    Throughput,
+    /// Dollars per million output tokens (recommend mode: cheapest cluster per hour).
+    Cost,
+}
+
+impl RankBy {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "throughput" => Ok(RankBy::Throughput),
+            "cost" => Ok(RankBy::Cost),
+            _ => Err(AicfgError::Unknown {
+                what: "rank-by",
+                given: s.to_string(),
+                known: "throughput, cost".into(),
+            }),
+        }
+    }
+
+    fn is_throughput(&self) -> bool {
+        *self == RankBy::Throughput
+    }
+}
+
+/// What running a deployment costs, from the price of a GPU-hour of each system.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cost {
+    /// Dollars per hour of the GPUs the deployment uses (idle leftovers are not charged).
+    pub usd_per_hour: f64,
+    /// That cost over the output tokens the deployment produces, per million.
+    pub usd_per_m_output_tokens: f64,
+    /// That cost over the prompt tokens it takes in, per million (the same dollars charged to
+    /// input instead of output: the two figures are alternatives, not parts of a sum).
+    pub usd_per_m_input_tokens: f64,
+}
+
 /// Knobs of `advanced_tuning_config`: latency multipliers and batch caps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Tuning {
@@ -95,6 +136,10 @@ pub struct SearchRequest {
     pub strict_sla: bool,
     /// Caps on the lists and the work of this search.
     pub limits: SearchLimits,
+    /// Price of a GPU-hour (US dollars) for every system, over the systems' own
+    /// `misc.gpu_cost_per_hour`.
+    pub gpu_cost_per_hour: Option<f64>,
+    pub rank_by: RankBy,
 }
 
 /// Longest top-N list (rows per table are shown and serialized in full).
@@ -146,7 +191,14 @@ impl SearchRequest {
             top_n: 5,
             strict_sla: false,
             limits: SearchLimits::default(),
+            gpu_cost_per_hour: None,
+            rank_by: RankBy::Throughput,
         }
+    }
+
+    /// Price of a GPU-hour of `system`: the override, else the system's own.
+    pub fn gpu_price(&self, system: &SystemSpec) -> Option<f64> {
+        self.gpu_cost_per_hour.or(system.misc.gpu_cost_per_hour)
     }
 
     /// Hardware of the decode workers.
@@ -286,6 +338,29 @@ impl SearchRequest {
             limits::MAX_PARALLEL,
         )?;
         limits::normalize_list("num_gpu_per_replica", &r.num_gpu_per_replica, &self.limits)?;
+        if let Some(c) = self.gpu_cost_per_hour {
+            if !(c.is_finite() && c >= 0.0) {
+                return Err(AicfgError::invalid(
+                    "gpu_cost_per_hour",
+                    format!("must be a non-negative number of dollars, got {c}"),
+                ));
+            }
+        }
+        if self.rank_by == RankBy::Cost {
+            let mut systems = vec![&self.system];
+            if self.modes.contains(&ServeMode::Disagg) {
+                systems.push(self.decode_sys());
+            }
+            if let Some(s) = systems.iter().find(|s| self.gpu_price(s).is_none()) {
+                return Err(AicfgError::invalid(
+                    "rank_by",
+                    format!(
+                        "ranking by cost needs the price of a GPU-hour of {}: give --gpu-cost-per-hour, or set misc.gpu_cost_per_hour in its system file",
+                        s.name
+                    ),
+                ));
+            }
+        }
         crate::memory::check_fraction(self.free_gpu_memory_fraction)
     }
 }
@@ -337,9 +412,71 @@ pub struct Candidate {
     pub agg: Option<WorkerPlan>,
     pub prefill: Option<WorkerPlan>,
     pub decode: Option<WorkerPlan>,
+    /// Present when every system used has a GPU price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    /// Layouts of the top list folded into this row: the same deployment with another split of
+    /// the experts (moe_tp × moe_ep) and exactly the same numbers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub same_as: Vec<String>,
 }
 
 impl Candidate {
+    /// The deployment without its expert split, with its numbers to 6 significant digits (the
+    /// same sums taken in another order differ in the last bits): two candidates with equal keys
+    /// differ only in moe_tp × moe_ep and predict the same.
+    fn numbers_key(&self) -> String {
+        let w = |w: &Option<WorkerPlan>| {
+            w.as_ref().map_or(String::new(), |w| {
+                let p = &w.parallel;
+                format!(
+                    "{}x{}x{}/{}/{}/{}",
+                    p.tp, p.pp, p.dp, w.gpus, w.workers, w.batch_size
+                )
+            })
+        };
+        let nums: Vec<String> = [
+            self.ttft_ms,
+            self.tpot_ms,
+            self.tokens_per_s_per_gpu,
+            self.tokens_per_s_per_user,
+            self.replica_tokens_per_s_per_gpu,
+            self.request_rate,
+            self.concurrency,
+        ]
+        .iter()
+        .map(|x| format!("{x:.5e}"))
+        .collect();
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.backend.name(),
+            w(&self.agg),
+            w(&self.prefill),
+            w(&self.decode),
+            self.replicas,
+            nums.join(",")
+        )
+    }
+
+    /// The parallel labels of the row: agg, or `prefill + decode`.
+    pub fn layout_label(&self) -> String {
+        let labels: Vec<&str> = [&self.agg, &self.prefill, &self.decode]
+            .into_iter()
+            .flatten()
+            .map(|w| w.parallel_label.as_str())
+            .collect();
+        labels.join(" + ")
+    }
+
+    /// Dollars per million output tokens (infinite when unpriced).
+    fn usd_per_m_output(&self) -> f64 {
+        self.cost
+            .map_or(f64::INFINITY, |c| c.usd_per_m_output_tokens)
+    }
+    fn usd_per_hour(&self) -> f64 {
+        self.cost.map_or(f64::INFINITY, |c| c.usd_per_hour)
+    }
+
     /// The layout a top-N table shows once: agg parallel, or prefill + decode parallel.
     pub fn layout_key(&self) -> String {
         let l = |w: &Option<WorkerPlan>| {
@@ -412,6 +549,8 @@ pub struct SearchResult {
     pub comparison: Option<Comparison>,
     pub quant: Vec<QuantSummary>,
     pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "RankBy::is_throughput")]
+    pub rank_by: RankBy,
 }
 
 impl SearchResult {
@@ -459,7 +598,8 @@ pub fn search_with(
     let do_agg = req.modes.contains(&ServeMode::Agg);
     let do_dis = req.modes.contains(&ServeMode::Disagg);
 
-    // Work units for progress: one per worker layout.
+    // Work units for progress: one per worker layout, and one per prefill × decode layout pair
+    // for the xPyD composition (where a disagg search spends its time).
     let layouts: Vec<BackendLayouts> = req
         .backends
         .iter()
@@ -485,7 +625,7 @@ pub fn search_with(
         .collect::<Result<_>>()?;
     let total_units: usize = layouts
         .iter()
-        .map(|(_, a, p, d)| a.len() + p.len() + d.len())
+        .map(|(_, a, p, d)| a.len() + p.len() + d.len() + p.len().saturating_mul(d.len()))
         .sum();
     let mut done = 0usize;
     let mut effective_mode: Option<DatabaseMode> = None;
@@ -623,6 +763,7 @@ pub fn search_with(
         comparison,
         quant,
         notes,
+        rank_by: req.rank_by,
     })
 }
 
@@ -772,6 +913,7 @@ impl Ctx<'_> {
         };
         let cluster_tokens = r.tokens_per_s * replicas as f64;
         let meets = r.ttft_ms <= req.ttft_ms && r.tpot_ms <= req.tpot_ms && replicas > 0;
+        let cost = self.cost(&plans, replicas, cluster_tokens, r.request_rate);
         let [agg, prefill, decode] = plans;
         Some(Candidate {
             mode,
@@ -799,6 +941,42 @@ impl Ctx<'_> {
             agg,
             prefill,
             decode,
+            cost,
+            same_as: Vec::new(),
+        })
+    }
+
+    /// Cost of `replicas` replicas of `plans` (agg, prefill, decode) producing `tokens_per_s`
+    /// output tokens/s at `replica_rate` requests/s per replica; `None` without prices or output.
+    fn cost(
+        &self,
+        plans: &[Option<WorkerPlan>; 3],
+        replicas: u32,
+        tokens_per_s: f64,
+        replica_rate: f64,
+    ) -> Option<Cost> {
+        let req = self.req;
+        let [agg, prefill, decode] = plans;
+        let gpu_hours = |w: &Option<WorkerPlan>, sys: &SystemSpec| -> Option<f64> {
+            match w {
+                Some(w) => Some(f64::from(w.gpus) * f64::from(w.workers) * req.gpu_price(sys)?),
+                None => Some(0.0),
+            }
+        };
+        let per_replica = gpu_hours(agg, &req.system)?
+            + gpu_hours(prefill, &req.system)?
+            + gpu_hours(decode, req.decode_sys())?;
+        let usd_per_hour = per_replica * f64::from(replicas);
+        let input_per_s = replica_rate * f64::from(replicas) * req.workload.isl;
+        if !(tokens_per_s > 0.0 && input_per_s > 0.0) {
+            return None;
+        }
+        // $/h over tokens/h, per million tokens.
+        let per_m = |tok_per_s: f64| usd_per_hour / (tok_per_s * 3600.0) * 1e6;
+        Some(Cost {
+            usd_per_hour,
+            usd_per_m_output_tokens: per_m(tokens_per_s),
+            usd_per_m_input_tokens: per_m(input_per_s),
         })
     }
 
@@ -929,7 +1107,13 @@ impl Ctx<'_> {
         let max_x = req.replica.max_prefill_worker.max(1);
         let max_y = req.replica.max_decode_worker.max(1);
         let mut evaluated = 0;
-        for (pi, ps) in &pre {
+        // The composition's share of the progress units, spread over the prefill choices left.
+        let units = pre_layouts.len().saturating_mul(dec_layouts.len());
+        let mut ticked = 0usize;
+        for (n, (pi, ps)) in pre.iter().enumerate() {
+            let due = units.saturating_mul(n) / pre.len().max(1);
+            tick(due - ticked);
+            ticked = due;
             let pwk = &pre_workers[*pi];
             for (di, ds) in &dec {
                 let dwk = &dec_workers[*di];
@@ -993,6 +1177,7 @@ impl Ctx<'_> {
                 }
             }
         }
+        tick(units - ticked);
         Ok(evaluated)
     }
 
@@ -1125,6 +1310,12 @@ fn finish_mode(
         let primary = if !sla_met {
             a.sla_excess(ttft, tpot)
                 .total_cmp(&b.sla_excess(ttft, tpot))
+        } else if req.rank_by == RankBy::Cost && recommend {
+            a.usd_per_hour()
+                .total_cmp(&b.usd_per_hour())
+                .then(a.total_gpus.cmp(&b.total_gpus))
+        } else if req.rank_by == RankBy::Cost {
+            a.usd_per_m_output().total_cmp(&b.usd_per_m_output())
         } else if recommend {
             a.total_gpus.cmp(&b.total_gpus).then(
                 b.replica_tokens_per_s_per_gpu
@@ -1139,12 +1330,27 @@ fn finish_mode(
             .then_with(|| a.layout_key().cmp(&b.layout_key()))
     });
     let mut seen = std::collections::BTreeSet::new();
-    let top: Vec<Candidate> = pool
-        .into_iter()
-        .filter(|c| seen.insert(c.layout_key()))
-        .take(req.top_n)
-        .cloned()
-        .collect();
+    // Rows that differ only in the expert split and predict exactly the same fold into the
+    // first (MoE TP and EP are priced alike where the op model has no term that tells them apart).
+    let mut folded: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut top: Vec<Candidate> = Vec::new();
+    for c in pool {
+        if !seen.insert(c.layout_key()) {
+            continue;
+        }
+        let key = c.numbers_key();
+        if let Some(&i) = folded.get(&key) {
+            let t: &mut Candidate = &mut top[i];
+            t.same_as.push(c.layout_label());
+            continue;
+        }
+        if top.len() == req.top_n {
+            // Only rows equal to ones already kept are still of interest.
+            continue;
+        }
+        folded.insert(key, top.len());
+        top.push(c.clone());
+    }
     ModeResult {
         mode,
         evaluated,
@@ -1163,9 +1369,13 @@ fn pick_best(req: &SearchRequest, modes: &[ModeResult]) -> (Option<Candidate>, O
         .filter(|m| m.sla_met)
         .filter_map(|m| m.top.first())
         .collect();
-    // Higher is better: throughput per GPU, or (recommend) fewer GPUs.
+    // Higher is better: throughput per GPU, or (recommend) fewer GPUs; by cost, fewer dollars.
     let value = |c: &Candidate| {
-        if recommend {
+        if req.rank_by == RankBy::Cost && recommend {
+            1.0 / c.usd_per_hour().max(1e-12)
+        } else if req.rank_by == RankBy::Cost {
+            1.0 / c.usd_per_m_output().max(1e-12)
+        } else if recommend {
             1.0 / c.total_gpus.max(1) as f64
         } else {
             c.tokens_per_s_per_gpu

@@ -84,6 +84,8 @@ function formInput() {
     decode_system: str("decode_system"),
     model_config: str("model_config"),
     free_gpu_memory_fraction: num("free_gpu_memory_fraction"),
+    gpu_cost_per_hour: num("gpu_cost_per_hour"),
+    rank_by: f.rank_by.value,
     strict_sla: f.strict_sla.checked || undefined,
     enable_wide_ep: f.enable_wide_ep.checked || undefined,
   };
@@ -201,6 +203,8 @@ function renderBest(r) {
       el("dt", { text: "User throughput" }), el("dd", { id: "best-tpu", text: `${f2(b.tokens_per_s_per_user)} tokens/s/user` }),
       el("dt", { text: "TTFT / TPOT" }), el("dd", { id: "best-latency", text: `${f2(b.ttft_ms)} ms / ${f2(b.tpot_ms)} ms` }),
       el("dt", { text: "Request rate" }), el("dd", { text: `${Number(b.request_rate).toFixed(3)} req/s at concurrency ${b.concurrency}` }),
+      b.cost ? el("dt", { text: "Cost" }) : null,
+      b.cost ? el("dd", { id: "best-cost", text: `$${b.cost.usd_per_m_output_tokens.toFixed(3)} per million output tokens ($${b.cost.usd_per_m_input_tokens.toFixed(3)} per million input tokens); $${b.cost.usd_per_hour.toFixed(2)} per hour` }) : null,
       recommend ? el("dt", { text: "Target load" }) : null,
       recommend ? el("dd", { text: JSON.stringify(r.target) }) : null
     )
@@ -338,6 +342,8 @@ function renderTables(r, input) {
     }
     const head = ["#"];
     if (multi) head.push("backend");
+    const priced = m.top.some((c) => c.cost);
+    if (priced) head.push("$/M output tokens");
     head.push("tokens/s/gpu", "tokens/s/user", "TTFT", "TPOT", "concurrency", "GPUs used", "replicas");
     if (m.mode === "agg") head.push("parallel", "bs");
     else head.push("(p) workers", "(p) parallel", "(p) bs", "(d) workers", "(d) parallel", "(d) bs");
@@ -348,6 +354,7 @@ function renderTables(r, input) {
     m.top.forEach((c, i) => {
       const cells = [String(i + 1)];
       if (multi) cells.push(c.backend);
+      if (priced) cells.push(c.cost ? c.cost.usd_per_m_output_tokens.toFixed(3) : "-");
       cells.push(f2(c.tokens_per_s_per_gpu), f2(c.tokens_per_s_per_user), f2(c.ttft_ms), f2(c.tpot_ms), String(c.concurrency), `${c.total_gpus_used}/${c.total_gpus}`, String(c.replicas));
       if (c.agg) cells.push(c.agg.parallel_label, String(c.agg.batch_size));
       else cells.push(String(c.prefill.workers), c.prefill.parallel_label, String(c.prefill.batch_size), String(c.decode.workers), c.decode.parallel_label, String(c.decode.batch_size));
