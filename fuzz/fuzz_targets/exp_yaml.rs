@@ -1,4 +1,6 @@
-//! Fuzz the `cli exp` entry point: parse + resolve any bytes; errors are fine, panics are not.
+//! Fuzz the `cli exp` entry point: parse, resolve and search any bytes (within small work caps);
+//! errors are fine, panics and non-finite results are not. The stable-Rust CI counterpart is
+//! crates/aicfg-core/tests/hostile_properties.rs.
 #![no_main]
 use aicfg_core::task::parse_experiments;
 use aicfg_core::{ModelRegistry, SystemRegistry};
@@ -18,7 +20,14 @@ fuzz_target!(|data: &[u8]| {
             // The resolved file must resolve again.
             let again = parse_experiments(&e.resolved_yaml(), models, systems);
             assert!(again.is_ok(), "resolved yaml does not re-parse: {again:?}");
-            let _ = e.search_request(models, systems);
+            if let Ok(mut req) = e.search_request(models, systems) {
+                req.limits.evaluations = req.limits.evaluations.min(200_000);
+                if let Ok(r) = aicfg_core::search::search(&req, None) {
+                    if let Some(b) = r.best {
+                        assert!(b.tokens_per_s_per_gpu.is_finite() && b.ttft_ms.is_finite());
+                    }
+                }
+            }
         }
     }
 });

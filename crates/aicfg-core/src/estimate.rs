@@ -289,10 +289,14 @@ fn validate(req: &EstimateRequest) -> Result<()> {
         ("prefill_batch_size", req.prefill),
         ("decode_batch_size", req.decode),
     ] {
-        if !(ws.batch_size.is_finite() && ws.batch_size >= 1.0) {
+        let max = f64::from(crate::limits::MAX_BATCH);
+        if !(ws.batch_size.is_finite() && (1.0..=max).contains(&ws.batch_size)) {
             return Err(AicfgError::invalid(
                 role,
-                format!("must be at least 1, got {}", ws.batch_size),
+                format!(
+                    "must be at least 1 and at most {max}, got {}",
+                    ws.batch_size
+                ),
             ));
         }
     }

@@ -646,3 +646,133 @@ fn a_read_only_data_directory_still_loads() {
     }
     assert!(db.tables.rows > 0);
 }
+
+// ---- hostile install sources ----
+
+/// A wheel whose entries are `(name, bytes)`, deflated.
+fn wheel_of(path: &Path, entries: &[(String, Vec<u8>)]) {
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        z.start_file(name.clone(), opts).unwrap();
+        std::io::Write::write_all(&mut z, bytes).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn zip_bombs_and_corrupt_wheels_are_refused_and_leave_nothing() {
+    let (t, _root) = fixture_root();
+    let good = t.path().join("aiconfigurator_core-1.0.0-py3-none-any.whl");
+    zip_dir(t.path(), &good, &[]);
+    let data_dir = tempfile::tempdir().unwrap();
+    let d = data_dir.path();
+    let first = install::install(d, &Source::Path(good.clone()), None).unwrap();
+    let active = perfdb::active_root(d).unwrap();
+    let lim = install::Limits {
+        file_bytes: 1 << 20,
+        total_bytes: 3 << 20,
+    };
+    let table = |i: usize| {
+        format!("aiconfigurator_core/systems/data/h200_sxm/gemm/trtllm/1.0.{i}/gemm_perf.parquet")
+    };
+    // One entry inflating 8 KiB of deflate to 16 MiB: stopped at the per-file limit.
+    let bomb = t.path().join("bomb.whl");
+    wheel_of(&bomb, &[(table(0), vec![0u8; 16 << 20])]);
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 64 << 10);
+    let e = install::install_with(d, &Source::Path(bomb), None, &lim)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than the 1 MiB limit"), "{e}");
+    // Many entries each under the limit, together over the total.
+    let many = t.path().join("many.whl");
+    let entries: Vec<(String, Vec<u8>)> =
+        (0..5).map(|i| (table(i), vec![0u8; 900 << 10])).collect();
+    wheel_of(&many, &entries);
+    let e = install::install_with(d, &Source::Path(many), None, &lim)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("more than 3 MiB of op data"), "{e}");
+    // A wheel cut short, and one with a flipped byte in the middle of its data.
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = t.path().join("cut.whl");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = install::install(d, &Source::Path(cut), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a readable wheel"), "{e}");
+    // The flip lands inside the deflated data of a table the install takes: the zip CRC (or
+    // the inflater) catches it.
+    let (start, size) = {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&good).unwrap()).unwrap();
+        let e = z
+            .by_name(
+                "aiconfigurator_core/systems/data/h200_sxm/gemm/trtllm/1.0.0/gemm_perf.parquet",
+            )
+            .unwrap();
+        (
+            e.data_start().unwrap() as usize,
+            e.compressed_size() as usize,
+        )
+    };
+    let mut flipped = bytes.clone();
+    flipped[start + size / 2] ^= 0x55;
+    let bad = t.path().join("flipped.whl");
+    std::fs::write(&bad, &flipped).unwrap();
+    let e = install::install(d, &Source::Path(bad), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gemm_perf.parquet"), "{e}");
+    // A "parquet" that is zeros: decoded and refused before the switch.
+    let zeros = t.path().join("zeros.whl");
+    wheel_of(&zeros, &[(table(0), vec![0u8; 4096])]);
+    let e = install::install(d, &Source::Path(zeros), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gemm_perf.parquet"), "{e}");
+    // Through it all the first install stayed active and nothing was left behind.
+    assert_eq!(perfdb::active_root(d).unwrap(), active);
+    assert!(leftovers(d).is_empty(), "{:?}", leftovers(d));
+    assert!(first.dir.join("data").is_dir());
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_symlink_loops_and_killed_installs_do_not_hang_or_linger() {
+    let (t, root) = fixture_root();
+    let dir = root.join("h200_sxm/gemm/trtllm/1.0.0");
+    // A FIFO named like a table (opening it would block forever), two links pointing at each
+    // other, and a directory link back to the top.
+    let fifo = dir.join("context_attention_perf.parquet");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    std::os::unix::fs::symlink("b.parquet", dir.join("a.parquet")).unwrap();
+    std::os::unix::fs::symlink("a.parquet", dir.join("b.parquet")).unwrap();
+    std::os::unix::fs::symlink(&root, dir.join("loop")).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let d = data_dir.path().to_path_buf();
+    // A staging directory of an install that was killed (its process is gone).
+    std::fs::create_dir_all(d.join(".staging-4000000-1/db")).unwrap();
+    let src = t.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d2 = d.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(install::install(&d2, &Source::Path(src), None).map(|s| s.manifest));
+    });
+    let m = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("install hung")
+        .unwrap();
+    assert_eq!(m.systems["h200_sxm"]["trtllm"], vec!["1.0.0", "1.1.0"]);
+    let active = perfdb::active_root(&d).unwrap();
+    let got = active.join("h200_sxm/gemm/trtllm/1.0.0");
+    assert!(got.join("gemm_perf.parquet").is_file());
+    if made {
+        assert!(!got.join("context_attention_perf.parquet").exists());
+    }
+    assert!(!got.join("a.parquet").exists() && !got.join("loop").exists());
+    assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
+}

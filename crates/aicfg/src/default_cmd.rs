@@ -41,10 +41,10 @@ pub struct DefaultArgs {
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub osl: i64,
     /// Time-to-first-token target (ms).
-    #[arg(long, default_value_t = 2000.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 2000.0, allow_negative_numbers = true, value_parser = crate::limits_args::finite)]
     pub ttft: f64,
     /// Time-per-output-token target (ms).
-    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true, value_parser = crate::limits_args::finite)]
     pub tpot: f64,
     /// Cached prefix tokens of each prompt.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
@@ -57,7 +57,8 @@ pub struct DefaultArgs {
         long = "nextn-accept-rates",
         alias = "nextn_accept_rates",
         value_delimiter = ',',
-        default_value = "0.85,0.3,0,0,0"
+        default_value = "0.85,0.3,0,0,0",
+        value_parser = crate::limits_args::finite
     )]
     pub nextn_accept_rates: Vec<f64>,
     /// agg, disagg or auto (both, compared).
@@ -79,13 +80,13 @@ pub struct DefaultArgs {
     #[arg(long = "top-n", alias = "top_n", default_value_t = 5)]
     pub top_n: usize,
     /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
-    #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction")]
+    #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction", value_parser = crate::limits_args::finite)]
     pub free_gpu_memory_fraction: Option<f64>,
     /// Recommend mode: requests per second the cluster must serve.
-    #[arg(long = "target-request-rate", alias = "target_request_rate")]
+    #[arg(long = "target-request-rate", alias = "target_request_rate", value_parser = crate::limits_args::finite)]
     pub target_request_rate: Option<f64>,
     /// Recommend mode: requests in flight the cluster must hold.
-    #[arg(long = "target-concurrency", alias = "target_concurrency")]
+    #[arg(long = "target-concurrency", alias = "target_concurrency", value_parser = crate::limits_args::finite)]
     pub target_concurrency: Option<f64>,
     /// Draw the Pareto frontier only from points that meet TPOT as well as TTFT.
     #[arg(long = "strict-sla", alias = "strict_sla")]

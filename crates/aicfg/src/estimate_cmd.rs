@@ -155,11 +155,12 @@ pub struct EstimateArgs {
         long = "nextn-accept-rates",
         alias = "nextn_accept_rates",
         value_delimiter = ',',
-        conflicts_with = "nextn_accept_rate"
+        conflicts_with = "nextn_accept_rate",
+        value_parser = crate::limits_args::finite
     )]
     pub nextn_accept_rates: Option<Vec<f64>>,
     /// Or one per-token acceptance rate r (0..1): draft i is kept with probability r^i.
-    #[arg(long = "nextn-accept-rate", alias = "nextn_accept_rate")]
+    #[arg(long = "nextn-accept-rate", alias = "nextn_accept_rate", value_parser = crate::limits_args::finite)]
     pub nextn_accept_rate: Option<f64>,
     /// silicon (measured op tables), hybrid (measured where covered, else empirical), empirical
     /// (embedded calibrated roofline) or sol. Default: hybrid when a measured database for the
@@ -174,7 +175,7 @@ pub struct EstimateArgs {
     #[arg(long = "backend-version", alias = "backend_version")]
     pub backend_version: Option<String>,
     /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
-    #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction")]
+    #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction", value_parser = crate::limits_args::finite)]
     pub free_gpu_memory_fraction: Option<f64>,
     /// Directory of extra system YAML files.
     #[arg(long = "systems-path", alias = "systems_path")]

@@ -17,7 +17,7 @@ pub struct SimArgs {
     #[arg(long, group = "load")]
     pub concurrency: Option<u32>,
     /// Simulate an open loop at R requests/s (see --arrival).
-    #[arg(long = "request-rate", alias = "request_rate", group = "load")]
+    #[arg(long = "request-rate", alias = "request_rate", group = "load", value_parser = crate::limits_args::finite)]
     pub request_rate: Option<f64>,
     /// Simulate an offline run: every request queued at once (max throughput).
     #[arg(long, group = "load")]
@@ -54,10 +54,10 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Goodput SLA: TTFT limit (ms).
-    #[arg(long = "sla-ttft", alias = "sla_ttft")]
+    #[arg(long = "sla-ttft", alias = "sla_ttft", value_parser = crate::limits_args::finite)]
     pub sla_ttft: Option<f64>,
     /// Goodput SLA: TPOT limit (ms).
-    #[arg(long = "sla-tpot", alias = "sla_tpot")]
+    #[arg(long = "sla-tpot", alias = "sla_tpot", value_parser = crate::limits_args::finite)]
     pub sla_tpot: Option<f64>,
     /// Simulator serving constants (YAML) replacing the embedded ones.
     #[arg(long)]

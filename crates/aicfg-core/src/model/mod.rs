@@ -179,10 +179,12 @@ fn context_window(v: &Value) -> Option<u64> {
                 .contains(&factor)
                 .then_some((orig as f64 * factor) as u64)
         });
+    // Past any request the workload bounds accept: a larger claim changes nothing.
     match (base, scaled) {
         (Some(b), Some(s)) => Some(b.max(s)),
         (b, s) => b.or(s),
     }
+    .map(|n| n.min(bound::TOKENS))
 }
 
 /// Largest value accepted per kind of `config.json` size field: several times the largest

@@ -18,10 +18,24 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-/// Largest single file taken from a source (the biggest real op table is about 2 MB).
-const MAX_FILE_BYTES: u64 = 256 << 20;
-/// Largest total taken from one source (the real database is about 90 MB).
-const MAX_TOTAL_BYTES: u64 = 4 << 30;
+/// How much one install may unpack (a compressed entry may claim any size; these bound what it
+/// really inflates to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single file taken from a source (the biggest real op table is about 2 MB).
+    pub file_bytes: u64,
+    /// Largest total taken from one source (the real database is about 90 MB).
+    pub total_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            file_bytes: 256 << 20,
+            total_bytes: 4 << 30,
+        }
+    }
+}
 /// Largest system YAML (read whole to tell it from other YAMLs).
 const MAX_YAML_BYTES: u64 = 1 << 20;
 /// Entries of one wheel, files of one directory tree, directory depth.
@@ -112,16 +126,16 @@ fn write_file(dst: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(dst, bytes).map_err(|e| io("writing", dst, e))
 }
 
-/// Bytes taken so far from one source, against [`MAX_TOTAL_BYTES`].
-struct Taken(u64);
+/// Bytes taken so far from one source, against [`Limits::total_bytes`].
+struct Taken(u64, u64);
 
 impl Taken {
     fn add(&mut self, n: u64, what: &str) -> Result<()> {
         self.0 += n;
-        if self.0 > MAX_TOTAL_BYTES {
+        if self.0 > self.1 {
             return Err(ierr(format!(
                 "{what}: the source holds more than {} of op data; refusing to unpack it",
-                human_bytes(MAX_TOTAL_BYTES)
+                human_bytes(self.1)
             )));
         }
         Ok(())
@@ -143,7 +157,7 @@ fn read_bounded(src: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
 }
 
 /// Copy what we keep from a wheel; returns the number of files taken.
-fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
+fn from_wheel(wheel: &Path, out: &Path, lim: &Limits) -> Result<usize> {
     let f = std::fs::File::open(wheel).map_err(|e| io("opening", wheel, e))?;
     let mut zip = zip::ZipArchive::new(f).map_err(|e| {
         ierr(format!(
@@ -159,7 +173,7 @@ fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
         )));
     }
     let mut n = 0;
-    let mut taken = Taken(0);
+    let mut taken = Taken(0, lim.total_bytes);
     for i in 0..zip.len() {
         let entry = zip
             .by_index(i)
@@ -187,7 +201,7 @@ fn from_wheel(wheel: &Path, out: &Path) -> Result<usize> {
             write_file(&out.join(rel), &buf)?;
         } else {
             // Streamed: memory stays flat however far an entry inflates.
-            let got = copy_bounded(entry, &out.join(&rel), MAX_FILE_BYTES, &what)?;
+            let got = copy_bounded(entry, &out.join(&rel), lim.file_bytes, &what)?;
             taken.add(got, &what)?;
         }
         n += 1;
@@ -244,7 +258,7 @@ fn walk_depth(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
     Ok(())
 }
 
-fn from_dir(dir: &Path, out: &Path) -> Result<usize> {
+fn from_dir(dir: &Path, out: &Path, lim: &Limits) -> Result<usize> {
     let Some(sys) = systems_dir(dir) else {
         return Err(ierr(format!(
             "{} holds no op database (expected a `data/<system>/<op family>/<backend>/<version>/*.parquet` tree, \
@@ -255,7 +269,7 @@ fn from_dir(dir: &Path, out: &Path) -> Result<usize> {
     let mut files = Vec::new();
     walk(&sys, &mut files)?;
     let mut n = 0;
-    let mut taken = Taken(0);
+    let mut taken = Taken(0, lim.total_bytes);
     for p in files {
         let Ok(rel) = p.strip_prefix(&sys) else {
             continue;
@@ -273,7 +287,7 @@ fn from_dir(dir: &Path, out: &Path) -> Result<usize> {
             taken.add(bytes.len() as u64, &what)?;
             write_file(&out.join(rel), &bytes)?;
         } else {
-            let got = copy_bounded(f, &out.join(&rel), MAX_FILE_BYTES, &what)?;
+            let got = copy_bounded(f, &out.join(&rel), lim.file_bytes, &what)?;
             taken.add(got, &what)?;
         }
         n += 1;
@@ -403,7 +417,7 @@ fn verify(root: &Path) -> Result<(usize, u64, u64, String)> {
             .to_string_lossy()
             .to_string();
         let f = std::fs::File::open(p).map_err(|e| io("reading back", p, e))?;
-        let content = read_bounded(f, MAX_FILE_BYTES, &rel)?;
+        let content = read_bounded(f, Limits::default().file_bytes, &rel)?;
         feed(rel.as_bytes());
         feed(&content);
         bytes += content.len() as u64;
@@ -473,6 +487,16 @@ pub fn current_manifest(data_dir: &Path) -> Option<(PathBuf, Manifest)> {
 /// Install `src` into `data_dir`, replacing the active database only once the new one is
 /// complete and verified. `version` labels a local source (default: from the wheel name).
 pub fn install(data_dir: &Path, src: &Source, version: Option<&str>) -> Result<Summary> {
+    install_with(data_dir, src, version, &Limits::default())
+}
+
+/// As [`install`], within `lim`.
+pub fn install_with(
+    data_dir: &Path,
+    src: &Source,
+    version: Option<&str>,
+    lim: &Limits,
+) -> Result<Summary> {
     std::fs::create_dir_all(data_dir).map_err(|e| io("creating", data_dir, e))?;
     remove_stale_staging(data_dir);
     let nonce = std::time::SystemTime::now()
@@ -488,14 +512,14 @@ pub fn install(data_dir: &Path, src: &Source, version: Option<&str>) -> Result<S
     let (label, version) = match src {
         Source::Pip { version: v } => {
             let wheel = pip_download(v, &stage.join("download"))?;
-            from_wheel(&wheel, &db)?;
+            from_wheel(&wheel, &db, lim)?;
             (
                 format!("pip download aiconfigurator-core=={v}"),
                 v.to_string(),
             )
         }
         Source::Path(p) if p.is_file() => {
-            from_wheel(p, &db)?;
+            from_wheel(p, &db, lim)?;
             let v = version
                 .map(str::to_string)
                 .or_else(|| wheel_version(p))
@@ -503,7 +527,7 @@ pub fn install(data_dir: &Path, src: &Source, version: Option<&str>) -> Result<S
             (p.display().to_string(), v)
         }
         Source::Path(p) if p.is_dir() => {
-            from_dir(p, &db)?;
+            from_dir(p, &db, lim)?;
             let v = version.unwrap_or("local").to_string();
             (p.display().to_string(), v)
         }

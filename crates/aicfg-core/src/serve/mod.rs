@@ -57,17 +57,14 @@ pub struct Workload {
 impl Workload {
     /// Checks every prediction and search makes of the request shape.
     pub fn validate(&self) -> Result<()> {
-        if !(self.isl.is_finite() && self.isl >= 1.0) {
-            return Err(AicfgError::invalid(
-                "isl",
-                format!("must be a positive integer, got {}", self.isl),
-            ));
-        }
-        if !(self.osl.is_finite() && self.osl >= 1.0) {
-            return Err(AicfgError::invalid(
-                "osl",
-                format!("must be a positive integer, got {}", self.osl),
-            ));
+        let max = f64::from(crate::limits::MAX_TOKENS);
+        for (what, v) in [("isl", self.isl), ("osl", self.osl)] {
+            if !(v.is_finite() && (1.0..=max).contains(&v)) {
+                return Err(AicfgError::invalid(
+                    what,
+                    format!("must be a positive integer of at most {max} tokens, got {v}"),
+                ));
+            }
         }
         if self.prefix < 0.0 || self.prefix >= self.isl {
             return Err(AicfgError::invalid(

@@ -33,6 +33,14 @@ pub struct WebappArgs {
         default_value_t = 256
     )]
     pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers, and then its body; an idle
+    /// keep-alive connection is closed after as long (1 to 600).
+    #[arg(
+        long = "client-timeout",
+        alias = "client_timeout",
+        default_value_t = 10
+    )]
+    pub client_timeout: u64,
     /// Another host name the page may be reached by (a reverse proxy, a LAN name); repeatable.
     /// Requests naming any other host are refused (DNS-rebinding protection).
     #[arg(long = "allowed-host", alias = "allowed_host")]
@@ -58,6 +66,12 @@ pub fn run(a: &WebappArgs) -> Result<()> {
             a.max_connections
         );
     }
+    if !(1..=600).contains(&a.client_timeout) {
+        anyhow::bail!(
+            "--client-timeout must be 1 to 600 seconds, got {}",
+            a.client_timeout
+        );
+    }
     let limits = api::Limits {
         time_limit: std::time::Duration::from_secs(a.time_limit),
         queue_limit: std::time::Duration::from_secs(a.time_limit),
@@ -81,6 +95,8 @@ pub fn run(a: &WebappArgs) -> Result<()> {
         let mut g = guard::Guard::new(&a.host, addr.ip(), &a.allowed_host);
         g.body_limit = limits.body_limit;
         g.max_connections = a.max_connections;
+        g.header_timeout = std::time::Duration::from_secs(a.client_timeout);
+        g.body_timeout = g.header_timeout;
         // Tests and scripts read this line to find the port.
         println!("aicfg webapp listening on http://{addr}/");
         let _ = std::io::stdout().flush();
