@@ -46,7 +46,8 @@ pub struct MoeSpec {
     pub expert_inter: u64,
     /// Total intermediate of the always-on shared expert(s), 0 if none.
     pub shared_inter: u64,
-    /// Leading layers that use a dense FFN instead of experts.
+    /// Layers that use a dense FFN instead of experts (DeepSeek: the leading ones; Llama 4
+    /// Maverick: every other one). Only their count matters to the cost.
     pub first_dense_layers: u32,
     /// Intermediate of those dense layers.
     pub dense_inter: u64,
@@ -127,7 +128,7 @@ const SUPPORTED: &str =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, \
 MiMoForCausalLM, GPT2LMHeadModel, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, \
 GptOssForCausalLM, MiniMaxM2ForCausalLM, DeepseekV3ForCausalLM, DeepseekV32ForCausalLM, KimiK25ForConditionalGeneration, \
-GlmMoeDsaForCausalLM, Qwen3_5MoeForConditionalGeneration";
+GlmMoeDsaForCausalLM, Qwen3_5MoeForConditionalGeneration, Llama4ForConditionalGeneration";
 
 fn family_of(arch: &str) -> Option<Family> {
     Some(match arch {
@@ -138,7 +139,9 @@ fn family_of(arch: &str) -> Option<Family> {
         | "Qwen2MoeForCausalLM"
         | "Qwen3MoeForCausalLM"
         | "GptOssForCausalLM"
-        | "MiniMaxM2ForCausalLM" => Family::Moe,
+        | "MiniMaxM2ForCausalLM"
+        | "Llama4ForConditionalGeneration"
+        | "Llama4ForCausalLM" => Family::Moe,
         "DeepseekV3ForCausalLM"
         | "DeepseekV32ForCausalLM"
         | "DeepseekV2ForCausalLM"
@@ -400,9 +403,25 @@ impl ModelSpec {
                                 .unwrap_or(0)
                     }
                 };
-            let first_dense_layers = c
-                .opt_u64(&["first_k_dense_replace"], 0, u64::from(num_layers))?
-                .unwrap_or(0) as u32;
+            let llama4 = arch.starts_with("Llama4");
+            // Llama 4 MoE layers always add one shared expert of the routed size (no config key).
+            let shared_inter = if llama4 { expert_inter } else { shared_inter };
+            // Llama 4: every `interleave_moe_layer_step`-th layer is MoE, the rest dense with
+            // `intermediate_size_mlp`.
+            let (first_dense_layers, dense_inter) = if llama4 {
+                let step = c
+                    .opt_u64(&["interleave_moe_layer_step"], 1, u64::from(num_layers))?
+                    .unwrap_or(1) as u32;
+                let mlp = c
+                    .opt_u64(&["intermediate_size_mlp"], 1, bound::INTER)?
+                    .unwrap_or(intermediate);
+                (num_layers - num_layers / step, mlp)
+            } else {
+                let n = c
+                    .opt_u64(&["first_k_dense_replace"], 0, u64::from(num_layers))?
+                    .unwrap_or(0) as u32;
+                (n, intermediate)
+            };
             if num_experts < top_k {
                 return Err(c.err(format!(
                     "num_experts_per_tok {top_k} exceeds the number of experts {num_experts}"
@@ -414,7 +433,7 @@ impl ModelSpec {
                 expert_inter,
                 shared_inter,
                 first_dense_layers,
-                dense_inter: intermediate,
+                dense_inter,
                 gated: true,
             })
         } else {
@@ -454,7 +473,25 @@ impl ModelSpec {
         };
 
         let window = c.opt_u64(&["sliding_window"], 0, bound::TOKENS)?;
+        let chunk = c.opt_u64(&["attention_chunk_size"], 0, bound::TOKENS)?;
         let sliding = match (window, count_layers("sliding_attention")) {
+            // Llama 4 iRoPE: RoPE layers attend within their chunk of `attention_chunk_size`
+            // tokens, every 4th (NoPE) layer attends globally. A chunk is priced as a window of
+            // its size: exact while prompt + output fit in one chunk, an upper bound beyond (a
+            // token at position p sees p mod chunk + 1 keys, at most the chunk).
+            _ if arch.starts_with("Llama4") && chunk.is_some_and(|w| w > 0) => {
+                let rope_layers = match text_v.get("no_rope_layers").and_then(Value::as_array) {
+                    Some(l) if l.len() == num_layers as usize => {
+                        l.iter().filter(|x| x.as_u64() == Some(1)).count() as u32
+                    }
+                    _ => num_layers - num_layers / 4,
+                };
+                Some(SlidingSpec {
+                    window: chunk.unwrap_or(0),
+                    windowed_layers: rope_layers,
+                })
+                .filter(|s| s.windowed_layers > 0)
+            }
             (Some(w), Some(n)) if w > 0 => (n > 0).then_some(SlidingSpec {
                 window: w,
                 windowed_layers: n,
@@ -660,6 +697,8 @@ const MODEL_FILES: &[(&str, &str)] = model_files!(
     "Qwen--Qwen2.5-14B-Instruct_config.json",
     "Qwen--Qwen2.5-32B-Instruct_config.json",
     "Qwen--Qwen2.5-72B-Instruct_config.json",
+    "meta-llama--Llama-4-Scout-17B-16E_config.json",
+    "meta-llama--Llama-4-Maverick-17B-128E_config.json",
     "Qwen--Qwen3-Coder-480B-A35B-Instruct_config.json",
     "deepseek-ai--DeepSeek-V3.2-Exp_config.json"
 );
@@ -883,6 +922,51 @@ mod tests {
             r.resolve("QWEN3_32B").unwrap().kv_elems_per_token(16, 1.0),
             64.0 * 2.0 * 128.0
         );
+    }
+
+    #[test]
+    fn llama4_interleaved_moe_shared_expert_and_chunked_attention() {
+        let r = ModelRegistry::builtin();
+        let scout = r.resolve("LLAMA4_SCOUT").unwrap();
+        let mav = r
+            .resolve("meta-llama/Llama-4-Maverick-17B-128E-Instruct")
+            .unwrap();
+        for m in [&scout, &mav] {
+            assert_eq!(m.family, Family::Moe);
+            let moe = m.moe.as_ref().unwrap();
+            assert_eq!(
+                (moe.top_k, moe.expert_inter, moe.shared_inter),
+                (1, 8192, 8192)
+            );
+            // 3 of 4 layers attend within 8192-token chunks, every 4th globally.
+            let w = m.sliding.as_ref().unwrap();
+            assert_eq!((w.window, w.windowed_layers), (8192, 36));
+        }
+        let (s, m) = (scout.moe.clone().unwrap(), mav.moe.clone().unwrap());
+        assert_eq!((s.num_experts, s.first_dense_layers), (16, 0));
+        assert_eq!(
+            (m.num_experts, m.first_dense_layers, m.dense_inter),
+            (128, 24, 16384)
+        );
+        // Total parameters: the published 109B and 400B (text weights).
+        let params = |x: &ModelSpec, moe: &MoeSpec| {
+            let h = x.hidden as f64;
+            let attn = h * (2.0 * h + 2.0 * 1024.0);
+            let expert = 3.0 * h * 8192.0;
+            let moe_l = f64::from(x.num_layers - moe.first_dense_layers);
+            let dense_l = f64::from(moe.first_dense_layers);
+            48.0 * attn
+                + moe_l * (f64::from(moe.num_experts) + 1.0) * expert
+                + dense_l * 3.0 * h * moe.dense_inter as f64
+                + 2.0 * x.vocab as f64 * h
+        };
+        let mav = r.resolve("LLAMA4_MAVERICK").unwrap();
+        assert!((params(&scout, &s) / 1e9 - 107.8).abs() < 0.5);
+        assert!((params(&mav, &m) / 1e9 - 400.7).abs() < 0.5);
+        let fp8 = r
+            .resolve("meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8")
+            .unwrap();
+        assert!(fp8.quant.gemm.is_some());
     }
 
     #[test]

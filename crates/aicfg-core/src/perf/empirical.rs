@@ -233,7 +233,6 @@ impl EmpiricalParams {
         v.extend(c.silicon_fields_mut().into_iter().map(|(n, x)| (n, *x)));
         let mut c = self.clone();
         v.extend(c.op_fields_mut().into_iter().map(|(n, x)| (n, *x)));
-        v.push(("overlap_us".into(), self.overlap_us));
         v
     }
 
@@ -307,30 +306,13 @@ impl EmpiricalParams {
         }
     }
 
-    /// Every number a serving-run calibration (`bench calibrate --csv`) fits: the top-level
-    /// kernel constants it has always fitted end to end, and the serving constants. The
-    /// per-generation sections, and the kernel constants added with them, are fitted to the op
-    /// tables only (`op_fields_mut`, `bench calibrate --ops`).
+    /// Every number a serving-run calibration (`bench calibrate --csv`) fits: the serving
+    /// constants only (graph overlap, benchmark burst length, per-backend host costs). Kernel
+    /// constants are fitted to kernel measurements (`op_fields_mut`, `bench calibrate --ops`),
+    /// never end to end: a serving fit would absorb missing serving mechanisms into them.
     pub fn fields_mut(&mut self) -> Vec<(String, &mut f64)> {
-        let o = &mut self.ops;
         let mut v: Vec<(String, &mut f64)> = vec![
-            ("gemm_eff_bf16".into(), &mut o.gemm_eff_bf16),
-            ("gemm_eff_int8".into(), &mut o.gemm_eff_int8),
-            ("gemm_eff_fp8".into(), &mut o.gemm_eff_fp8),
-            ("gemm_eff_fp4".into(), &mut o.gemm_eff_fp4),
-            ("gemm_m_half".into(), &mut o.gemm_m_half),
-            ("dequant_eff".into(), &mut o.dequant_eff),
-            ("mem_eff".into(), &mut o.mem_eff),
-            ("kernel_us".into(), &mut o.kernel_us),
-            ("attn_ctx_eff".into(), &mut o.attn_ctx_eff),
-            ("attn_gen_eff".into(), &mut o.attn_gen_eff),
-            ("attn_us".into(), &mut o.attn_us),
-            ("moe_eff".into(), &mut o.moe_eff),
-            ("moe_m_half".into(), &mut o.moe_m_half),
-            ("moe_us".into(), &mut o.moe_us),
-            ("comm_eff".into(), &mut o.comm_eff),
-            ("comm_us_nvlink".into(), &mut o.comm_us_nvlink),
-            ("comm_us_network".into(), &mut o.comm_us_network),
+            ("overlap_us".into(), &mut self.overlap_us),
             ("burst_waves".into(), &mut self.burst_waves),
         ];
         for (name, b) in self.backends.iter_mut() {
@@ -380,6 +362,21 @@ impl EmpiricalSource {
     }
 }
 
+/// Softmax exponentials per second: 16 special-function results per clock per SM on every
+/// NVIDIA architecture since Ampere (CUDA C++ Programming Guide, arithmetic-instruction
+/// throughput), against the dense BF16 tensor FLOPs per clock per SM of the generation (A100
+/// 2048, A10/L40S/RTX 1024, H100 4096, B200 8192; B300 doubles the SFU rate). Architecture
+/// facts, not fitted.
+pub fn exp_rate(sys: &SystemSpec) -> f64 {
+    let tc_flops_per_exp = match sys.gpu.sm_version {
+        80 => 128.0,
+        86..=89 | 120..=129 => 64.0,
+        100 => 512.0,
+        _ => 256.0,
+    };
+    sys.gpu.bfloat16_tc_flops / tc_flops_per_exp
+}
+
 /// Saturating efficiency curve: `eff · m / (m + m_half)`.
 fn ramp(eff: f64, m: f64, m_half: f64) -> f64 {
     (eff * m / (m + m_half)).max(1e-6)
@@ -426,11 +423,24 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
         }
         WorkClass::ContextAttention | WorkClass::LinearAttention => {
             let mut eff = ramp(p.attn_ctx_eff, w.m, p.attn_ctx_m_half);
-            if let (OpKind::Attention { heads, .. }, true) = (op, w.shape.batch > 0.0) {
-                let tiles = w.shape.batch.max(1.0) * heads * (w.m / 128.0).ceil().max(1.0);
-                eff *= tiles / (tiles + p.attn_ctx_tiles_half);
+            let mut mma_s = w.flops / peak(w.dtype);
+            if let OpKind::Attention {
+                heads,
+                qk_dim,
+                v_dim,
+                ..
+            } = op
+            {
+                if w.shape.batch > 0.0 {
+                    let tiles = w.shape.batch.max(1.0) * heads * (w.m / 128.0).ceil().max(1.0);
+                    eff *= tiles / (tiles + p.attn_ctx_tiles_half);
+                }
+                // Softmax: one exponential per score on the special-function units, which
+                // flash kernels overlap with the MMAs; bounds FP8 (and Blackwell) attention.
+                let scores = w.flops / (2.0 * (qk_dim + v_dim)).max(1.0);
+                mma_s = mma_s.max(scores / exp_rate(sys));
             }
-            p.attn_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+            p.attn_us * 1e-6 + (mma_s / eff).max(w.bytes / bw)
         }
         WorkClass::GenerationAttention => {
             let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
