@@ -463,7 +463,7 @@ pub fn fits_silicon(mode: DatabaseMode) -> Result<bool> {
 /// Which constants a fit may move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FitScope {
-    /// Every constant of the mode.
+    /// Every serving constant of the mode (kernel constants are never fitted to serving runs).
     All,
     /// Only the serving constants (per-step host cost, fixed TTFT, prefill wait) of the rows'
     /// backends: a few load points cannot pin down the kernel efficiencies.

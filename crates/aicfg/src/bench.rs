@@ -80,17 +80,19 @@ pub struct CalibrateArgs {
     /// Optimizer sweeps.
     #[arg(long, default_value_t = 6)]
     pub rounds: usize,
-    /// empirical: fit the op efficiencies and serving constants; hybrid: fit only the serving
-    /// constants used with the measured op database (the `silicon` section).
+    /// empirical: fit the serving constants used with the empirical op model (kernel constants
+    /// are fitted to the op tables only, with --ops); hybrid: fit the serving constants used
+    /// with the measured op database (the `silicon` section).
     #[arg(
         long = "database-mode",
         alias = "database_mode",
         default_value = "empirical"
     )]
     pub database_mode: String,
-    /// What to fit: all (every constant of the mode), serving (only the serving constants of
-    /// the rows' backends: per-step host cost, fixed TTFT, prefill wait), or auto (serving for
-    /// fewer than 100 rows, where a few load points cannot pin down the kernel efficiencies).
+    /// What to fit: all (every serving constant of the mode: graph overlap, burst length and
+    /// every backend's), serving (only the constants of the rows' backends: per-step host cost,
+    /// fixed TTFT, prefill wait), or auto (serving for fewer than 100 rows, where a few load
+    /// points cannot pin down the shared constants).
     #[arg(long, default_value = "auto")]
     pub fit: String,
 }
@@ -279,7 +281,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<()> {
         let backends: std::collections::BTreeSet<String> =
             prepared.iter().map(|p| p.row.group("backend")).collect();
         crate::emitln!(
-            "fitting only the serving constants of {} ({} rows; --fit all refits every constant)",
+            "fitting only the serving constants of {} ({} rows; --fit all refits every serving constant)",
             backends.iter().cloned().collect::<Vec<_>>().join(", "),
             prepared.len()
         );
