@@ -24,9 +24,9 @@ async fn post(body: &Value) -> (StatusCode, Value) {
 
 /// What `aicfg cli exp --json` prints for a file holding `yaml`.
 fn cli_json(yaml: &str) -> Value {
-    let dir = std::env::temp_dir().join(format!("aicfg-webexp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("exp.yaml");
+    // A directory per call: tests of this binary run in parallel in one process.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exp.yaml");
     std::fs::write(&path, yaml).unwrap();
     let a = exp_cmd::ExpArgs {
         yaml_path: path,
@@ -37,9 +37,7 @@ fn cli_json(yaml: &str) -> Value {
         save: Default::default(),
         limits: Default::default(),
     };
-    let out = crate::view::study_json(&exp_cmd::run_file(&a).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    crate::view::study_json(&exp_cmd::run_file(&a).unwrap())
 }
 
 #[tokio::test]
