@@ -1,9 +1,11 @@
 //! The hardening issue's reproducers through the CLI, one test per crash class: each must end
 //! within seconds with a one-line error naming the input and the bound (or a correct answer),
 //! never a panic, an abort, a hang or a confident wrong number.
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 struct Run {
@@ -14,11 +16,7 @@ struct Run {
 
 /// Runs the binary with a wall-clock bound (killed past it: a hang fails the test).
 fn run(args: &[&str], limit: Duration) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
+    let mut child = common::command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -350,7 +348,8 @@ fn data_install_from_odd_paths_is_a_clear_error() {
     let d = temp("install");
     let data = d.join("data");
     let dd = data.display().to_string();
-    let r = Command::new(env!("CARGO_BIN_EXE_aicfg"))
+    // The hermetic command, pointed at a data directory of its own.
+    let r = common::command()
         .env("AICFG_DATA_DIR", &dd)
         .args(["data", "install", "--from", "/dev/null"])
         .output()

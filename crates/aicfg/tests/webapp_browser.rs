@@ -1,5 +1,7 @@
 //! End-to-end: the page in headless Chromium shows the same best configuration as
 //! `aicfg cli default --json`. Skips with a notice when no Chromium is installed (.ci/run installs it).
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -39,12 +41,7 @@ impl Drop for Server {
 }
 
 fn start_server(cwd: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
+    let mut child = common::command()
         .args(["webapp", "--port", "0"])
         .current_dir(cwd)
         .stdout(Stdio::piped())
@@ -166,12 +163,7 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         );
         return;
     };
-    let cli = Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
+    let cli = common::command()
         .args([
             "cli",
             "default",
@@ -288,12 +280,7 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/exp_compare_small.yaml"
     );
-    let cli = Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        // Hermetic: never pick up a measured op database installed on this machine.
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
+    let cli = common::command()
         .args(["cli", "exp", "--yaml_path", example, "--json"])
         .output()
         .unwrap();

@@ -1,9 +1,11 @@
 //! The web server over real TCP (the binary, not the router in-process): Host / Origin /
 //! content-type rules, oversize lengths, slow and idle clients, the crash and slot-exhaustion
 //! reproducers of the hardening issue; after each, the server still answers others.
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// Kills the server when the test ends, pass or fail.
@@ -20,11 +22,7 @@ impl Drop for Server {
 }
 
 fn start(extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
+    let mut child = common::command()
         .args(["webapp", "--port", "0"])
         .args(extra)
         .stdout(Stdio::piped())

@@ -4,13 +4,20 @@
 use serde_json::Value;
 use std::process::{Command, Output};
 
-/// Run the binary. Hermetic: never picks up a measured op database installed on this machine.
+/// The binary as a command. Hermetic: never picks up a measured op database installed on this
+/// machine.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aicfg"));
+    c.env(
+        "AICFG_DATA_DIR",
+        std::env::temp_dir().join("aicfg-tests-no-database"),
+    );
+    c
+}
+
+/// Run the binary (hermetic, see [`command`]).
 pub fn aicfg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aicfg"))
-        .env(
-            "AICFG_DATA_DIR",
-            std::env::temp_dir().join("aicfg-tests-no-database"),
-        )
+    command()
         .args(args)
         .output()
         .expect("the aicfg binary runs")
