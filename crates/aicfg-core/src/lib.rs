@@ -22,6 +22,7 @@ pub mod simulate;
 pub mod suggest;
 pub mod support;
 pub mod task;
+pub mod test_support;
 
 pub use backend::Backend;
 pub use error::{AicfgError, Result};

@@ -81,13 +81,8 @@ pub fn simulate_with(
         _ => serving.overheads(req.backend, true),
     };
     // The host costs are the simulator's own; the closed-form ones must not be added again.
-    let zero = BackendCalib {
-        step_ms: 0.0,
-        ttft_ms: 0.0,
-        wait_steps: 0.0,
-    };
     let w = req.workload;
-    let report = match build_workers(req, &srcs, Some(zero))? {
+    let report = match build_workers(req, &srcs, Some(BackendCalib::ZERO))? {
         Workers::Agg(wk) => simulate_agg(&wk, &w, spec, &overheads)?,
         Workers::Disagg {
             prefill: pre,

@@ -6,23 +6,16 @@ use aicfg_core::backend::Backend;
 use aicfg_core::estimate::{build_workers, params_for, Workers};
 use aicfg_core::hardware::SystemSpec;
 use aicfg_core::input::EstimateInput;
-use aicfg_core::model::graph::Parallel;
 use aicfg_core::perf::source::DeploymentSources;
-use aicfg_core::perf::{BackendCalib, SolSource, Step};
-use aicfg_core::quant::QuantConfig;
+use aicfg_core::perf::{BackendCalib, Step};
 use aicfg_core::serve::sim::{
     simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimSpec,
 };
-use aicfg_core::serve::{Worker, Workload};
+use aicfg_core::serve::Worker;
 use aicfg_core::simulate::simulate;
+use aicfg_core::test_support::{close, roofline_worker, workload as wl};
 use aicfg_core::{ModelRegistry, ModelSpec, SystemRegistry};
 use proptest::prelude::*;
-
-const ZERO: BackendCalib = BackendCalib {
-    step_ms: 0.0,
-    ttft_ms: 0.0,
-    wait_steps: 0.0,
-};
 
 // Constants added to `Overheads` later stay zero here.
 #[allow(clippy::needless_update)]
@@ -33,10 +26,6 @@ const OV: Overheads = Overheads {
     ..Overheads::ZERO
 };
 
-fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a / b - 1.0).abs() <= rel
-}
-
 fn setup() -> (ModelSpec, SystemSpec) {
     (
         ModelRegistry::builtin().resolve("QWEN3_8B").unwrap(),
@@ -45,32 +34,7 @@ fn setup() -> (ModelSpec, SystemSpec) {
 }
 
 fn worker<'a>(m: &'a ModelSpec, s: &'a SystemSpec, b: Backend, tp: u32) -> Worker<'a> {
-    let p = Parallel {
-        tp,
-        ..Parallel::single()
-    };
-    Worker::new(
-        m,
-        &p,
-        &QuantConfig::default(),
-        s,
-        b,
-        ZERO,
-        &SolSource,
-        None,
-        0,
-    )
-    .unwrap()
-}
-
-fn wl(isl: f64, osl: f64) -> Workload {
-    Workload {
-        isl,
-        osl,
-        prefix: 0.0,
-        nextn: 0,
-        nextn_accepted: 0.0,
-    }
+    roofline_worker(m, s, b, tp, None, 0).unwrap()
 }
 
 /// Llama-3.1-8B, a 128-token prompt, one H100, one client, the empirical op model and the
@@ -99,7 +63,7 @@ fn single_request_ttft_is_prefill_plus_host_overheads_per_backend() {
             None,
         )
         .unwrap();
-        let Workers::Agg(wk) = build_workers(&req, &srcs, Some(ZERO)).unwrap() else {
+        let Workers::Agg(wk) = build_workers(&req, &srcs, Some(BackendCalib::ZERO)).unwrap() else {
             panic!("an agg request builds one worker")
         };
         let ov = serving.overheads(b, false);

@@ -20,6 +20,15 @@ pub struct BackendCalib {
     pub wait_steps: f64,
 }
 
+impl BackendCalib {
+    /// No host cost at all: the roofline's, and the simulator's workers (it adds its own).
+    pub const ZERO: BackendCalib = BackendCalib {
+        step_ms: 0.0,
+        ttft_ms: 0.0,
+        wait_steps: 0.0,
+    };
+}
+
 /// Kernel constants of one GPU generation: efficiencies against the datasheet peaks and fixed
 /// per-kernel costs. Fitted to the measured op tables (`aicfg bench calibrate --ops`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -43,14 +43,9 @@ impl SystemSource {
     ) -> Result<SystemSource> {
         if mode == DatabaseMode::Sol {
             // The roofline has no host overheads.
-            let zero = BackendCalib {
-                step_ms: 0.0,
-                ttft_ms: 0.0,
-                wait_steps: 0.0,
-            };
             return Ok(SystemSource {
                 kind: Kind::Sol(SolSource),
-                calib: zero,
+                calib: BackendCalib::ZERO,
                 burst_waves: params.burst_waves,
                 mode,
                 db: None,

@@ -640,11 +640,7 @@ mod tests {
     fn sglang_waves_put_the_prefill_burst_in_ttft() {
         let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
         let sys = SystemRegistry::builtin().get("h100_sxm").unwrap().clone();
-        let calib = BackendCalib {
-            step_ms: 0.0,
-            ttft_ms: 0.0,
-            wait_steps: 0.0,
-        };
+        let calib = BackendCalib::ZERO;
         let p = Parallel {
             tp: 2,
             ..Parallel::single()

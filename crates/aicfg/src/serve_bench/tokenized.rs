@@ -89,38 +89,18 @@ impl TokenWords {
 }
 
 #[cfg(test)]
+#[path = "../../tests/common/tokenizer.rs"]
+mod tokenizer_fixture;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use tokenizers::models::bpe::{Vocab, BPE};
-    use tokenizers::models::wordlevel::WordLevel;
     use tokenizers::pre_tokenizers::whitespace::Whitespace;
-    use tokenizers::processors::template::TemplateProcessing;
 
     /// A word-level tokenizer over the common words with a BOS template, like the models'.
     pub fn word_tokenizer() -> Tokenizer {
-        let mut vocab: std::collections::HashMap<String, u32> = super::super::WORDS
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.to_string(), i as u32 + 2))
-            .collect();
-        vocab.insert("[UNK]".into(), 0);
-        vocab.insert("<s>".into(), 1);
-        let model = WordLevel::builder()
-            .vocab(vocab.into_iter().collect())
-            .unk_token("[UNK]".into())
-            .build()
-            .unwrap();
-        let mut t = Tokenizer::new(model);
-        t.with_pre_tokenizer(Some(Whitespace {}));
-        t.with_post_processor(Some(
-            TemplateProcessing::builder()
-                .try_single("<s> $A")
-                .unwrap()
-                .special_tokens(vec![("<s>", 1)])
-                .build()
-                .unwrap(),
-        ));
-        t
+        super::tokenizer_fixture::word_tokenizer(&super::super::WORDS)
     }
 
     #[test]

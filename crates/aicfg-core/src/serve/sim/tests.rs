@@ -3,10 +3,9 @@
 use super::*;
 use crate::backend::Backend;
 use crate::hardware::{SystemRegistry, SystemSpec};
-use crate::model::graph::Parallel;
 use crate::model::{ModelRegistry, ModelSpec};
-use crate::perf::{BackendCalib, SolSource, Step};
-use crate::quant::QuantConfig;
+use crate::perf::Step;
+use crate::test_support::{close, roofline_worker, workload as wl};
 use proptest::prelude::*;
 
 struct Fix {
@@ -21,39 +20,8 @@ fn fix() -> Fix {
     }
 }
 
-const ZERO: BackendCalib = BackendCalib {
-    step_ms: 0.0,
-    ttft_ms: 0.0,
-    wait_steps: 0.0,
-};
-
 fn worker<'a>(f: &'a Fix, b: Backend, tp: u32, fraction: Option<f64>, nextn: u32) -> Worker<'a> {
-    let p = Parallel {
-        tp,
-        ..Parallel::single()
-    };
-    Worker::new(
-        &f.m,
-        &p,
-        &QuantConfig::default(),
-        &f.sys,
-        b,
-        ZERO,
-        &SolSource,
-        fraction,
-        nextn,
-    )
-    .unwrap()
-}
-
-fn wl(isl: f64, osl: f64) -> Workload {
-    Workload {
-        isl,
-        osl,
-        prefix: 0.0,
-        nextn: 0,
-        nextn_accepted: 0.0,
-    }
+    roofline_worker(&f.m, &f.sys, b, tp, fraction, nextn).unwrap()
 }
 
 const OV: Overheads = Overheads {
@@ -61,10 +29,6 @@ const OV: Overheads = Overheads {
     per_req_us: 10.0,
     api_ms: 3.0,
 };
-
-fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a / b - 1.0).abs() <= rel
-}
 
 #[test]
 fn one_request_is_api_plus_prefill_then_decode_steps() {

@@ -1,25 +1,8 @@
 //! `--save_dir` and `cli exp` together: the `config.yaml` that `cli default` saves runs again
 //! through `cli exp` to the same best deployment, and `cli exp --save_dir` writes one result
 //! folder per experiment.
-mod common;
-use common::{aicfg, ok_json};
+use crate::common::{aicfg, example, listing, ok_json, temp_dir};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn tmp(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("aicfg-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
 
 /// What must match between two searches: throughput, backend, and per worker kind its
 /// parallel layout, batch size and count.
@@ -65,7 +48,7 @@ fn exp_best(v: &Value) -> Value {
 }
 
 fn roundtrip(tag: &str, args: &[&str]) {
-    let dir = tmp(tag);
+    let dir = temp_dir(tag);
     let d = dir.to_str().unwrap();
     let mut a = vec![
         "cli",
@@ -172,17 +155,9 @@ fn saved_config_yaml_reruns_to_the_same_best_disagg() {
     );
 }
 
-fn example(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 #[test]
 fn cli_exp_save_dir_writes_one_folder_per_experiment() {
-    let dir = tmp("exp-save");
+    let dir = temp_dir("exp-save");
     let d = dir.to_str().unwrap();
     let ex = example("hetero_disagg.yaml");
     let base = ["cli", "exp", "--yaml_path", ex.as_str(), "--save_dir", d];
@@ -241,7 +216,7 @@ fn cli_exp_save_dir_writes_one_folder_per_experiment() {
 
 #[test]
 fn experiment_names_that_clash_as_folders_get_numbered_even_with_force() {
-    let dir = tmp("exp-clash");
+    let dir = temp_dir("exp-clash");
     std::fs::create_dir_all(&dir).unwrap();
     let body = "  mode: patch\n  serving_mode: agg\n  model_name: QWEN3_8B\n  total_gpus: 2\n  system_name: h200_sxm\n";
     let yaml = dir.join("study.yaml");

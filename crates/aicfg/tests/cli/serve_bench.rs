@@ -1,11 +1,9 @@
 //! `aicfg bench serve` against a programmed streaming server on 127.0.0.1.
-mod common;
-#[path = "common/sse_server.rs"]
-mod sse_server;
+use crate::common::{aicfg, alone, ok_json};
 
-use common::{aicfg, ok_json};
+use crate::common::sse_server::{start, Program};
+use crate::common::tokenizer;
 use serde_json::Value;
-use sse_server::{start, Program};
 
 fn url(p: Program) -> String {
     format!("http://{}", start(p))
@@ -63,13 +61,6 @@ fn close(got: f64, want: f64, what: &str) -> Result<(), String> {
     } else {
         Err(format!("{what}: measured {got}, programmed {want}"))
     }
-}
-
-/// The tests of this file run one at a time: each starts a server and client processes, and
-/// the timing checks must not share the cores with the others.
-fn alone() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Timing tests run one at a time, and a run may be repeated twice: on a shared machine the
@@ -217,41 +208,10 @@ fn chat_text_prompts_and_multi_token_events() {
     });
 }
 
-/// A word-level tokenizer.json with a BOS template (the shape of the models' own), written
-/// with the same `tokenizers` crate the client reads it with.
-fn bos_tokenizer(dir: &std::path::Path) -> std::path::PathBuf {
-    use tokenizers::models::wordlevel::WordLevel;
-    use tokenizers::pre_tokenizers::whitespace::Whitespace;
-    use tokenizers::processors::template::TemplateProcessing;
-    let words = [
-        "the", "of", "and", "to", "in", "is", "that", "for", "it", "as",
-    ];
-    let mut vocab: std::collections::HashMap<String, u32> = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.to_string(), i as u32 + 2))
-        .collect();
-    vocab.insert("[UNK]".into(), 0);
-    vocab.insert("<s>".into(), 1);
-    let model = WordLevel::builder()
-        .vocab(vocab.into_iter().collect())
-        .unk_token("[UNK]".into())
-        .build()
-        .unwrap();
-    let mut t = tokenizers::Tokenizer::new(model);
-    t.with_pre_tokenizer(Some(Whitespace {}));
-    t.with_post_processor(Some(
-        TemplateProcessing::builder()
-            .try_single("<s> $A")
-            .unwrap()
-            .special_tokens(vec![("<s>", 1)])
-            .build()
-            .unwrap(),
-    ));
-    let p = dir.join("tokenizer.json");
-    t.save(&p, false).unwrap();
-    p
-}
+/// Common words: the tokenizer's vocabulary.
+const WORDS: &[&str] = &[
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as",
+];
 
 #[test]
 fn a_tokenizer_gives_text_prompts_of_exact_length() {
@@ -261,7 +221,7 @@ fn a_tokenizer_gives_text_prompts_of_exact_length() {
         ..Default::default()
     });
     let d = tempfile::tempdir().unwrap();
-    let tok = bos_tokenizer(d.path());
+    let tok = tokenizer::write_word_tokenizer(d.path(), WORDS);
     let tok = tok.to_str().unwrap();
     let run = |endpoint: &str| {
         bench(

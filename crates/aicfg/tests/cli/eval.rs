@@ -1,38 +1,18 @@
 //! `aicfg eval` end to end: a real `--save_dir` result, the programmed streaming server as the
 //! deployment, and the automation with stub launch commands.
-mod common;
-#[path = "common/sse_server.rs"]
-mod sse_server;
+use crate::common::{aicfg, ok, ok_json, SMALL_SEARCH};
 
-use common::{aicfg, ok, ok_json};
+use crate::common::sse_server::{start, Program};
 use serde_json::Value;
-use sse_server::{start, Program};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-const SEARCH: [&str; 14] = [
-    "cli",
-    "default",
-    "--model",
-    "QWEN3_32B",
-    "--system",
-    "h200_sxm",
-    "--total_gpus",
-    "8",
-    "--isl",
-    "256",
-    "--osl",
-    "16",
-    "--ttft",
-    "1000",
-];
 
 /// One search result shared by the tests (read-only for them).
 fn result_dir() -> &'static Path {
     static D: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &D.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        let mut a = SEARCH.to_vec();
+        let mut a = SMALL_SEARCH.to_vec();
         let s = d.path().to_str().unwrap().to_string();
         a.extend(["--save_dir", &s]);
         ok(&a);
@@ -95,7 +75,7 @@ fn eval_compares_writes_rows_and_corrections_that_the_tools_accept() {
             assert!(q[0] > 0.0 && q[0] <= q[1] && q[1] <= q[2], "{k}: {q:?}");
         }
         // The server's 5 ms per token is what the client saw (timing precision itself is
-        // tests/serve_bench.rs's subject; here the machine may be busy with other tests).
+        // serve_bench.rs's subject; here the machine may be busy with other tests).
         let tpot = m["tpot_ms"]["mean"].as_f64().unwrap();
         assert!((tpot - 5.0).abs() < 2.0, "{tpot}");
         assert_eq!(

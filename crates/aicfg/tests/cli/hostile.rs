@@ -1,10 +1,10 @@
 //! The hardening issue's reproducers through the CLI, one test per crash class: each must end
 //! within seconds with a one-line error naming the input and the bound (or a correct answer),
 //! never a panic, an abort, a hang or a confident wrong number.
-mod common;
+use crate::common::{self, temp_dir};
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -79,12 +79,6 @@ fn refused(args: &[&str], needles: &[&str]) {
     }
 }
 
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aicfg-hostile-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -95,7 +89,7 @@ const EXP: &str = "exps: [a]\na:\n  mode: patch\n  serving_mode: agg\n  model_na
 
 #[test]
 fn search_spaces_are_deduplicated_and_capped() {
-    let d = temp("lists");
+    let d = temp_dir("lists");
     // Six lists of sixty 1s through one anchor used to allocate ~16 GB.
     let ones = format!("[{}]", vec!["1"; 60].join(", "));
     let anchored = write(
@@ -143,7 +137,7 @@ fn search_spaces_are_deduplicated_and_capped() {
 
 #[test]
 fn experiment_files_are_bounded_in_count_and_depth() {
-    let d = temp("exp");
+    let d = temp_dir("exp");
     let mut lots = String::from("exps: [");
     lots.push_str(
         &(0..10_000)
@@ -182,7 +176,7 @@ fn user_named_files_are_read_within_a_size_bound() {
         &["limit"],
     );
     // A systems directory whose YAML is a device.
-    let d = temp("systems");
+    let d = temp_dir("systems");
     let link = d.join("zero.yaml");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(zero, &link).unwrap();
@@ -295,7 +289,7 @@ fn config(tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
     .unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     edit(&mut v);
-    let d = temp(tag);
+    let d = temp_dir(tag);
     write(&d, "config.json", &v.to_string())
 }
 
@@ -345,7 +339,7 @@ fn config_json_fields_are_range_checked() {
 
 #[test]
 fn data_install_from_odd_paths_is_a_clear_error() {
-    let d = temp("install");
+    let d = temp_dir("install");
     let data = d.join("data");
     let dd = data.display().to_string();
     // The hermetic command, pointed at a data directory of its own.

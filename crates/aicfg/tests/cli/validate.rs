@@ -1,33 +1,14 @@
 //! `aicfg validate DIR` end to end: a real `--save_dir` tree is accepted, an edit a framework
 //! would reject is reported against its file with a non-zero exit.
-mod common;
-
-use common::{aicfg, ok};
+use crate::common::{aicfg, ok, SMALL_SEARCH};
 
 #[test]
 fn validate_accepts_the_generated_tree_and_names_what_a_framework_rejects() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_str().unwrap();
-    ok(&[
-        "cli",
-        "default",
-        "--model",
-        "QWEN3_32B",
-        "--system",
-        "h200_sxm",
-        "--total_gpus",
-        "8",
-        "--isl",
-        "256",
-        "--osl",
-        "16",
-        "--ttft",
-        "1000",
-        "--backend",
-        "vllm",
-        "--save_dir",
-        dir,
-    ]);
+    let mut a = SMALL_SEARCH.to_vec();
+    a.extend(["--backend", "vllm", "--save_dir", dir]);
+    ok(&a);
     let out = ok(&["validate", dir]);
     assert!(out.contains(" 0 problem(s)"), "{out}");
     let last = out.lines().last().unwrap();

@@ -1,17 +1,7 @@
 //! End-to-end tests of `aicfg cli exp`: every shipped example runs, the report has each
 //! experiment, the comparison and one chart; JSON; heterogeneous pricing; bad input.
-mod common;
-use common::{aicfg, ok};
+use crate::common::{aicfg, example, ok, temp_dir};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn example(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn exp_json(path: &str) -> Value {
     let out = ok(&["cli", "exp", "--yaml_path", path, "--json"]);
@@ -26,8 +16,7 @@ fn best(v: &Value, i: usize) -> f64 {
 
 /// Write `text` to a temp file and run `cli exp` on it; it must fail cleanly.
 fn fails(name: &str, text: &str, needles: &[&str]) {
-    let dir = std::env::temp_dir().join(format!("aicfg-exp-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("exp");
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
     let o = aicfg(&["cli", "exp", "--yaml-path", path.to_str().unwrap()]);
@@ -89,8 +78,7 @@ fn disagg_full_example_applies_corrections() {
             "decode_latency_correction_scale: 1.08",
             "decode_latency_correction_scale: 1.0",
         );
-    let dir = std::env::temp_dir().join(format!("aicfg-exp-plain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("exp-plain");
     let p = dir.join("plain.yaml");
     std::fs::write(&p, plain).unwrap();
     let w = exp_json(p.to_str().unwrap());
@@ -273,8 +261,7 @@ fn syntax_error_names_the_line() {
 /// `--strict` turns it into exit 3. The seed spellings `gb200_sxm` and `enable_wideep` work.
 #[test]
 fn infeasible_experiment_is_reported_and_the_study_goes_on() {
-    let dir = std::env::temp_dir().join(format!("aicfg-exp-infeasible-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("exp-infeasible");
     let path = dir.join("study.yaml");
     std::fs::write(
         &path,

@@ -1,46 +1,14 @@
 //! The web server over real TCP (the binary, not the router in-process): Host / Origin /
 //! content-type rules, oversize lengths, slow and idle clients, the crash and slot-exhaustion
 //! reproducers of the hardening issue; after each, the server still answers others.
-mod common;
+use crate::common::webapp::{self, Server};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// Kills the server when the test ends, pass or fail.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(extra: &[&str]) -> Server {
-    let mut child = common::command()
-        .args(["webapp", "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start aicfg webapp");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server { child, port }
+    webapp::start(extra, None, false)
 }
 
 fn connect(port: u16) -> TcpStream {

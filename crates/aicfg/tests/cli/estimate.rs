@@ -1,11 +1,9 @@
 //! End-to-end tests of the `aicfg` binary: the estimate report and `--json`, error handling for
 //! bad input, Hugging Face `config.json` parsing per model family, and the bench harness.
-mod common;
-use common::{aicfg, json, ok};
+use crate::common::{self, aicfg, json, ok, repo_file, temp_dir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
@@ -66,22 +64,6 @@ fn fixture(rel: &str) -> String {
         .join(rel)
         .display()
         .to_string()
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// A fresh, empty directory under the system temp dir, unique to this process and call.
-fn temp_dir(tag: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("aicfg-cli-test-{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
 }
 
 /// A directory holding `config.json` with `text`; returns the directory.

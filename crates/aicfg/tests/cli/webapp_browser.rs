@@ -1,11 +1,10 @@
 //! End-to-end: the page in headless Chromium shows the same best configuration as
 //! `aicfg cli default --json`. Skips with a notice when no Chromium is installed (.ci/run installs it).
-mod common;
+use crate::common::{self, temp_dir, webapp};
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn chromium() -> Option<PathBuf> {
@@ -22,44 +21,6 @@ fn chromium() -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aicfg-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Kills the server when the test ends, pass or fail.
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(cwd: &Path) -> (Server, String) {
-    let mut child = common::command()
-        .args(["webapp", "--port", "0"])
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start aicfg webapp");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("listening line")
-        .to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    (Server(child), url)
 }
 
 /// Runs Chromium headless with a fresh profile; returns stdout.
@@ -182,7 +143,8 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
     let best = &want["best"];
 
     let cwd = temp_dir("webapp-cwd");
-    let (server, url) = start_server(&cwd);
+    let server = webapp::start(&[], Some(&cwd), true);
+    let url = server.url.clone();
     // The page's defaults are Qwen3-32B on 32 × h200_sxm; ?autorun=1 presses Search.
     let page = format!("{url}?autorun=1");
     let dom = run_chromium(&bin, &["--dump-dom".to_string()], &page);

@@ -1,6 +1,6 @@
 //! `bench calibrate` on a user's few rows: only the serving constants of their backend move,
 //! the file feeds `--calibration`, and the before/after table shows the gain.
-mod common;
+use crate::common;
 
 use common::ok;
 use std::path::PathBuf;

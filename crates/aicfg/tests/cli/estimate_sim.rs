@@ -1,6 +1,5 @@
 //! `cli estimate` load flags: the simulator's percentiles, determinism, and clear errors.
-mod common;
-use common::{aicfg, json, ok};
+use crate::common::{aicfg, json, ok, temp_dir};
 use serde_json::Value;
 
 const BASE: &[&str] = &[
@@ -88,8 +87,7 @@ fn table_is_printed() {
 
 #[test]
 fn trace_and_bad_inputs_fail_cleanly() {
-    let dir = std::env::temp_dir().join(format!("aicfg-sim-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("sim");
     let good = dir.join("t.jsonl");
     std::fs::write(
         &good,

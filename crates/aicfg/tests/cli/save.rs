@@ -1,7 +1,6 @@
 //! `cli default --save_dir`: the tree lands inside DIR only, an existing result is never
 //! clobbered silently, and bad options fail before any search.
-mod common;
-use common::aicfg;
+use crate::common::{aicfg, listing, temp_dir};
 use std::path::Path;
 use std::process::Output;
 
@@ -27,19 +26,9 @@ fn run(args: &[String]) -> Output {
     aicfg(&a)
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn writes_inside_dir_and_never_clobbers() {
-    let tmp = std::env::temp_dir().join(format!("aicfg-save-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let tmp = temp_dir("save");
     let dir = tmp.join("out");
     let d = dir.to_str().unwrap();
     let name = "Qwen_Qwen3-32B_h200_sxm_trtllm_isl4000_osl1000_ttft2000_tpot30";
@@ -72,7 +61,7 @@ fn writes_inside_dir_and_never_clobbers() {
 
 #[test]
 fn unwritable_dir_is_one_clear_error() {
-    let tmp = std::env::temp_dir().join(format!("aicfg-save-file-{}", std::process::id()));
+    let tmp = temp_dir("save-file").join("not-a-folder");
     std::fs::write(&tmp, "not a folder").unwrap();
     let o = run(&with(&["--save_dir", tmp.to_str().unwrap()]));
     let err = String::from_utf8_lossy(&o.stderr);

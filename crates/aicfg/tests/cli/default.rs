@@ -1,7 +1,6 @@
 //! End-to-end tests of `aicfg cli default`: report snapshots (dense, MoE, DeepSeek), JSON,
 //! flag spellings, determinism, recommend mode, backend auto, and bad input.
-mod common;
-use common::{aicfg, json, ok};
+use crate::common::{aicfg, json, ok};
 
 /// Fails with a message on stderr, nothing on stdout, exit code 2, no panic.
 fn fails(args: &[&str], needle: &str) {
