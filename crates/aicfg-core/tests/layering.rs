@@ -19,7 +19,8 @@ fn modules(src: &Path) -> BTreeMap<Vec<String>, PathBuf> {
                 let mut pre = prefix.to_vec();
                 pre.push(name);
                 walk(&p, &pre, out);
-            } else if p.extension().is_some_and(|e| e == "rs") {
+            } else if p.extension().is_some_and(|e| e == "rs") && name != "tests" {
+                // `tests.rs` is a `#[cfg(test)] mod tests;` file: a test module, not a layer.
                 let mut m = prefix.to_vec();
                 if name != "mod" && name != "lib" {
                     m.push(name);
