@@ -201,6 +201,7 @@ impl RowMapper {
                 backend_version: self.backend_version.clone(),
                 free_gpu_memory_fraction: None,
                 calibration: None,
+                gpu_cost_per_hour: None,
             }
         };
         match r.get("mode") {

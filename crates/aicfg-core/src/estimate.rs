@@ -1,6 +1,7 @@
 //! One deployment → one prediction: resolves quantization, builds workers, runs the serving
 //! model, and collects memory and per-op breakdowns.
 use crate::backend::Backend;
+use crate::cost::{gpu_price, Cost};
 use crate::error::{AicfgError, Result};
 use crate::hardware::SystemSpec;
 use crate::memory::MemoryBreakdown;
@@ -50,6 +51,9 @@ pub struct EstimateRequest {
     pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
     pub calibration: Option<EmpiricalParams>,
+    /// Price of a GPU-hour (US dollars) for every system, over the systems' own
+    /// `misc.gpu_cost_per_hour`; the report's cost is absent when no price is known.
+    pub gpu_cost_per_hour: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +100,8 @@ pub struct EstimateReport {
     /// One decode step at the running batch (per-op ms).
     pub decode_ops: Vec<OpTime>,
     pub decode_step_ms: f64,
+    /// Dollars per hour and per million tokens, when every worker's GPU has a price.
+    pub cost: Option<Cost>,
     pub notes: Vec<String>,
 }
 
@@ -283,6 +289,7 @@ impl EstimateRequest {
 
 fn validate(req: &EstimateRequest) -> Result<()> {
     req.workload.validate()?;
+    crate::cost::check_price(req.gpu_cost_per_hour)?;
     admit(req)?;
     for (role, ws) in [
         ("batch_size", req.agg),
@@ -597,6 +604,7 @@ fn report(
         .map(|w| w.memory.total_gib)
         .fold(0.0, f64::max);
     let oom = workers.iter().any(|w| w.memory.oom);
+    let cost = price(req, &workers, &perf);
     EstimateReport {
         model: req.model.name.clone(),
         backend: req.backend.name(),
@@ -621,6 +629,25 @@ fn report(
         context_ops,
         decode_step_ms: decode_ops.iter().map(|o| o.ms).sum(),
         decode_ops,
+        cost,
         notes,
     }
+}
+
+/// The workers' GPU-hours at their systems' prices over the tokens they serve; `None` when a
+/// worker's system has no price.
+fn price(req: &EstimateRequest, workers: &[WorkerReport], perf: &Perf) -> Option<Cost> {
+    let mut usd_per_hour = 0.0;
+    for w in workers {
+        let sys = match (w.role, &req.decode_system) {
+            ("decode", Some(d)) => d,
+            _ => &req.system,
+        };
+        usd_per_hour += f64::from(w.gpus * w.workers) * gpu_price(req.gpu_cost_per_hour, sys)?;
+    }
+    Cost::new(
+        usd_per_hour,
+        perf.tokens_per_s,
+        perf.request_rate * req.workload.isl,
+    )
 }

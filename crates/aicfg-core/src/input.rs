@@ -506,6 +506,8 @@ pub struct EstimateInput {
     pub database_mode: String,
     pub backend_version: Option<String>,
     pub free_gpu_memory_fraction: Option<f64>,
+    /// Price of a GPU-hour (US dollars) for every system, over the system files' own.
+    pub gpu_cost_per_hour: Option<f64>,
     #[serde(skip)]
     pub systems_path: Option<PathBuf>,
     #[serde(skip)]
@@ -559,6 +561,7 @@ impl Default for EstimateInput {
             database_mode: "auto".into(),
             backend_version: None,
             free_gpu_memory_fraction: None,
+            gpu_cost_per_hour: None,
             systems_path: None,
             calibration: None,
             allow_local_files: false,
@@ -586,6 +589,7 @@ impl EstimateInput {
             database_mode: s.database_mode.clone(),
             backend_version: s.backend_version.clone(),
             free_gpu_memory_fraction: s.free_gpu_memory_fraction,
+            gpu_cost_per_hour: s.gpu_cost_per_hour,
             gemm_quant_mode: s.gemm_quant_mode.clone(),
             moe_quant_mode: s.moe_quant_mode.clone(),
             kvcache_quant_mode: s.kvcache_quant_mode.clone(),
@@ -754,6 +758,7 @@ impl EstimateInput {
             backend_version: a.backend_version.clone(),
             free_gpu_memory_fraction: a.free_gpu_memory_fraction,
             calibration,
+            gpu_cost_per_hour: a.gpu_cost_per_hour,
         };
         req.validate().map_err(InputError::from_core)?;
         Ok(req)
@@ -865,6 +870,51 @@ mod tests {
         let mut req = qwen().search_request().unwrap();
         req.tpot_ms = -1.0;
         assert_eq!(e.message, req.validate().unwrap_err().to_string());
+    }
+
+    /// Disagg on two systems at their own prices: two 1-GPU prefill workers at $2, one 2-GPU
+    /// decode worker at $5 = $14 an hour, over the estimate's own token rates.
+    #[test]
+    fn an_estimate_prices_each_worker_on_its_system() {
+        let input = EstimateInput {
+            model: "QWEN3_32B".into(),
+            system: "h200_sxm".into(),
+            decode_system: Some("b200_sxm".into()),
+            estimate_mode: "disagg".into(),
+            prefill_num_workers: 2,
+            decode_tp_size: Some(2),
+            decode_batch_size: 16,
+            database_mode: "empirical".into(),
+            ..EstimateInput::default()
+        };
+        let mut req = input.estimate_request().unwrap();
+        req.system.misc.gpu_cost_per_hour = Some(2.0);
+        let d = req.decode_system.as_mut().unwrap();
+        d.misc.gpu_cost_per_hour = Some(5.0);
+        let r = crate::estimate::estimate(&req).unwrap();
+        let c = r.cost.expect("both systems priced");
+        assert_eq!(c.usd_per_hour, 14.0);
+        let want = 14.0 / (r.tokens_per_s * 3600.0) * 1e6;
+        assert!((c.usd_per_m_output_tokens / want - 1.0).abs() < 1e-12);
+        let want = 14.0 / (r.request_rate * 4000.0 * 3600.0) * 1e6;
+        assert!((c.usd_per_m_input_tokens / want - 1.0).abs() < 1e-12);
+        // The override prices every GPU alike: 4 GPUs at $3.
+        req.gpu_cost_per_hour = Some(3.0);
+        let r2 = crate::estimate::estimate(&req).unwrap();
+        assert_eq!(r2.cost.unwrap().usd_per_hour, 12.0);
+        // A system without a price: no cost, rather than a partial one.
+        req.gpu_cost_per_hour = None;
+        req.decode_system.as_mut().unwrap().misc.gpu_cost_per_hour = None;
+        assert_eq!(crate::estimate::estimate(&req).unwrap().cost, None);
+        // A negative price is the input's error.
+        let bad = EstimateInput {
+            gpu_cost_per_hour: Some(-1.0),
+            ..input
+        };
+        assert_eq!(
+            bad.estimate_request().unwrap_err().field.as_deref(),
+            Some("gpu_cost_per_hour")
+        );
     }
 
     #[test]

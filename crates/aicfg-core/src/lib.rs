@@ -5,6 +5,7 @@ pub mod admit;
 pub mod backend;
 pub mod bounded;
 pub mod calibrate;
+pub mod cost;
 pub mod error;
 pub mod estimate;
 pub mod hardware;

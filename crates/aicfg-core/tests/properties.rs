@@ -86,6 +86,7 @@ fn request(
         backend_version: None,
         free_gpu_memory_fraction: None,
         calibration: None,
+        gpu_cost_per_hour: None,
     }
 }
 

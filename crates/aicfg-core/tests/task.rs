@@ -177,6 +177,34 @@ fn wide_ep_widens_moe_lists_and_replica_cap() {
     assert!(cap(&wide) > cap(&narrow));
 }
 
+/// `gpu_cost_per_hour` and `rank_by` reach the search request and survive the resolved YAML;
+/// without them the YAML has neither key.
+#[test]
+fn price_and_ranking_keys_reach_the_search() {
+    let e = one(&format!(
+        "{QWEN_AGG}  gpu_cost_per_hour: 2.5\n  rank_by: cost\n"
+    ));
+    let req = e
+        .search_request(&ModelRegistry::builtin(), &SystemRegistry::builtin())
+        .unwrap();
+    assert_eq!(req.gpu_cost_per_hour, Some(2.5));
+    assert_eq!(req.rank_by, aicfg_core::search::RankBy::Cost);
+    let yaml = e.resolved_yaml();
+    assert!(yaml.contains("gpu_cost_per_hour: 2.5") && yaml.contains("rank_by: cost"));
+    assert_eq!(one(&yaml), e);
+    let plain = one(QWEN_AGG).resolved_yaml();
+    assert!(!plain.contains("gpu_cost_per_hour") && !plain.contains("rank_by"));
+    for (bad, needle) in [
+        ("gpu_cost_per_hour: -1", "non-negative"),
+        ("gpu_cost_per_hour: cheap", "a number of dollars"),
+        ("rank_by: price", "throughput, cost"),
+    ] {
+        let msg = err(&format!("{QWEN_AGG}  {bad}\n"));
+        let key = bad.split(':').next().unwrap();
+        assert!(msg.contains(key) && msg.contains(needle), "{bad}: {msg}");
+    }
+}
+
 #[test]
 fn resolved_yaml_runs_again_unchanged() {
     let text = std::fs::read_to_string(concat!(

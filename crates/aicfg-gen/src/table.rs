@@ -52,7 +52,7 @@ fn worker_cols(w: &WorkerPlan, c: &Candidate) -> Vec<String> {
     ]
 }
 
-fn header(mode: ServeMode) -> Vec<String> {
+fn header(mode: ServeMode, priced: bool) -> Vec<String> {
     let mut h: Vec<String> = [
         "model",
         "isl",
@@ -111,10 +111,20 @@ fn header(mode: ServeMode) -> Vec<String> {
         ]
         .map(String::from),
     );
+    if priced {
+        h.extend(COST_COLS.map(String::from));
+    }
     h
 }
 
-fn row(c: &Candidate, ctx: &RowContext) -> Vec<String> {
+/// Cluster cost columns, present when a GPU-hour price is known (empty where a row has none).
+const COST_COLS: [&str; 3] = [
+    "usd_per_hour",
+    "usd_per_m_output_tokens",
+    "usd_per_m_input_tokens",
+];
+
+fn row(c: &Candidate, ctx: &RowContext, priced: bool) -> Vec<String> {
     let gpus = c.gpus_per_replica.max(1) as f64;
     let mut r = vec![
         ctx.model.clone(),
@@ -161,6 +171,16 @@ fn row(c: &Candidate, ctx: &RowContext) -> Vec<String> {
         f3(c.tokens_per_s_per_gpu),
         c.meets_sla.to_string(),
     ]);
+    if priced {
+        match &c.cost {
+            Some(k) => r.extend([
+                f3(k.usd_per_hour),
+                f3(k.usd_per_m_output_tokens),
+                f3(k.usd_per_m_input_tokens),
+            ]),
+            None => r.extend(COST_COLS.map(|_| String::new())),
+        }
+    }
     r
 }
 
@@ -168,9 +188,10 @@ fn row(c: &Candidate, ctx: &RowContext) -> Vec<String> {
 pub fn csv(mode: ServeMode, rows: &[Candidate], ctx: &RowContext) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| GenError::Csv(e.to_string());
-    w.write_record(header(mode)).map_err(err)?;
+    let priced = rows.iter().any(|c| c.cost.is_some());
+    w.write_record(header(mode, priced)).map_err(err)?;
     for c in rows {
-        w.write_record(row(c, ctx)).map_err(err)?;
+        w.write_record(row(c, ctx, priced)).map_err(err)?;
     }
     let bytes = w.into_inner().map_err(|e| GenError::Csv(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| GenError::Csv(e.to_string()))

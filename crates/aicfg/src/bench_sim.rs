@@ -69,6 +69,7 @@ pub fn run(a: &SimBenchArgs) -> Result<()> {
             backend_version: None,
             free_gpu_memory_fraction: None,
             calibration: None,
+            gpu_cost_per_hour: None,
         })
     };
     let ws = |p: Parallel, b: f64, n: u32| WorkerSpec {

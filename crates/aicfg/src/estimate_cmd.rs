@@ -177,6 +177,14 @@ pub struct EstimateArgs {
     /// KV-cache memory fraction (TRT-LLM: of free memory; vLLM/SGLang: of total).
     #[arg(long = "free-gpu-memory-fraction", alias = "free_gpu_memory_fraction", value_parser = crate::limits_args::finite)]
     pub free_gpu_memory_fraction: Option<f64>,
+    /// Price of one GPU-hour in US dollars, for every system (default: the system file's
+    /// misc.gpu_cost_per_hour; the built-in files leave it unset). Adds $/M tokens to the report.
+    #[arg(
+        long = "gpu-cost-per-hour",
+        alias = "gpu_cost_per_hour",
+        allow_negative_numbers = true
+    )]
+    pub gpu_cost_per_hour: Option<f64>,
     /// Directory of extra system YAML files.
     #[arg(long = "systems-path", alias = "systems_path")]
     pub systems_path: Option<PathBuf>,
@@ -233,6 +241,7 @@ impl EstimateArgs {
             database_mode: self.database_mode.clone(),
             backend_version: self.backend_version.clone(),
             free_gpu_memory_fraction: self.free_gpu_memory_fraction,
+            gpu_cost_per_hour: self.gpu_cost_per_hour,
             systems_path: self.systems_path.clone(),
             calibration: self.calibration.clone(),
             allow_local_files: true,
@@ -322,6 +331,15 @@ pub fn render(r: &EstimateReport) -> String {
         ("GPUs", r.num_gpus as f64),
     ] {
         t.add_row(vec![Cell::new(k), num(v)]);
+    }
+    if let Some(c) = &r.cost {
+        for (k, v) in [
+            ("$ per million output tokens", c.usd_per_m_output_tokens),
+            ("$ per million input tokens", c.usd_per_m_input_tokens),
+            ("$ per hour (GPUs)", c.usd_per_hour),
+        ] {
+            t.add_row(vec![Cell::new(k), num(v)]);
+        }
     }
     out.push_str(&format!("{t}\n\nMemory per GPU (GiB)\n"));
     let mut m = Table::new();

@@ -22,6 +22,15 @@ pub struct ExpArgs {
     /// Directory of extra system YAML files.
     #[arg(long = "systems-path", alias = "systems_path")]
     pub systems_path: Option<PathBuf>,
+    /// Price of one GPU-hour in US dollars, for every system of every experiment (over the
+    /// experiments' `gpu_cost_per_hour` and the system files' misc.gpu_cost_per_hour). Adds $/M
+    /// tokens to the tables.
+    #[arg(
+        long = "gpu-cost-per-hour",
+        alias = "gpu_cost_per_hour",
+        allow_negative_numbers = true
+    )]
+    pub gpu_cost_per_hour: Option<f64>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -45,8 +54,14 @@ pub fn run_file(a: &ExpArgs) -> Result<Study> {
     }
     let models = ModelRegistry::builtin();
     let limits = a.limits.limits();
-    let exps = parse_experiments_with(&text, &models, &systems, &limits)
+    let mut exps = parse_experiments_with(&text, &models, &systems, &limits)
         .with_context(|| format!("in {}", a.yaml_path.display()))?;
+    aicfg_core::cost::check_price(a.gpu_cost_per_hour)?;
+    if let Some(p) = a.gpu_cost_per_hour {
+        for e in &mut exps {
+            e.gpu_cost_per_hour = Some(p);
+        }
+    }
     // The top list must be at least as long as the folders --save_dir writes.
     let top_n = if a.save.save_dir.is_some() {
         a.top_n.max(a.save.save_top)
@@ -187,7 +202,7 @@ fn comparison(o: &mut String, study: &Study) {
     let top = b.iter().flatten().copied().fold(0.0, f64::max);
     let mut t = comfy_table::Table::new();
     t.load_preset("||--+-++|    ++++++");
-    t.set_header(vec![
+    let mut head = vec![
         "experiment",
         "mode",
         "system",
@@ -196,7 +211,14 @@ fn comparison(o: &mut String, study: &Study) {
         "TTFT",
         "TPOT",
         "ratio to best",
-    ]);
+    ];
+    let priced = outcomes
+        .iter()
+        .any(|oc| oc.result.best.as_ref().is_some_and(|c| c.cost.is_some()));
+    if priced {
+        head.push("$/M output tokens");
+    }
+    t.set_header(head);
     for (oc, best) in outcomes.iter().zip(&b) {
         let e = &oc.experiment;
         let sys = match &e.decode_system_name {
@@ -225,6 +247,15 @@ fn comparison(o: &mut String, study: &Study) {
         };
         let mut cells = vec![e.name.clone(), mode_name(e.serve_mode()).to_string(), sys];
         cells.extend(row);
+        if priced {
+            cells.push(
+                oc.result
+                    .best
+                    .as_ref()
+                    .and_then(|c| c.cost)
+                    .map_or("-".into(), |c| format!("{:.3}", c.usd_per_m_output_tokens)),
+            );
+        }
         t.add_row(cells);
     }
     for f in &study.failed {
@@ -236,6 +267,9 @@ fn comparison(o: &mut String, study: &Study) {
             "infeasible".to_string(),
         ];
         cells.extend(["-"; 4].map(String::from));
+        if priced {
+            cells.push("-".into());
+        }
         t.add_row(cells);
     }
     for col in t.column_iter_mut() {

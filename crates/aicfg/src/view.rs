@@ -46,6 +46,13 @@ pub fn estimate_json(r: &EstimateReport) -> serde_json::Value {
                 o.insert(k.to_string(), serde_json::json!(round(x)));
             }
         }
+        if let Some(c) = o.get_mut("cost").and_then(|c| c.as_object_mut()) {
+            for x in c.values_mut() {
+                if let Some(f) = x.as_f64() {
+                    *x = serde_json::json!(round(f));
+                }
+            }
+        }
     }
     v
 }
@@ -71,6 +78,14 @@ pub fn study_json(study: &Study) -> serde_json::Value {
                 "experiment": serde_json::to_value(&o.experiment).unwrap_or_default(),
                 "result": json_view(&o.result),
                 "best_tokens_per_s_per_gpu": best.map(|v| (v * 1000.0).round() / 1000.0),
+                "best_cost": o.result.best.as_ref().and_then(|c| c.cost).map(|c| {
+                    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+                    serde_json::json!({
+                        "usd_per_hour": r(c.usd_per_hour),
+                        "usd_per_m_output_tokens": r(c.usd_per_m_output_tokens),
+                        "usd_per_m_input_tokens": r(c.usd_per_m_input_tokens),
+                    })
+                }),
                 "ratio_to_best": best.filter(|_| top > 0.0).map(|v| (v / top * 1000.0).round() / 1000.0),
             })
         })

@@ -60,22 +60,12 @@ impl RankBy {
         }
     }
 
-    fn is_throughput(&self) -> bool {
+    pub fn is_throughput(&self) -> bool {
         *self == RankBy::Throughput
     }
 }
 
-/// What running a deployment costs, from the price of a GPU-hour of each system.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Cost {
-    /// Dollars per hour of the GPUs the deployment uses (idle leftovers are not charged).
-    pub usd_per_hour: f64,
-    /// That cost over the output tokens the deployment produces, per million.
-    pub usd_per_m_output_tokens: f64,
-    /// That cost over the prompt tokens it takes in, per million (the same dollars charged to
-    /// input instead of output: the two figures are alternatives, not parts of a sum).
-    pub usd_per_m_input_tokens: f64,
-}
+pub use crate::cost::Cost;
 
 /// Knobs of `advanced_tuning_config`: latency multipliers and batch caps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -198,7 +188,7 @@ impl SearchRequest {
 
     /// Price of a GPU-hour of `system`: the override, else the system's own.
     pub fn gpu_price(&self, system: &SystemSpec) -> Option<f64> {
-        self.gpu_cost_per_hour.or(system.misc.gpu_cost_per_hour)
+        crate::cost::gpu_price(self.gpu_cost_per_hour, system)
     }
 
     /// Hardware of the decode workers.
@@ -338,14 +328,7 @@ impl SearchRequest {
             limits::MAX_PARALLEL,
         )?;
         limits::normalize_list("num_gpu_per_replica", &r.num_gpu_per_replica, &self.limits)?;
-        if let Some(c) = self.gpu_cost_per_hour {
-            if !(c.is_finite() && c >= 0.0) {
-                return Err(AicfgError::invalid(
-                    "gpu_cost_per_hour",
-                    format!("must be a non-negative number of dollars, got {c}"),
-                ));
-            }
-        }
+        crate::cost::check_price(self.gpu_cost_per_hour)?;
         if self.rank_by == RankBy::Cost {
             let mut systems = vec![&self.system];
             if self.modes.contains(&ServeMode::Disagg) {
@@ -968,16 +951,7 @@ impl Ctx<'_> {
             + gpu_hours(decode, req.decode_sys())?;
         let usd_per_hour = per_replica * f64::from(replicas);
         let input_per_s = replica_rate * f64::from(replicas) * req.workload.isl;
-        if !(tokens_per_s > 0.0 && input_per_s > 0.0) {
-            return None;
-        }
-        // $/h over tokens/h, per million tokens.
-        let per_m = |tok_per_s: f64| usd_per_hour / (tok_per_s * 3600.0) * 1e6;
-        Some(Cost {
-            usd_per_hour,
-            usd_per_m_output_tokens: per_m(tokens_per_s),
-            usd_per_m_input_tokens: per_m(input_per_s),
-        })
+        Cost::new(usd_per_hour, tokens_per_s, input_per_s)
     }
 
     /// Sweep the concurrency of one agg layout; returns points evaluated.

@@ -91,6 +91,8 @@ impl Experiment {
             ttft: req.ttft_ms,
             tpot: req.tpot_ms,
             enable_wide_ep: req.enable_wide_ep,
+            gpu_cost_per_hour: req.gpu_cost_per_hour,
+            rank_by: req.rank_by,
             profiles: Vec::new(),
             config: ExpConfig {
                 nextn: w.nextn,

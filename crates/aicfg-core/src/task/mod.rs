@@ -19,7 +19,7 @@ use crate::limits::{self, SearchLimits};
 use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::DatabaseMode;
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
-use crate::search::{ParallelSpace, ReplicaConfig, Role, SearchRequest, Tuning};
+use crate::search::{ParallelSpace, RankBy, ReplicaConfig, Role, SearchRequest, Tuning};
 use crate::serve::{mtp, ServeMode, Workload};
 use schema::{Reader, *};
 use serde::Serialize;
@@ -122,6 +122,12 @@ pub struct Experiment {
     pub ttft: f64,
     pub tpot: f64,
     pub enable_wide_ep: bool,
+    /// Price of a GPU-hour (US dollars) for every system, over the system files' own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_cost_per_hour: Option<f64>,
+    /// Order of the top tables and choice of the best: throughput or cost.
+    #[serde(skip_serializing_if = "RankBy::is_throughput")]
+    pub rank_by: RankBy,
     pub profiles: Vec<String>,
     pub config: ExpConfig,
 }
@@ -470,6 +476,24 @@ fn resolve_one(
         // As on the command line: hybrid when a measured database is installed, else empirical.
         None => DatabaseMode::Auto,
     };
+    let gpu_cost_per_hour = match r.get("gpu_cost_per_hour") {
+        None => None,
+        Some(v) => {
+            let Some(x) = v.as_f64() else {
+                return Err(r.err(
+                    "gpu_cost_per_hour",
+                    format!("expected a number of dollars, got {}", describe(v)),
+                ));
+            };
+            crate::cost::check_price(Some(x))
+                .map_err(|e| r.err("gpu_cost_per_hour", e.to_string()))?;
+            Some(x)
+        }
+    };
+    let rank_by = match r.string("rank_by")? {
+        Some(s) => RankBy::parse(&s).map_err(|e| r.err("rank_by", e.to_string()))?,
+        None => RankBy::Throughput,
+    };
     let mut exp = Experiment {
         name: name.to_string(),
         mode,
@@ -492,6 +516,8 @@ fn resolve_one(
         ttft: r.positive("ttft")?.unwrap_or(DEFAULT_TTFT_MS),
         tpot: r.positive("tpot")?.unwrap_or(DEFAULT_TPOT_MS),
         enable_wide_ep: ctx.wide_ep,
+        gpu_cost_per_hour,
+        rank_by,
         profiles,
         config,
     };
@@ -924,6 +950,8 @@ impl Experiment {
         req.tpot_ms = self.tpot;
         req.modes = vec![self.serve_mode()];
         req.enable_wide_ep = self.enable_wide_ep;
+        req.gpu_cost_per_hour = self.gpu_cost_per_hour;
+        req.rank_by = self.rank_by;
         req.database_mode = self.database_mode;
         // The version only picks measured tables; naming one must not demand a database.
         if matches!(

@@ -20,6 +20,8 @@ pub const TOP_KEYS: &[&str] = &[
     "ttft",
     "tpot",
     "enable_wide_ep",
+    "gpu_cost_per_hour",
+    "rank_by",
     "profiles",
     "config",
 ];

@@ -98,6 +98,37 @@ fn with(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
 
 // ---------------------------------------------------------------- report and --json
 
+/// A GPU-hour price: 2 GPUs at $3 = $6 an hour over the estimate's own tokens, in the JSON and
+/// as report rows; unpriced, `cost` is null and the rows are absent.
+#[test]
+fn a_price_gives_dollars_per_million_tokens() {
+    let v = json(&with(QWEN_TP2, &["--gpu-cost-per-hour", "3"]));
+    let c = &v["cost"];
+    assert_eq!(c["usd_per_hour"], 6.0);
+    let out_per_s = num(&v, "tokens_per_s");
+    let want = 6.0 / (out_per_s * 3600.0) * 1e6;
+    let got = c["usd_per_m_output_tokens"].as_f64().unwrap();
+    assert!((got - want).abs() <= 1e-3 + 1e-3 * want, "{got} vs {want}");
+    let in_per_s = num(&v, "request_rate") * 4000.0;
+    let want = 6.0 / (in_per_s * 3600.0) * 1e6;
+    let got = c["usd_per_m_input_tokens"].as_f64().unwrap();
+    assert!((got - want).abs() <= 2e-3 + 2e-3 * want, "{got} vs {want}");
+    let out = ok(&with(QWEN_TP2, &["--gpu-cost-per-hour", "3"]));
+    for row in [
+        "$ per million output tokens",
+        "$ per million input tokens",
+        "$ per hour (GPUs)",
+    ] {
+        assert!(out.contains(row), "{row} missing:\n{out}");
+    }
+    assert!(json(QWEN_TP2)["cost"].is_null());
+    assert!(!ok(QWEN_TP2).contains("$ per"));
+    fails_cleanly(
+        &with(QWEN_TP2, &["--gpu-cost-per-hour", "-2"]),
+        &["gpu_cost_per_hour", "non-negative"],
+    );
+}
+
 #[test]
 fn estimate_report_for_qwen3_32b_tp2() {
     let out = ok(QWEN_TP2);

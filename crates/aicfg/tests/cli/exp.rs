@@ -142,6 +142,48 @@ fn heterogeneous_example_prices_each_side_on_its_hardware() {
     assert!(ratios.contains(&1.0) && ratios.iter().all(|r| *r <= 1.0));
 }
 
+/// `--gpu-cost-per-hour` prices every experiment: the comparison gains a $/M output tokens
+/// column and the JSON each experiment's best cost (its GPUs at $2.5 over its tokens).
+#[test]
+fn a_price_adds_cost_to_the_comparison() {
+    let path = example("hetero_disagg.yaml");
+    let v = crate::common::ok_json(&[
+        "cli",
+        "exp",
+        "--yaml_path",
+        &path,
+        "--gpu-cost-per-hour",
+        "2.5",
+        "--json",
+    ]);
+    for e in v["experiments"].as_array().unwrap() {
+        let best = &e["result"]["best"];
+        let c = &e["best_cost"];
+        assert_eq!(
+            c["usd_per_hour"].as_f64().unwrap(),
+            2.5 * best["total_gpus_used"].as_f64().unwrap()
+        );
+        let out_per_s =
+            best["tokens_per_s_per_gpu"].as_f64().unwrap() * best["total_gpus"].as_f64().unwrap();
+        let want = c["usd_per_hour"].as_f64().unwrap() / (out_per_s * 3600.0) * 1e6;
+        let got = c["usd_per_m_output_tokens"].as_f64().unwrap();
+        assert!((got - want).abs() <= 2e-3 + 2e-3 * want, "{got} vs {want}");
+        assert_eq!(e["experiment"]["gpu_cost_per_hour"], 2.5);
+    }
+    let out = ok(&[
+        "cli",
+        "exp",
+        "--yaml_path",
+        &path,
+        "--gpu-cost-per-hour",
+        "2.5",
+    ]);
+    assert!(out.contains("$/M output tokens"), "{out}");
+    let plain = exp_json(&path);
+    assert!(plain["experiments"][0]["best_cost"].is_null());
+    assert!(!ok(&["cli", "exp", "--yaml_path", &path]).contains("$/M"));
+}
+
 #[test]
 fn per_tensor_fp8_profile_example() {
     let path = example("qwen3_32b_disagg_pertensor.yaml");

@@ -89,3 +89,70 @@ fn unknown_generator_key_lists_the_known_ones() {
     let o = run(&with(&["--generator-set", "rule=benchmark"]));
     assert!(String::from_utf8_lossy(&o.stderr).contains("need --save_dir"));
 }
+
+/// With a price, both CSVs end in the cluster's $/h and $/M output and input tokens, each row
+/// the GPUs it uses at $2 over its own token rate; without one, no cost columns.
+#[test]
+fn a_price_adds_cost_columns_to_the_csvs() {
+    let tmp = temp_dir("save-cost");
+    let d = tmp.to_str().unwrap();
+    let small = [
+        "--isl",
+        "256",
+        "--osl",
+        "16",
+        "--ttft",
+        "1000",
+        "--save-top",
+        "1",
+    ];
+    let mut args = with(&["--save_dir", d, "--gpu-cost-per-hour", "2"]);
+    args.extend(small.iter().map(|s| s.to_string()));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let name = "Qwen_Qwen3-32B_h200_sxm_trtllm_isl256_osl16_ttft1000_tpot30";
+    for file in ["best_config_topn.csv", "pareto.csv"] {
+        let mut r = csv::Reader::from_path(tmp.join(name).join("agg").join(file)).unwrap();
+        let h = r.headers().unwrap().clone();
+        let col = |row: &csv::StringRecord, k: &str| -> f64 {
+            let i = h
+                .iter()
+                .position(|x| x == k)
+                .unwrap_or_else(|| panic!("no {k} in {h:?}"));
+            row[i].parse().unwrap()
+        };
+        let tail: Vec<&str> = h.iter().rev().take(3).collect();
+        assert_eq!(
+            tail,
+            [
+                "usd_per_m_input_tokens",
+                "usd_per_m_output_tokens",
+                "usd_per_hour"
+            ]
+        );
+        let mut rows = 0;
+        for row in r.records() {
+            let row = row.unwrap();
+            let usd = col(&row, "usd_per_hour");
+            assert_eq!(usd, 2.0 * col(&row, "total_gpus_used"), "{file}");
+            // Cluster output tokens/s: tokens/s/gpu over all 8 GPUs of the cluster.
+            let want = usd / (col(&row, "tokens/s/gpu_cluster") * 8.0 * 3600.0) * 1e6;
+            let got = col(&row, "usd_per_m_output_tokens");
+            assert!(
+                (got - want).abs() <= 1e-3 + 1e-3 * want,
+                "{file}: {got} vs {want}"
+            );
+            rows += 1;
+        }
+        assert!(rows > 0, "{file} has no rows");
+    }
+    // The same search unpriced: the columns are absent.
+    let plain = temp_dir("save-plain");
+    let mut args = with(&["--save_dir", plain.to_str().unwrap()]);
+    args.extend(small.iter().map(|s| s.to_string()));
+    assert!(run(&args).status.success());
+    let text = std::fs::read_to_string(plain.join(name).join("agg/best_config_topn.csv")).unwrap();
+    assert!(!text.lines().next().unwrap().contains("usd_per"), "{text}");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&plain);
+}

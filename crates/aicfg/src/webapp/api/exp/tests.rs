@@ -32,6 +32,7 @@ fn cli_json(yaml: &str) -> Value {
         yaml_path: path,
         top_n: 5,
         systems_path: None,
+        gpu_cost_per_hour: None,
         json: true,
         strict: false,
         save: Default::default(),
