@@ -912,7 +912,7 @@ mod tests {
             ..input
         };
         assert_eq!(
-            bad.estimate_request().unwrap_err().field.as_deref(),
+            bad.estimate_request().unwrap_err().field,
             Some("gpu_cost_per_hour")
         );
     }

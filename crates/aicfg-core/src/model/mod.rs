@@ -698,6 +698,7 @@ const MODEL_FILES: &[(&str, &str)] = model_files!(
     "Qwen--Qwen2.5-32B-Instruct_config.json",
     "Qwen--Qwen2.5-72B-Instruct_config.json",
     "meta-llama--Llama-4-Scout-17B-16E_config.json",
+    "meta-llama--Llama-4-Scout-17B-16E-Instruct_config.json",
     "meta-llama--Llama-4-Maverick-17B-128E_config.json",
     "Qwen--Qwen3-Coder-480B-A35B-Instruct_config.json",
     "deepseek-ai--DeepSeek-V3.2-Exp_config.json"
@@ -967,6 +968,35 @@ mod tests {
             .resolve("meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8")
             .unwrap();
         assert!(fp8.quant.gemm.is_some());
+    }
+
+    /// The keys besides the shapes, as the Hugging Face config.json files give them: QK norm on
+    /// Scout only, Scout's llama3 rope scaling (the pretrained model's 256K window, the instruct
+    /// model's 10M), no scaling on Maverick's 1M window, 8192-token chunks on 3 of 4 layers.
+    #[test]
+    fn llama4_non_shape_keys_follow_the_checkpoints() {
+        let r = ModelRegistry::builtin();
+        let scout = r.resolve("LLAMA4_SCOUT").unwrap();
+        let instruct = r
+            .resolve("meta-llama/Llama-4-Scout-17B-16E-Instruct")
+            .unwrap();
+        let mav = r.resolve("LLAMA4_MAVERICK").unwrap();
+        assert!(scout.qk_norm && instruct.qk_norm && !mav.qk_norm);
+        assert_eq!(scout.context_window, Some(262_144));
+        assert_eq!(instruct.context_window, Some(10_485_760));
+        assert_eq!(mav.context_window, Some(1_048_576));
+        assert_eq!(scout.name, "meta-llama/Llama-4-Scout-17B-16E");
+        assert_eq!(instruct.name, "meta-llama/Llama-4-Scout-17B-16E-Instruct");
+        for m in [&scout, &instruct, &mav] {
+            let w = m.sliding.as_ref().unwrap();
+            assert_eq!((w.window, w.windowed_layers), (8192, 36));
+        }
+        // Same shapes: the instruct model differs only in its window.
+        assert_eq!(scout.moe, instruct.moe);
+        assert_eq!(
+            (scout.hidden, scout.num_layers, scout.vocab),
+            (instruct.hidden, instruct.num_layers, instruct.vocab)
+        );
     }
 
     #[test]
