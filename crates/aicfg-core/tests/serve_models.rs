@@ -24,6 +24,7 @@ const CALIB: BackendCalib = BackendCalib {
     step_ms: 1.0,
     ttft_ms: 10.0,
     wait_steps: 1.0,
+    req_us: 0.0,
 };
 
 fn close(a: f64, b: f64) {
@@ -92,18 +93,48 @@ fn agg_mixed_steady_state() {
     let (m, s) = setup();
     let wk = worker(&m, &s, Backend::Trtllm, 0);
     let w = workload(1000.0, 101.0, 0, &[]);
-    // Every step costs the 1 ms host time. Steady TTFT: ttft_ms + wait_steps·T + one prefill
-    // step = 10 + 1 + 1; the first wave's 16 requests prefill in ⌈16/8⌉ = 2 groups of 8, mean
-    // wait 10 + 1·(2+1)/2 = 11.5 < 12, so the steady state dominates whatever the wave count.
+    // Every step costs the 1 ms host time. Steady TTFT: ttft_ms + wait_steps·T for the 15/16 of
+    // arrivals that find the other 15 requests running, + one prefill step = 10 + 15/16 + 1; the
+    // first wave's 16 requests prefill in ⌈16/8⌉ = 2 groups of 8, mean wait 10 + 1·(2+1)/2 =
+    // 11.5 < 11.9375, so the steady state dominates whatever the wave count.
     for waves in [1.0, 4.0] {
         let p = serve::agg(&wk, &w, 16.0, waves);
-        close(p.ttft_ms, 12.0);
+        close(p.ttft_ms, 11.9375);
         close(p.tpot_ms, 1.0);
-        close(p.request_latency_ms, 112.0);
+        close(p.request_latency_ms, 111.9375);
         close(p.running_per_rank, 16.0);
         close(p.kv_queue_ms, 0.0);
-        close(p.request_rate, 16.0 / 112.0 * 1000.0);
+        close(p.request_rate, 16.0 / 111.9375 * 1000.0);
     }
+}
+
+#[test]
+fn agg_lone_request_pays_only_api_path_and_prefill() {
+    let (m, s) = setup();
+    let wk = worker(&m, &s, Backend::Trtllm, 0);
+    // One request on an idle engine: no scheduler wait, TTFT = ttft_ms + one prefill step.
+    let p = serve::agg(&wk, &workload(1000.0, 101.0, 0, &[]), 1.0, 1.0);
+    close(p.ttft_ms, 11.0);
+    close(p.tpot_ms, 1.0);
+}
+
+#[test]
+fn host_time_grows_with_requests_in_the_step() {
+    let (m, s) = setup();
+    let mut wk = worker(&m, &s, Backend::Trtllm, 0);
+    wk.calib = BackendCalib {
+        req_us: 250.0,
+        ..CALIB
+    };
+    // 16 running: host 1 + 0.25·16 = 5 ms per step, so TPOT 5 ms. Steady TTFT
+    // 10 + (15/16)·5 + 5 = 19.6875 (the burst, 10 + 5·(2+1)/2 = 17.5, is lower).
+    let p = serve::agg(&wk, &workload(1000.0, 101.0, 0, &[]), 16.0, 1.0);
+    close(p.tpot_ms, 5.0);
+    close(p.ttft_ms, 19.6875);
+    // Static batch of 4: prefill step 1 + 1 ms host, decode 1 + 1 ms.
+    let p = serve::static_batch(&wk, &workload(1000.0, 101.0, 0, &[]), 4.0);
+    close(p.tpot_ms, 2.0);
+    close(p.ttft_ms, 12.0);
 }
 
 #[test]
@@ -111,10 +142,14 @@ fn agg_first_wave_burst_weighs_by_waves() {
     let (m, s) = setup();
     let wk = worker(&m, &s, Backend::Trtllm, 0);
     // 4000-token prompts: 2 per 8192 budget; 64 requests → 32 groups; burst 10 + 1·33/2 = 26.5
-    // against a steady 12: TTFT = (26.5 + (waves − 1)·12) / waves.
+    // against a steady 10 + 63/64 + 1: TTFT = (26.5 + (waves − 1)·steady) / waves.
     let w = workload(4000.0, 101.0, 0, &[]);
+    let steady = 11.0 + 63.0 / 64.0;
     close(serve::agg(&wk, &w, 64.0, 1.0).ttft_ms, 26.5);
-    close(serve::agg(&wk, &w, 64.0, 2.0).ttft_ms, (26.5 + 12.0) / 2.0);
+    close(
+        serve::agg(&wk, &w, 64.0, 2.0).ttft_ms,
+        (26.5 + steady) / 2.0,
+    );
 }
 
 #[test]
@@ -122,10 +157,10 @@ fn sglang_agg_runs_in_lockstep_waves() {
     let (m, s) = setup();
     let wk = worker(&m, &s, Backend::Sglang, 0);
     // SGLang's budget on a 141 GB GPU is 8192 → 8 prompts of 1000 per group; 16 requests form
-    // 2 groups. TTFT = 10 + 1·1 + 1·(2+1)/2 = 12.5; the first group stalls 1·(2−1)/2 = 0.5 ms
-    // before its second token: TPOT = (100·1 + 0.5) / 100.
+    // 2 groups. TTFT = 10 + 1·(15/16)·1 + 1·(2+1)/2 = 12.4375; the first group stalls
+    // 1·(2−1)/2 = 0.5 ms before its second token: TPOT = (100·1 + 0.5) / 100.
     let p = serve::agg(&wk, &workload(1000.0, 101.0, 0, &[]), 16.0, 1.0);
-    close(p.ttft_ms, 12.5);
+    close(p.ttft_ms, 12.4375);
     close(p.tpot_ms, 100.5 / 100.0);
 }
 
@@ -160,7 +195,6 @@ fn input<'a>(p: &'a serve::PrefillSide, d: &'a serve::DecodeSide, waves: f64) ->
         prefill_dp: 1,
         decode_dp: 1,
         ttft_overhead_ms: 0.0,
-        wait_steps: 0.0,
         kv_transfer_ms: 0.0,
         burst_waves: waves,
     }
@@ -170,17 +204,29 @@ fn input<'a>(p: &'a serve::PrefillSide, d: &'a serve::DecodeSide, waves: f64) ->
 fn disagg_closed_loop_over_decode_slots() {
     let (p, d) = sides(10.0);
     let w = workload(1000.0, 101.0, 0, &[]);
-    // 10 slots; unqueued TTFT 100 + 10 = 110 ms; latency 110 + 100·10 = 1110 ms →
-    // λ = 10/1.11 s = 9.009/s, under the prefill capacity of 10/s.
+    // 10 slots; unqueued TTFT 100 + 10 = 110 ms; latency 110 + wait + 100·10 ms, where the
+    // prefill queue is M/D/1 at load ρ = λ/10: wait = 100·ρ / 2(1 − ρ). The closed loop settles
+    // where λ = 10 / (1110 + wait) per ms, under the prefill capacity of 10/s.
     let c = input(&p, &d, 1.0);
     close(c.unqueued_ttft_ms(), 110.0);
     let r = serve::compose(&c, &w, 1, 1);
-    close(r.perf.request_rate, 10.0 / 1110.0 * 1000.0);
+    let lambda = r.perf.request_rate;
+    let rho = lambda / 10.0;
+    let wait = 100.0 * rho / (2.0 * (1.0 - rho));
+    assert!(
+        lambda < 10.0 / 1110.0 * 1000.0,
+        "queueing lowers the rate: {lambda}"
+    );
+    assert!(((10.0 / (1110.0 + wait) * 1000.0) / lambda - 1.0).abs() < 1e-3);
+    close(r.prefill_queue_ms, wait);
     close(r.perf.tpot_ms, 10.0);
-    // First wave: the 10 requests queue on one prefill worker, mean (10+1)/2 batches.
-    close(r.perf.ttft_ms, 100.0 * 11.0 / 2.0 + 10.0);
+    // First wave: the 10 requests queue on one prefill worker, mean (10+1)/2 batches: 560 ms,
+    // above the steady 110 + wait.
+    let steady = 110.0 + wait;
+    assert!(steady < 560.0);
+    close(r.perf.ttft_ms, 560.0);
     let r = serve::compose(&input(&p, &d, 10.0), &w, 1, 1);
-    close(r.perf.ttft_ms, (560.0 + 9.0 * 110.0) / 10.0);
+    close(r.perf.ttft_ms, (560.0 + 9.0 * steady) / 10.0);
     close(r.perf.num_gpus as f64, 2.0);
 }
 
@@ -193,7 +239,13 @@ fn disagg_prefill_bound_requests_wait() {
     let r = serve::compose(&input(&p, &d, 1.0), &w, 1, 1);
     close(r.perf.request_rate, 5.0);
     close(r.perf.ttft_ms, 1000.0);
-    // A second prefill worker lifts the cap: back to the decode-bound loop.
+    // A second prefill worker lifts the cap to 10/s: back to a decode-bound loop that queues
+    // a little on the two workers (M/D/1 over √2), so under the unqueued 9.009/s.
     let r = serve::compose(&input(&p, &d, 1.0), &w, 2, 1);
-    close(r.perf.request_rate, 10.0 / 1110.0 * 1000.0);
+    let rho = r.perf.request_rate / 10.0;
+    close(
+        r.prefill_queue_ms,
+        100.0 * rho / (2.0 * (1.0 - rho)) / 2f64.sqrt(),
+    );
+    assert!(r.perf.request_rate < 10.0 / 1110.0 * 1000.0 && r.perf.request_rate > 5.0);
 }

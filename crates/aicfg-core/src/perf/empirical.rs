@@ -12,12 +12,27 @@ use std::collections::BTreeMap;
 /// Scheduling/serving constants of one backend (framework).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BackendCalib {
-    /// Host-side cost of every scheduler step (ms): scheduling, sampling, output processing.
+    /// Exposed host cost of every scheduler step (ms), whatever its size: the scheduler pass,
+    /// graph replay/launch and the device-to-host sync that ends the step.
     pub step_ms: f64,
-    /// Fixed time added to every TTFT (ms): HTTP, tokenization, first detokenization.
+    /// Per-request API path (ms), paid once in TTFT: HTTP, chat template, tokenization and the
+    /// first detokenization.
     pub ttft_ms: f64,
-    /// Steps a newly arrived request waits before its prefill is scheduled.
+    /// Steps between a request's arrival and its prefill's step, plus those until its first
+    /// token is returned: half a step on average for arriving mid-step, one more where an
+    /// overlapping scheduler already planned the next step or returns outputs a step late.
     pub wait_steps: f64,
+    /// Exposed host cost per request in a step (µs): per-request scheduling, sampling inputs,
+    /// output processing and streaming (Python loops over the batch). Absent in older files.
+    #[serde(default)]
+    pub req_us: f64,
+}
+
+impl BackendCalib {
+    /// Host time of one step carrying `reqs` requests (ms).
+    pub fn host_ms(&self, reqs: f64) -> f64 {
+        self.step_ms + self.req_us * reqs.max(0.0) * 1e-3
+    }
 }
 
 impl BackendCalib {
@@ -26,6 +41,7 @@ impl BackendCalib {
         step_ms: 0.0,
         ttft_ms: 0.0,
         wait_steps: 0.0,
+        req_us: 0.0,
     };
 }
 
@@ -297,6 +313,7 @@ impl EmpiricalParams {
                 format!("silicon.backends.{name}.wait_steps"),
                 &mut b.wait_steps,
             ));
+            v.push((format!("silicon.backends.{name}.req_us"), &mut b.req_us));
         }
         v
     }
@@ -328,6 +345,7 @@ impl EmpiricalParams {
             v.push((format!("backends.{name}.step_ms"), &mut b.step_ms));
             v.push((format!("backends.{name}.ttft_ms"), &mut b.ttft_ms));
             v.push((format!("backends.{name}.wait_steps"), &mut b.wait_steps));
+            v.push((format!("backends.{name}.req_us"), &mut b.req_us));
         }
         v
     }
@@ -337,6 +355,7 @@ impl EmpiricalParams {
             step_ms: 0.0,
             ttft_ms: 0.0,
             wait_steps: 1.0,
+            req_us: 0.0,
         })
     }
 }

@@ -1098,7 +1098,6 @@ impl Ctx<'_> {
                     prefill_dp: pwk.graph.parallel.dp,
                     decode_dp: dwk.graph.parallel.dp,
                     ttft_overhead_ms: self.sources.main.calib.ttft_ms,
-                    wait_steps: self.sources.main.calib.wait_steps,
                     kv_transfer_ms: kv,
                     burst_waves: self.sources.main.burst_waves,
                 };

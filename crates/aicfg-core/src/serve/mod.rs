@@ -302,16 +302,16 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
                 gen_kv_len: kv_avg,
                 gen_tokens_per_req: tpr,
             };
-            wk.step_ms(&s) + c.step_ms
+            wk.step_ms(&s) + c.host_ms(running.max(a))
         } else {
             // Prefill batches run on their own, then decoding resumes.
             let pre = if a > 0.0 {
-                wk.step_ms(&Step::context(a, tokens_each, w.prefix)) + c.step_ms
+                wk.step_ms(&Step::context(a, tokens_each, w.prefix)) + c.host_ms(a)
             } else {
                 0.0
             };
             let dec = if gen > 0.0 {
-                wk.step_ms(&Step::decode(gen, kv_avg, tpr)) + c.step_ms
+                wk.step_ms(&Step::decode(gen, kv_avg, tpr)) + c.host_ms(gen)
             } else {
                 0.0
             };
@@ -326,7 +326,8 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     // Steady state: per step, λ·T arrivals' prefill work rides along the decodes.
     let t_dec = step_with(0.0, 0.0);
     let mut t = t_dec;
-    let mut ttft_run = c.ttft_ms + c.wait_steps * t_dec + t_group;
+    let wait = c.wait_steps * busy_share(running);
+    let mut ttft_run = c.ttft_ms + wait * t_dec + t_group;
     let mut a = 0.0;
     for _ in 0..30 {
         let latency = ttft_run + d_iter * t;
@@ -338,7 +339,7 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
         // A request's prefill rides the step that carries this wave's arrivals (about λ·T of
         // them, at least itself), not a full budget's group: only the first wave arrives at once.
         let t_pref = step_with(a.clamp(1.0, group), chunk_tokens) * chunks;
-        ttft_run = c.ttft_ms + c.wait_steps * t + t_pref;
+        ttft_run = c.ttft_ms + wait * t + t_pref;
     }
     // Prefill saturation: the loop slows until one budget of prefill per step suffices.
     let latency = ttft_run + d_iter * t;
@@ -365,6 +366,12 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     finish(ttft, tpot, w, concurrency, wk.gpus(), running, kv_queue)
 }
 
+/// Share of a new request's arrivals that find the engine mid-step: with `running` requests in
+/// flight, the other `running − 1` keep it busy; a lone request starts on an idle engine.
+fn busy_share(running: f64) -> f64 {
+    ((running - 1.0) / running.max(1.0)).max(0.0)
+}
+
 /// Agg under a prefill-first scheduler that never mixes prefill into decode steps (SGLang):
 /// a closed loop of identical requests stays in lockstep waves. Each wave prefills every request
 /// group after group while decoding stops, then decodes them together to the end, so the prefill
@@ -376,10 +383,12 @@ fn agg_in_waves(wk: &Worker, w: &Workload, n: f64, running: f64, budget: f64) ->
     let kv_avg = w.isl + w.osl / 2.0;
     let (chunks, group) = w.prompt_chunking(budget, running);
     let t_group =
-        (wk.step_ms(&Step::context(group, s_new / chunks, w.prefix)) + c.step_ms) * chunks;
+        (wk.step_ms(&Step::context(group, s_new / chunks, w.prefix)) + c.host_ms(group)) * chunks;
     let groups = (running / group).ceil();
-    let t_dec = wk.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + c.step_ms;
-    let ttft_run = c.ttft_ms + c.wait_steps * t_dec + t_group * (groups + 1.0) / 2.0;
+    let t_dec =
+        wk.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + c.host_ms(running);
+    let ttft_run =
+        c.ttft_ms + c.wait_steps * busy_share(running) * t_dec + t_group * (groups + 1.0) / 2.0;
     // Early groups wait for the later groups' prefill before their second token.
     let stall = t_group * (groups - 1.0) / 2.0;
     let decode_ms = w.decode_iterations() * t_dec + stall;
@@ -413,12 +422,12 @@ pub fn static_batch(wk: &Worker, w: &Workload, batch: f64) -> Perf {
     let b = batch.max(1.0);
     let c = wk.calib;
     let chunks = (b * w.new_tokens() / wk.budget()).ceil().max(1.0);
-    let ctx = wk.step_ms(&Step::context(b, w.new_tokens(), w.prefix)) + c.step_ms * chunks;
+    let ctx = wk.step_ms(&Step::context(b, w.new_tokens(), w.prefix)) + c.host_ms(b) * chunks;
     let dec = wk.step_ms(&Step::decode(
         b,
         w.isl + w.osl / 2.0,
         w.gen_tokens_per_req(),
-    )) + c.step_ms;
+    )) + c.host_ms(b);
     let ttft = ctx + c.ttft_ms;
     finish(ttft, dec / w.progress(), w, b * dp, wk.gpus(), b, 0.0)
 }
@@ -461,7 +470,8 @@ pub fn prefill_side(pre: &Worker, w: &Workload, batch: f64) -> PrefillSide {
     let pb = batch.max(1.0);
     let s_new = w.new_tokens();
     let chunks = (pb * s_new / pre.budget()).ceil().max(1.0);
-    let batch_ms = pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.step_ms * chunks;
+    let batch_ms =
+        pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.host_ms(pb) * chunks;
     PrefillSide {
         batch: pb,
         batch_ms,
@@ -480,7 +490,7 @@ pub fn decode_side(dec: &Worker, w: &Workload, batch: f64) -> DecodeSide {
         .min(mem.max_requests_by_kv.max(1.0))
         .min(dec.backend.max_running());
     let kv_avg = w.isl + w.osl / 2.0;
-    let step_ms = dec.step_ms(&Step::decode(running, kv_avg, tpr)) + dec.calib.step_ms;
+    let step_ms = dec.step_ms(&Step::decode(running, kv_avg, tpr)) + dec.calib.host_ms(running);
     let tpot_ms = step_ms / w.progress();
     DecodeSide {
         batch: b_rank,
@@ -537,7 +547,6 @@ pub fn disagg(
             prefill_dp: pre.graph.parallel.dp,
             decode_dp: dec.graph.parallel.dp,
             ttft_overhead_ms: pre.calib.ttft_ms,
-            wait_steps: pre.calib.wait_steps,
             kv_transfer_ms: kv,
             burst_waves,
         },
@@ -555,7 +564,6 @@ pub struct ComposeInput<'a> {
     pub prefill_dp: u32,
     pub decode_dp: u32,
     pub ttft_overhead_ms: f64,
-    pub wait_steps: f64,
     pub kv_transfer_ms: f64,
     pub burst_waves: f64,
 }
@@ -593,12 +601,17 @@ pub fn compose(
     let cap = p.seq_per_s * x;
     let d_iter = w.decode_iterations();
     let base = c.unqueued_ttft_ms();
-    let mut lambda = (n_total / (base + d_iter * t_dec) * 1000.0).min(cap);
+    let unqueued = n_total / (base + d_iter * t_dec) * 1000.0;
+    let mut lambda = unqueued.min(cap);
     let mut wait = 0.0;
-    for _ in 0..30 {
+    // A closed loop that would outrun the prefill pool saturates it: λ = capacity and the
+    // surplus waits (Little's law, below). Below saturation, the open-loop queue wait applies.
+    let saturated = unqueued >= cap;
+    for _ in 0..if saturated { 0 } else { 30 } {
         let rho = (lambda / cap).min(0.95);
-        // M/D/c-style wait with batching: grows as the pool's load ρ approaches 1.
-        wait = c.wait_steps * t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
+        // M/D/1 wait for a batch of service time `t_pre` at load ρ, spread over x servers
+        // (the √x of the Kingman approximation for many servers); no fitted multiplier.
+        wait = t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
         let next = (n_total / (base + wait + d_iter * t_dec) * 1000.0).min(cap);
         lambda = 0.5 * (lambda + next);
     }

@@ -31,7 +31,7 @@ fn few_rows_fit_only_their_serving_constants() {
         text.contains("fitting only the serving constants of vllm (5 rows"),
         "{text}"
     );
-    // The example is the embedded prediction + 40 ms TTFT + 1 ms TPOT: the fit removes most of it.
+    // The example is the embedded prediction + 5 ms TTFT + 2 ms TPOT: the fit removes most of it.
     let line = text
         .lines()
         .find(|l| l.starts_with("median |error|"))

@@ -808,7 +808,7 @@ fn silent_cases_speak() {
 /// Empirical-mode MdAPE on the shipped calibration subset (`fixtures/calib_subset`, 322 rows)
 /// stays within 2 points of the recorded figures. A change that moves them on purpose (a refit,
 /// a new mechanism) updates these numbers and says so (BENCHMARKS.md records the full set).
-const RECORDED_TTFT_MDAPE: f64 = 28.0;
+const RECORDED_TTFT_MDAPE: f64 = 32.8;
 const RECORDED_TPOT_MDAPE: f64 = 16.6;
 
 #[test]
