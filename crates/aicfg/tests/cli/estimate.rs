@@ -342,6 +342,48 @@ fn unknown_system_lists_known_systems() {
     );
 }
 
+/// A typo of a model, system, backend or format names the closest known name first.
+#[test]
+fn typos_get_a_did_you_mean() {
+    for (flag, typo, want) in [
+        (
+            "--model",
+            "QWEN3_32",
+            "unknown model 'QWEN3_32'; did you mean 'QWEN3_32B'? known: ",
+        ),
+        (
+            "--system",
+            "h200_sx",
+            "unknown system 'h200_sx'; did you mean 'h200_sxm'? known: ",
+        ),
+        (
+            "--backend",
+            "trtlm",
+            "unknown backend 'trtlm'; did you mean 'trtllm'? known: ",
+        ),
+        (
+            "--gemm-quant-mode",
+            "fp8_blok",
+            "unknown gemm quant mode 'fp8_blok'; did you mean 'fp8_block'? known: ",
+        ),
+    ] {
+        let mut args = vec![
+            "cli",
+            "estimate",
+            "--model",
+            "QWEN3_32B",
+            "--system",
+            "h200_sxm",
+        ];
+        match args.iter().position(|a| *a == flag) {
+            Some(i) => args[i + 1] = typo,
+            None => args.extend([flag, typo]),
+        }
+        let err = fails_cleanly(&args, &[want]);
+        assert!(err.starts_with(&format!("error: {want}")), "{err}");
+    }
+}
+
 #[test]
 fn unknown_backend_lists_known_backends() {
     fails_cleanly(
