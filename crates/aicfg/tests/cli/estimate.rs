@@ -805,6 +805,25 @@ fn silent_cases_speak() {
     );
     assert!(notes.contains("no MTP layers"), "{notes}");
     assert_eq!(v["workers"][0]["quant"]["gemm"], "nvfp4_wo");
+    // NVFP4 asked for by flag on Hopper: the same weight-only run, with the flag in the note.
+    let v = json(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--gemm-quant-mode",
+        "nvfp4",
+    ]);
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains(
+            "downgraded from nvfp4 (--gemm-quant-mode): h200_sxm has no FP4 tensor cores"
+        ),
+        "{notes}"
+    );
+    assert_eq!(v["workers"][0]["quant"]["gemm"], "nvfp4_wo");
     // --gemm-quant-mode fp8 alone: the KV cache and attention follow it, and the report says so.
     let v = json(&[
         "cli",
