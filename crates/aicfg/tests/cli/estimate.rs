@@ -756,6 +756,22 @@ fn seed_short_forms() {
         err.contains("aicfg cli default --model QWEN3_32B --total_gpus 32 --system h200_sxm"),
         "{err}"
     );
+    // The original tool's `enable_wideep` spelling works as a flag too.
+    for spelling in ["--enable_wideep", "--enable-wideep", "--enable_wide_ep"] {
+        let v = common::ok_json(&[
+            "cli",
+            "default",
+            "--model",
+            "QWEN3_30B_A3B",
+            "--total_gpus",
+            "8",
+            "--system",
+            "h200_sxm",
+            spelling,
+            "--json",
+        ]);
+        assert!(v["best"].is_object(), "{spelling}: {v}");
+    }
 }
 
 /// Inputs the serving stack would refuse are errors; ones that run with a caveat are notes.
