@@ -525,4 +525,20 @@ fn quant_origins_name_the_experiment_keys_profiles_and_rules() {
             .any(|n| n.starts_with("quantization downgraded from nvfp4 (profile nvfp4_default)")),
         "{notes:?}"
     );
+    // An NVFP4 checkpoint on Hopper with nothing set: the checkpoint's downgrade, also a note.
+    let (o, notes) = origin(
+        &QWEN_AGG.replace("QWEN3_32B", "nvidia/Qwen3-32B-NVFP4"),
+        Role::Agg,
+    );
+    assert!(
+        o.gemm.starts_with("downgraded from nvfp4 (checkpoint)"),
+        "{}",
+        o.gemm
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("quantization downgraded from nvfp4 (checkpoint)")),
+        "{notes:?}"
+    );
 }
