@@ -123,6 +123,8 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
             .k8s_gpu_product
             .clone()
             .unwrap_or_default(),
+        gpu_vendor: req.system.gpu.vendor,
+        decode_gpu_vendor: decode_system.gpu.vendor,
         multi_node_nvlink: req.system.nvlink_domain() > req.system.node.num_gpus_per_node,
         decode_multi_node_nvlink: decode_system.nvlink_domain()
             > decode_system.node.num_gpus_per_node,

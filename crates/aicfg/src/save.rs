@@ -222,7 +222,7 @@ pub fn checkpoint_note(sets: &[(String, String)], result: &SearchResult) -> Opti
 }
 
 /// A note when deployment files are written for AMD GPUs without an image override: the
-/// generated manifests name NVIDIA's runtime images, which do not run on ROCm.
+/// manifests request AMD's GPU resource, but name the Dynamo runtime images, which are CUDA builds.
 pub fn image_note(a: &SaveArgs, sets: &[(String, String)], req: &SearchRequest) -> Option<String> {
     use aicfg_core::hardware::Vendor;
     a.save_dir.as_ref()?;
@@ -235,10 +235,10 @@ pub fn image_note(a: &SaveArgs, sets: &[(String, String)], req: &SearchRequest) 
         return None;
     }
     Some(format!(
-        "{} is an AMD GPU: the generated manifests name NVIDIA (CUDA) runtime images, the \
-         nvidia.com/gpu resource and the nvidia.com/gpu.product node selector; pass \
-         --generator-set K8sConfig.k8s_image=<a ROCm vLLM/SGLang image> and adapt the resource \
-         and selector to AMD's device plugin (amd.com/gpu)",
+        "{} is an AMD GPU: the generated manifests request amd.com/gpu and select nodes by \
+         amd.com/gpu.product-name (AMD's device plugin and node labeller), but name the Dynamo \
+         runtime images, which are CUDA builds; pass --generator-set \
+         K8sConfig.k8s_image=<a ROCm vLLM/SGLang image>",
         amd[0]
     ))
 }
