@@ -8,6 +8,7 @@ pub mod engine;
 mod error;
 mod exp;
 pub mod genconfig;
+mod notes;
 pub mod plot;
 pub mod render;
 pub mod table;
@@ -17,6 +18,7 @@ pub mod versions;
 pub use error::{GenError, Result};
 pub use exp::experiment_yaml;
 pub use genconfig::{generator_help, parse_sets, GeneratorConfig, KEYS};
+pub use notes::file_notes;
 
 use aicfg_core::search::{Candidate, SearchRequest, SearchResult};
 use aicfg_core::ServeMode;

@@ -194,12 +194,10 @@ pub fn run(a: &DefaultArgs) -> Result<()> {
     let bar = crate::progress::Bar::new(!a.json);
     let mut result = search(&req, Some(&|d, t| bar.update(d, t)))?;
     bar.finish();
-    result
-        .notes
-        .extend(crate::save::checkpoint_note(&sets, &result));
-    result
-        .notes
-        .extend(crate::save::image_note(&a.save, &sets, &req));
+    if a.save.save_dir.is_some() {
+        let n = aicfg_gen::file_notes(&req, &result, &sets);
+        result.notes.extend(n);
+    }
     if a.json {
         crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&result))?);
     } else {

@@ -220,3 +220,32 @@ fn amd_deployments_use_amds_gpu_keys_and_say_the_image_is_cudas() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("AMD GPU"));
 }
+
+/// `ServiceConfig.model_path` naming a checkpoint of another format than the one priced: a note
+/// in the JSON (none when the formats agree).
+#[test]
+fn a_model_path_of_another_format_is_noted() {
+    let tmp = temp_dir("save-ckpt");
+    let d = tmp.to_str().unwrap();
+    let notes = |path: &str, out: &str| -> String {
+        let o = run(&with(&[
+            "--save_dir",
+            out,
+            "--save-top",
+            "1",
+            "--generator-set",
+            &format!("ServiceConfig.model_path={path}"),
+            "--json",
+        ]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["notes"].to_string()
+    };
+    let n = notes("Qwen/Qwen3-32B-FP8", &format!("{d}/a"));
+    assert!(
+        n.contains("ServiceConfig.model_path=Qwen/Qwen3-32B-FP8 deploys fp8_block weights, but the prediction priced GEMM bfloat16"),
+        "{n}"
+    );
+    let n = notes("/models/qwen3-32b", &format!("{d}/b"));
+    assert!(!n.contains("model_path"), "{n}");
+}
