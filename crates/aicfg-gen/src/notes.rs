@@ -55,7 +55,8 @@ fn checkpoint_note(sets: &[(String, String)], result: &SearchResult) -> Option<S
     names.dedup();
     Some(format!(
         "ServiceConfig.model_path={path} deploys {deployed} weights, but the prediction priced GEMM {}; \
-         pass that checkpoint as --model (or --gemm-quant-mode) so the numbers match the files",
+         pass that checkpoint as --model (an experiment's model_name), or set --gemm-quant-mode \
+         (gemm_quant_mode), so the numbers match the files",
         names.join("/")
     ))
 }
