@@ -14,7 +14,7 @@ pub fn check_backend(sys: &SystemSpec, backend: Backend) -> Result<()> {
         return Err(AicfgError::invalid(
             "backend",
             format!(
-                "TensorRT-LLM runs on NVIDIA GPUs only and {} is an AMD GPU; use --backend vllm or --backend sglang (ROCm builds)",
+                "TensorRT-LLM runs on NVIDIA GPUs only and {} is an AMD GPU; use --backend vllm or --backend sglang (ROCm builds; in an experiment file, backend_name: vllm or sglang)",
                 sys.name
             ),
         ));
@@ -51,7 +51,8 @@ pub fn check(
                 format!(
                     "isl {} + osl {} = {} tokens exceeds {}'s context window of {window} tokens \
                      (max_position_embeddings / RoPE scaling of its config.json); give --isl and \
-                     --osl that sum to at most {window}, or a config.json with rope_scaling for a longer window",
+                     --osl (an experiment's isl and osl keys) that sum to at most {window}, or a \
+                     config.json with rope_scaling for a longer window",
                     w.isl, w.osl, need, model.name
                 ),
             ));
@@ -60,7 +61,7 @@ pub fn check(
     let mut notes = Vec::new();
     if w.nextn > 0 && model.nextn_layers == 0 {
         notes.push(format!(
-            "{} ships no MTP layers (num_nextn_predict_layers is 0): --nextn {} is priced as \
+            "{} ships no MTP layers (num_nextn_predict_layers is 0): nextn {} is priced as \
              speculative decoding with free drafts; a separate draft model (e.g. EAGLE) adds its own time",
             model.name, w.nextn
         ));
@@ -90,7 +91,9 @@ mod tests {
         let mi = r.get("mi300x").unwrap();
         let e = check_backend(mi, Backend::Trtllm).unwrap_err().to_string();
         assert!(
-            e.contains("NVIDIA GPUs only") && e.contains("--backend vllm"),
+            e.contains("NVIDIA GPUs only")
+                && e.contains("--backend vllm")
+                && e.contains("backend_name: vllm"),
             "{e}"
         );
         assert!(check_backend(mi, Backend::Vllm).is_ok());
@@ -115,6 +118,11 @@ mod tests {
             .to_string();
         assert!(
             e.contains("40961 tokens exceeds") && e.contains("40960"),
+            "{e}"
+        );
+        // Worded for both doors: the flags and an experiment file's keys.
+        assert!(
+            e.contains("give --isl and --osl (an experiment's isl and osl keys)"),
             "{e}"
         );
         let notes = check(&q, &[h], &[Backend::Trtllm], &w(4000.0, 100.0, 2)).unwrap();

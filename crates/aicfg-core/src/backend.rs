@@ -1,5 +1,5 @@
 //! Serving frameworks: their scheduler defaults and memory rules, as data (docs/model.md §6, §7).
-use crate::error::{AicfgError, Result};
+use crate::error::Result;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -23,11 +23,15 @@ impl Backend {
             "trtllm" | "tensorrtllm" => Ok(Backend::Trtllm),
             "vllm" => Ok(Backend::Vllm),
             "sglang" => Ok(Backend::Sglang),
-            _ => Err(AicfgError::Unknown {
-                what: "backend",
-                given: s.to_string(),
-                known: "trtllm, vllm, sglang".into(),
-            }),
+            _ => {
+                let known = ["trtllm", "vllm", "sglang"];
+                Err(crate::suggest::unknown(
+                    "backend",
+                    s,
+                    &known,
+                    known.join(", "),
+                ))
+            }
         }
     }
 

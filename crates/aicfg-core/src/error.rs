@@ -10,6 +10,15 @@ pub enum AicfgError {
         given: String,
         known: String,
     },
+    /// [`AicfgError::Unknown`] with the known name a typo most likely meant
+    /// (built by [`crate::suggest::unknown`]).
+    #[error("unknown {what} '{given}'; did you mean '{suggestion}'? known: {known}")]
+    UnknownNear {
+        what: &'static str,
+        given: String,
+        suggestion: String,
+        known: String,
+    },
     #[error("invalid {what}: {reason}")]
     Invalid { what: String, reason: String },
     #[error("model config {path}: {reason}")]

@@ -1,6 +1,6 @@
 //! Numeric formats per model component (docs/model.md §3): bytes per element and the tensor-core
 //! dtype that bounds compute.
-use crate::error::{AicfgError, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -41,8 +41,8 @@ macro_rules! quant_enum {
                 let norm = s.trim().to_ascii_lowercase().replace('-', "_");
                 let norm = match norm.as_str() { "bf16" => "bfloat16".to_string(), "fp16" | "half" | "float16" if $what != "comm quant mode" => "bfloat16".to_string(), _ => norm };
                 $(if norm == $s { return Ok($name::$var); })*
-                Err(AicfgError::Unknown { what: $what, given: s.to_string(),
-                    known: $name::ALL.iter().map(|q| q.name()).collect::<Vec<_>>().join(", ") })
+                let known: Vec<&str> = $name::ALL.iter().map(|q| q.name()).collect();
+                Err($crate::suggest::unknown($what, s, &known, known.join(", ")))
             }
         }
         impl fmt::Display for $name {

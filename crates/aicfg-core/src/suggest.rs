@@ -1,4 +1,5 @@
-//! "Did you mean" for names typed by users (systems, keys, profiles).
+//! "Did you mean" for names typed by users (models, systems, backends, formats, keys, profiles).
+use crate::error::AicfgError;
 
 /// Levenshtein distance, for "did you mean".
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -24,4 +25,43 @@ pub fn closest<'a>(given: &str, known: &[&'a str]) -> Option<&'a str> {
         .min()
         .filter(|(d, k)| *d <= (k.len() / 3).max(2) && *d < k.len())
         .map(|(_, k)| k)
+}
+
+/// The error for a name that is none of `candidates`: with the closest candidate as a
+/// "did you mean" when one is a plausible typo. `known` is the list the message shows (it may
+/// spell the candidates differently, e.g. with their Hugging Face ids).
+pub fn unknown(what: &'static str, given: &str, candidates: &[&str], known: String) -> AicfgError {
+    match closest(given.trim(), candidates) {
+        Some(s) => AicfgError::UnknownNear {
+            what,
+            given: given.to_string(),
+            suggestion: s.to_string(),
+            known,
+        },
+        None => AicfgError::Unknown {
+            what,
+            given: given.to_string(),
+            known,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_gets_the_closest_name_and_a_stranger_none() {
+        let known = ["trtllm", "vllm", "sglang"];
+        let e = unknown("backend", "trtlm", &known, known.join(", ")).to_string();
+        assert_eq!(
+            e,
+            "unknown backend 'trtlm'; did you mean 'trtllm'? known: trtllm, vllm, sglang"
+        );
+        let e = unknown("backend", "onnxruntime", &known, known.join(", ")).to_string();
+        assert_eq!(
+            e,
+            "unknown backend 'onnxruntime'; known: trtllm, vllm, sglang"
+        );
+    }
 }

@@ -459,3 +459,86 @@ fn experiment_from_search_reruns_the_search() {
         assert_eq!(best(&res2), best(&res));
     }
 }
+
+/// The worker setup of an experiment says which key, profile or rule set each format, never a
+/// command-line flag the experiment did not have; a format the hardware changed gets a note.
+#[test]
+fn quant_origins_name_the_experiment_keys_profiles_and_rules() {
+    use aicfg_core::search::{search, Role};
+    use aicfg_core::task::search_all;
+    let models = ModelRegistry::builtin();
+    let systems = SystemRegistry::builtin();
+    let origin = |text: &str, role: Role| {
+        let exps = parse(text).unwrap();
+        let study = search_all(exps, &models, &systems, 3, &Default::default(), |r| {
+            search(r, None)
+        })
+        .unwrap();
+        assert!(study.failed.is_empty(), "{}", study.failed[0].reason);
+        let res = &study.outcomes[0].result;
+        let q = res.quant.iter().find(|q| q.role == role).unwrap();
+        (q.origin.clone(), res.notes.clone())
+    };
+    // Nothing set: the checkpoint's format and the defaults.
+    let (o, _) = origin(QWEN_AGG, Role::Agg);
+    assert_eq!(
+        (
+            o.gemm.as_str(),
+            o.kvcache.as_str(),
+            o.fmha.as_str(),
+            o.comm.as_str()
+        ),
+        ("checkpoint", "default", "default", "default")
+    );
+    // A profile, then a key of the file over it.
+    let (o, _) = origin(
+        &format!("{QWEN_AGG}  profiles: [fp8_default]\n  config:\n    worker_config:\n      kvcache_quant_mode: bfloat16\n"),
+        Role::Agg,
+    );
+    assert_eq!(o.gemm, "profile fp8_default");
+    assert_eq!(o.kvcache, "worker_config.kvcache_quant_mode");
+    // Disagg: each worker's own section; DeepSeek-V3's FP8 block weights from the checkpoint.
+    let text = format!(
+        "{DSV3_DISAGG}  config:\n    decode_worker_config:\n      moe_quant_mode: bfloat16\n"
+    );
+    let (p, _) = origin(&text, Role::Prefill);
+    let (d, _) = origin(&text, Role::Decode);
+    assert_eq!(
+        (p.gemm.as_str(), p.moe.as_str()),
+        ("checkpoint", "checkpoint")
+    );
+    assert_eq!(d.moe, "decode_worker_config.moe_quant_mode");
+    // NVFP4 asked for by a profile on Hopper runs weight-only: said in the origin and a note.
+    let (o, notes) = origin(
+        &format!("{QWEN_AGG}  profiles: [nvfp4_default]\n"),
+        Role::Agg,
+    );
+    assert!(
+        o.gemm
+            .starts_with("downgraded from nvfp4 (profile nvfp4_default): h200_sxm has no FP4"),
+        "{}",
+        o.gemm
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("quantization downgraded from nvfp4 (profile nvfp4_default)")),
+        "{notes:?}"
+    );
+    // An NVFP4 checkpoint on Hopper with nothing set: the checkpoint's downgrade, also a note.
+    let (o, notes) = origin(
+        &QWEN_AGG.replace("QWEN3_32B", "nvidia/Qwen3-32B-NVFP4"),
+        Role::Agg,
+    );
+    assert!(
+        o.gemm.starts_with("downgraded from nvfp4 (checkpoint)"),
+        "{}",
+        o.gemm
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("quantization downgraded from nvfp4 (checkpoint)")),
+        "{notes:?}"
+    );
+}

@@ -52,6 +52,10 @@ pub struct RoleSpec {
     /// GPUs per node and node label of this pool's system; its image.
     pub gpus_per_node: u32,
     pub gpu_product: String,
+    /// Kubernetes GPU resource and node-label key of this pool's GPU maker
+    /// ([`crate::genconfig::gpu_keys`]).
+    pub gpu_resource: &'static str,
+    pub gpu_label: &'static str,
     /// Multi-node workers of this pool claim a ComputeDomain channel (`K8sConfig.compute_domain`).
     pub compute_domain: bool,
     pub image: String,
@@ -250,7 +254,14 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
         _ => cuda_graph_sizes(bs),
     };
     let decode_pool = role == RoleKind::Decode;
+    let (gpu_resource, gpu_label) = crate::genconfig::gpu_keys(if decode_pool {
+        g.k8s.decode_gpu_vendor
+    } else {
+        g.k8s.gpu_vendor
+    });
     let mut spec = RoleSpec {
+        gpu_resource,
+        gpu_label,
         gpus_per_node: if decode_pool {
             g.node.decode_num_gpus_per_node
         } else {

@@ -2,6 +2,7 @@
 //! from one search candidate, then patched by `--generator-set KEY=VALUE`.
 use crate::error::{GenError, Result};
 use crate::versions;
+use aicfg_core::hardware::Vendor;
 use aicfg_core::search::{Candidate, WorkerPlan};
 use aicfg_core::{Backend, ServeMode};
 use serde::{Deserialize, Serialize};
@@ -51,7 +52,8 @@ pub struct K8sConfig {
     /// Runtime image of the decode pool (disagg); the same release as `k8s_image` unless set.
     pub decode_k8s_image: String,
     pub hf_token_secret: String,
-    /// `nvidia.com/gpu.product` node label of the agg/prefill pool; empty = no node selector.
+    /// GPU-model node label of the agg/prefill pool (`nvidia.com/gpu.product`, AMD:
+    /// `amd.com/gpu.product-name`); empty = no node selector.
     pub gpu_product: String,
     /// Node label of the decode pool (its own system's GPU in heterogeneous disagg).
     pub decode_gpu_product: String,
@@ -74,6 +76,27 @@ pub struct K8sConfig {
     /// release the Dynamo release pins.
     #[serde(default)]
     pub llmd_image: String,
+    /// GPU maker of the agg/prefill pool: picks the Kubernetes GPU resource and node-label keys
+    /// ([`gpu_keys`]). Written to generator_config.yaml only when not NVIDIA.
+    #[serde(default, skip_serializing_if = "is_nvidia")]
+    pub gpu_vendor: Vendor,
+    /// The same for the decode pool (its own system in heterogeneous disagg).
+    #[serde(default, skip_serializing_if = "is_nvidia")]
+    pub decode_gpu_vendor: Vendor,
+}
+
+fn is_nvidia(v: &Vendor) -> bool {
+    *v == Vendor::Nvidia
+}
+
+/// The GPU resource name and the GPU-model node label of a vendor's Kubernetes device plugin:
+/// NVIDIA's (`nvidia.com/gpu`, GPU feature discovery's `nvidia.com/gpu.product`) or AMD's
+/// (`amd.com/gpu`, its node labeller's `amd.com/gpu.product-name`).
+pub fn gpu_keys(v: Vendor) -> (&'static str, &'static str) {
+    match v {
+        Vendor::Nvidia => ("nvidia.com/gpu", "nvidia.com/gpu.product"),
+        Vendor::Amd => ("amd.com/gpu", "amd.com/gpu.product-name"),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +244,9 @@ pub struct Context {
     /// The decode system's (heterogeneous disagg; else the same as above).
     pub decode_num_gpus_per_node: u32,
     pub decode_gpu_product: String,
+    /// GPU makers of the agg/prefill and the decode system.
+    pub gpu_vendor: Vendor,
+    pub decode_gpu_vendor: Vendor,
     /// The system's NVLink domain (GPUs) spans several nodes (GB200/GB300 NVL72): agg/prefill
     /// and decode pool.
     pub multi_node_nvlink: bool,
@@ -330,6 +356,8 @@ impl GeneratorConfig {
                 hf_home: "/root/.cache/huggingface".into(),
                 compute_domain: ctx.multi_node_nvlink,
                 decode_compute_domain: ctx.decode_multi_node_nvlink,
+                gpu_vendor: ctx.gpu_vendor,
+                decode_gpu_vendor: ctx.decode_gpu_vendor,
                 llmd_image: if backend == Backend::Vllm {
                     format!("docker.io/vllm/vllm-openai:v{}", release.vllm)
                 } else {
@@ -642,7 +670,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "K8sConfig.k8s_image", kind: Kind::Image, help: "runtime image (default: the Dynamo release's image from the version matrix); also the decode pool's unless K8sConfig.decode_k8s_image is set" },
     KeyDoc { key: "K8sConfig.decode_k8s_image", kind: Kind::Image, help: "runtime image of the decode pool (disagg)" },
     KeyDoc { key: "K8sConfig.hf_token_secret", kind: Kind::DnsLabel, help: "secret holding HF_TOKEN (default hf-token-secret)" },
-    KeyDoc { key: "K8sConfig.gpu_product", kind: Kind::LabelValue, help: "nvidia.com/gpu.product node label of the agg/prefill pool (default: the system's misc.k8s_gpu_product; empty = no node selector)" },
+    KeyDoc { key: "K8sConfig.gpu_product", kind: Kind::LabelValue, help: "GPU-model node label of the agg/prefill pool, nvidia.com/gpu.product (AMD GPUs: amd.com/gpu.product-name) (default: the system's misc.k8s_gpu_product; empty = no node selector)" },
     KeyDoc { key: "K8sConfig.decode_gpu_product", kind: Kind::LabelValue, help: "node label of the decode pool (default: the decode system's)" },
     KeyDoc { key: "K8sConfig.engine_configs_dir", kind: Kind::AbsPath, help: "where the TRT-LLM engine ConfigMap is mounted in the pods (default /workspace/engine_configs)" },
     KeyDoc { key: "K8sConfig.image_pull_secret", kind: Kind::OptionalDnsLabel, help: "image pull secret of every pod (default none)" },

@@ -8,6 +8,7 @@ pub mod engine;
 mod error;
 mod exp;
 pub mod genconfig;
+mod notes;
 pub mod plot;
 pub mod render;
 pub mod table;
@@ -17,6 +18,7 @@ pub mod versions;
 pub use error::{GenError, Result};
 pub use exp::experiment_yaml;
 pub use genconfig::{generator_help, parse_sets, GeneratorConfig, KEYS};
+pub use notes::file_notes;
 
 use aicfg_core::search::{Candidate, SearchRequest, SearchResult};
 use aicfg_core::ServeMode;
@@ -123,6 +125,8 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
             .k8s_gpu_product
             .clone()
             .unwrap_or_default(),
+        gpu_vendor: req.system.gpu.vendor,
+        decode_gpu_vendor: decode_system.gpu.vendor,
         multi_node_nvlink: req.system.nvlink_domain() > req.system.node.num_gpus_per_node,
         decode_multi_node_nvlink: decode_system.nvlink_domain()
             > decode_system.node.num_gpus_per_node,

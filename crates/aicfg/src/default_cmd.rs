@@ -91,8 +91,12 @@ pub struct DefaultArgs {
     /// Draw the Pareto frontier only from points that meet TPOT as well as TTFT.
     #[arg(long = "strict-sla", alias = "strict_sla")]
     pub strict_sla: bool,
-    /// Search expert parallelism beyond one node for fine-grained MoE models.
-    #[arg(long = "enable-wide-ep", alias = "enable_wide_ep")]
+    /// Search expert parallelism beyond one node for fine-grained MoE models (also spelled
+    /// --enable_wideep, the experiment key's alias) [default: off].
+    #[arg(
+        long = "enable-wide-ep",
+        aliases = ["enable_wide_ep", "enable-wideep", "enable_wideep"]
+    )]
     pub enable_wide_ep: bool,
     /// GEMM format for every worker: bfloat16, fp8, fp8_block, nvfp4, ... (default: the checkpoint's).
     #[arg(long = "gemm-quant-mode", alias = "gemm_quant_mode")]
@@ -190,12 +194,10 @@ pub fn run(a: &DefaultArgs) -> Result<()> {
     let bar = crate::progress::Bar::new(!a.json);
     let mut result = search(&req, Some(&|d, t| bar.update(d, t)))?;
     bar.finish();
-    result
-        .notes
-        .extend(crate::save::checkpoint_note(&sets, &result));
-    result
-        .notes
-        .extend(crate::save::image_note(&a.save, &sets, &req));
+    if a.save.save_dir.is_some() {
+        let n = aicfg_gen::file_notes(&req, &result, &sets);
+        result.notes.extend(n);
+    }
     if a.json {
         crate::emitln!("{}", serde_json::to_string_pretty(&json_view(&result))?);
     } else {

@@ -87,11 +87,11 @@ pub fn run(a: &ExpArgs) -> Result<()> {
     let sets = a.save.validate()?;
     let started = std::time::Instant::now();
     let mut study = run_file(a)?;
-    for o in &mut study.outcomes {
-        let n = crate::save::checkpoint_note(&sets, &o.result);
-        o.result.notes.extend(n);
-        let n = crate::save::image_note(&a.save, &sets, &o.request);
-        o.result.notes.extend(n);
+    if a.save.save_dir.is_some() {
+        for o in &mut study.outcomes {
+            let n = aicfg_gen::file_notes(&o.request, &o.result, &sets);
+            o.result.notes.extend(n);
+        }
     }
     if study.outcomes.is_empty() {
         let lines: Vec<String> = study

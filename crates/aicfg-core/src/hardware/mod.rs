@@ -383,14 +383,7 @@ impl SystemRegistry {
             .ok_or_else(|| {
                 let names = self.names();
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                let hint = crate::suggest::closest(&key, &refs)
-                    .map(|s| format!("did you mean '{s}'? "))
-                    .unwrap_or_default();
-                AicfgError::Unknown {
-                    what: "system",
-                    given: name.to_string(),
-                    known: format!("{hint}{}", names.join(", ")),
-                }
+                crate::suggest::unknown("system", name, &refs, names.join(", "))
             })
     }
 
@@ -454,10 +447,10 @@ mod tests {
     #[test]
     fn unknown_system_lists_known() {
         let e = SystemRegistry::builtin()
-            .get("h300")
+            .get("tpu_v5e")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("unknown system 'h300'; known: "), "{e}");
+        assert!(e.starts_with("unknown system 'tpu_v5e'; known: "), "{e}");
         assert!(e.contains("h200_sxm"));
     }
 
@@ -467,7 +460,10 @@ mod tests {
         assert_eq!(r.get("GB200_SXM").unwrap().name, "gb200");
         assert_eq!(r.get("gb300_sxm").unwrap().name, "gb300");
         let e = r.get("h200_sx").unwrap_err().to_string();
-        assert!(e.contains("did you mean 'h200_sxm'?"), "{e}");
+        assert!(
+            e.starts_with("unknown system 'h200_sx'; did you mean 'h200_sxm'? known: a100_pcie"),
+            "{e}"
+        );
     }
 
     #[test]

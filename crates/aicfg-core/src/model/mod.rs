@@ -753,20 +753,42 @@ impl ModelRegistry {
     }
 
     fn unknown(&self, name: &str, extra: &str) -> AicfgError {
-        AicfgError::Unknown {
-            what: "model",
-            given: name.to_string(),
-            known: format!(
-                "{}{extra}",
-                self.entries
-                    .iter()
-                    .map(|e| match e.aliases.first() {
-                        Some(a) => format!("{a} ({})", e.id),
-                        None => e.id.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+        let known = format!(
+            "{}{extra}",
+            self.entries
+                .iter()
+                .map(|e| match e.aliases.first() {
+                    Some(a) => format!("{a} ({})", e.id),
+                    None => e.id.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // Typos are measured on the matching form (case, `-`/`.`/`_` folded); the suggestion
+        // is shown as the index spells it.
+        let spelled: Vec<&str> = self
+            .entries
+            .iter()
+            .flat_map(|e| {
+                std::iter::once(e.id.as_str()).chain(e.aliases.iter().map(String::as_str))
+            })
+            .collect();
+        let folded: Vec<String> = spelled.iter().map(|n| norm_name(n)).collect();
+        let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
+        match crate::suggest::closest(&norm_name(name), &refs)
+            .and_then(|f| refs.iter().position(|r| *r == f))
+        {
+            Some(i) => AicfgError::UnknownNear {
+                what: "model",
+                given: name.to_string(),
+                suggestion: spelled[i].to_string(),
+                known,
+            },
+            None => AicfgError::Unknown {
+                what: "model",
+                given: name.to_string(),
+                known,
+            },
         }
     }
 
@@ -1196,6 +1218,19 @@ mod tests {
             .to_string();
         assert!(e.starts_with("unknown model 'QWEN9'"), "{e}");
         assert!(e.contains("QWEN3_32B (Qwen/Qwen3-32B)"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn a_mistyped_model_gets_a_did_you_mean_as_the_index_spells_it() {
+        let r = ModelRegistry::builtin();
+        let e = r.resolve("qwen3-32").unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown model 'qwen3-32'; did you mean 'QWEN3_32B'? known: "),
+            "{e}"
+        );
+        let e = r.resolve("Qwen/Qwen3-32B-FP9").unwrap_err().to_string();
+        assert!(e.contains("did you mean 'Qwen/Qwen3-32B-FP8'?"), "{e}");
     }
 
     #[test]

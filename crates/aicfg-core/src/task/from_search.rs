@@ -51,6 +51,7 @@ impl Experiment {
                 fmha_quant_mode: q.fmha,
                 comm_quant_mode: q.comm,
                 parallel: req.space(role, backend),
+                quant_origin: super::QuantLabels::default(),
             })
         };
         let disagg = serving == ServingMode::Disagg;

@@ -13,7 +13,7 @@ use crate::backend::Backend;
 pub use crate::error::ExpError;
 
 use crate::error::{AicfgError, Result};
-use crate::estimate::{resolve_quant, QuantRequest};
+use crate::estimate::{resolve_quant, resolve_quant_explained, QuantOrigin, QuantRequest};
 use crate::hardware::{SystemRegistry, SystemSpec};
 use crate::limits::{self, SearchLimits};
 use crate::model::{ModelRegistry, ModelSpec};
@@ -50,6 +50,23 @@ pub struct WorkerConfig {
     pub comm_quant_mode: CommQuant,
     #[serde(flatten)]
     pub parallel: ParallelSpace,
+    /// Where each format came from, in the experiment's words (filled when the file is read).
+    #[serde(skip)]
+    pub quant_origin: QuantLabels,
+}
+
+/// Where each of a worker's formats came from in an experiment file: its key
+/// (`worker_config.gemm_quant_mode`), a profile (`profile fp8_default`), or the rule that picks
+/// it when neither does (`checkpoint`, `default`, ...), with any hardware downgrade. Shown in the
+/// worker setup instead of the command-line flags an experiment never had. Presentation only:
+/// experiments that run the same formats are equal whatever named them.
+#[derive(Debug, Clone, Default)]
+pub struct QuantLabels(pub Option<QuantOrigin>);
+
+impl PartialEq for QuantLabels {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl WorkerConfig {
@@ -521,7 +538,7 @@ fn resolve_one(
         profiles,
         config,
     };
-    validate(&ctx, &mut exp, limits)?;
+    validate(&ctx, &mut exp, user_config, limits)?;
     Ok(exp)
 }
 
@@ -580,6 +597,7 @@ fn default_worker(ctx: &Ctx, role: Role) -> Result<WorkerConfig> {
         fmha_quant_mode: q.fmha,
         comm_quant_mode: q.comm,
         parallel: ParallelSpace::defaults(&ctx.model, sys, ctx.backend, role, ctx.wide_ep),
+        quant_origin: QuantLabels::default(),
     })
 }
 
@@ -666,6 +684,7 @@ fn read_worker(r: &Reader, key: &str) -> std::result::Result<WorkerConfig, ExpEr
             moe_tp_list: list("moe_tp_list")?,
             moe_ep_list: list("moe_ep_list")?,
         },
+        quant_origin: QuantLabels::default(),
     })
 }
 
@@ -762,8 +781,10 @@ fn read_config(ctx: &Ctx, m: &Mapping) -> std::result::Result<ExpConfig, ExpErro
 fn validate(
     ctx: &Ctx,
     exp: &mut Experiment,
+    user_config: Option<&Mapping>,
     limits: &SearchLimits,
 ) -> std::result::Result<(), ExpError> {
+    let profiles = exp.profiles.clone();
     let c = &mut exp.config;
     if let Some(r) = &mut c.replica_config {
         r.num_gpu_per_replica =
@@ -804,13 +825,21 @@ fn validate(
             .parallel
             .normalized(role, limits)
             .map_err(|e| ExpError::at(ctx.name, path, e.to_string()))?;
-        let q = resolve_quant(&ctx.model, sys, &w.quant_request(), ctx.backend).map_err(|e| {
-            ExpError::at(
-                ctx.name,
-                path,
-                format!("{e} (check the quant modes or the profiles)"),
-            )
-        })?;
+        let (q, asked) = resolve_quant_explained(&ctx.model, sys, &w.quant_request(), ctx.backend)
+            .map_err(|e| {
+                ExpError::at(
+                    ctx.name,
+                    path,
+                    format!("{e} (check the quant modes or the profiles)"),
+                )
+            })?;
+        let section = path.trim_start_matches("config.");
+        let user = user_config
+            .and_then(|m| m.get(section))
+            .and_then(Value::as_mapping);
+        w.quant_origin = QuantLabels(Some(quant_labels(
+            ctx, sys, section, user, &profiles, &asked,
+        )));
         w.gemm_quant_mode = q.gemm;
         w.moe_quant_mode = q.moe;
         w.kvcache_quant_mode = q.kvcache;
@@ -834,6 +863,46 @@ fn validate(
         }
     }
     Ok(())
+}
+
+/// The origin of each format of one worker in the experiment's words. `asked` is the origin
+/// [`resolve_quant_explained`] gave for the worker's (all explicit) formats: each flag name in it
+/// becomes the key, profile or rule that set that format, keeping any downgrade it records.
+fn quant_labels(
+    ctx: &Ctx,
+    sys: &SystemSpec,
+    section: &str,
+    user: Option<&Mapping>,
+    profiles: &[String],
+    asked: &QuantOrigin,
+) -> QuantOrigin {
+    // What the built-in defaults say when neither the file nor a profile sets a format.
+    let rule = resolve_quant_explained(&ctx.model, sys, &QuantRequest::default(), ctx.backend)
+        .map(|(_, o)| o)
+        .ok();
+    let label = |part: &str, key: &str, asked: &str, rule: Option<&String>| -> String {
+        let source = if user.is_some_and(|m| m.contains_key(key)) {
+            format!("{section}.{key}")
+        } else if let Some(p) = profiles.iter().rev().find(|p| profile_quant(p).is_some()) {
+            format!("profile {p}")
+        } else {
+            rule.cloned().unwrap_or_else(|| "default".into())
+        };
+        asked.replace(&format!("--{part}-quant-mode"), &source)
+    };
+    let r = rule.as_ref();
+    QuantOrigin {
+        gemm: label("gemm", "gemm_quant_mode", &asked.gemm, r.map(|o| &o.gemm)),
+        moe: label("moe", "moe_quant_mode", &asked.moe, r.map(|o| &o.moe)),
+        kvcache: label(
+            "kvcache",
+            "kvcache_quant_mode",
+            &asked.kvcache,
+            r.map(|o| &o.kvcache),
+        ),
+        fmha: label("fmha", "fmha_quant_mode", &asked.fmha, r.map(|o| &o.fmha)),
+        comm: label("comm", "comm_quant_mode", &asked.comm, r.map(|o| &o.comm)),
+    }
 }
 
 /// Why no combination of the lists survives: each reason with how many combinations it removed.
@@ -987,6 +1056,34 @@ impl Experiment {
             decode_max_batch_size: t.decode_max_batch_size,
         };
         Ok(req)
+    }
+
+    /// Puts the experiment's own words for where each format came from (its keys, profiles or
+    /// the default rule) into a search result's worker setup, with a note for each format the
+    /// hardware changed (the search itself only sees the formats that run).
+    pub fn label_quant(&self, r: &mut crate::search::SearchResult) {
+        let c = &self.config;
+        for q in &mut r.quant {
+            let w = match q.role {
+                Role::Agg => &c.worker_config,
+                Role::Prefill => &c.prefill_worker_config,
+                Role::Decode => &c.decode_worker_config,
+            };
+            if let Some(QuantLabels(Some(o))) = w.as_ref().map(|w| &w.quant_origin) {
+                q.origin = o.clone();
+            }
+        }
+        let notes: Vec<String> = r
+            .quant
+            .iter()
+            .flat_map(|q| q.origin.downgrades())
+            .map(|d| format!("quantization {d}"))
+            .collect();
+        for n in notes {
+            if !r.notes.contains(&n) {
+                r.notes.push(n);
+            }
+        }
     }
 
     /// This experiment as a YAML file `cli exp` runs again unchanged (`name:` then every key).

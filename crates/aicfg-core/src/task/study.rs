@@ -50,7 +50,10 @@ pub fn search_all(
         let searched = e.search_request(models, systems).and_then(|mut req| {
             req.top_n = top_n;
             req.limits = *limits;
-            run(&req).map(|r| (req, r))
+            run(&req).map(|mut r| {
+                e.label_quant(&mut r);
+                (req, r)
+            })
         });
         match searched {
             Ok((request, result)) => study.outcomes.push(Outcome {

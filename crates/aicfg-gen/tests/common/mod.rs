@@ -61,6 +61,8 @@ pub fn config(backend: &str, moe: bool, roles: &[(&str, u32, WorkerParams)]) -> 
             compute_domain: false,
             decode_compute_domain: false,
             llmd_image: format!("docker.io/vllm/vllm-openai:v{}", release.vllm),
+            gpu_vendor: Default::default(),
+            decode_gpu_vendor: Default::default(),
         },
         dynamo: DynConfig {
             mode: if disagg { "disagg" } else { "agg" }.into(),

@@ -342,6 +342,48 @@ fn unknown_system_lists_known_systems() {
     );
 }
 
+/// A typo of a model, system, backend or format names the closest known name first.
+#[test]
+fn typos_get_a_did_you_mean() {
+    for (flag, typo, want) in [
+        (
+            "--model",
+            "QWEN3_32",
+            "unknown model 'QWEN3_32'; did you mean 'QWEN3_32B'? known: ",
+        ),
+        (
+            "--system",
+            "h200_sx",
+            "unknown system 'h200_sx'; did you mean 'h200_sxm'? known: ",
+        ),
+        (
+            "--backend",
+            "trtlm",
+            "unknown backend 'trtlm'; did you mean 'trtllm'? known: ",
+        ),
+        (
+            "--gemm-quant-mode",
+            "fp8_blok",
+            "unknown gemm quant mode 'fp8_blok'; did you mean 'fp8_block'? known: ",
+        ),
+    ] {
+        let mut args = vec![
+            "cli",
+            "estimate",
+            "--model",
+            "QWEN3_32B",
+            "--system",
+            "h200_sxm",
+        ];
+        match args.iter().position(|a| *a == flag) {
+            Some(i) => args[i + 1] = typo,
+            None => args.extend([flag, typo]),
+        }
+        let err = fails_cleanly(&args, &[want]);
+        assert!(err.starts_with(&format!("error: {want}")), "{err}");
+    }
+}
+
 #[test]
 fn unknown_backend_lists_known_backends() {
     fails_cleanly(
@@ -714,6 +756,22 @@ fn seed_short_forms() {
         err.contains("aicfg cli default --model QWEN3_32B --total_gpus 32 --system h200_sxm"),
         "{err}"
     );
+    // The original tool's `enable_wideep` spelling works as a flag too.
+    for spelling in ["--enable_wideep", "--enable-wideep", "--enable_wide_ep"] {
+        let v = common::ok_json(&[
+            "cli",
+            "default",
+            "--model",
+            "QWEN3_30B_A3B",
+            "--total_gpus",
+            "8",
+            "--system",
+            "h200_sxm",
+            spelling,
+            "--json",
+        ]);
+        assert!(v["best"].is_object(), "{spelling}: {v}");
+    }
 }
 
 /// Inputs the serving stack would refuse are errors; ones that run with a caveat are notes.
@@ -762,6 +820,25 @@ fn silent_cases_speak() {
         "{notes}"
     );
     assert!(notes.contains("no MTP layers"), "{notes}");
+    assert_eq!(v["workers"][0]["quant"]["gemm"], "nvfp4_wo");
+    // NVFP4 asked for by flag on Hopper: the same weight-only run, with the flag in the note.
+    let v = json(&[
+        "cli",
+        "estimate",
+        "--model",
+        "QWEN3_32B",
+        "--system",
+        "h200_sxm",
+        "--gemm-quant-mode",
+        "nvfp4",
+    ]);
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains(
+            "downgraded from nvfp4 (--gemm-quant-mode): h200_sxm has no FP4 tensor cores"
+        ),
+        "{notes}"
+    );
     assert_eq!(v["workers"][0]["quant"]["gemm"], "nvfp4_wo");
     // --gemm-quant-mode fp8 alone: the KV cache and attention follow it, and the report says so.
     let v = json(&[

@@ -343,3 +343,20 @@ too_small:
     assert_eq!(strict.status.code(), Some(3));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The worker setup of an experiment names the profile or key that set each format (the
+/// example's `profiles: [fp8_default]`), not a command-line flag.
+#[test]
+fn worker_setup_names_the_experiment_sources() {
+    let out = ok(&[
+        "cli",
+        "exp",
+        "--yaml_path",
+        &example("qwen3_32b_disagg_pertensor.yaml"),
+    ]);
+    assert!(
+        out.contains("GEMM: fp8 (profile fp8_default), KVCache: fp8 (profile fp8_default)"),
+        "{out}"
+    );
+    assert!(!out.contains("(--gemm-quant-mode)"), "{out}");
+}

@@ -156,3 +156,96 @@ fn a_price_adds_cost_columns_to_the_csvs() {
     let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&plain);
 }
+
+/// Deployment files for an AMD GPU: AMD's GPU resource and node label in every manifest, the
+/// vendor in generator_config.yaml, and a note about the CUDA runtime image until one is named.
+#[test]
+fn amd_deployments_use_amds_gpu_keys_and_say_the_image_is_cudas() {
+    let tmp = temp_dir("save-amd");
+    let d = tmp.to_str().unwrap().to_string();
+    let args: Vec<String> = [
+        "cli",
+        "default",
+        "--model",
+        "QWEN3_8B",
+        "--total-gpus",
+        "8",
+        "--system",
+        "mi300x",
+        "--backend",
+        "vllm",
+        "--serving-mode",
+        "agg",
+        "--save-top",
+        "1",
+        "--save_dir",
+        &d,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = run(&args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("mi300x is an AMD GPU: the generated manifests request amd.com/gpu"),
+        "{out}"
+    );
+    let root = Path::new(&d).join("Qwen_Qwen3-8B_mi300x_vllm_isl4000_osl1000_ttft2000_tpot30");
+    let top = root.join("agg").join("top1");
+    let deploy = std::fs::read_to_string(top.join("agg").join("k8s_deploy.yaml")).unwrap();
+    let llmd = std::fs::read_to_string(top.join("agg").join("llm-d-values.yaml")).unwrap();
+    for text in [&deploy, &llmd] {
+        assert!(
+            text.contains("amd.com/gpu.product-name: \"AMD_Instinct_MI300X_OAM\""),
+            "{text}"
+        );
+        assert!(text.contains("amd.com/gpu: \""), "{text}");
+        assert!(!text.contains("nvidia.com/gpu"), "{text}");
+    }
+    let cfg = std::fs::read_to_string(top.join("generator_config.yaml")).unwrap();
+    assert!(cfg.contains("gpu_vendor: amd"), "{cfg}");
+    // The tree passes the schema checks; naming an image removes the note.
+    let v = aicfg(&["validate", root.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let again = temp_dir("save-amd-image");
+    let mut named = args.clone();
+    let last = named.len() - 1;
+    named[last] = again.to_str().unwrap().to_string();
+    named.extend([
+        "--generator-set".into(),
+        "K8sConfig.k8s_image=rocm/vllm:latest".into(),
+    ]);
+    let o = run(&named);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("AMD GPU"));
+}
+
+/// `ServiceConfig.model_path` naming a checkpoint of another format than the one priced: a note
+/// in the JSON (none when the formats agree).
+#[test]
+fn a_model_path_of_another_format_is_noted() {
+    let tmp = temp_dir("save-ckpt");
+    let d = tmp.to_str().unwrap();
+    let notes = |path: &str, out: &str| -> String {
+        let o = run(&with(&[
+            "--save_dir",
+            out,
+            "--save-top",
+            "1",
+            "--generator-set",
+            &format!("ServiceConfig.model_path={path}"),
+            "--json",
+        ]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["notes"].to_string()
+    };
+    let n = notes("Qwen/Qwen3-32B-FP8", &format!("{d}/a"));
+    assert!(
+        n.contains("ServiceConfig.model_path=Qwen/Qwen3-32B-FP8 deploys fp8_block weights, but the prediction priced GEMM bfloat16"),
+        "{n}"
+    );
+    let n = notes("/models/qwen3-32b", &format!("{d}/b"));
+    assert!(!n.contains("model_path"), "{n}");
+}

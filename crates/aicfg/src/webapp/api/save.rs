@@ -169,6 +169,8 @@ pub(super) async fn save_zip(
                 format!("rank {rank}: the {} table has {rows} rows", extra.mode),
             ));
         }
+        // What the files do differently from the prediction travels with them.
+        let notes = aicfg_gen::file_notes(&req, &result, &sets);
         let s = SaveRequest {
             request: &req,
             result: &result,
@@ -177,10 +179,17 @@ pub(super) async fn save_zip(
             generated_version: version,
             dynamo_version,
         };
-        let files = aicfg_gen::build_row(&s, mode, rank).map_err(|e| match e {
+        let mut files = aicfg_gen::build_row(&s, mode, rank).map_err(|e| match e {
             GenError::Version(m) => unprocessable(version_field, m),
             e => gen_error(e),
         })?;
+        if !notes.is_empty() {
+            let text: String = notes.iter().map(|n| format!("note: {n}\n")).collect();
+            files.push(OutFile {
+                path: "NOTES.txt".into(),
+                bytes: text.into_bytes(),
+            });
+        }
         let name = aicfg_gen::folder_name(&req);
         let zip = zip_tree(&name, &files).map_err(|e| {
             ApiError::new(

@@ -260,3 +260,28 @@ async fn bad_save_keys_are_4xx_naming_the_field() {
     let (s, _, _) = post("{").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// The download says what its files do differently from the prediction, as the CLI's notes do:
+/// an AMD GPU's row carries NOTES.txt about the CUDA runtime image (none once an image is named).
+#[tokio::test]
+async fn an_amd_rows_zip_carries_the_image_note() {
+    let amd = r#""model":"Qwen/Qwen3-8B","system":"mi300x","backend":"vllm","total_gpus":8"#;
+    let (s, _, zip) = post(&format!(r#"{{{amd},"mode":"agg","rank":1}}"#)).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&zip));
+    let files = unzip(&zip);
+    let notes = files
+        .iter()
+        .find(|(n, _)| n.ends_with("/NOTES.txt"))
+        .expect("NOTES.txt in the zip");
+    let text = String::from_utf8_lossy(&notes.1);
+    assert!(
+        text.starts_with("note: mi300x is an AMD GPU") && text.contains("CUDA builds"),
+        "{text}"
+    );
+    let body = format!(
+        r#"{{{amd},"mode":"agg","rank":1,"generator_set":["K8sConfig.k8s_image=rocm/vllm:latest"]}}"#
+    );
+    let (s, _, zip) = post(&body).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&zip));
+    assert!(unzip(&zip).iter().all(|(n, _)| !n.ends_with("NOTES.txt")));
+}
