@@ -79,6 +79,15 @@ impl Backend {
         }
     }
 
+    /// Whether the memory fraction covers only the weights and the KV pool (SGLang's
+    /// `mem_fraction_static`: `profile_max_num_token` gives the KV pool what is left of
+    /// `total · fraction` after the weights, so activations, CUDA graphs and the runtime reserve
+    /// live in the `1 − fraction` share) rather than everything the worker allocates (vLLM's
+    /// `gpu_memory_utilization` is the whole process's share of the GPU).
+    pub fn fraction_is_static_pool(self) -> bool {
+        matches!(self, Backend::Sglang)
+    }
+
     /// Minimum activation workspace (bytes): 70 MiB TRT-LLM/vLLM, 90 MiB SGLang.
     pub fn min_activation_bytes(self) -> f64 {
         match self {

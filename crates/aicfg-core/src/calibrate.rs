@@ -136,43 +136,8 @@ impl RowMapper {
                 Err(e) => return skip("unsupported", e.to_string()),
             },
         };
-        let is_moe = model.family.is_moe();
-        let par = |prefix: &str| -> Parallel {
-            let g = |k: &str| r.par(&format!("{prefix}{k}"));
-            let mut tp = g("tp_size").unwrap_or(1);
-            let pp = g("pp_size").unwrap_or(1);
-            let mut dp = if is_moe {
-                g("attention_dp_size").unwrap_or(1)
-            } else {
-                1
-            };
-            if !is_moe {
-                return Parallel {
-                    tp,
-                    pp,
-                    dp: 1,
-                    moe_tp: 1,
-                    moe_ep: 1,
-                };
-            }
-            // SGLang reports the world size as tp; when it cannot split the heads, attention runs
-            // data-parallel over those GPUs (--enable-dp-attention).
-            if dp == 1 && model.num_heads % tp as u64 != 0 {
-                dp = tp;
-                tp = 1;
-            }
-            // Published rows sometimes carry expert sizes that do not multiply to tp·dp (the
-            // attention sizes copied over): drop what does not fit, keeping moe_ep first, then
-            // fill the rest by the one default rule.
-            let n = tp * dp;
-            let (etp, ep) = match (g("moe_tp_size"), g("moe_ep_size")) {
-                (Some(t), Some(e)) if t * e == n => (Some(t), Some(e)),
-                (_, Some(e)) if n % e == 0 => (None, Some(e)),
-                (Some(t), _) if n % t == 0 => (Some(t), None),
-                _ => (None, None),
-            };
-            Parallel::with_moe_defaults(true, tp, pp, dp, etp, ep)
-        };
+        let domain = system.nvlink_domain();
+        let par = |prefix: &str| pool_layout(r, prefix, &model, domain);
         let quant = QuantRequest {
             gemm,
             moe,
@@ -209,9 +174,10 @@ impl RowMapper {
                 let Some(bs) = r.num("batch_size").filter(|b| *b >= 1.0) else {
                     return skip("underspecified", "agg row without batch_size".into());
                 };
+                let l = par("");
                 let w = WorkerSpec {
-                    parallel: par(""),
-                    batch_size: bs,
+                    parallel: l.parallel,
+                    batch_size: l.per_rank(bs, stated_concurrency(r)),
                     workers: 1,
                 };
                 Ok(base(ServeMode::Agg, w, w, w))
@@ -228,14 +194,15 @@ impl RowMapper {
                         "disagg row without prefill/decode batch sizes and worker counts".into(),
                     );
                 };
+                let (lp, ld) = (par("prefill_"), par("decode_"));
                 let p = WorkerSpec {
-                    parallel: par("prefill_"),
-                    batch_size: pb,
+                    parallel: lp.parallel,
+                    batch_size: lp.per_rank(pb, None),
                     workers: pw,
                 };
                 let d = WorkerSpec {
-                    parallel: par("decode_"),
-                    batch_size: db,
+                    parallel: ld.parallel,
+                    batch_size: ld.per_rank(db, None),
                     workers: dw,
                 };
                 Ok(base(ServeMode::Disagg, d, p, d))
@@ -243,6 +210,122 @@ impl RowMapper {
             m => skip("invalid", format!("unknown mode '{m}'")),
         }
     }
+}
+
+/// How a row states a pool's batch: per attention-DP rank (the reference tool's convention for
+/// its own layouts) or per worker (a launch that did not know its attention ran data-parallel).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PoolLayout {
+    parallel: Parallel,
+    /// The row's batch column is the whole worker's concurrency, not one rank's.
+    batch_per_worker: bool,
+    /// Attention-DP size the row's own columns give (1 when unset).
+    row_dp: u32,
+}
+
+impl PoolLayout {
+    /// Requests per attention-DP rank for the row's batch column `b`. `concurrency` is the run's
+    /// `silicon_concurrency` for an agg pool: where a row with attention DP says it, it decides
+    /// whether `b` was counted per rank (`concurrency = b·dp`) or per worker (`concurrency = b`).
+    fn per_rank(&self, b: f64, concurrency: Option<f64>) -> f64 {
+        let dp = f64::from(self.parallel.dp);
+        if dp <= 1.0 {
+            return b;
+        }
+        let row_dp = f64::from(self.row_dp);
+        let per_worker = match concurrency {
+            Some(c) if (c - b).abs() < 0.5 => true,
+            Some(c) if (c - b * row_dp).abs() < 0.5 => false,
+            _ => self.batch_per_worker,
+        };
+        let worker = if per_worker { b } else { b * row_dp };
+        (worker / dp).max(1.0)
+    }
+}
+
+/// One pool's layout from a row's `{prefix}tp_size` … `{prefix}moe_ep_size` columns (0 or empty =
+/// unset). Published rows describe layouts in four dialects, told apart by what the sizes allow:
+/// - the reference tool's own (`tp·dp = moe_tp·moe_ep` GPUs), kept as given;
+/// - attention DP left unset while the expert split is wider than `tp`: the expert group spans
+///   the worker (`tp·dp = moe_tp·moe_ep`), so `dp = moe_tp·moe_ep / tp`;
+/// - a launch with `--tp W` where attention cannot split the heads W ways: SGLang
+///   (`--enable-dp-attention`) then runs attention data-parallel over the W GPUs;
+/// - a single-node launch `--tp T --ep E` written as `tp_size·dp = T·E`, `moe_tp = T`,
+///   `moe_ep = E` (the ids say `tp8_ep8` where tp_size is 64): a worker wider than the system's
+///   NVLink domain with both expert sizes above 1 ran on T GPUs with experts E-way expert
+///   parallel (`moe_tp = T/E`); attention DP, where the row has it, spans those T GPUs.
+fn pool_layout(r: &Row, prefix: &str, model: &ModelSpec, nvlink_domain: u32) -> PoolLayout {
+    let g = |k: &str| r.par(&format!("{prefix}{k}"));
+    let mut tp = g("tp_size").unwrap_or(1);
+    let pp = g("pp_size").unwrap_or(1);
+    if !model.family.is_moe() {
+        let parallel = Parallel {
+            tp,
+            pp,
+            dp: 1,
+            moe_tp: 1,
+            moe_ep: 1,
+        };
+        return PoolLayout {
+            parallel,
+            batch_per_worker: false,
+            row_dp: 1,
+        };
+    }
+    let given_dp = g("attention_dp_size");
+    let row_dp = given_dp.unwrap_or(1);
+    let mut dp = row_dp;
+    let (mut etp, mut ep) = (g("moe_tp_size"), g("moe_ep_size"));
+    let mut batch_per_worker = false;
+    if let (Some(t), Some(e)) = (etp, ep) {
+        let world = tp.saturating_mul(dp);
+        if world > nvlink_domain && t > 1 && e > 1 && t.saturating_mul(e) == world && t % e == 0 {
+            if dp > 1 {
+                dp = t;
+                tp = 1;
+            } else {
+                tp = t;
+            }
+            etp = Some(t / e);
+            ep = Some(e);
+        }
+    }
+    let experts = etp.unwrap_or(1).saturating_mul(ep.unwrap_or(1));
+    if given_dp.is_none() && experts > tp && experts % tp == 0 {
+        dp = experts / tp;
+        batch_per_worker = true;
+    }
+    // SGLang reports the world size as tp; when it cannot split the heads, attention runs
+    // data-parallel over those GPUs (--enable-dp-attention).
+    if dp == 1 && !model.num_heads.is_multiple_of(u64::from(tp)) {
+        dp = tp;
+        tp = 1;
+        batch_per_worker = true;
+    }
+    // Published rows sometimes carry expert sizes that do not multiply to tp·dp (the
+    // attention sizes copied over): drop what does not fit, keeping moe_ep first, then
+    // fill the rest by the one default rule.
+    let n = tp * dp;
+    let (etp, ep) = match (etp, ep) {
+        (Some(t), Some(e)) if t * e == n => (Some(t), Some(e)),
+        (_, Some(e)) if n % e == 0 => (None, Some(e)),
+        (Some(t), _) if n % t == 0 => (Some(t), None),
+        _ => (None, None),
+    };
+    PoolLayout {
+        parallel: Parallel::with_moe_defaults(true, tp, pp, dp, etp, ep),
+        batch_per_worker,
+        row_dp,
+    }
+}
+
+/// The `silicon_concurrency=N` a row's `silicon_data_source` states, if any.
+fn stated_concurrency(r: &Row) -> Option<f64> {
+    r.get("silicon_data_source")
+        .split(';')
+        .find_map(|kv| kv.trim().strip_prefix("silicon_concurrency="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|c| c.is_finite() && *c >= 1.0)
 }
 
 pub struct Prepared {
@@ -676,8 +759,13 @@ mod tests {
         let p = par(&[("tp_size", "4"), ("moe_ep_size", "4")]);
         assert_eq!((p.moe_tp, p.moe_ep), (1, 4));
         // Sizes that do not multiply to tp·dp: moe_ep kept, moe_tp derived.
-        let p = par(&[("tp_size", "2"), ("moe_tp_size", "4"), ("moe_ep_size", "1")]);
-        assert_eq!((p.moe_tp, p.moe_ep), (2, 1));
+        let p = par(&[
+            ("tp_size", "2"),
+            ("attention_dp_size", "1"),
+            ("moe_tp_size", "4"),
+            ("moe_ep_size", "1"),
+        ]);
+        assert_eq!((p.dp, p.moe_tp, p.moe_ep), (1, 2, 1));
         // Dense models ignore expert columns.
         let p = par(&[
             ("model_path", "Qwen/Qwen3-32B"),
@@ -686,6 +774,91 @@ mod tests {
             ("moe_ep_size", "1"),
         ]);
         assert_eq!((p.tp, p.moe_tp, p.moe_ep), (2, 1, 1));
+    }
+
+    /// (tp, dp, moe_tp, moe_ep, requests per attention-DP rank) of an agg row.
+    fn layout(cols: &[(&str, &str)]) -> (u32, u32, u32, u32, f64) {
+        let q = RowMapper::new()
+            .request(&row(cols), DatabaseMode::Empirical)
+            .unwrap();
+        let p = q.agg.parallel;
+        (p.tp, p.dp, p.moe_tp, p.moe_ep, q.agg.batch_size)
+    }
+
+    #[test]
+    fn published_layout_dialects() {
+        let src = |c: &str| format!("x; silicon_concurrency={c}; y");
+        // Attention DP unset, experts split two ways over a tp-1 worker: the expert group spans
+        // the worker, so two attention-DP ranks share its 8 requests.
+        assert_eq!(
+            layout(&[("tp_size", "1"), ("moe_tp_size", "2"), ("moe_ep_size", "1")]),
+            (1, 2, 2, 1, 4.0)
+        );
+        // SGLang's world size as tp: 72 does not divide DeepSeek's 128 heads, so attention runs
+        // data-parallel over the 72 GPUs and the worker's 2048 requests spread over them.
+        let ds = [
+            ("model_path", "deepseek-ai/DeepSeek-R1"),
+            ("backend", "sglang"),
+            ("system", "gb200"),
+        ];
+        let s2048 = src("2048");
+        let mut c = ds.to_vec();
+        c.extend([
+            ("tp_size", "72"),
+            ("attention_dp_size", "1"),
+            ("moe_tp_size", "72"),
+            ("moe_ep_size", "1"),
+            ("batch_size", "2048"),
+            ("silicon_data_source", s2048.as_str()),
+        ]);
+        assert_eq!(layout(&c), (1, 72, 72, 1, 2048.0 / 72.0));
+        // `--tp 8 --ep 8` on one 8-GPU node written as tp_size 64, moe 8×8: 8 GPUs, TP-8
+        // attention, experts 8-way expert parallel.
+        let tp8ep8 = [
+            ("model_path", "deepseek-ai/DeepSeek-R1"),
+            ("system", "h200_sxm"),
+            ("moe_tp_size", "8"),
+            ("moe_ep_size", "8"),
+        ];
+        let mut c = tp8ep8.to_vec();
+        c.extend([("tp_size", "64"), ("batch_size", "16")]);
+        assert_eq!(layout(&c), (8, 1, 1, 8, 16.0));
+        // The same launch with attention DP, written as dp 64 and 128 / 64 = 2 requests per
+        // rank: the node's 8 ranks hold 16 each.
+        let s128 = src("128");
+        let mut c = tp8ep8.to_vec();
+        c.extend([
+            ("tp_size", "1"),
+            ("attention_dp_size", "64"),
+            ("batch_size", "2"),
+            ("silicon_data_source", s128.as_str()),
+        ]);
+        assert_eq!(layout(&c), (1, 8, 1, 8, 16.0));
+        // ... or with the batch column holding the whole concurrency (32 = silicon_concurrency).
+        let s32 = src("32");
+        let mut c = tp8ep8.to_vec();
+        c.extend([
+            ("tp_size", "1"),
+            ("attention_dp_size", "64"),
+            ("batch_size", "32"),
+            ("silicon_data_source", s32.as_str()),
+        ]);
+        assert_eq!(layout(&c), (1, 8, 1, 8, 4.0));
+        // A layout in the reference tool's own form keeps its per-rank batch (256 = 32 · 8).
+        let s256 = src("256");
+        let mut c = tp8ep8.to_vec();
+        c.extend([
+            ("tp_size", "1"),
+            ("attention_dp_size", "8"),
+            ("moe_tp_size", "1"),
+            ("batch_size", "32"),
+            ("silicon_data_source", s256.as_str()),
+        ]);
+        assert_eq!(layout(&c), (1, 8, 1, 8, 32.0));
+        // Inside an NVL72 rack a 64-GPU worker is real: kept as given.
+        let mut c = tp8ep8.to_vec();
+        c.extend([("system", "gb200"), ("tp_size", "64"), ("batch_size", "16")]);
+        assert_eq!(layout(&c), (64, 1, 8, 8, 16.0));
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub fn memory(
     let f = inp.free_gpu_memory_fraction.unwrap_or(default_f);
     let budget = if of_free {
         (cap - non_kv) * f
+    } else if backend.fraction_is_static_pool() {
+        // NCCL buffers are allocated before SGLang measures the memory left after the weights.
+        cap * f - weights - nccl
     } else {
         cap * f - non_kv
     }
@@ -162,6 +165,40 @@ mod tests {
         let total = mb.weights_gib + mb.kv_cache_gib + act + mb.nccl_gib + 3.5;
         assert!((mb.total_gib - total).abs() < 1e-9);
         assert!(!mb.oom);
+    }
+
+    #[test]
+    fn sglang_static_fraction_covers_weights_and_kv_only() {
+        // Qwen3-32B tp2 on H200 under SGLang: the KV pool is what 0.88 of the 151 397 597 184 B
+        // leaves after the weights (32 761 446 400 B) and the NCCL buffers (358 612 992 B);
+        // activations and the runtime reserve sit in the other 12 %.
+        let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
+        let sys = SystemRegistry::builtin().get("h200_sxm").unwrap().clone();
+        let p = Parallel {
+            tp: 2,
+            ..Parallel::single()
+        };
+        let g = WorkerGraph::build(&m, &p, &QuantConfig::default()).unwrap();
+        let inp = MemoryInput {
+            batch: 1.0,
+            seq_len: 5000.0,
+            step_tokens: 8192.0,
+            free_gpu_memory_fraction: None,
+        };
+        let mb = memory(&m, &g, &sys, Backend::Sglang, &inp);
+        let budget = 0.88 * 151_397_597_184.0 - 32_761_446_400.0 - 358_612_992.0;
+        assert!(
+            (mb.kv_budget_gib - budget / GIB).abs() < 1e-9,
+            "{}",
+            mb.kv_budget_gib
+        );
+        // 5000 tokens of 131 072 B each per request: ⌊100 109 826 130 / 655 360 000⌋ = 152.
+        assert_eq!(mb.max_requests_by_kv, 152.0);
+        // vLLM's utilization covers the whole process: activations and reserve come out of it.
+        let v = memory(&m, &g, &sys, Backend::Vllm, &inp);
+        let act = 2.0 * 8192.0 * 5120.0 * 6.5;
+        let rest = 32_761_446_400.0 + act + 358_612_992.0 + 3.5 * GIB;
+        assert!((v.kv_budget_gib - (0.9 * 151_397_597_184.0 - rest) / GIB).abs() < 1e-9);
     }
 
     #[test]
