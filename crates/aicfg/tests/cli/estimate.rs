@@ -808,8 +808,11 @@ fn silent_cases_speak() {
 /// Empirical-mode MdAPE on the shipped calibration subset (`fixtures/calib_subset`, 322 rows)
 /// stays within 2 points of the recorded figures. A change that moves them on purpose (a refit,
 /// a new mechanism) updates these numbers and says so (BENCHMARKS.md records the full set).
-const RECORDED_TTFT_MDAPE: f64 = 28.0;
-const RECORDED_TPOT_MDAPE: f64 = 16.6;
+// 2026-12-03: 28.0 / 16.6 → 33.2 / 19.9 with the MoE kernel mechanisms (busiest-rank routing,
+// per-format efficiency, width, routing traffic; kernel constants refitted to the op tables)
+// under serving constants fitted with the previous MoE model (BENCHMARKS.md, "MoE kernels").
+const RECORDED_TTFT_MDAPE: f64 = 33.2;
+const RECORDED_TPOT_MDAPE: f64 = 19.9;
 
 #[test]
 fn accuracy_on_the_calibration_subset_holds() {
