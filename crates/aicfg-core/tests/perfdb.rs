@@ -176,6 +176,7 @@ fn moe_op(ep: f64) -> OpKind {
         etp: 1.0,
         ep,
         gated: true,
+        routing: aicfg_core::model::graph::Routing::SERVING,
     }
 }
 

@@ -80,6 +80,10 @@ pub struct CalibrateArgs {
     /// Optimizer sweeps.
     #[arg(long, default_value_t = 6)]
     pub rounds: usize,
+    /// With --ops: fit only this op family's constants (those named `<FAMILY>_*`, e.g. moe) on
+    /// its tables; every other constant keeps its starting value.
+    #[arg(long = "op")]
+    pub op: Option<String>,
     /// empirical: fit the serving constants used with the empirical op model (kernel constants
     /// are fitted to the op tables only, with --ops); hybrid: fit the serving constants used
     /// with the measured op database (the `silicon` section).

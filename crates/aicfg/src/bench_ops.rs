@@ -30,6 +30,9 @@ pub struct OpsArgs {
     /// Calibration YAML replacing the embedded constants.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Check every installed version's MoE table (default: the newest per system and backend).
+    #[arg(long = "all-moe-versions")]
+    pub all_moe_versions: bool,
     /// Print `[{system, backend, version, family, n, mdape_pct, bias_pct, within25_pct}, ...]`.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +46,7 @@ pub fn run(a: &OpsArgs) -> Result<()> {
         backend: a.backend.clone(),
         version: a.version.clone(),
         family: a.op.clone(),
+        all_moe_versions: a.all_moe_versions,
     };
     let files = opcheck::discover(&root, &filter);
     if files.is_empty() {
@@ -185,7 +189,14 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
     };
     let root = opcheck::data_root()?;
     let reg = SystemRegistry::builtin();
-    let data = opfit::load(&root, &reg, &OpFilter::default())?;
+    let only = a.op.as_ref().map(|f| format!("{f}_"));
+    // The fit reads every version's MoE table (the database serves MoE points from all).
+    let filter = OpFilter {
+        family: a.op.clone(),
+        all_moe_versions: true,
+        ..OpFilter::default()
+    };
+    let data = opfit::load(&root, &reg, &filter)?;
     crate::emitln!(
         "{} sampled points from {} groups on {} systems ({:.1} s)",
         data.points.len(),
@@ -198,7 +209,12 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
         .generations
         .get("hopper")
         .map_or(params.ops.clone(), |g| g.ops.clone());
-    let fitted = opfit::fit_generations(&data, &start, a.rounds);
+    let current = params.generations.clone();
+    let scope = opfit::FitScope {
+        only: only.as_deref(),
+        current: only.is_some().then_some(&current),
+    };
+    let fitted = opfit::fit_generations(&data, &start, a.rounds, scope);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec!["generation", "backend", "points", "loss"]);
@@ -206,7 +222,7 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
         t.add_row(vec![g.clone(), b.clone(), n.to_string(), format!("{l:.4}")]);
     }
     crate::emitln!("{t}");
-    let loso = opfit::leave_one_out(&data, &fitted, &start, a.rounds, "hopper");
+    let loso = opfit::leave_one_out(&data, &fitted, &start, a.rounds, "hopper", scope.only);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
@@ -234,7 +250,22 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
     if let Some(h) = fitted.generations.get("hopper") {
         params.ops = h.ops.clone();
     }
-    params.generations = fitted.generations;
+    if only.is_some() {
+        // Generations the tables of this family do not reach keep their sections.
+        for (g, gc) in fitted.generations {
+            match params.generations.get_mut(&g) {
+                Some(old) => {
+                    old.ops = gc.ops;
+                    old.backends.extend(gc.backends);
+                }
+                None => {
+                    params.generations.insert(g, gc);
+                }
+            }
+        }
+    } else {
+        params.generations = fitted.generations;
+    }
     let header = format!(
         "# Kernel constants fitted by `aicfg bench calibrate --ops` to the measured op tables ({} sampled points, {} rounds);\n# serving constants by `aicfg bench calibrate --csv`. Format and meaning: data/calibration/README.md\n",
         data.points.len(),

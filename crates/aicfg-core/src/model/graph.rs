@@ -123,6 +123,8 @@ pub enum OpKind {
         etp: f64,
         ep: f64,
         gated: bool,
+        /// How the router spreads tokens over the experts (sets the busiest rank's load).
+        routing: Routing,
     },
     Comm {
         op: CommOp,
@@ -135,6 +137,23 @@ pub enum OpKind {
     P2p { bytes_per_token: f64 },
     /// Bandwidth-bound elementwise work (norms, activations, residuals, embedding lookup).
     Memory { bytes_per_token: f64 },
+}
+
+/// Spread of routed tokens over the experts of an MoE layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Routing {
+    /// Every expert gets the same number of tokens (the tables' `balanced` rows).
+    Balanced,
+    /// Per-expert token counts drawn from a power law of this exponent, truncated as the
+    /// op-table collector does (the tables' `power_law_<a>` rows; see `perf::routing`).
+    PowerLaw(f64),
+}
+
+impl Routing {
+    /// What serving assumes: inference routing is skewed, not uniform. No trace of real router
+    /// statistics is available, so the skew is the one the measured MoE tables were collected
+    /// with and the measured-table modes read (power law, exponent 1.2).
+    pub const SERVING: Routing = Routing::PowerLaw(1.2);
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -603,6 +622,7 @@ impl WorkerGraph {
                         etp: p.moe_tp as f64,
                         ep: p.moe_ep as f64,
                         gated: moe.gated,
+                        routing: Routing::SERVING,
                     },
                     moe_l,
                     expert_w * e / (p.moe_ep * p.moe_tp) as f64,

@@ -5,7 +5,7 @@ use super::{comm_bytes_on_wire, PerfSource, Work, WorkClass};
 use crate::error::{AicfgError, Result};
 use crate::hardware::SystemSpec;
 use crate::model::graph::{CommOp, OpKind};
-use crate::quant::ComputeDtype;
+use crate::quant::{ComputeDtype, MoeQuant};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -78,10 +78,36 @@ pub struct OpCalib {
     pub attn_gen_flops_eff: f64,
     /// Fixed cost per attention kernel (µs).
     pub attn_us: f64,
-    /// Asymptotic fraction of tensor-core peak reached by grouped expert GEMMs.
-    pub moe_eff: f64,
+    /// Asymptotic fraction of the format's tensor-core peak reached by grouped expert GEMMs,
+    /// per expert format: the MoE kernels differ by format (per-tensor vs block-scaled FP8,
+    /// weight-only 4-bit dequantizing to BF16 MMAs, FP4 MMAs on Blackwell), unlike dense GEMMs.
+    #[serde(alias = "moe_eff")]
+    pub moe_eff_bf16: f64,
+    #[serde(default = "default_moe_eff")]
+    pub moe_eff_fp8: f64,
+    #[serde(default = "default_moe_eff")]
+    pub moe_eff_fp8_block: f64,
+    /// Weight-only formats (int4/int8/MXFP4/NVFP4 weights, BF16 activations and MMAs).
+    #[serde(default = "default_moe_eff")]
+    pub moe_eff_w4a16: f64,
+    /// 4-bit weights with FP8 activations and MMAs (w4afp8, MXFP4 × MXFP8).
+    #[serde(default = "default_moe_eff")]
+    pub moe_eff_w4a8: f64,
+    /// NVFP4 weights and activations (FP4 MMAs where the GPU has them).
+    #[serde(default = "default_moe_eff")]
+    pub moe_eff_fp4: f64,
     /// Tokens per expert at which expert GEMM efficiency reaches half its asymptote.
     pub moe_m_half: f64,
+    /// Reduction length (K) at which an expert GEMM reaches half its efficiency: each output
+    /// tile pays a fixed prologue/epilogue and pipeline fill, so short-K GEMMs (the down
+    /// projection of narrow, tensor-sharded experts: K = inter/moe_tp) run well below wide ones.
+    #[serde(default = "default_moe_k_half")]
+    pub moe_k_half: f64,
+    /// Bytes moved per hidden element of every routed (token, expert) pair outside the grouped
+    /// GEMMs (permute into expert order, un-permute and combine the top-k outputs, activation
+    /// casts), at `mem_eff` of HBM bandwidth, in series with the GEMMs.
+    #[serde(default = "default_moe_route_bytes")]
+    pub moe_route_bytes: f64,
     /// Fixed cost per MoE layer (µs): routing, permutation, several kernels.
     pub moe_us: f64,
     /// Fraction of link bandwidth reached by collectives.
@@ -117,8 +143,15 @@ impl OpCalib {
             ("attn_gen_eff", &mut self.attn_gen_eff),
             ("attn_gen_flops_eff", &mut self.attn_gen_flops_eff),
             ("attn_us", &mut self.attn_us),
-            ("moe_eff", &mut self.moe_eff),
+            ("moe_eff_bf16", &mut self.moe_eff_bf16),
+            ("moe_eff_fp8", &mut self.moe_eff_fp8),
+            ("moe_eff_fp8_block", &mut self.moe_eff_fp8_block),
+            ("moe_eff_w4a16", &mut self.moe_eff_w4a16),
+            ("moe_eff_w4a8", &mut self.moe_eff_w4a8),
+            ("moe_eff_fp4", &mut self.moe_eff_fp4),
             ("moe_m_half", &mut self.moe_m_half),
+            ("moe_k_half", &mut self.moe_k_half),
+            ("moe_route_bytes", &mut self.moe_route_bytes),
             ("moe_us", &mut self.moe_us),
             ("comm_eff", &mut self.comm_eff),
             ("allreduce_eff", &mut self.allreduce_eff),
@@ -126,6 +159,18 @@ impl OpCalib {
             ("comm_us_nvlink", &mut self.comm_us_nvlink),
             ("comm_us_network", &mut self.comm_us_network),
         ]
+    }
+
+    /// Grouped-GEMM efficiency of an expert format (by its table label).
+    fn moe_eff(&self, label: &str) -> f64 {
+        match MoeQuant::parse(label) {
+            Ok(MoeQuant::Fp8) => self.moe_eff_fp8,
+            Ok(MoeQuant::Fp8Block) => self.moe_eff_fp8_block,
+            Ok(MoeQuant::W4afp8 | MoeQuant::W4a8Mxfp4Mxfp8) => self.moe_eff_w4a8,
+            Ok(MoeQuant::Nvfp4) => self.moe_eff_fp4,
+            Ok(q) if q.weight_only() => self.moe_eff_w4a16,
+            _ => self.moe_eff_bf16,
+        }
     }
 
     fn gemm_eff(&self, d: ComputeDtype) -> f64 {
@@ -136,6 +181,18 @@ impl OpCalib {
             ComputeDtype::Fp4 => self.gemm_eff_fp4,
         }
     }
+}
+
+// Defaults for calibration files written before the per-format MoE constants: mid-range values
+// inside their bounds (`opfit::bounds`), to be refitted with `bench calibrate --ops`.
+fn default_moe_eff() -> f64 {
+    0.3
+}
+fn default_moe_k_half() -> f64 {
+    256.0
+}
+fn default_moe_route_bytes() -> f64 {
+    4.0
 }
 
 /// GPU generation of a system, from its compute capability: the key of the per-generation
@@ -405,6 +462,16 @@ pub fn exp_rate(sys: &SystemSpec) -> f64 {
     sys.gpu.bfloat16_tc_flops / tc_flops_per_exp
 }
 
+/// Efficiency factor of an expert's two GEMMs from their reduction lengths: the up (and gate)
+/// projection reduces over `hidden`, the down projection over the expert's local width
+/// `inter_local`; each runs at `K / (K + k_half)` and takes its share of the FLOPs (2/3 and 1/3
+/// when gated, halves when not), so the factor is the FLOP-weighted harmonic mean.
+pub(crate) fn moe_width_factor(hidden: f64, inter_local: f64, gated: bool, k_half: f64) -> f64 {
+    let eff_k = |k: f64| k / (k + k_half);
+    let up_share = if gated { 2.0 / 3.0 } else { 0.5 };
+    1.0 / (up_share / eff_k(hidden) + (1.0 - up_share) / eff_k(inter_local.max(1.0)))
+}
+
 /// Saturating efficiency curve: `eff · m / (m + m_half)`.
 fn ramp(eff: f64, m: f64, m_half: f64) -> f64 {
     (eff * m / (m + m_half)).max(1e-6)
@@ -476,11 +543,21 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 + (w.flops / (peak(w.dtype) * p.attn_gen_flops_eff)).max(w.bytes / kv_bw)
         }
         WorkClass::Moe => {
-            let mut eff = ramp(p.moe_eff, w.m, p.moe_m_half);
-            if w.dequant {
-                eff *= p.dequant_eff;
+            let mut eff = ramp(p.moe_eff(w.shape.quant), w.m, p.moe_m_half);
+            let mut route_s = 0.0;
+            if let OpKind::Moe {
+                hidden,
+                inter,
+                etp,
+                top_k,
+                gated,
+                ..
+            } = op
+            {
+                eff *= moe_width_factor(*hidden, inter / etp.max(1.0), *gated, p.moe_k_half);
+                route_s = p.moe_route_bytes * w.shape.tokens * top_k * hidden / bw;
             }
-            p.moe_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+            p.moe_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw) + route_s
         }
         WorkClass::Comm(op) => {
             if w.gpus <= 1 || w.bytes <= 0.0 {
@@ -559,6 +636,67 @@ mod tests {
             &w1,
         );
         assert!((got1 - expect1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn moe_format_efficiency_and_width_hand_values() {
+        let mut c = EmpiricalParams::embedded().ops;
+        (c.moe_eff_bf16, c.moe_eff_fp8, c.moe_eff_fp8_block) = (0.1, 0.2, 0.3);
+        (c.moe_eff_w4a16, c.moe_eff_w4a8, c.moe_eff_fp4) = (0.4, 0.5, 0.6);
+        for (label, eff) in [
+            ("bfloat16", 0.1),
+            ("fp8", 0.2),
+            ("fp8_block", 0.3),
+            ("w4a16_mxfp4", 0.4),
+            ("int4_wo", 0.4),
+            ("w4afp8", 0.5),
+            ("w4a8_mxfp4_mxfp8", 0.5),
+            ("nvfp4", 0.6),
+        ] {
+            assert_eq!(c.moe_eff(label), eff, "{label}");
+        }
+        // Gated expert, hidden 4096, local width 1024, k_half 1024: the up GEMMs (2/3 of the
+        // FLOPs) run at 4096/5120 = 0.8, the down GEMM at 1024/2048 = 0.5:
+        // 1 / (2/3 / 0.8 + 1/3 / 0.5) = 1 / (0.8333 + 0.6667) = 2/3.
+        let f = moe_width_factor(4096.0, 1024.0, true, 1024.0);
+        assert!((f - 2.0 / 3.0).abs() < 1e-12, "{f}");
+        // Non-gated: halves, 1 / (0.5/0.8 + 0.5/0.5) = 1 / 1.625.
+        let f = moe_width_factor(4096.0, 1024.0, false, 1024.0);
+        assert!((f - 1.0 / 1.625).abs() < 1e-12, "{f}");
+    }
+
+    #[test]
+    fn moe_time_is_busiest_rank_roofline_plus_routing_traffic() {
+        use crate::model::graph::Routing;
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h200_sxm").unwrap();
+        let mut c = EmpiricalParams::embedded().ops;
+        (c.moe_eff_bf16, c.moe_m_half, c.moe_k_half) = (0.5, 16.0, 256.0);
+        (c.moe_route_bytes, c.moe_us, c.mem_eff) = (4.0, 20.0, 0.8);
+        let op = OpKind::Moe {
+            hidden: 4096.0,
+            inter: 2048.0,
+            experts: 8.0,
+            top_k: 2.0,
+            etp: 1.0,
+            ep: 1.0,
+            gated: true,
+            routing: Routing::Balanced,
+        };
+        // 1024 tokens, balanced, one GPU: 2048 rows over 8 experts (m = 256).
+        let (rows, experts) = (2048.0, 8.0);
+        let flops = 2.0 * rows * 4096.0 * 2048.0 * 3.0;
+        let bytes = experts * 4096.0 * 2048.0 * 3.0 * 2.0 + rows * (2.0 * 4096.0 + 2.0 * 6144.0);
+        let mut w = Work::new(WorkClass::Moe, flops, bytes, ComputeDtype::Bf16);
+        w.m = rows / experts;
+        w.shape.tokens = 1024.0;
+        w.shape.quant = "bfloat16";
+        let width = moe_width_factor(4096.0, 2048.0, true, 256.0);
+        let eff = 0.5 * 256.0 / (256.0 + 16.0) * width;
+        let bw = 4.8e12 * 0.8;
+        let expect = 20e-6 + (flops / (989e12 * eff)).max(bytes / bw) + 4.0 * 2048.0 * 4096.0 / bw;
+        let got = kernel_s(&c, sys, &op, &w);
+        assert!((got - expect).abs() < 1e-15, "{got} vs {expect}");
     }
 
     #[test]

@@ -345,6 +345,7 @@ impl OpDb {
                     etp,
                     ep,
                     gated,
+                    ..
                 },
                 WorkClass::Moe,
             ) => {

@@ -5,6 +5,7 @@ mod empirical;
 mod lookup;
 pub mod opcheck;
 pub mod opfit;
+pub mod routing;
 mod silicon;
 pub mod source;
 pub mod step;

@@ -7,7 +7,7 @@ use super::step::{op_work, Step};
 use super::PerfSource;
 use crate::error::{AicfgError, Result};
 use crate::hardware::{SystemRegistry, SystemSpec};
-use crate::model::graph::{CommOp, Op, OpKind, Parallel, Part, WorkerGraph};
+use crate::model::graph::{CommOp, Op, OpKind, Parallel, Part, Routing, WorkerGraph};
 use crate::model::Family;
 use crate::perfdb::read::{read_columns, Frame};
 use crate::perfdb::{cmp_version, tables::FastMap, Blend};
@@ -49,6 +49,10 @@ pub struct OpFilter {
     pub version: Option<String>,
     /// Family prefix (`gemm`, `moe/fp8`, `generation_attention`, ...).
     pub family: Option<String>,
+    /// Every version's MoE table, not only the newest: the database keeps the fastest kernel
+    /// per MoE point across versions (frameworks change MoE backends between releases, and a
+    /// release's table may cover only a few shapes), so a fit sees them all.
+    pub all_moe_versions: bool,
 }
 
 impl OpFilter {
@@ -72,8 +76,9 @@ fn dirs(p: &Path) -> Vec<String> {
 }
 
 /// The table files to check under a data root. Without a version, each (system, backend,
-/// table) is taken from the newest version that has it (the database's backward fill); with
-/// one, only that version's files. NCCL tables are listed under backend `nccl`.
+/// table) is taken from the newest version that has it (the database's backward fill; every
+/// version for MoE with `all_moe_versions`); with one, only that version's files. NCCL tables
+/// are listed under backend `nccl`.
 pub fn discover(root: &Path, f: &OpFilter) -> Vec<TableFile> {
     let mut best: BTreeMap<(String, String, String), TableFile> = BTreeMap::new();
     for sys in dirs(root) {
@@ -102,7 +107,11 @@ pub fn discover(root: &Path, f: &OpFilter) -> Vec<TableFile> {
                             table: t.to_string(),
                             path,
                         };
-                        let key = (sys.clone(), be.clone(), t.to_string());
+                        let key = if f.all_moe_versions && *t == "moe_perf" {
+                            (sys.clone(), be.clone(), format!("{t}@{v}"))
+                        } else {
+                            (sys.clone(), be.clone(), t.to_string())
+                        };
                         match best.get(&key) {
                             Some(old) if cmp_version(&old.version, &v).is_ge() => {}
                             _ => {
@@ -596,7 +605,8 @@ fn quantize_tables(gemm: &Path) -> Result<Option<crate::perfdb::tables::Tables>>
 }
 
 /// MoE rows: the distribution serving reads (power-law 1.2, else balanced, else power-law
-/// 1.01, per shape and sharding) and the fastest kernel per point.
+/// 1.01, per shape and sharding) and the fastest kernel per point; each case routes its tokens
+/// with the distribution its row was measured with.
 fn moe_cases(fr: &Frame) -> Vec<OpCase> {
     type Key = (String, bool, i64, i64, i64, i64, i64, i64);
     let rank = |d: &str| match d {
@@ -638,13 +648,20 @@ fn moe_cases(fr: &Frame) -> Vec<OpCase> {
         }
     }
     let mut out = Vec::new();
-    for ((q, nongated, k, e, h, i, tp, ep), (_, toks)) in pts {
+    for ((q, nongated, k, e, h, i, tp, ep), (dd, toks)) in pts {
         let Ok(mq) = MoeQuant::parse(&q) else {
             continue;
         };
         if tp < 1 || ep < 1 || e < 1 || k < 1 {
             continue;
         }
+        // The model routes as the table was measured.
+        let (routing, dist) = match dd {
+            0 => (Routing::PowerLaw(1.2), "power_law_1.2"),
+            1 => (Routing::Balanced, "balanced"),
+            _ => (Routing::PowerLaw(1.01), "power_law_1.01"),
+        };
+        let ng = if nongated { " nongated" } else { "" };
         for (t, l) in toks {
             if t <= 0 {
                 continue;
@@ -659,6 +676,7 @@ fn moe_cases(fr: &Frame) -> Vec<OpCase> {
                     etp: tp as f64,
                     ep: ep as f64,
                     gated: !nongated,
+                    routing,
                 },
                 quant: QuantConfig {
                     moe: mq,
@@ -666,7 +684,7 @@ fn moe_cases(fr: &Frame) -> Vec<OpCase> {
                 },
                 step: Step::context(1.0, t as f64, 0.0),
                 measured_ms: l,
-                shape: format!("tokens{t} h{h} I{i} E{e} top{k} tp{tp} ep{ep}"),
+                shape: format!("tokens{t} h{h} I{i} E{e} top{k} tp{tp} ep{ep} {dist}{ng}"),
             });
         }
     }

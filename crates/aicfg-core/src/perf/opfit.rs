@@ -45,6 +45,12 @@ pub fn bounds(name: &str) -> (f64, f64) {
         "dequant_eff" => (0.2, 1.0),
         "attn_ctx_m_half" => (1.0, 16384.0),
         "attn_ctx_tiles_half" => (1.0, 4096.0),
+        // Reduction length (elements) at which an expert GEMM's per-tile fixed cost equals its
+        // main loop: a few 64-deep K stages of a multi-stage pipeline, up to a few thousand.
+        "moe_k_half" => (32.0, 2048.0),
+        // At least the un-permute write of each routed row (bf16, 2 B), at most ~8 bf16 passes
+        // over it (permute, quantize, un-permute, combine, reads and writes).
+        "moe_route_bytes" => (2.0, 16.0),
         n if n.ends_with("_m_half") => (1.0, 4096.0),
         "comm_eff" | "allreduce_eff" => (0.2, 0.95),
         // No kernel sustains the datasheet dense tensor-core peak.
@@ -200,10 +206,20 @@ impl FitData {
 }
 
 /// Coordinate search in log space with shrinking steps, every constant clamped to its bounds.
-pub fn fit(d: &FitData, idx: &[usize], start: &OpCalib, rounds: usize) -> (OpCalib, f64) {
+/// With `only`, just the constants whose name starts with it move.
+pub fn fit(
+    d: &FitData,
+    idx: &[usize],
+    start: &OpCalib,
+    rounds: usize,
+    only: Option<&str>,
+) -> (OpCalib, f64) {
     let mut c = start.clone();
     let names: Vec<&'static str> = c.fields_mut().into_iter().map(|(n, _)| n).collect();
     for (n, v) in c.fields_mut() {
+        if only.is_some_and(|o| !n.starts_with(o)) {
+            continue;
+        }
         let (lo, hi) = bounds(n);
         *v = v.clamp(lo, hi);
     }
@@ -213,6 +229,9 @@ pub fn fit(d: &FitData, idx: &[usize], start: &OpCalib, rounds: usize) -> (OpCal
     let mut step = 0.5f64;
     for _ in 0..rounds {
         for (i, name) in names.iter().enumerate() {
+            if only.is_some_and(|o| !name.starts_with(o)) {
+                continue;
+            }
             let (lo, hi) = bounds(name);
             for dir in [1.0, -1.0] {
                 loop {
@@ -245,8 +264,19 @@ pub struct OpsFit {
     pub fits: Vec<(String, String, usize, f64)>,
 }
 
+/// How a `--ops` fit starts and what it moves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FitScope<'a> {
+    /// Only constants whose name starts with this move (e.g. `moe_`); the others keep the
+    /// values of `current`.
+    pub only: Option<&'a str>,
+    /// Sections to start each generation and backend from (else `start`, and each backend
+    /// from its generation's new pooled fit).
+    pub current: Option<&'a BTreeMap<String, GenCalib>>,
+}
+
 /// Fit every generation with data: pooled over backends, then each backend starting there.
-pub fn fit_generations(d: &FitData, start: &OpCalib, rounds: usize) -> OpsFit {
+pub fn fit_generations(d: &FitData, start: &OpCalib, rounds: usize, scope: FitScope) -> OpsFit {
     let mut gens: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in &d.points {
         if let Some(g) = generation(&d.systems[p.sys]) {
@@ -260,7 +290,11 @@ pub fn fit_generations(d: &FitData, start: &OpCalib, rounds: usize) -> OpsFit {
         let keys: Vec<String> = gens.keys().cloned().collect();
         par_each(&keys, |g| {
             let idx = d.select(g, None, None);
-            let (c, l) = fit(d, &idx, start, rounds);
+            let st = scope
+                .current
+                .and_then(|m| m.get(g))
+                .map_or(start, |gc| &gc.ops);
+            let (c, l) = fit(d, &idx, st, rounds, scope.only);
             (g.clone(), c, l, idx.len())
         })
     };
@@ -278,12 +312,28 @@ pub fn fit_generations(d: &FitData, start: &OpCalib, rounds: usize) -> OpsFit {
         let mut bs = gens[g].clone();
         bs.sort();
         for b in bs {
-            jobs.push((g.clone(), b, c.clone()));
+            let mut c0 = c.clone();
+            if let Some(own) = scope
+                .current
+                .and_then(|m| m.get(g))
+                .and_then(|gc| gc.backends.get(&b))
+            {
+                // Keep the backend's own values of the constants that do not move, and start
+                // the moving ones from the new pooled fit.
+                let mut mine = own.clone();
+                for ((n, x), (_, y)) in mine.fields_mut().into_iter().zip(c0.fields_mut()) {
+                    if scope.only.is_some_and(|o| n.starts_with(o)) {
+                        *x = *y;
+                    }
+                }
+                c0 = mine;
+            }
+            jobs.push((g.clone(), b, c0));
         }
     }
     let per: Vec<(String, String, OpCalib, f64, usize)> = par_each(&jobs, |(g, b, c0)| {
         let idx = d.select(g, Some(b), None);
-        let (c, l) = fit(d, &idx, c0, rounds.div_ceil(2));
+        let (c, l) = fit(d, &idx, c0, rounds.div_ceil(2), scope.only);
         (g.clone(), b.clone(), c, l, idx.len())
     });
     for (g, b, c, l, n) in per {
@@ -306,6 +356,7 @@ pub fn leave_one_out(
     start: &OpCalib,
     rounds: usize,
     fallback: &str,
+    only: Option<&str>,
 ) -> Loso {
     let names: Vec<usize> = (0..d.systems.len()).collect();
     par_each(&names, |&si| {
@@ -325,7 +376,10 @@ pub fn leave_one_out(
             }
         } else {
             let st = fitted.generations.get(g).map_or(start, |gc| &gc.ops);
-            (fit(d, &rest, st, rounds).0, format!("{g} without {name}"))
+            (
+                fit(d, &rest, st, rounds, only).0,
+                format!("{g} without {name}"),
+            )
         };
         (name, from, d.family_errors(&own, &c))
     })
@@ -370,12 +424,16 @@ mod tests {
             "gemm_eff_fp4",
             "attn_gen_eff",
             "comm_eff",
-            "moe_eff",
+            "moe_eff_bf16",
+            "moe_eff_fp8_block",
+            "moe_eff_w4a16",
         ] {
             let (lo, hi) = bounds(n);
             assert!(lo > 0.0 && hi < 1.0, "{n}");
         }
         assert_eq!(bounds("kernel_us"), (1.0, 50.0));
         assert_eq!(bounds("gemm_m_half"), (1.0, 4096.0));
+        assert_eq!(bounds("moe_k_half"), (32.0, 2048.0));
+        assert_eq!(bounds("moe_route_bytes"), (2.0, 16.0));
     }
 }

@@ -232,20 +232,23 @@ pub fn op_work(g: &WorkerGraph, op: &Op, s: &Step) -> [Option<Work>; 2] {
             etp,
             ep,
             gated,
+            routing,
         } => {
             let p = &g.parallel;
             let pool_tokens = tokens * p.dp as f64;
-            let picks = pool_tokens * top_k;
-            let local_experts = experts / ep;
-            // Expected experts hit at least once on this GPU (uniform routing).
-            let hit = local_experts * (1.0 - (1.0 - 1.0 / experts).powf(picks));
+            // The layer takes as long as its busiest rank: the routed rows and the local
+            // experts hit there under the routing distribution (perf/routing.rs).
+            let load = super::routing::busiest_rank(pool_tokens, *experts, *top_k, *ep, *routing);
             let gate = if *gated { 3.0 } else { 2.0 };
-            let local_picks = picks / ep;
-            let flops = 2.0 * local_picks * hidden * inter * gate / etp;
-            let wbytes = hit * hidden * inter * gate / etp * q.moe.bytes();
-            let act = local_picks * (hidden * 2.0 + inter * gate / etp * 2.0);
+            let flops = 2.0 * load.rows * hidden * inter * gate / etp;
+            let wbytes = load.experts * hidden * inter * gate / etp * q.moe.bytes();
+            let act = load.rows * (hidden * 2.0 + inter * gate / etp * 2.0);
             let mut w = Work::new(WorkClass::Moe, flops, wbytes + act, q.moe.compute());
-            w.m = if hit > 0.0 { local_picks / hit } else { 0.0 };
+            w.m = if load.experts > 0.0 {
+                load.rows / load.experts
+            } else {
+                0.0
+            };
             w.dequant = q.moe.weight_only();
             w.shape.tokens = pool_tokens;
             w.shape.quant = q.moe.name();
@@ -335,6 +338,52 @@ pub fn price_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moe_work_is_the_busiest_ranks() {
+        use crate::model::graph::{Parallel, Routing};
+        use crate::quant::QuantConfig;
+        let g = WorkerGraph {
+            ops: Vec::new(),
+            parallel: Parallel::single(),
+            quant: QuantConfig::default(),
+            family: crate::model::Family::Llama,
+            num_layers: 1,
+        };
+        let moe = |routing| Op {
+            name: "moe",
+            kind: OpKind::Moe {
+                hidden: 1024.0,
+                inter: 512.0,
+                experts: 8.0,
+                top_k: 2.0,
+                etp: 2.0,
+                ep: 4.0,
+                gated: true,
+                routing,
+            },
+            count: 1.0,
+            weight_bytes: 0.0,
+            part: Part::All,
+            per_layer: false,
+        };
+        // Balanced: 256 tokens × top-2 over 4 ranks = 128 rows on 2 experts per rank; expert
+        // width 512/2 = 256: FLOPs 2·128·1024·256·3, weights 2·1024·256·3·2 B, activations
+        // 128·(2·1024 + 2·768) B.
+        let [w, none] = op_work(&g, &moe(Routing::Balanced), &Step::context(1.0, 256.0, 0.0));
+        let w = w.unwrap();
+        assert!(none.is_none());
+        assert_eq!(w.flops, 2.0 * 128.0 * 1024.0 * 256.0 * 3.0);
+        assert_eq!(
+            w.bytes,
+            2.0 * 1024.0 * 256.0 * 3.0 * 2.0 + 128.0 * (2048.0 + 1536.0)
+        );
+        assert_eq!(w.m, 64.0);
+        assert_eq!(w.shape.tokens, 256.0);
+        // Skewed routing: the busiest rank computes more rows than the mean.
+        let [s, _] = op_work(&g, &moe(Routing::SERVING), &Step::context(1.0, 256.0, 0.0));
+        assert!(s.unwrap().flops > w.flops);
+    }
 
     #[test]
     fn causal_attention_flops_hand_value() {
