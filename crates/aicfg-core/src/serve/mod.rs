@@ -334,7 +334,7 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
         let lambda = running / latency.max(1e-9);
         let a_new = (lambda * t).min(budget / s_new).min(running);
         a = 0.5 * (a + a_new);
-        let t_new = if a > 0.0 { step_with(a, s_new) } else { t_dec };
+        let t_new = mean_mixed_step(a, s_new, budget, t_dec, &step_with);
         t = 0.5 * (t + t_new);
         // A request's prefill rides the step that carries this wave's arrivals (about λ·T of
         // them, at least itself), not a full budget's group: only the first wave arrives at once.
@@ -364,6 +364,34 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     ttft += kv_queue;
     let tpot = t / w.progress();
     finish(ttft, tpot, w, concurrency, wk.gpus(), running, kv_queue)
+}
+
+/// Mean step time when `a` prompts of `s_new` tokens arrive per step on average. Arrivals are
+/// whole: a step carries ⌊u⌋ or ⌊u⌋ + 1 prefill chunks (u = a·s_new / chunk, a chunk being a
+/// prompt or one budget of it), so the mean interpolates between those two integer steps. Pricing
+/// one step with a fractional prompt would be wrong where the step cost is not linear in its
+/// prefill tokens: a MoE step with any prefill reads nearly every expert, a decode step few.
+fn mean_mixed_step(
+    a: f64,
+    s_new: f64,
+    budget: f64,
+    t_dec: f64,
+    step_with: &dyn Fn(f64, f64) -> f64,
+) -> f64 {
+    if a <= 0.0 || s_new <= 0.0 {
+        return t_dec;
+    }
+    let chunk = s_new.min(budget.max(1.0));
+    let u = a * s_new / chunk;
+    let lo = u.floor();
+    let frac = u - lo;
+    let at = |k: f64| if k <= 0.0 { t_dec } else { step_with(k, chunk) };
+    let t_lo = at(lo);
+    if frac <= 0.0 {
+        t_lo
+    } else {
+        (1.0 - frac) * t_lo + frac * at(lo + 1.0)
+    }
 }
 
 /// Share of a new request's arrivals that find the engine mid-step: with `running` requests in
@@ -648,6 +676,20 @@ mod tests {
     use crate::hardware::SystemRegistry;
     use crate::model::ModelRegistry;
     use crate::perf::SolSource;
+
+    #[test]
+    fn mixed_step_mean_is_over_whole_arrivals() {
+        // A step with any prefill pays a fixed 5 ms on top of 1 ms per prefilled prompt (the
+        // shape of a MoE step, which reads every expert once any prompt rides along).
+        let step = |k: f64, _tokens: f64| 10.0 + 5.0 + k;
+        // A quarter of the steps carry one prompt: 0.75·10 + 0.25·16.
+        assert!((mean_mixed_step(0.25, 100.0, 1000.0, 10.0, &step) - 11.5).abs() < 1e-12);
+        // 1.5 prompts per step: half the steps carry one, half two.
+        assert!((mean_mixed_step(1.5, 100.0, 1000.0, 10.0, &step) - 16.5).abs() < 1e-12);
+        // A 3000-token prompt on a 1000-token budget: 0.2 prompts are 0.6 budget-sized chunks.
+        assert!((mean_mixed_step(0.2, 3000.0, 1000.0, 10.0, &step) - 13.6).abs() < 1e-12);
+        assert_eq!(mean_mixed_step(0.0, 100.0, 1000.0, 10.0, &step), 10.0);
+    }
 
     #[test]
     fn sglang_waves_put_the_prefill_burst_in_ttft() {
