@@ -132,10 +132,11 @@ mod tests {
     use crate::model::ModelRegistry;
     use crate::quant::QuantConfig;
 
-    #[test]
-    fn qwen3_32b_tp2_h200_hand_calculation() {
-        // Hand count: weights 30.51, KV 56·5000·(4·128·64·2·2) B = 34.18 GiB,
-        // act 2·8192·5120·6.5 B (we use hidden size), nccl 358612992 B, other 3.5 GiB.
+    fn qwen3_32b_tp2_h200() -> (
+        crate::model::ModelSpec,
+        crate::hardware::SystemSpec,
+        WorkerGraph,
+    ) {
         let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
         let sys = SystemRegistry::builtin().get("h200_sxm").unwrap().clone();
         let p = Parallel {
@@ -143,6 +144,14 @@ mod tests {
             ..Parallel::single()
         };
         let g = WorkerGraph::build(&m, &p, &QuantConfig::default()).unwrap();
+        (m, sys, g)
+    }
+
+    #[test]
+    fn qwen3_32b_tp2_h200_hand_calculation() {
+        // Hand count: weights 30.51, KV 56·5000·(4·128·64·2·2) B = 34.18 GiB,
+        // act 2·8192·5120·6.5 B (we use hidden size), nccl 358612992 B, other 3.5 GiB.
+        let (m, sys, g) = qwen3_32b_tp2_h200();
         let mb = memory(
             &m,
             &g,
@@ -172,13 +181,7 @@ mod tests {
         // Qwen3-32B tp2 on H200 under SGLang: the KV pool is what 0.88 of the 151 397 597 184 B
         // leaves after the weights (32 761 446 400 B) and the NCCL buffers (358 612 992 B);
         // activations and the runtime reserve sit in the other 12 %.
-        let m = ModelRegistry::builtin().resolve("QWEN3_32B").unwrap();
-        let sys = SystemRegistry::builtin().get("h200_sxm").unwrap().clone();
-        let p = Parallel {
-            tp: 2,
-            ..Parallel::single()
-        };
-        let g = WorkerGraph::build(&m, &p, &QuantConfig::default()).unwrap();
+        let (m, sys, g) = qwen3_32b_tp2_h200();
         let inp = MemoryInput {
             batch: 1.0,
             seq_len: 5000.0,

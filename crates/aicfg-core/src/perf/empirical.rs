@@ -29,13 +29,6 @@ pub struct BackendCalib {
 }
 
 impl BackendCalib {
-    /// Host time of one step carrying `reqs` requests (ms).
-    pub fn host_ms(&self, reqs: f64) -> f64 {
-        self.step_ms + self.req_us * reqs.max(0.0) * 1e-3
-    }
-}
-
-impl BackendCalib {
     /// No host cost at all: the roofline's, and the simulator's workers (it adds its own).
     pub const ZERO: BackendCalib = BackendCalib {
         step_ms: 0.0,
@@ -43,6 +36,11 @@ impl BackendCalib {
         wait_steps: 0.0,
         req_us: 0.0,
     };
+
+    /// Host time of one step carrying `reqs` requests (ms).
+    pub fn host_ms(&self, reqs: f64) -> f64 {
+        self.step_ms + self.req_us * reqs.max(0.0) * 1e-3
+    }
 }
 
 /// Kernel constants of one GPU generation: efficiencies against the datasheet peaks and fixed
@@ -409,10 +407,8 @@ impl EmpiricalParams {
 
     pub fn backend(&self, name: &str) -> BackendCalib {
         self.backends.get(name).copied().unwrap_or(BackendCalib {
-            step_ms: 0.0,
-            ttft_ms: 0.0,
             wait_steps: 1.0,
-            req_us: 0.0,
+            ..BackendCalib::ZERO
         })
     }
 }

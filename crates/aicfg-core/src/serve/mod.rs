@@ -634,14 +634,15 @@ pub fn compose(
     let mut wait = 0.0;
     // A closed loop that would outrun the prefill pool saturates it: λ = capacity and the
     // surplus waits (Little's law, below). Below saturation, the open-loop queue wait applies.
-    let saturated = unqueued >= cap;
-    for _ in 0..if saturated { 0 } else { 30 } {
-        let rho = (lambda / cap).min(0.95);
-        // M/D/1 wait for a batch of service time `t_pre` at load ρ, spread over x servers
-        // (the √x of the Kingman approximation for many servers); no fitted multiplier.
-        wait = t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
-        let next = (n_total / (base + wait + d_iter * t_dec) * 1000.0).min(cap);
-        lambda = 0.5 * (lambda + next);
+    if unqueued < cap {
+        for _ in 0..30 {
+            let rho = (lambda / cap).min(0.95);
+            // M/D/1 wait for a batch of service time `t_pre` at load ρ, spread over x servers
+            // (the √x of the Kingman approximation for many servers); no fitted multiplier.
+            wait = t_pre * rho / (2.0 * (1.0 - rho)) / x.sqrt();
+            let next = (n_total / (base + wait + d_iter * t_dec) * 1000.0).min(cap);
+            lambda = 0.5 * (lambda + next);
+        }
     }
     let mut steady = base + wait;
     let closed = n_total / lambda * 1000.0 - d_iter * t_dec;
