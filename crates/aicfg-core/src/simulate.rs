@@ -4,9 +4,7 @@ use crate::error::{AicfgError, Result};
 use crate::estimate::{build_workers, params_for, EstimateRequest, Workers};
 use crate::perf::source::DeploymentSources;
 use crate::perf::{BackendCalib, EmpiricalParams};
-use crate::serve::sim::{
-    simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimReport, SimSpec,
-};
+use crate::serve::sim::{simulate_agg, simulate_disagg, DisaggLayout, Load, SimReport, SimSpec};
 use crate::serve::ServeMode;
 use crate::DatabaseMode;
 
@@ -26,11 +24,15 @@ pub fn concurrency_of(req: &EstimateRequest) -> u32 {
 /// `concurrency` requests: a cost cap (≈0.1 s per replay), not a property of the benchmark.
 pub const MAX_REPLAY_TOKENS: f64 = 4.0e6;
 
-/// The spec a concurrency benchmark of this request runs (`harness` requests per client, cut to
-/// [`MAX_REPLAY_TOKENS`] for the largest runs).
-pub fn bench_spec(req: &EstimateRequest, serving: &ServingCalib) -> SimSpec {
+/// Requests a concurrency benchmark sends per client: aiperf/genai-perf style harnesses set the
+/// request count to concurrency × 10, the first wave starting at once.
+pub const BENCH_REQUESTS_PER_CLIENT: f64 = 10.0;
+
+/// The spec a concurrency benchmark of this request runs ([`BENCH_REQUESTS_PER_CLIENT`]
+/// requests per client, cut to [`MAX_REPLAY_TOKENS`] for the largest runs).
+pub fn bench_spec(req: &EstimateRequest) -> SimSpec {
     let c = concurrency_of(req);
-    let full = c as f64 * serving.harness.requests_per_concurrency;
+    let full = c as f64 * BENCH_REQUESTS_PER_CLIENT;
     let cut = (MAX_REPLAY_TOKENS / req.workload.osl.max(1.0)).max(c as f64);
     let n = full
         .min(cut)
@@ -43,16 +45,13 @@ pub fn bench_spec(req: &EstimateRequest, serving: &ServingCalib) -> SimSpec {
 pub struct Simulated {
     pub report: SimReport,
     pub database_mode: DatabaseMode,
-    pub overheads: Overheads,
+    /// Host constants the simulation ran with (those of the op source's calibration).
+    pub host: BackendCalib,
 }
 
 /// Simulate `req` under `spec` with the request's (or embedded) op constants.
-pub fn simulate(
-    req: &EstimateRequest,
-    spec: &SimSpec,
-    serving: &ServingCalib,
-) -> Result<Simulated> {
-    simulate_with(req, spec, &params_for(req), serving)
+pub fn simulate(req: &EstimateRequest, spec: &SimSpec) -> Result<Simulated> {
+    simulate_with(req, spec, &params_for(req))
 }
 
 /// As `simulate`, with explicit op constants (calibration loops).
@@ -60,7 +59,6 @@ pub fn simulate_with(
     req: &EstimateRequest,
     spec: &SimSpec,
     params: &EmpiricalParams,
-    serving: &ServingCalib,
 ) -> Result<Simulated> {
     req.workload.validate()?;
     crate::memory::check_fraction(req.free_gpu_memory_fraction)?;
@@ -75,15 +73,12 @@ pub fn simulate_with(
         req.backend_version.as_deref(),
     )?;
     let mode = srcs.mode();
-    let overheads = match mode {
-        DatabaseMode::Sol => Overheads::ZERO,
-        DatabaseMode::Empirical => serving.overheads(req.backend, false),
-        _ => serving.overheads(req.backend, true),
-    };
-    // The host costs are the simulator's own; the closed-form ones must not be added again.
+    // One set of host constants for both serving models: those the op source's calibration
+    // carries (zero for the roofline). The workers get none, so nothing is added twice.
+    let host = srcs.main.calib;
     let w = req.workload;
     let report = match build_workers(req, &srcs, Some(BackendCalib::ZERO))? {
-        Workers::Agg(wk) => simulate_agg(&wk, &w, spec, &overheads)?,
+        Workers::Agg(wk) => simulate_agg(&wk, &w, spec, &host)?,
         Workers::Disagg {
             prefill: pre,
             decode: dec,
@@ -95,7 +90,7 @@ pub fn simulate_with(
                 decode_workers: req.decode.workers.max(1),
                 decode_batch: to_u32(req.decode.batch_size),
             };
-            simulate_disagg(&pre, &dec, &w, &layout, spec, &overheads)?
+            simulate_disagg(&pre, &dec, &w, &layout, spec, &host)?
         }
     };
     srcs.check()?;
@@ -108,6 +103,6 @@ pub fn simulate_with(
     Ok(Simulated {
         report,
         database_mode: mode,
-        overheads,
+        host,
     })
 }

@@ -8,22 +8,20 @@ use aicfg_core::hardware::SystemSpec;
 use aicfg_core::input::EstimateInput;
 use aicfg_core::perf::source::DeploymentSources;
 use aicfg_core::perf::{BackendCalib, Step};
-use aicfg_core::serve::sim::{
-    simulate_agg, simulate_disagg, DisaggLayout, Load, Overheads, ServingCalib, SimSpec,
-};
+use aicfg_core::serve::sim::{simulate_agg, simulate_disagg, DisaggLayout, Load, SimSpec};
 use aicfg_core::serve::Worker;
 use aicfg_core::simulate::simulate;
 use aicfg_core::test_support::{close, roofline_worker, workload as wl};
 use aicfg_core::{ModelRegistry, ModelSpec, SystemRegistry};
 use proptest::prelude::*;
 
-// Constants added to `Overheads` later stay zero here.
+// Constants added to `BackendCalib` later stay zero here.
 #[allow(clippy::needless_update)]
-const OV: Overheads = Overheads {
-    iter_ms: 0.4,
-    per_req_us: 15.0,
-    api_ms: 2.0,
-    ..Overheads::ZERO
+const OV: BackendCalib = BackendCalib {
+    step_ms: 0.4,
+    req_us: 15.0,
+    ttft_ms: 2.0,
+    ..BackendCalib::ZERO
 };
 
 fn setup() -> (ModelSpec, SystemSpec) {
@@ -38,11 +36,10 @@ fn worker<'a>(m: &'a ModelSpec, s: &'a SystemSpec, b: Backend, tp: u32) -> Worke
 }
 
 /// Llama-3.1-8B, a 128-token prompt, one H100, one client, the empirical op model and the
-/// embedded serving constants: TTFT is the API cost, one iteration's host time and the
+/// embedded host constants: TTFT is the API cost, one iteration's host time and the
 /// prefill's GPU time — no floor — and TPOT one decode iteration.
 #[test]
 fn single_request_ttft_is_prefill_plus_host_overheads_per_backend() {
-    let serving = ServingCalib::embedded();
     for b in Backend::ALL {
         let input = EstimateInput {
             model: "LLAMA3.1_8B".into(),
@@ -66,12 +63,13 @@ fn single_request_ttft_is_prefill_plus_host_overheads_per_backend() {
         let Workers::Agg(wk) = build_workers(&req, &srcs, Some(BackendCalib::ZERO)).unwrap() else {
             panic!("an agg request builds one worker")
         };
-        let ov = serving.overheads(b, false);
-        let sim = simulate(&req, &SimSpec::new(Load::Concurrency(1), 1), &serving).unwrap();
+        // The simulator's host constants are the calibration's, as the closed form's are.
+        let ov = srcs.main.calib;
+        let sim = simulate(&req, &SimSpec::new(Load::Concurrency(1), 1)).unwrap();
         let r = sim.report;
         // 128 lies on the simulator's prompt-length price grid, so the prefill is exact.
         let prefill = wk.step_ms(&Step::context(1.0, 128.0, 0.0));
-        let want = ov.api_ms + ov.iter_ms + prefill.max(ov.per_req_us * 1e-3);
+        let want = ov.ttft_ms + ov.step_wall_ms(prefill, 1.0);
         assert!(
             (r.ttft_ms.mean - want).abs() < 1e-6,
             "{}: TTFT {} vs {want}",
@@ -79,7 +77,7 @@ fn single_request_ttft_is_prefill_plus_host_overheads_per_backend() {
             r.ttft_ms.mean
         );
         // Decode attends to 129–191 tokens (KV priced on a grid: within 0.5 %).
-        let dec = ov.iter_ms + wk.step_ms(&Step::decode(1.0, 160.0, 1.0));
+        let dec = ov.step_wall_ms(wk.step_ms(&Step::decode(1.0, 160.0, 1.0)), 1.0);
         assert!(
             close(r.tpot_ms.mean, dec, 0.02),
             "{}: TPOT {} vs {dec}",

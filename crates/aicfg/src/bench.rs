@@ -25,8 +25,6 @@ pub enum BenchCmd {
     Ops(crate::bench_ops::OpsArgs),
     /// Benchmark a running OpenAI-compatible endpoint (streaming TTFT, ITL, TPOT, throughput).
     Serve(Box<crate::serve_bench::ServeBenchArgs>),
-    /// Fit the simulator's serving constants (per backend) to a measured-runs CSV.
-    FitServing(crate::bench_serving::FitServingArgs),
     /// Time the request-level simulator on the reference cases.
     Sim(crate::bench_sim::SimBenchArgs),
 }
@@ -57,9 +55,6 @@ pub struct AccuracyArgs {
     /// the request-level simulator (slower: minutes for the full CSV).
     #[arg(long = "serving-model", default_value = "closed-form")]
     pub serving_model: String,
-    /// Simulator serving constants (YAML) replacing the embedded ones.
-    #[arg(long)]
-    pub serving: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -109,7 +104,6 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Ops(a) => crate::bench_ops::run(&a),
         BenchCmd::Serve(a) => crate::serve_bench::run(&a),
         BenchCmd::Sim(a) => crate::bench_sim::run(&a),
-        BenchCmd::FitServing(a) => crate::bench_serving::fit(&a),
     }
 }
 
@@ -179,10 +173,7 @@ fn accuracy(a: &AccuracyArgs) -> Result<()> {
     let rows = read_rows(&a.csv)?;
     let prepared = prepare(rows, mode, a.backend_version.clone());
     let preds = match a.serving_model.as_str() {
-        "sim" => {
-            let serving = crate::bench_serving::load_serving(a.serving.as_ref())?;
-            crate::bench_serving::predict_all_sim(&prepared, &params, &serving, None)
-        }
+        "sim" => crate::bench_serving::predict_all_sim(&prepared, &params),
         "closed-form" | "closed" => predict_all(&prepared, &params),
         m => anyhow::bail!("unknown --serving-model '{m}' (known: sim, closed-form)"),
     };

@@ -2,7 +2,7 @@
 //! core). Prints numbers; BENCHMARKS.md records them.
 use aicfg_core::estimate::{QuantRequest, WorkerSpec};
 use aicfg_core::model::graph::Parallel;
-use aicfg_core::serve::sim::{Load, ServingCalib, SimSpec};
+use aicfg_core::serve::sim::{Load, SimSpec};
 use aicfg_core::simulate::simulate;
 use aicfg_core::{
     Backend, DatabaseMode, EstimateRequest, ModelRegistry, ServeMode, SystemRegistry, Workload,
@@ -45,7 +45,6 @@ pub fn run(a: &SimBenchArgs) -> Result<()> {
     let mode = DatabaseMode::parse(&a.database_mode)?;
     let models = ModelRegistry::builtin();
     let systems = SystemRegistry::builtin();
-    let serving = ServingCalib::embedded();
     let w = Workload {
         isl: 4000.0,
         osl: 500.0,
@@ -116,11 +115,11 @@ pub fn run(a: &SimBenchArgs) -> Result<()> {
     ]);
     for (label, req, c) in cases {
         let spec = SimSpec::new(Load::Concurrency(c), a.num_requests);
-        let first = simulate(&req, &spec, &serving)?;
+        let first = simulate(&req, &spec)?;
         let mut times: Vec<f64> = (0..a.repeat.max(1))
             .map(|_| {
                 let (t0, c0) = (Instant::now(), cpu_ns());
-                let _ = simulate(&req, &spec, &serving);
+                let _ = simulate(&req, &spec);
                 match (c0, cpu_ns()) {
                     (Some(a), Some(b)) => (b - a) as f64 * 1e-6,
                     _ => t0.elapsed().as_secs_f64() * 1e3,

@@ -59,9 +59,6 @@ pub struct SimArgs {
     /// Goodput SLA: TPOT limit (ms).
     #[arg(long = "sla-tpot", alias = "sla_tpot", value_parser = crate::limits_args::finite)]
     pub sla_tpot: Option<f64>,
-    /// Simulator serving constants (YAML) replacing the embedded ones.
-    #[arg(long)]
-    pub serving: Option<PathBuf>,
 }
 
 impl SimArgs {
@@ -139,8 +136,7 @@ impl SimArgs {
 
     pub fn run(&self, req: &EstimateRequest) -> Result<(SimSpec, Simulated)> {
         let spec = self.spec(req)?;
-        let serving = crate::bench_serving::load_serving(self.serving.as_ref())?;
-        let s = simulate(req, &spec, &serving)?;
+        let s = simulate(req, &spec)?;
         Ok((spec, s))
     }
 }
@@ -171,7 +167,7 @@ pub fn json(spec: &SimSpec, s: &Simulated) -> serde_json::Value {
         "warmup_requests": spec.warmup,
         "seed": spec.seed,
         "database_mode": s.database_mode.name(),
-        "overheads": s.overheads,
+        "host": {"step_ms": s.host.step_ms, "req_us": s.host.req_us, "api_ms": s.host.ttft_ms},
         "ttft_ms": d(&r.ttft_ms),
         "tpot_ms": d(&r.tpot_ms),
         "itl_ms": d(&r.itl_ms),
@@ -203,9 +199,9 @@ pub fn render(spec: &SimSpec, s: &Simulated) -> String {
         spec.num_requests,
         r.measured_requests,
         spec.seed,
-        s.overheads.iter_ms,
-        s.overheads.per_req_us,
-        s.overheads.api_ms
+        s.host.step_ms,
+        s.host.req_us,
+        s.host.ttft_ms
     );
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![

@@ -37,9 +37,11 @@ impl BackendCalib {
         req_us: 0.0,
     };
 
-    /// Host time of one step carrying `reqs` requests (ms).
-    pub fn host_ms(&self, reqs: f64) -> f64 {
-        self.step_ms + self.req_us * reqs.max(0.0) * 1e-3
+    /// Wall time of one step of `gpu_ms` GPU work carrying `reqs` requests (ms): the host cost
+    /// adds to the GPU time. (Hiding the per-request part behind the GPU step, as overlapping
+    /// schedulers claim to, fits the measured TPOTs worse: 14.0 → 15.5 % MdAPE.)
+    pub fn step_wall_ms(&self, gpu_ms: f64, reqs: f64) -> f64 {
+        gpu_ms + self.step_ms + self.req_us * reqs.max(0.0) * 1e-3
     }
 }
 

@@ -161,6 +161,18 @@ impl<'a> Worker<'a> {
         price_step(&self.graph, self.system, self.source, s, scale, false).total_ms
     }
 
+    /// Wall time of one step (ms): GPU time plus the host time the framework leaves exposed,
+    /// for a step carrying `reqs` requests.
+    pub fn wall_ms(&self, s: &Step, reqs: f64) -> f64 {
+        self.calib.step_wall_ms(self.step_ms(s), reqs)
+    }
+
+    /// Wall time of a prefill of `s` run as `chunks` budget-sized steps of `reqs` requests each.
+    pub fn chunked_wall_ms(&self, s: &Step, reqs: f64, chunks: f64) -> f64 {
+        let k = chunks.max(1.0);
+        self.calib.step_wall_ms(self.step_ms(s) / k, reqs) * k
+    }
+
     pub fn breakdown(&self, s: &Step) -> Vec<OpTime> {
         let scale = if s.gen_reqs > 0.0 {
             self.layer_scale
@@ -302,16 +314,16 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
                 gen_kv_len: kv_avg,
                 gen_tokens_per_req: tpr,
             };
-            wk.step_ms(&s) + c.host_ms(running.max(a))
+            wk.wall_ms(&s, running.max(a))
         } else {
             // Prefill batches run on their own, then decoding resumes.
             let pre = if a > 0.0 {
-                wk.step_ms(&Step::context(a, tokens_each, w.prefix)) + c.host_ms(a)
+                wk.wall_ms(&Step::context(a, tokens_each, w.prefix), a)
             } else {
                 0.0
             };
             let dec = if gen > 0.0 {
-                wk.step_ms(&Step::decode(gen, kv_avg, tpr)) + c.host_ms(gen)
+                wk.wall_ms(&Step::decode(gen, kv_avg, tpr), gen)
             } else {
                 0.0
             };
@@ -410,11 +422,12 @@ fn agg_in_waves(wk: &Worker, w: &Workload, n: f64, running: f64, budget: f64) ->
     let s_new = w.new_tokens();
     let kv_avg = w.isl + w.osl / 2.0;
     let (chunks, group) = w.prompt_chunking(budget, running);
-    let t_group =
-        (wk.step_ms(&Step::context(group, s_new / chunks, w.prefix)) + c.host_ms(group)) * chunks;
+    let t_group = wk.wall_ms(&Step::context(group, s_new / chunks, w.prefix), group) * chunks;
     let groups = (running / group).ceil();
-    let t_dec =
-        wk.step_ms(&Step::decode(running, kv_avg, w.gen_tokens_per_req())) + c.host_ms(running);
+    let t_dec = wk.wall_ms(
+        &Step::decode(running, kv_avg, w.gen_tokens_per_req()),
+        running,
+    );
     let ttft_run =
         c.ttft_ms + c.wait_steps * busy_share(running) * t_dec + t_group * (groups + 1.0) / 2.0;
     // Early groups wait for the later groups' prefill before their second token.
@@ -450,12 +463,11 @@ pub fn static_batch(wk: &Worker, w: &Workload, batch: f64) -> Perf {
     let b = batch.max(1.0);
     let c = wk.calib;
     let chunks = (b * w.new_tokens() / wk.budget()).ceil().max(1.0);
-    let ctx = wk.step_ms(&Step::context(b, w.new_tokens(), w.prefix)) + c.host_ms(b) * chunks;
-    let dec = wk.step_ms(&Step::decode(
+    let ctx = wk.chunked_wall_ms(&Step::context(b, w.new_tokens(), w.prefix), b, chunks);
+    let dec = wk.wall_ms(
+        &Step::decode(b, w.isl + w.osl / 2.0, w.gen_tokens_per_req()),
         b,
-        w.isl + w.osl / 2.0,
-        w.gen_tokens_per_req(),
-    )) + c.host_ms(b);
+    );
     let ttft = ctx + c.ttft_ms;
     finish(ttft, dec / w.progress(), w, b * dp, wk.gpus(), b, 0.0)
 }
@@ -498,8 +510,7 @@ pub fn prefill_side(pre: &Worker, w: &Workload, batch: f64) -> PrefillSide {
     let pb = batch.max(1.0);
     let s_new = w.new_tokens();
     let chunks = (pb * s_new / pre.budget()).ceil().max(1.0);
-    let batch_ms =
-        pre.step_ms(&Step::context(pb, s_new, w.prefix)) + pre.calib.host_ms(pb) * chunks;
+    let batch_ms = pre.chunked_wall_ms(&Step::context(pb, s_new, w.prefix), pb, chunks);
     PrefillSide {
         batch: pb,
         batch_ms,
@@ -518,7 +529,7 @@ pub fn decode_side(dec: &Worker, w: &Workload, batch: f64) -> DecodeSide {
         .min(mem.max_requests_by_kv.max(1.0))
         .min(dec.backend.max_running());
     let kv_avg = w.isl + w.osl / 2.0;
-    let step_ms = dec.step_ms(&Step::decode(running, kv_avg, tpr)) + dec.calib.host_ms(running);
+    let step_ms = dec.wall_ms(&Step::decode(running, kv_avg, tpr), running);
     let tpot_ms = step_ms / w.progress();
     DecodeSide {
         batch: b_rank,

@@ -10,7 +10,7 @@ use aicfg_core::estimate::{predict_with, EstimateRequest};
 use aicfg_core::measure::calib::{DeploymentDesc, PoolDesc};
 use aicfg_core::measure::{BenchSummary, CorrectionScales, LengthDist, SloTargets, CALIB_COLUMNS};
 use aicfg_core::perf::EmpiricalParams;
-use aicfg_core::serve::sim::{Dist as SimDist, Load, ServingCalib, SimSpec};
+use aicfg_core::serve::sim::{Dist as SimDist, Load, SimSpec};
 use aicfg_core::simulate::{concurrency_of, simulate_with, MAX_REPLAY_TOKENS};
 use aicfg_core::DatabaseMode;
 use aicfg_gen::GeneratorConfig;
@@ -399,7 +399,6 @@ fn predict(
 fn simulate_point(
     req: &EstimateRequest,
     params: &EmpiricalParams,
-    serving: &ServingCalib,
     per: u64,
     warm: u64,
 ) -> std::result::Result<Simulated, String> {
@@ -412,7 +411,7 @@ fn simulate_point(
     let max = aicfg_core::serve::sim::MAX_REQUESTS as u64;
     let mut spec = SimSpec::new(Load::Concurrency(c as u32), total.min(max) as u32);
     spec.warmup = warmup.min(total.min(max).saturating_sub(1)) as u32;
-    let s = simulate_with(req, &spec, params, serving).map_err(|e| e.to_string())?;
+    let s = simulate_with(req, &spec, params).map_err(|e| e.to_string())?;
     let r = s.report;
     Ok(Simulated {
         ttft_ms: r.ttft_ms,
@@ -537,7 +536,6 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
         }
         all
     });
-    let serving = ServingCalib::embedded();
     let mut points = Vec::new();
     for (p, _, s) in &results {
         let c = p.concurrency.unwrap_or(1);
@@ -553,7 +551,7 @@ pub fn evaluate(t: &Deployment, a: &EvalArgs, url: Option<String>) -> Result<()>
         let sim = req
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|r| simulate_point(r, &params, &serving, per, warm));
+            .and_then(|r| simulate_point(r, &params, per, warm));
         let (simulated, simulation_note) = match sim {
             Ok(x) => (Some(x), None),
             Err(e) => (None, Some(e)),

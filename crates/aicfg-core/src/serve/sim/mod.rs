@@ -4,51 +4,29 @@
 //! replica) runs iterations the way its framework's scheduler builds them (`scheduler.rs`):
 //! which decodes and prefill chunks share an iteration, how many tokens and requests it may
 //! hold, when KV room admits a request and what happens when it runs out. Every iteration is
-//! priced by `Worker::step_ms` (GPU time) plus the framework's host time per iteration; each
-//! request pays a small API cost (HTTP, tokenisation) before the scheduler sees it. Loads
+//! priced by `Worker::step_ms` (GPU time) plus the framework's host time per iteration, and
+//! each request pays the API path (HTTP, tokenisation) before the scheduler sees it — the same
+//! fitted host constants (`BackendCalib`: `step_ms`, `req_us`, `ttft_ms`) and the same rule
+//! (`BackendCalib::step_wall_ms`) as the closed form; its `wait_steps` is what this simulation
+//! plays out step by step, so it is not used here. Loads
 //! (`load.rs`) are closed loops, open loops at a rate, offline batches and traces; statistics
 //! (`stats.rs`) are bounded histograms, so memory grows with requests in flight only.
-mod calib;
 mod load;
 mod scheduler;
 mod stats;
 
-pub use calib::{bounds as calib_bounds, Harness, ServingCalib};
 pub use load::{parse_trace, LengthDist, Load, SimRng, TraceRequest};
-pub use scheduler::{iteration_ms, Policy, Role};
+pub use scheduler::{Policy, Role};
 pub use stats::{Dist, SeriesPoint};
 
 use crate::error::{AicfgError, Result};
+use crate::perf::BackendCalib;
 use crate::serve::{kv_transfer_ms, Worker, Workload};
 use scheduler::{blocks, Rank, Req, StepCost};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use stats::{Histogram, Series};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-
-/// Host-side serving costs of one framework (each physical, bounded, fitted per backend).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Overheads {
-    /// Per-iteration host time that never overlaps the GPU (ms): the scheduler's
-    /// synchronisation with the device, launching the step's graph, collecting its output.
-    pub iter_ms: f64,
-    /// Per-request host work in one iteration (µs): batch bookkeeping, sampling,
-    /// detokenisation and streaming. It runs beside the GPU work (overlap scheduling), so an
-    /// iteration lasts `iter_ms + max(gpu, per_req_us · requests)`: host-bound at large
-    /// batches of small models.
-    pub per_req_us: f64,
-    /// Per-request API cost before the scheduler sees a request and after its first token
-    /// (ms): HTTP, chat template, tokenisation, the first detokenisation.
-    pub api_ms: f64,
-}
-
-impl Overheads {
-    pub const ZERO: Overheads = Overheads {
-        iter_ms: 0.0,
-        per_req_us: 0.0,
-        api_ms: 0.0,
-    };
-}
 
 /// Largest simulated request count and engine iterations (inputs are user-sized).
 pub const MAX_REQUESTS: u32 = 2_000_000;
@@ -194,7 +172,7 @@ const GONE: u32 = u32::MAX;
 struct Sim<'a> {
     w: Workload,
     spec: &'a SimSpec,
-    ov: Overheads,
+    host: BackendCalib,
     reqs: Vec<Req>,
     state: Vec<u32>,
     free: Vec<u32>,
@@ -264,11 +242,11 @@ fn kv_capacity_tokens(wk: &Worker, w: &Workload, budget: f64) -> u64 {
 }
 
 impl<'a> Sim<'a> {
-    fn new(w: &Workload, spec: &'a SimSpec, ov: &Overheads) -> Self {
+    fn new(w: &Workload, spec: &'a SimSpec, host: &BackendCalib) -> Self {
         Sim {
             w: *w,
             spec,
-            ov: *ov,
+            host: *host,
             reqs: Vec::new(),
             state: Vec::new(),
             free: Vec::new(),
@@ -372,7 +350,7 @@ impl<'a> Sim<'a> {
             }
         };
         self.state[id as usize] = 0;
-        self.push(t + self.ov.api_ms, EV_ARRIVE, id);
+        self.push(t + self.host.ttft_ms, EV_ARRIVE, id);
     }
 
     /// Least-loaded rank among engines of `role`.
@@ -581,7 +559,7 @@ impl<'a> Sim<'a> {
                 nd as u32,
                 kv / nd.max(1) as f64,
             );
-            dur = dur.max(iteration_ms(&self.ov, gpu, nc + nd));
+            dur = dur.max(self.host.step_wall_ms(gpu, (nc + nd) as f64));
         }
         if !any {
             eng.busy = false;
@@ -904,11 +882,11 @@ pub fn simulate_agg(
     wk: &Worker,
     w: &Workload,
     spec: &SimSpec,
-    ov: &Overheads,
+    host: &BackendCalib,
 ) -> Result<SimReport> {
     w.validate()?;
     spec.validate()?;
-    let mut sim = Sim::new(w, spec, ov);
+    let mut sim = Sim::new(w, spec, host);
     let pol = policy_for(wk, spec);
     sim.costs.push(StepCost::new(wk, (1 + w.nextn) as f64));
     let cap = kv_capacity_tokens(wk, w, pol.token_budget as f64);
@@ -924,7 +902,7 @@ pub fn simulate_disagg<'a>(
     w: &Workload,
     layout: &DisaggLayout,
     spec: &'a SimSpec,
-    ov: &Overheads,
+    host: &BackendCalib,
 ) -> Result<SimReport> {
     w.validate()?;
     spec.validate()?;
@@ -941,7 +919,7 @@ pub fn simulate_disagg<'a>(
             ));
         }
     }
-    let mut sim = Sim::new(w, spec, ov);
+    let mut sim = Sim::new(w, spec, host);
     sim.xfer = Some((pre, dec));
     sim.costs.push(StepCost::new(pre, 1.0));
     sim.costs.push(StepCost::new(dec, (1 + w.nextn) as f64));

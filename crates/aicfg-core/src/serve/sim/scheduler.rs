@@ -1,6 +1,5 @@
 //! Per-backend schedulers as data: what one engine iteration may hold, how KV is reserved,
 //! and the host time of an iteration. The event loop in `mod.rs` drives them.
-use super::Overheads;
 use crate::backend::Backend;
 use crate::perf::Step;
 use crate::serve::Worker;
@@ -203,13 +202,6 @@ impl<'a> StepCost<'a> {
         let f = ((kv.max(1.0) - k0) / (k1 - k0)).clamp(0.0, 1.0);
         a + (b - a) * f
     }
-}
-
-/// Host time of one iteration on one rank: a fixed part that never overlaps the GPU (the
-/// step's synchronisation and launch), and per-request work (scheduling, sampling,
-/// detokenisation, output streaming) that the overlap scheduler hides behind the GPU work.
-pub fn iteration_ms(ov: &Overheads, gpu_ms: f64, reqs: usize) -> f64 {
-    ov.iter_ms + gpu_ms.max(ov.per_req_us * 1e-3 * reqs as f64)
 }
 
 /// Tokens rounded up to whole blocks.

@@ -24,10 +24,11 @@ fn worker<'a>(f: &'a Fix, b: Backend, tp: u32, fraction: Option<f64>, nextn: u32
     roofline_worker(&f.m, &f.sys, b, tp, fraction, nextn).unwrap()
 }
 
-const OV: Overheads = Overheads {
-    iter_ms: 0.5,
-    per_req_us: 10.0,
-    api_ms: 3.0,
+const OV: BackendCalib = BackendCalib {
+    step_ms: 0.5,
+    req_us: 10.0,
+    ttft_ms: 3.0,
+    wait_steps: 0.0,
 };
 
 #[test]
@@ -38,13 +39,13 @@ fn one_request_is_api_plus_prefill_then_decode_steps() {
     let r = simulate_agg(&wk, &w, &SimSpec::new(Load::Concurrency(1), 1), &OV).unwrap();
     // 1024 lies on the price grid, so the prefill is priced exactly.
     let pre = wk.step_ms(&Step::context(1.0, 1024.0, 0.0));
-    let ttft = OV.api_ms + OV.iter_ms + pre;
+    let ttft = OV.ttft_ms + OV.step_wall_ms(pre, 1.0);
     assert!(
         (r.ttft_ms.mean - ttft).abs() < 1e-9,
         "{} vs {ttft}",
         r.ttft_ms.mean
     );
-    let dec = OV.iter_ms + wk.step_ms(&Step::decode(1.0, 1025.0, 1.0));
+    let dec = OV.step_wall_ms(wk.step_ms(&Step::decode(1.0, 1025.0, 1.0)), 1.0);
     assert!(
         close(r.tpot_ms.mean, dec, 0.005),
         "{} vs {dec}",
@@ -62,8 +63,8 @@ fn a_batch_that_fills_the_token_budget_prefills_in_one_step() {
     // Four 2048-token prompts are exactly the 8192-token budget.
     let w = wl(2048.0, 2.0);
     let r = simulate_agg(&wk, &w, &SimSpec::new(Load::Offline, 4), &OV).unwrap();
-    let step = OV.iter_ms + wk.step_ms(&Step::context(4.0, 2048.0, 0.0));
-    assert!((r.ttft_ms.mean - (OV.api_ms + step)).abs() < 1e-9);
+    let step = OV.step_wall_ms(wk.step_ms(&Step::context(4.0, 2048.0, 0.0)), 4.0);
+    assert!((r.ttft_ms.mean - (OV.ttft_ms + step)).abs() < 1e-9);
     assert!(close(r.ttft_ms.p99, r.ttft_ms.mean, 0.003));
     // A fifth prompt no longer fits: it waits one step and rides with the four decodes.
     let r5 = simulate_agg(&wk, &w, &SimSpec::new(Load::Offline, 5), &OV).unwrap();
@@ -75,8 +76,8 @@ fn a_batch_that_fills_the_token_budget_prefills_in_one_step() {
         gen_kv_len: 2048.0,
         gen_tokens_per_req: 1.0,
     };
-    let second = OV.iter_ms + wk.step_ms(&mixed);
-    let want = (4.0 * (OV.api_ms + step) + (OV.api_ms + step + second)) / 5.0;
+    let second = OV.step_wall_ms(wk.step_ms(&mixed), 5.0);
+    let want = (4.0 * (OV.ttft_ms + step) + (OV.ttft_ms + step + second)) / 5.0;
     assert!(
         close(r5.ttft_ms.mean, want, 0.002),
         "{} vs {want}",
@@ -182,7 +183,7 @@ fn mtp_acceptance_is_a_per_step_draw_with_the_asked_mean() {
     w.nextn = 2;
     w.nextn_accepted = 1.2;
     let r = simulate_agg(&wk, &w, &SimSpec::new(Load::Concurrency(1), 1), &OV).unwrap();
-    let step = OV.iter_ms + wk.step_ms(&Step::decode(1.0, 1512.0, 3.0));
+    let step = OV.step_wall_ms(wk.step_ms(&Step::decode(1.0, 1512.0, 3.0)), 1.0);
     assert!(
         close(r.tpot_ms.mean, step / 2.2, 0.05),
         "{} vs {}",
@@ -254,15 +255,15 @@ fn disagg_single_request_is_prefill_transfer_then_decode() {
     };
     let spec = SimSpec::new(Load::Concurrency(1), 1);
     let r = simulate_disagg(&pre, &dec, &w, &layout, &spec, &OV).unwrap();
-    let p = OV.iter_ms + pre.step_ms(&Step::context(1.0, 1024.0, 0.0));
+    let p = OV.step_wall_ms(pre.step_ms(&Step::context(1.0, 1024.0, 0.0)), 1.0);
     let kv = kv_transfer_ms(&pre, &dec, &w, p);
-    let ttft = OV.api_ms + p + kv;
+    let ttft = OV.ttft_ms + p + kv;
     assert!(
         (r.ttft_ms.mean - ttft).abs() < 1e-9,
         "{} vs {ttft}",
         r.ttft_ms.mean
     );
-    let step = OV.iter_ms + dec.step_ms(&Step::decode(1.0, 1025.0, 1.0));
+    let step = OV.step_wall_ms(dec.step_ms(&Step::decode(1.0, 1025.0, 1.0)), 1.0);
     assert!(close(r.tpot_ms.mean, step, 0.005));
     assert_eq!(r.num_gpus, 4);
 }
