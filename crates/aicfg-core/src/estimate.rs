@@ -473,7 +473,7 @@ fn evaluate(
             let mem = wk.memory(
                 perf.running_per_rank,
                 w.isl + w.osl,
-                wk.backend.step_token_budget(req.system.capacity_gib()),
+                wk.backend.step_token_budget(&req.system),
             );
             if perf.kv_queue_ms > 0.0 {
                 notes.push(format!(

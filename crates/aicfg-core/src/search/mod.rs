@@ -1174,7 +1174,7 @@ impl Ctx<'_> {
         r: &serve::DisaggResult,
     ) -> Option<Candidate> {
         let w = self.req.workload;
-        let pbudget = self.backend.step_token_budget(pwk.system.capacity_gib());
+        let pbudget = self.backend.step_token_budget(pwk.system);
         let pplan = self.plan(
             pwk,
             ps.batch as u32,

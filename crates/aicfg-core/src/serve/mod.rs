@@ -188,7 +188,7 @@ impl<'a> Worker<'a> {
 
     pub fn budget(&self) -> f64 {
         self.token_budget
-            .unwrap_or_else(|| self.backend.step_token_budget(self.system.capacity_gib()))
+            .unwrap_or_else(|| self.backend.step_token_budget(self.system))
     }
 
     pub fn memory(&self, batch: f64, seq_len: f64, step_tokens: f64) -> MemoryBreakdown {
@@ -294,7 +294,7 @@ pub fn agg(wk: &Worker, w: &Workload, batch: f64, burst_waves: f64) -> Perf {
     let mem = wk.memory(n, seq_max, budget);
     let running = n
         .min(mem.max_requests_by_kv.max(1.0))
-        .min(wk.backend.max_running());
+        .min(wk.backend.max_running(wk.system));
     let tpr = w.gen_tokens_per_req();
     let d_iter = w.decode_iterations();
     let c = wk.calib;
@@ -527,7 +527,7 @@ pub fn decode_side(dec: &Worker, w: &Workload, batch: f64) -> DecodeSide {
     let mem = dec.memory(b_rank, w.isl + w.osl, b_rank * tpr);
     let running = b_rank
         .min(mem.max_requests_by_kv.max(1.0))
-        .min(dec.backend.max_running());
+        .min(dec.backend.max_running(dec.system));
     let kv_avg = w.isl + w.osl / 2.0;
     let step_ms = dec.wall_ms(&Step::decode(running, kv_avg, tpr), running);
     let tpot_ms = step_ms / w.progress();

@@ -1,6 +1,7 @@
 //! Per-backend schedulers as data: what one engine iteration may hold, how KV is reserved,
 //! and the host time of an iteration. The event loop in `mod.rs` drives them.
 use crate::backend::Backend;
+use crate::hardware::SystemSpec;
 use crate::perf::Step;
 use crate::serve::Worker;
 use serde::Serialize;
@@ -29,9 +30,10 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn for_backend(b: Backend, capacity_gib: f64) -> Self {
-        let budget = b.step_token_budget(capacity_gib) as u32;
-        let max_running = b.max_running() as u32;
+    /// `offline`: an engine with every request queued (vLLM's offline defaults differ).
+    pub fn for_backend(b: Backend, sys: &SystemSpec, offline: bool) -> Self {
+        let (budget, max_running) = b.scheduler_defaults(sys, offline);
+        let (budget, max_running) = (budget as u32, max_running as u32);
         match b {
             // In-flight batching mixes context and generation, GUARANTEED_NO_EVICT capacity
             // scheduler, 32-token blocks. Chunked context on: serving configs enable it
