@@ -5,7 +5,7 @@ use super::{comm_bytes_on_wire, PerfSource, Work, WorkClass};
 use crate::error::{AicfgError, Result};
 use crate::hardware::SystemSpec;
 use crate::model::graph::{CommOp, OpKind};
-use crate::quant::{ComputeDtype, MoeQuant};
+use crate::quant::{ComputeDtype, GemmQuant, MoeQuant};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,6 +53,12 @@ pub struct OpCalib {
     pub gemm_eff_bf16: f64,
     pub gemm_eff_int8: f64,
     pub gemm_eff_fp8: f64,
+    /// Asymptotic efficiency of block-scaled FP8 GEMMs (128×128 weight / 1×128 activation
+    /// scales, DeepGEMM / CUTLASS blockwise): the per-block rescale in the main loop costs MMA
+    /// issue slots a per-tensor-scaled FP8 GEMM does not pay. 0 = as `gemm_eff_fp8` (files
+    /// written before it).
+    #[serde(default)]
+    pub gemm_eff_fp8_block: f64,
     pub gemm_eff_fp4: f64,
     /// GEMM rows at which compute efficiency reaches half its asymptote.
     pub gemm_m_half: f64,
@@ -131,6 +137,7 @@ impl OpCalib {
             ("gemm_eff_bf16", &mut self.gemm_eff_bf16),
             ("gemm_eff_int8", &mut self.gemm_eff_int8),
             ("gemm_eff_fp8", &mut self.gemm_eff_fp8),
+            ("gemm_eff_fp8_block", &mut self.gemm_eff_fp8_block),
             ("gemm_eff_fp4", &mut self.gemm_eff_fp4),
             ("gemm_m_half", &mut self.gemm_m_half),
             ("dequant_eff", &mut self.dequant_eff),
@@ -508,7 +515,14 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
     let bw = sys.gpu.mem_bw * p.mem_eff;
     match w.class {
         WorkClass::Gemm => {
-            let mut eff = ramp(p.gemm_eff(w.dtype), w.m, p.gemm_m_half);
+            let asym = match op {
+                OpKind::Gemm {
+                    quant: GemmQuant::Fp8Block,
+                    ..
+                } if p.gemm_eff_fp8_block > 0.0 => p.gemm_eff_fp8_block,
+                _ => p.gemm_eff(w.dtype),
+            };
+            let mut eff = ramp(asym, w.m, p.gemm_m_half);
             if w.dequant {
                 eff *= p.dequant_eff;
             }
@@ -634,6 +648,44 @@ mod tests {
             &w1,
         );
         assert!((got1 - expect1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn block_scaled_fp8_gemm_has_its_own_asymptote() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h200_sxm").unwrap();
+        let src = EmpiricalSource::embedded();
+        let p = src.p.ops_for(sys, "");
+        assert!(p.gemm_eff_fp8_block > 0.0 && p.gemm_eff_fp8_block < p.gemm_eff_fp8);
+        let (m, n, k) = (8192.0, 8192.0, 8192.0);
+        let mut w = Work::new(
+            WorkClass::Gemm,
+            2.0 * m * n * k,
+            m * n * 2.0 + n * k + m * k,
+            ComputeDtype::Fp8,
+        );
+        w.m = m;
+        let gemm = |quant| OpKind::Gemm {
+            n,
+            k,
+            quant,
+            last_token_only: false,
+        };
+        let ramp = m / (m + p.gemm_m_half);
+        let peak = sys.gpu.fp8_tc_flops.unwrap();
+        for (q, eff) in [
+            (GemmQuant::Fp8, p.gemm_eff_fp8),
+            (GemmQuant::Fp8Block, p.gemm_eff_fp8_block),
+        ] {
+            let expect = (p.kernel_us * 1e-6 + 2.0 * m * n * k / (peak * eff * ramp)) * 1e3;
+            let got = src.time_ms(sys, &gemm(q), &w);
+            assert!((got - expect).abs() < 1e-9, "{q:?}: {got} vs {expect}");
+        }
+        // A file without the constant prices block FP8 as per-tensor FP8.
+        let mut c = p.clone();
+        c.gemm_eff_fp8_block = 0.0;
+        let t = |c: &OpCalib, q| kernel_s(c, sys, &gemm(q), &w);
+        assert_eq!(t(&c, GemmQuant::Fp8Block), t(&c, GemmQuant::Fp8));
     }
 
     #[test]
