@@ -124,6 +124,11 @@ pub struct OpCalib {
     /// Latency of one all-reduce inside a node (µs): the frameworks' one-shot/two-shot custom
     /// all-reduce kernels, not NCCL.
     pub allreduce_us: f64,
+    /// Bandwidth of in-node all-reduces above [`CUSTOM_ALLREDUCE_MAX_BYTES`], which the
+    /// frameworks hand to NCCL (ring or NVLS), as a fraction of link bandwidth against ring
+    /// traffic; their latency is `comm_us_nvlink`. 0 = no such regime (files written before it).
+    #[serde(default)]
+    pub allreduce_nccl_eff: f64,
     /// Latency of one NCCL collective inside an NVLink domain (µs).
     pub comm_us_nvlink: f64,
     /// Latency of one collective across the scale-out network (µs).
@@ -163,6 +168,7 @@ impl OpCalib {
             ("comm_eff", &mut self.comm_eff),
             ("allreduce_eff", &mut self.allreduce_eff),
             ("allreduce_us", &mut self.allreduce_us),
+            ("allreduce_nccl_eff", &mut self.allreduce_nccl_eff),
             ("comm_us_nvlink", &mut self.comm_us_nvlink),
             ("comm_us_network", &mut self.comm_us_network),
         ]
@@ -478,6 +484,10 @@ pub(crate) fn moe_width_factor(hidden: f64, inter_local: f64, gated: bool, k_hal
 }
 
 /// Saturating efficiency curve: `eff · m / (m + m_half)`.
+/// Largest all-reduce the frameworks run with their own one-/two-shot kernels; larger ones go to
+/// NCCL (vLLM's and SGLang's custom all-reduce `max_size` default, 8 MiB).
+pub const CUSTOM_ALLREDUCE_MAX_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
+
 fn ramp(eff: f64, m: f64, m_half: f64) -> f64 {
     (eff * m / (m + m_half)).max(1e-6)
 }
@@ -576,13 +586,17 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 return 0.0;
             }
             let in_node_ar = op == CommOp::AllReduce && w.gpus <= sys.node.num_gpus_per_node;
-            let (lat, eff) = if in_node_ar {
-                (p.allreduce_us, p.allreduce_eff)
-            } else if sys.on_nvlink(w.gpus) {
-                (p.comm_us_nvlink, p.comm_eff)
-            } else {
-                (p.comm_us_network, p.comm_eff)
-            };
+            let (lat, eff) =
+                if in_node_ar && p.allreduce_nccl_eff > 0.0 && w.bytes > CUSTOM_ALLREDUCE_MAX_BYTES
+                {
+                    (p.comm_us_nvlink, p.allreduce_nccl_eff)
+                } else if in_node_ar {
+                    (p.allreduce_us, p.allreduce_eff)
+                } else if sys.on_nvlink(w.gpus) {
+                    (p.comm_us_nvlink, p.comm_eff)
+                } else {
+                    (p.comm_us_network, p.comm_eff)
+                };
             lat * 1e-6 + comm_bytes_on_wire(op, w.gpus, w.bytes) / (sys.group_bw(w.gpus) * eff)
         }
         WorkClass::P2p => {
@@ -648,6 +662,43 @@ mod tests {
             &w1,
         );
         assert!((got1 - expect1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn in_node_all_reduce_switches_to_nccl_above_the_custom_kernel_limit() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h200_sxm").unwrap();
+        let p = EmpiricalSource::embedded().p.ops_for(sys, "").clone();
+        assert!(p.allreduce_nccl_eff > 0.0);
+        let op = OpKind::Comm {
+            op: CommOp::AllReduce,
+            gpus: 8,
+            elems_per_token: 8192.0,
+            bytes_per_elem: 2.0,
+        };
+        let ar = |c: &OpCalib, bytes: f64| {
+            let mut w = Work::new(
+                WorkClass::Comm(CommOp::AllReduce),
+                0.0,
+                bytes,
+                ComputeDtype::Bf16,
+            );
+            w.gpus = 8;
+            kernel_s(c, sys, &op, &w)
+        };
+        // Ring traffic 2·7/8 of the message over 450 GB/s NVLink (one direction).
+        let ring = |bytes: f64| 1.75 * bytes / sys.node.intra_node_bw;
+        let small = 4.0 * 1024.0 * 1024.0;
+        let want = p.allreduce_us * 1e-6 + ring(small) / p.allreduce_eff;
+        assert!((ar(&p, small) - want).abs() < 1e-12);
+        let large = 64.0 * 1024.0 * 1024.0;
+        let want = p.comm_us_nvlink * 1e-6 + ring(large) / p.allreduce_nccl_eff;
+        assert!((ar(&p, large) - want).abs() < 1e-12);
+        // Without the constant (older files) one regime prices every size.
+        let mut c = p.clone();
+        c.allreduce_nccl_eff = 0.0;
+        let want = p.allreduce_us * 1e-6 + ring(large) / p.allreduce_eff;
+        assert!((ar(&c, large) - want).abs() < 1e-12);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub fn bounds(name: &str) -> (f64, f64) {
         "moe_route_bytes" => (2.0, 16.0),
         n if n.ends_with("_m_half") => (1.0, 4096.0),
         "comm_eff" | "allreduce_eff" => (0.2, 0.95),
+        // Against ring traffic 2(n−1)/n·bytes: NVLS reduces inside the NVSwitch and moves each
+        // byte once each way, up to 2× less than a ring.
+        "allreduce_nccl_eff" => (0.2, 1.9),
         // No kernel sustains the datasheet dense tensor-core peak.
         n if n.contains("eff") => (0.05, 0.95),
         // Launch + ramp-up + tail of one kernel (or the few kernels of an MoE layer).
