@@ -867,9 +867,10 @@ impl<'a> Sim<'a> {
 
 fn policy_for(wk: &Worker, spec: &SimSpec) -> Policy {
     let offline = matches!(spec.load, Load::Offline);
+    // The backend's defaults for this load; a budget the worker was given overrides them.
     let mut p = Policy::for_backend(wk.backend, wk.system, offline);
-    if !offline || wk.token_budget.is_some() {
-        p.token_budget = wk.budget().clamp(1.0, u32::MAX as f64) as u32;
+    if let Some(t) = wk.token_budget {
+        p.token_budget = t.clamp(1.0, u32::MAX as f64) as u32;
     }
     if let Some(t) = spec.max_num_tokens {
         p.token_budget = t;
