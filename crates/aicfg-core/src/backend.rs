@@ -11,6 +11,10 @@ pub enum Backend {
     Sglang,
 }
 
+/// vLLM V1's largest CUDA-graph capture size (tokens per step): `max_cudagraph_capture_size`
+/// defaults to 512.
+const VLLM_GRAPH_CAPTURE_TOKENS: f64 = 512.0;
+
 impl Backend {
     pub const ALL: [Backend; 3] = [Backend::Trtllm, Backend::Vllm, Backend::Sglang];
 
@@ -41,6 +45,23 @@ impl Backend {
             Backend::Trtllm => "trtllm",
             Backend::Vllm => "vllm",
             Backend::Sglang => "sglang",
+        }
+    }
+
+    /// Whether the framework replays a step of `step_tokens` tokens, `prefill_tokens` of them
+    /// prefill, from a captured CUDA graph (one launch) rather
+    /// than launching its kernels one by one. Pure decode steps are graphed everywhere
+    /// (TRT-LLM's decode CUDA graphs, SGLang's decode graphs, vLLM's full graphs). A step with
+    /// prefill runs eagerly in TRT-LLM and SGLang (their graphs hold decode batches only);
+    /// vLLM V1 replays piecewise graphs up to its capture size (512 tokens) and runs the
+    /// compiled model above it.
+    pub fn graphs_step(self, prefill_tokens: f64, step_tokens: f64) -> bool {
+        if prefill_tokens <= 0.0 {
+            return true;
+        }
+        match self {
+            Backend::Vllm => step_tokens <= VLLM_GRAPH_CAPTURE_TOKENS,
+            Backend::Trtllm | Backend::Sglang => false,
         }
     }
 

@@ -527,6 +527,10 @@ pub fn bounds(name: &str) -> (f64, f64) {
         // Python bookkeeping per request per step (scheduling, sampling inputs, output
         // processing): ~5-30 µs in every framework's scheduler loop.
         (0.0, 30.0)
+    } else if name.ends_with("launch_us") {
+        // Eager PyTorch: ~5-10 µs of dispatch and launch per kernel, and one of our ops is
+        // 1-5 kernels (quantize, GEMM, epilogue) plus its Python module call.
+        (0.0, 60.0)
     } else if name.contains("m_half") {
         (1.0, 1024.0)
     } else if name.ends_with("ttft_ms") {

@@ -77,7 +77,13 @@ pub fn simulate_with(
     // carries (zero for the roofline). The workers get none, so nothing is added twice.
     let host = srcs.main.calib;
     let w = req.workload;
-    let report = match build_workers(req, &srcs, Some(BackendCalib::ZERO))? {
+    // The workers keep only the launch floor of uncaptured steps: part of a step's device
+    // time (`Worker::step_ms`), not a host cost the simulator adds.
+    let device = BackendCalib {
+        launch_us: host.launch_us,
+        ..BackendCalib::ZERO
+    };
+    let report = match build_workers(req, &srcs, Some(device))? {
         Workers::Agg(wk) => simulate_agg(&wk, &w, spec, &host)?,
         Workers::Disagg {
             prefill: pre,

@@ -25,6 +25,7 @@ const CALIB: BackendCalib = BackendCalib {
     ttft_ms: 10.0,
     wait_steps: 1.0,
     req_us: 0.0,
+    launch_us: 0.0,
 };
 
 fn close(a: f64, b: f64) {

@@ -37,7 +37,8 @@ fn worker<'a>(m: &'a ModelSpec, s: &'a SystemSpec, b: Backend, tp: u32) -> Worke
 
 /// Llama-3.1-8B, a 128-token prompt, one H100, one client, the empirical op model and the
 /// embedded host constants: TTFT is the API cost, one iteration's host time and the
-/// prefill's GPU time — no floor — and TPOT one decode iteration.
+/// prefill's device time (its GPU time, or launching its kernels one by one where the
+/// framework runs it without a CUDA graph) — no floor — and TPOT one decode iteration.
 #[test]
 fn single_request_ttft_is_prefill_plus_host_overheads_per_backend() {
     for b in Backend::ALL {
@@ -60,11 +61,16 @@ fn single_request_ttft_is_prefill_plus_host_overheads_per_backend() {
             None,
         )
         .unwrap();
-        let Workers::Agg(wk) = build_workers(&req, &srcs, Some(BackendCalib::ZERO)).unwrap() else {
+        // The simulator's host constants are the calibration's, as the closed form's are; the
+        // workers keep the launch floor of steps run without a CUDA graph.
+        let ov = srcs.main.calib;
+        let device = BackendCalib {
+            launch_us: ov.launch_us,
+            ..BackendCalib::ZERO
+        };
+        let Workers::Agg(wk) = build_workers(&req, &srcs, Some(device)).unwrap() else {
             panic!("an agg request builds one worker")
         };
-        // The simulator's host constants are the calibration's, as the closed form's are.
-        let ov = srcs.main.calib;
         let sim = simulate(&req, &SimSpec::new(Load::Concurrency(1), 1)).unwrap();
         let r = sim.report;
         // 128 lies on the simulator's prompt-length price grid, so the prefill is exact.

@@ -167,7 +167,7 @@ pub fn json(spec: &SimSpec, s: &Simulated) -> serde_json::Value {
         "warmup_requests": spec.warmup,
         "seed": spec.seed,
         "database_mode": s.database_mode.name(),
-        "host": {"step_ms": s.host.step_ms, "req_us": s.host.req_us, "api_ms": s.host.ttft_ms},
+        "host": {"step_ms": s.host.step_ms, "req_us": s.host.req_us, "api_ms": s.host.ttft_ms, "launch_us": s.host.launch_us},
         "ttft_ms": d(&r.ttft_ms),
         "tpot_ms": d(&r.tpot_ms),
         "itl_ms": d(&r.itl_ms),
@@ -194,14 +194,15 @@ fn num(x: f64) -> Cell {
 pub fn render(spec: &SimSpec, s: &Simulated) -> String {
     let r = &s.report;
     let mut out = format!(
-        "Simulated: {}, {} requests ({} measured), seed {}; host costs: {:.2} ms/iteration + {:.1} µs/request, API {:.1} ms/request\n",
+        "Simulated: {}, {} requests ({} measured), seed {}; host costs: {:.2} ms/iteration + {:.1} µs/request, API {:.1} ms/request, {:.0} µs/op launched outside a CUDA graph\n",
         load_label(&spec.load),
         spec.num_requests,
         r.measured_requests,
         spec.seed,
         s.host.step_ms,
         s.host.req_us,
-        s.host.ttft_ms
+        s.host.ttft_ms,
+        s.host.launch_us
     );
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![

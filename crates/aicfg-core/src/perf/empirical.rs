@@ -26,6 +26,12 @@ pub struct BackendCalib {
     /// output processing and streaming (Python loops over the batch). Absent in older files.
     #[serde(default)]
     pub req_us: f64,
+    /// Host time to launch one op of a step that is not replayed from a CUDA graph (µs): the
+    /// framework's Python module and dispatch work for the op's kernels. Such a step (one that
+    /// carries prefill: `Backend::graphs_step`) takes at least its launches × this. Absent in
+    /// older files.
+    #[serde(default)]
+    pub launch_us: f64,
 }
 
 impl BackendCalib {
@@ -35,6 +41,7 @@ impl BackendCalib {
         ttft_ms: 0.0,
         wait_steps: 0.0,
         req_us: 0.0,
+        launch_us: 0.0,
     };
 
     /// Wall time of one step of `gpu_ms` GPU work carrying `reqs` requests (ms): the host cost
@@ -384,6 +391,10 @@ impl EmpiricalParams {
                 &mut b.wait_steps,
             ));
             v.push((format!("silicon.backends.{name}.req_us"), &mut b.req_us));
+            v.push((
+                format!("silicon.backends.{name}.launch_us"),
+                &mut b.launch_us,
+            ));
         }
         v
     }
@@ -416,6 +427,7 @@ impl EmpiricalParams {
             v.push((format!("backends.{name}.ttft_ms"), &mut b.ttft_ms));
             v.push((format!("backends.{name}.wait_steps"), &mut b.wait_steps));
             v.push((format!("backends.{name}.req_us"), &mut b.req_us));
+            v.push((format!("backends.{name}.launch_us"), &mut b.launch_us));
         }
         v
     }

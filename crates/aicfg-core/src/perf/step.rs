@@ -67,6 +67,8 @@ pub struct OpTime {
 pub struct StepBreakdown {
     pub ops: Vec<OpTime>,
     pub total_ms: f64,
+    /// Op invocations with work in this step: the kernels an uncaptured step launches one by one.
+    pub launches: f64,
 }
 
 fn dense_attention_flops(
@@ -300,6 +302,7 @@ pub fn price_step(
     detail: bool,
 ) -> StepBreakdown {
     let mut total = 0.0;
+    let mut launches = 0.0;
     let mut ops = Vec::new();
     for op in &g.ops {
         let works = op_work(g, op, s);
@@ -320,6 +323,9 @@ pub fn price_step(
         };
         let ms = ms * count;
         total += ms;
+        if ms > 0.0 {
+            launches += count;
+        }
         if detail && ms > 0.0 {
             ops.push(OpTime {
                 name: op.name,
@@ -332,6 +338,7 @@ pub fn price_step(
     StepBreakdown {
         ops,
         total_ms: total,
+        launches,
     }
 }
 

@@ -151,14 +151,25 @@ impl<'a> Worker<'a> {
         })
     }
 
-    /// GPU time of one step (ms), without host overhead.
+    /// Device time of one step (ms), without the per-step and per-request host costs: the GPU
+    /// time, or the time to launch its kernels one by one where that is longer (a step the
+    /// framework does not replay from a CUDA graph).
     pub fn step_ms(&self, s: &Step) -> f64 {
         let scale = if s.gen_reqs > 0.0 {
             self.layer_scale
         } else {
             1.0
         };
-        price_step(&self.graph, self.system, self.source, s, scale, false).total_ms
+        let b = price_step(&self.graph, self.system, self.source, s, scale, false);
+        let prefill = s.ctx_reqs * s.ctx_tokens;
+        if self
+            .backend
+            .graphs_step(prefill, prefill + s.gen_reqs * s.gen_tokens_per_req)
+        {
+            b.total_ms
+        } else {
+            b.total_ms.max(b.launches * self.calib.launch_us * 1e-3)
+        }
     }
 
     /// Wall time of one step (ms): GPU time plus the host time the framework leaves exposed,
@@ -743,5 +754,48 @@ mod tests {
         );
         let decode = 128.0 * t_dec + t_group * 7.0 / 2.0;
         assert!((perf.tpot_ms - decode / 128.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn uncaptured_steps_take_at_least_their_launches() {
+        let m = ModelRegistry::builtin().resolve("LLAMA3.1_8B").unwrap();
+        let sys = SystemRegistry::builtin().get("h100_sxm").unwrap().clone();
+        let calib = BackendCalib {
+            launch_us: 50.0,
+            ..BackendCalib::ZERO
+        };
+        let q = QuantConfig::default();
+        let wk = |b| {
+            Worker::new(
+                &m,
+                &Parallel::single(),
+                &q,
+                &sys,
+                b,
+                calib,
+                &SolSource,
+                None,
+                0,
+            )
+        };
+        let (trt, vllm) = (wk(Backend::Trtllm).unwrap(), wk(Backend::Vllm).unwrap());
+        // One 128-token prompt: 32 layers of 8 ops with work (two norms, QKV, attention,
+        // output projection, gate/up, activation, down; the all-reduces are empty at tp 1)
+        // plus embedding, final norm and LM head: 32·8 + 3 = 259 launches, 12.95 ms at 50 µs,
+        // far above the roofline's GPU time.
+        let pre = Step::context(1.0, 128.0, 0.0);
+        let gpu = price_step(&trt.graph, &sys, &SolSource, &pre, 1.0, false);
+        assert_eq!(gpu.launches, 259.0);
+        assert!(gpu.total_ms < 12.95);
+        assert!((trt.step_ms(&pre) - 12.95).abs() < 1e-9);
+        // vLLM replays a 128-token step from its piecewise graphs; above 512 tokens it launches.
+        assert_eq!(vllm.step_ms(&pre), gpu.total_ms);
+        let long = Step::context(1.0, 1024.0, 0.0);
+        let long_gpu = price_step(&vllm.graph, &sys, &SolSource, &long, 1.0, false).total_ms;
+        assert!((vllm.step_ms(&long) - long_gpu.max(12.95)).abs() < 1e-9);
+        // Pure decode steps are graphed everywhere.
+        let dec = Step::decode(8.0, 1000.0, 1.0);
+        let dec_gpu = price_step(&trt.graph, &sys, &SolSource, &dec, 1.0, false).total_ms;
+        assert_eq!(trt.step_ms(&dec), dec_gpu);
     }
 }

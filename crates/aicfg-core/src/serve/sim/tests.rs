@@ -29,6 +29,7 @@ const OV: BackendCalib = BackendCalib {
     req_us: 10.0,
     ttft_ms: 3.0,
     wait_steps: 0.0,
+    launch_us: 0.0,
 };
 
 #[test]
