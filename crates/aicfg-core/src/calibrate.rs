@@ -10,7 +10,9 @@ use crate::model::graph::Parallel;
 use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::{DatabaseMode, EmpiricalParams, SiliconCalib};
 use crate::quant::{GemmQuant, MoeQuant};
+use crate::serve::sim::{LengthDist, SimSpec};
 use crate::serve::{ServeMode, Workload};
+use crate::simulate::bench_spec;
 use std::collections::{BTreeMap, HashMap};
 
 /// Why a row has no prediction: (status, detail), status one of `unsupported`, `invalid`,
@@ -142,6 +144,11 @@ impl RowMapper {
             gemm,
             moe,
             ..Default::default()
+        };
+        // The benchmark drew lengths around these; the closed form prices their means.
+        let (isl, osl) = match length_range_ratio(r) {
+            Some(q) => (drawn_lengths(isl, q).0, drawn_lengths(osl, q).0),
+            None => (isl, osl),
         };
         let workload = Workload {
             isl,
@@ -328,9 +335,54 @@ fn stated_concurrency(r: &Row) -> Option<f64> {
         .filter(|c| c.is_finite() && *c >= 1.0)
 }
 
+/// The sequence shapes of the fixed-shape serving sweeps (1k/1k, 1k/8k, 8k/1k) whose client
+/// (bench_serving's random dataset) draws each request's lengths with `--random-range-ratio 0.8`.
+const SWEEP_SHAPES: [(f64, f64); 3] = [(1024.0, 1024.0), (1024.0, 8192.0), (8192.0, 1024.0)];
+const SWEEP_RANGE_RATIO: f64 = 0.8;
+
+/// The lower bound, as a share of the nominal length, of the lengths a row's benchmark client
+/// drew (uniformly in `[ratio·L, L]`, bench_serving's `--random-range-ratio`), or None for
+/// fixed lengths. An explicit `random_range_ratio` column decides (1 or empty = fixed); without
+/// one, rows of the fixed-shape sweeps (the three [`SWEEP_SHAPES`], from sources other than the
+/// per-model gap-analysis files, whose client used fixed lengths) ran at 0.8.
+pub fn length_range_ratio(r: &Row) -> Option<f64> {
+    if let Some(q) = r.num("random_range_ratio") {
+        return (q.is_finite() && q > 0.0 && q < 1.0).then_some(q);
+    }
+    let (isl, osl) = (r.num("isl")?, r.num("osl")?);
+    let sweep = SWEEP_SHAPES.contains(&(isl, osl))
+        && !r.get("silicon_data_source").contains("gap-analysis/data/");
+    sweep.then_some(SWEEP_RANGE_RATIO)
+}
+
+/// (mean, relative half-width) of integer lengths drawn uniformly from `[⌊q·L⌋, L]`.
+fn drawn_lengths(l: f64, q: f64) -> (f64, f64) {
+    let lo = (q * l).floor().max(1.0);
+    let mean = (lo + l) / 2.0;
+    (mean, (l - lo) / 2.0 / mean)
+}
+
 pub struct Prepared {
     pub row: Row,
     pub req: std::result::Result<EstimateRequest, Skip>,
+}
+
+impl Prepared {
+    /// The benchmark this row ran, for the simulator: a closed loop at its concurrency
+    /// (`simulate::bench_spec`) with the lengths its client drew, uniform around the means the
+    /// request carries.
+    pub fn bench_spec(&self, req: &EstimateRequest) -> SimSpec {
+        let mut spec = bench_spec(req);
+        if let (Some(q), Some(isl), Some(osl)) = (
+            length_range_ratio(&self.row),
+            self.row.num("isl"),
+            self.row.num("osl"),
+        ) {
+            spec.isl_dist = LengthDist::Uniform(drawn_lengths(isl, q).1);
+            spec.osl_dist = LengthDist::Uniform(drawn_lengths(osl, q).1);
+        }
+        spec
+    }
 }
 
 pub fn prepare(
@@ -753,6 +805,49 @@ mod tests {
             .unwrap()
             .agg
             .parallel
+    }
+
+    #[test]
+    fn sweep_rows_price_the_lengths_their_client_drew() {
+        let req = |cols: &[(&str, &str)]| {
+            let r = row(cols);
+            let q = RowMapper::new()
+                .request(&r, DatabaseMode::Empirical)
+                .unwrap();
+            (length_range_ratio(&r), q.workload.isl, q.workload.osl)
+        };
+        // A 1k/8k sweep row: lengths uniform in [819, 1024] and [6553, 8192].
+        let sweep = [("isl", "1024"), ("osl", "8192")];
+        assert_eq!(req(&sweep), (Some(0.8), 921.5, 7372.5));
+        // The per-model gap-analysis runs used fixed lengths; so does any other shape.
+        let gap = [
+            ("isl", "1024"),
+            ("osl", "8192"),
+            (
+                "silicon_data_source",
+                "source_file=/x/aic-auto-gap-analysis/data/h200.csv",
+            ),
+        ];
+        assert_eq!(req(&gap), (None, 1024.0, 8192.0));
+        assert_eq!(req(&[]), (None, 1000.0, 100.0));
+        // An explicit column decides: 0.5 of 1000 → [500, 1000]; 1 = fixed.
+        assert_eq!(req(&[("random_range_ratio", "0.5")]).1, 750.0);
+        assert_eq!(
+            req(&[
+                ("random_range_ratio", "1"),
+                ("isl", "1024"),
+                ("osl", "1024")
+            ])
+            .1,
+            1024.0
+        );
+        // The simulator replays the same draws: ±102.5 tokens around 921.5.
+        let p = Prepared {
+            row: row(&sweep),
+            req: RowMapper::new().request(&row(&sweep), DatabaseMode::Empirical),
+        };
+        let spec = p.bench_spec(p.req.as_ref().unwrap());
+        assert_eq!(spec.isl_dist, LengthDist::Uniform(102.5 / 921.5));
     }
 
     #[test]

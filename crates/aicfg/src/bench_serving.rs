@@ -1,16 +1,16 @@
 //! The simulator in the accuracy harness: each measured row replayed as the benchmark ran it
-//! (a closed loop at the row's concurrency). Its host constants are the calibration's own
+//! (a closed loop at the row's concurrency, the lengths its client drew). Its host constants are the calibration's own
 //! (fitted once, with the closed form, by `aicfg bench calibrate`).
 use aicfg_core::calibrate::Prepared;
 use aicfg_core::perf::EmpiricalParams;
-use aicfg_core::simulate::{bench_spec, simulate_with};
+use aicfg_core::simulate::simulate_with;
 
 type RowPred = std::result::Result<(f64, f64), (String, String)>;
 
 fn predict_row(p: &Prepared, params: &EmpiricalParams) -> RowPred {
     match &p.req {
         Err(e) => Err(e.clone()),
-        Ok(req) => match simulate_with(req, &bench_spec(req), params) {
+        Ok(req) => match simulate_with(req, &p.bench_spec(req), params) {
             Ok(s) => Ok((s.report.ttft_ms.mean, s.report.tpot_ms.mean)),
             Err(e) => Err(("error".into(), e.to_string())),
         },
