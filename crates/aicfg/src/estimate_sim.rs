@@ -50,6 +50,11 @@ pub struct SimArgs {
     /// Running requests per attention-DP rank (default: the backend's).
     #[arg(long = "max-batch-size", alias = "max_batch_size")]
     pub max_batch_size: Option<u32>,
+    /// Scheduler steps between polls for new requests (SGLang `--scheduler-recv-interval`;
+    /// default 1 = every step): a request that arrives while the engine is busy waits for the
+    /// next poll.
+    #[arg(long = "recv-interval", alias = "recv_interval", default_value_t = 1)]
+    pub recv_interval: u32,
     /// Seed of arrivals, lengths and MTP acceptance.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -69,6 +74,7 @@ impl SimArgs {
             || self.offline
             || self.trace.is_some()
             || self.num_requests.is_some()
+            || self.recv_interval != 1
     }
 
     pub fn spec(&self, req: &EstimateRequest) -> Result<SimSpec> {
@@ -118,6 +124,7 @@ impl SimArgs {
         s.seed = self.seed;
         s.max_num_tokens = self.max_num_tokens;
         s.max_batch_size = self.max_batch_size;
+        s.recv_interval = self.recv_interval;
         for (name, v) in [("--sla-ttft", self.sla_ttft), ("--sla-tpot", self.sla_tpot)] {
             if let Some(v) = v {
                 if !(v.is_finite() && v > 0.0) {

@@ -112,6 +112,10 @@ fn trace_and_bad_inputs_fail_cleanly() {
         ),
         (vec!["--concurrency", "2", "--offline"], "cannot be used"),
         (
+            vec!["--concurrency", "4", "--recv-interval", "0"],
+            "recv interval",
+        ),
+        (
             vec![
                 "--concurrency",
                 "2",

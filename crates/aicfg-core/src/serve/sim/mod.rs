@@ -48,6 +48,9 @@ pub struct SimSpec {
     /// Overrides of the scheduler's token budget and running-request cap (per rank).
     pub max_num_tokens: Option<u32>,
     pub max_batch_size: Option<u32>,
+    /// Steps between the scheduler's polls for new requests (SGLang
+    /// `--scheduler-recv-interval`); 1 = every step.
+    pub recv_interval: u32,
     /// Points kept in the time series.
     pub series_points: usize,
 }
@@ -64,6 +67,7 @@ impl SimSpec {
             sla: None,
             max_num_tokens: None,
             max_batch_size: None,
+            recv_interval: 1,
             series_points: 256,
         }
     }
@@ -81,6 +85,15 @@ impl SimSpec {
             return Err(AicfgError::invalid(
                 "num requests",
                 format!("must be between 1 and {MAX_REQUESTS}, got {n}"),
+            ));
+        }
+        if !(1..=MAX_RECV_INTERVAL).contains(&self.recv_interval) {
+            return Err(AicfgError::invalid(
+                "recv interval",
+                format!(
+                    "must be between 1 and {MAX_RECV_INTERVAL} scheduler steps, got {}",
+                    self.recv_interval
+                ),
             ));
         }
         if self.warmup >= n {
@@ -165,9 +178,14 @@ struct Engine {
     last_step_ms: f64,
     kv_weighted: f64,
     kv_time: f64,
+    /// Steps started, for the scheduler's request polls.
+    steps: u64,
 }
 
 const GONE: u32 = u32::MAX;
+
+/// Largest scheduler poll interval accepted (steps): SGLang recipes use up to a few tens.
+pub const MAX_RECV_INTERVAL: u32 = 1000;
 
 struct Sim<'a> {
     w: Workload,
@@ -297,6 +315,7 @@ impl<'a> Sim<'a> {
             last_step_ms: 0.0,
             kv_weighted: 0.0,
             kv_time: 0.0,
+            steps: 0,
         });
     }
 
@@ -386,7 +405,13 @@ impl<'a> Sim<'a> {
             ));
             return;
         }
-        self.engines[e].ranks[r].waiting.push_back(id);
+        // A busy scheduler that polls every N steps sees the request at its next poll.
+        let eng = &mut self.engines[e];
+        if eng.busy && eng.policy.recv_interval > 1 {
+            eng.ranks[r].inbox.push_back(id);
+        } else {
+            eng.ranks[r].waiting.push_back(id);
+        }
         if !self.engines[e].busy && !self.engines[e].kicked {
             self.engines[e].kicked = true;
             self.push(t, EV_KICK, e as u32);
@@ -519,7 +544,12 @@ impl<'a> Sim<'a> {
         let (mut used, mut cap) = (0u64, 0u64);
         let eng = &mut self.engines[e];
         let cost = &mut self.costs[eng.cost];
+        let poll = eng.steps.is_multiple_of(u64::from(eng.policy.recv_interval.max(1)));
+        eng.steps += 1;
         for rank in eng.ranks.iter_mut() {
+            if poll || rank.running.is_empty() {
+                rank.waiting.extend(rank.inbox.drain(..));
+            }
             Self::plan_rank(
                 rank,
                 &mut self.reqs,
@@ -878,6 +908,7 @@ fn policy_for(wk: &Worker, spec: &SimSpec) -> Policy {
     if let Some(b) = spec.max_batch_size {
         p.max_running = b;
     }
+    p.recv_interval = spec.recv_interval.max(1);
     p
 }
 

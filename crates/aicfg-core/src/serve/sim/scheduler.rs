@@ -27,6 +27,9 @@ pub struct Policy {
     pub reserve_full: bool,
     /// Tokens per KV block (TRT-LLM 32, vLLM 16, SGLang 1-token pages).
     pub block_tokens: u32,
+    /// Steps between the scheduler's polls for new requests (SGLang
+    /// `--scheduler-recv-interval`; 1 = every step, every framework's default).
+    pub recv_interval: u32,
 }
 
 impl Policy {
@@ -45,6 +48,7 @@ impl Policy {
                 mixed: true,
                 reserve_full: true,
                 block_tokens: 32,
+                recv_interval: 1,
             },
             // V1 engine: chunked prefill always on, decodes first, recompute preemption.
             Backend::Vllm => Policy {
@@ -54,6 +58,7 @@ impl Policy {
                 mixed: true,
                 reserve_full: false,
                 block_tokens: 16,
+                recv_interval: 1,
             },
             // Prefill-first scheduler, chunked prefill, retracts decodes when memory runs out.
             Backend::Sglang => Policy {
@@ -63,6 +68,7 @@ impl Policy {
                 mixed: false,
                 reserve_full: false,
                 block_tokens: 1,
+                recv_interval: 1,
             },
         }
     }
@@ -105,6 +111,8 @@ impl Req {
 
 #[derive(Debug, Default)]
 pub struct Rank {
+    /// Arrived but not yet taken in by the scheduler (it polls every `recv_interval` steps).
+    pub inbox: VecDeque<u32>,
     pub waiting: VecDeque<u32>,
     /// Admitted requests in admission order.
     pub running: Vec<u32>,
@@ -117,7 +125,7 @@ pub struct Rank {
 
 impl Rank {
     pub fn load(&self) -> usize {
-        self.waiting.len() + self.running.len()
+        self.inbox.len() + self.waiting.len() + self.running.len()
     }
 }
 

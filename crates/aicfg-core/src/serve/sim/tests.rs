@@ -316,3 +316,27 @@ proptest! {
         prop_assert!(off.tokens_per_s >= lo.tokens_per_s * 0.98, "{} < {}", off.tokens_per_s, lo.tokens_per_s);
     }
 }
+
+#[test]
+fn a_scheduler_that_polls_every_n_steps_delays_arrivals_on_a_busy_engine_only() {
+    let f = fix();
+    let wk = worker(&f, Backend::Sglang, 2, None, 0);
+    let w = wl(1024.0, 64.0);
+    let run = |c: u32, n: u32, recv: u32| {
+        let mut s = SimSpec::new(Load::Concurrency(c), n);
+        s.isl_dist = LengthDist::Uniform(0.1);
+        s.osl_dist = LengthDist::Uniform(0.1);
+        s.recv_interval = recv;
+        simulate_agg(&wk, &w, &s, &OV).unwrap()
+    };
+    // A lone request finds the engine idle: it is taken in at once, whatever the interval.
+    assert_eq!(run(1, 1, 30).ttft_ms.mean, run(1, 1, 1).ttft_ms.mean);
+    // Eight clients with spread lengths: arrivals find the engine decoding and wait for the
+    // next poll, at most 30 steps (each ≥ one decode step of the batch).
+    let (every, sparse) = (run(8, 200, 1), run(8, 200, 30));
+    assert!(sparse.ttft_ms.mean > every.ttft_ms.mean + 5.0 * every.tpot_ms.p50);
+    assert!(sparse.ttft_ms.mean < every.ttft_ms.mean + 30.0 * sparse.itl_ms.p99);
+    let mut bad = SimSpec::new(Load::Concurrency(1), 1);
+    bad.recv_interval = 0;
+    assert!(simulate_agg(&wk, &w, &bad, &OV).is_err());
+}
