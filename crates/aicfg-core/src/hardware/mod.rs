@@ -65,6 +65,21 @@ pub struct NodeSpec {
     pub p2p_latency: f64,
     #[serde(default)]
     pub inter_rack_latency: Option<f64>,
+    /// Measured in-node all-reduce per GPU-group size where the GPUs share a PCIe tree rather
+    /// than a switched NVLink fabric: a ring's bandwidth and latency then depend on which
+    /// switches and sockets the group spans. Empty = the NVLink model.
+    #[serde(default)]
+    pub allreduce_tiers: BTreeMap<u32, AllreduceTier>,
+}
+
+/// One group size's all-reduce: fixed latency plus the ring's bytes at the bus bandwidth.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct AllreduceTier {
+    /// Latency of a small all-reduce (µs).
+    pub latency_us: f64,
+    /// NCCL bus bandwidth of large messages, per GPU (bytes/s): the ring's `2(n−1)/n · bytes`
+    /// over it gives the transfer time.
+    pub bus_bw: f64,
 }
 
 fn default_p2p() -> f64 {
@@ -142,6 +157,20 @@ impl SystemSpec {
         }
     }
 
+    /// The measured all-reduce tier for a group of `n` GPUs inside one node: the smallest
+    /// measured group that holds `n` (a ring over more GPUs crosses at least the same links),
+    /// else the largest measured. None without tiers or beyond the node.
+    pub fn allreduce_tier(&self, n: u32) -> Option<AllreduceTier> {
+        if n <= 1 || n > self.node.num_gpus_per_node {
+            return None;
+        }
+        let t = &self.node.allreduce_tiers;
+        t.range(n..)
+            .next()
+            .or_else(|| t.iter().next_back())
+            .map(|(_, v)| *v)
+    }
+
     /// True when a group of `n` GPUs stays on NVLink.
     pub fn on_nvlink(&self, n: u32) -> bool {
         n <= self.nvlink_domain()
@@ -211,6 +240,15 @@ impl SystemSpec {
                 .iter()
                 .map(|(k, v)| (format!("misc.nccl_mem.{k}"), *v)),
         );
+        for (k, t) in &n.allreduce_tiers {
+            if !(t.bus_bw.is_finite() && t.bus_bw > 0.0) || *k < 2 {
+                return Err(bad(format!(
+                    "node.allreduce_tiers.{k}: a group of at least 2 GPUs with a positive bus_bw, got {} bytes/s",
+                    t.bus_bw
+                )));
+            }
+            rest.push((format!("node.allreduce_tiers.{k}.latency_us"), t.latency_us));
+        }
         for (k, v) in rest {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(bad(format!("{k} must be a non-negative number, got {v}")));
@@ -464,6 +502,21 @@ mod tests {
             e.starts_with("unknown system 'h200_sx'; did you mean 'h200_sxm'? known: a100_pcie"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn allreduce_tiers_are_checked() {
+        let text = include_str!("../../../../data/systems/l40s.yaml");
+        assert!(SystemSpec::from_yaml(text, "l40s", "l40s.yaml").is_ok());
+        for bad in [
+            "2: {latency_us: 5.5, bus_bw: 0}",
+            "1: {latency_us: 5.5, bus_bw: 1e9}",
+            "2: {latency_us: -1, bus_bw: 1e9}",
+        ] {
+            let t = text.replace("2: {latency_us: 5.5, bus_bw: 19000000000}", bad);
+            let e = SystemSpec::from_yaml(&t, "l40s", "l40s.yaml").unwrap_err();
+            assert!(e.to_string().contains("allreduce_tiers"), "{bad}: {e}");
+        }
     }
 
     #[test]

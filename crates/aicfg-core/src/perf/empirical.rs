@@ -598,6 +598,15 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 return 0.0;
             }
             let in_node_ar = op == CommOp::AllReduce && w.gpus <= sys.node.num_gpus_per_node;
+            let ring = matches!(
+                op,
+                CommOp::AllReduce | CommOp::AllGather | CommOp::ReduceScatter
+            );
+            if let Some(t) = sys.allreduce_tier(w.gpus).filter(|_| ring) {
+                // A PCIe tree: the measured tier of this group size prices every ring
+                // collective over the same links (both all-reduce regimes included).
+                return t.latency_us * 1e-6 + comm_bytes_on_wire(op, w.gpus, w.bytes) / t.bus_bw;
+            }
             let (lat, eff) =
                 if in_node_ar && p.allreduce_nccl_eff > 0.0 && w.bytes > CUSTOM_ALLREDUCE_MAX_BYTES
                 {
@@ -674,6 +683,39 @@ mod tests {
             &w1,
         );
         assert!((got1 - expect1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pcie_ring_collectives_use_the_measured_tier_of_their_group() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("l40s").unwrap();
+        let p = EmpiricalSource::embedded().p.ops_for(sys, "").clone();
+        let t = |op: CommOp, gpus: u32, bytes: f64| {
+            let kind = OpKind::Comm {
+                op,
+                gpus,
+                elems_per_token: 8192.0,
+                bytes_per_elem: 2.0,
+            };
+            let mut w = Work::new(WorkClass::Comm(op), 0.0, bytes, ComputeDtype::Bf16);
+            w.gpus = gpus;
+            kernel_s(&p, sys, &kind, &w)
+        };
+        let mib16 = 16.0 * 1024.0 * 1024.0;
+        // Four GPUs span PCIe switches: 13.5 µs + 2·3/4·16 MiB at 3.7 GB/s = 6.8154 ms.
+        let want = 13.5e-6 + 1.5 * mib16 / 3.7e9;
+        assert!((t(CommOp::AllReduce, 4, mib16) - want).abs() < 1e-12);
+        // Three GPUs cross the same links as four; an all-gather moves (n−1)/n of the bytes.
+        assert!(
+            (t(CommOp::AllReduce, 3, mib16) - (13.5e-6 + 4.0 / 3.0 * mib16 / 3.7e9)).abs() < 1e-12
+        );
+        let ag = 13.5e-6 + 0.75 * mib16 / 3.7e9;
+        assert!((t(CommOp::AllGather, 4, mib16) - ag).abs() < 1e-12);
+        // Two GPUs under one switch are five times faster per byte.
+        assert!(t(CommOp::AllReduce, 2, mib16) < t(CommOp::AllReduce, 4, mib16) / 5.0);
+        assert!(sys.allreduce_tier(16).is_none() && sys.allreduce_tier(1).is_none());
+        // NVLink systems carry no tiers.
+        assert!(reg.get("h200_sxm").unwrap().allreduce_tier(8).is_none());
     }
 
     #[test]

@@ -544,7 +544,9 @@ impl<'a> Sim<'a> {
         let (mut used, mut cap) = (0u64, 0u64);
         let eng = &mut self.engines[e];
         let cost = &mut self.costs[eng.cost];
-        let poll = eng.steps.is_multiple_of(u64::from(eng.policy.recv_interval.max(1)));
+        let poll = eng
+            .steps
+            .is_multiple_of(u64::from(eng.policy.recv_interval.max(1)));
         eng.steps += 1;
         for rank in eng.ranks.iter_mut() {
             if poll || rank.running.is_empty() {
