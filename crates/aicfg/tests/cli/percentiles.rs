@@ -1,0 +1,149 @@
+//! `cli default`'s simulated latency percentiles and `--sla-percentile`: the SLA at p99 never
+//! picks a best whose p99 misses it, a bad value is a clear error, the table's snapshot, and
+//! byte-identical runs.
+use crate::common::{aicfg, json, ok};
+use serde_json::Value;
+
+/// Qwen3-32B on 32 H200 with a loose TTFT target: the closed form's best (a disagg replica of
+/// ~800 requests in flight) meets it on the mean, but the simulated benchmark's first wave puts
+/// its p99 TTFT well above it.
+const LOOSE_TTFT: &[&str] = &[
+    "cli",
+    "default",
+    "--model",
+    "QWEN3_32B",
+    "--total_gpus",
+    "32",
+    "--system",
+    "h200_sxm",
+    "--database-mode",
+    "empirical",
+    "--ttft",
+    "5000",
+];
+
+/// The percentile row of the best configuration: rank 1 of the best's mode.
+fn best_row(v: &Value) -> &Value {
+    let mode = &v["best"]["mode"];
+    v["percentiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| &r["mode"] == mode && r["rank"] == 1)
+        .unwrap_or_else(|| panic!("no simulated row for the best: {}", v["percentiles"]))
+}
+
+fn p(row: &Value, what: &str, q: &str) -> f64 {
+    row[what][q].as_f64().unwrap()
+}
+
+#[test]
+fn p99_never_picks_a_best_over_its_p99_while_mean_may() {
+    let (ttft, tpot) = (5000.0, 30.0);
+    let mean = json(LOOSE_TTFT);
+    let p99 = json(&[LOOSE_TTFT, &["--sla-percentile", "p99"]].concat());
+    assert!(mean.get("sla_percentile").is_none(), "mean is the default");
+    assert_eq!(p99["sla_percentile"], "p99");
+
+    // Mean: the best meets the SLA on its means only.
+    let m = best_row(&mean);
+    assert!(p(m, "ttft_ms", "mean") <= ttft && p(m, "tpot_ms", "mean") <= tpot);
+    assert!(
+        p(m, "ttft_ms", "p99") > ttft,
+        "the scenario needs a mean-best whose p99 misses: {m}"
+    );
+
+    // p99: the best's p99 estimates meet both targets, and so does every ranked row of a mode
+    // that meets the SLA; rows that miss it have no rank.
+    let b = best_row(&p99);
+    assert!(p(b, "ttft_ms", "p99") <= ttft, "{b}");
+    assert!(p(b, "tpot_ms", "p99") <= tpot, "{b}");
+    assert_eq!(b["meets_sla"], true);
+    // Its row is the one in the top table: the level is the closed form's mean.
+    assert_eq!(
+        p(b, "ttft_ms", "mean"),
+        p99["best"]["ttft_ms"].as_f64().unwrap()
+    );
+    for mode in p99["modes"].as_array().unwrap() {
+        let rows: Vec<&Value> = p99["percentiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["mode"] == mode["mode"])
+            .collect();
+        assert!(!rows.is_empty() && rows.len() <= 12, "{rows:?}");
+        for r in rows {
+            if mode["sla_met"] == true && !r["rank"].is_null() {
+                assert_eq!(r["meets_sla"], true, "{r}");
+                assert!(p(r, "ttft_ms", "p99") <= ttft && p(r, "tpot_ms", "p99") <= tpot);
+            }
+            if r["rank"].is_null() {
+                assert_eq!(r["meets_sla"], false, "{r}");
+            }
+        }
+        // The top table holds only simulated rows under a percentile SLA.
+        let ranked = p99["percentiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["mode"] == mode["mode"] && !r["rank"].is_null())
+            .count();
+        assert_eq!(mode["top"].as_array().unwrap().len(), ranked);
+    }
+    // The percentile SLA costs throughput here: the mean's best is out of reach.
+    let tpg = |v: &Value| v["best"]["tokens_per_s_per_gpu"].as_f64().unwrap();
+    assert!(tpg(&p99) < tpg(&mean));
+}
+
+#[test]
+fn a_bad_sla_percentile_is_a_clear_error() {
+    for bad in ["p95", "P100", ""] {
+        let o = aicfg(&[LOOSE_TTFT, &["--sla-percentile", bad]].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(o.stdout.is_empty());
+        assert!(
+            err.contains(&format!(
+                "unknown sla-percentile '{bad}'; known: mean, p50, p90, p99"
+            )),
+            "{bad}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Case and spelling of the flag as the other flags take them.
+    let a = ok(&[LOOSE_TTFT, &["--sla_percentile", "P99", "--json"]].concat());
+    let b = ok(&[LOOSE_TTFT, &["--sla-percentile", "p99", "--json"]].concat());
+    assert_eq!(a, b);
+}
+
+/// The report's percentile section, from its title to the next rule.
+fn section(report: &str) -> String {
+    let start = report
+        .find("  Predicted latency percentiles")
+        .expect("the report has the percentile table");
+    let rest = &report[start..];
+    let end = rest.find("\n  ---").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+#[test]
+fn percentile_table_snapshots() {
+    let mean = ok(LOOSE_TTFT);
+    let s = section(&mean);
+    assert!(s.contains("simulated top 4 per mode"), "{s}");
+    insta::assert_snapshot!("percentiles_qwen3_32b_h200_32_ttft5000_mean", s);
+    let p99 = ok(&[LOOSE_TTFT, &["--sla-percentile", "p99"]].concat());
+    assert!(p99.contains("TPOT <= 30.0ms at p99 (simulated top configurations)"));
+    assert!(p99.contains(
+        "Top Configurations: (Sorted by tokens/s/gpu; simulated, meeting the SLA at p99)"
+    ));
+    insta::assert_snapshot!("percentiles_qwen3_32b_h200_32_ttft5000_p99", section(&p99));
+}
+
+#[test]
+fn percentiles_are_deterministic() {
+    for extra in [&[][..], &["--sla-percentile", "p99"], &["--json"]] {
+        let args = [LOOSE_TTFT, extra].concat();
+        assert_eq!(ok(&args), ok(&args), "two runs of {extra:?} differ");
+    }
+}
