@@ -147,3 +147,47 @@ fn percentiles_are_deterministic() {
         assert_eq!(ok(&args), ok(&args), "two runs of {extra:?} differ");
     }
 }
+
+#[test]
+fn save_dir_writes_percentiles_and_annotates_the_bench_script() {
+    let runs: Vec<(String, String, String)> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().to_str().unwrap().to_string();
+            ok(&[LOOSE_TTFT, &["--save_dir", &d]].concat());
+            let root = std::fs::read_dir(dir.path())
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+            (
+                read("percentiles.json"),
+                read("agg/top1/agg/bench_run.sh"),
+                read("disagg/top1/disagg/bench_run.sh"),
+            )
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1], "--save_dir is byte-identical across runs");
+    let (pct, agg, _) = &runs[0];
+    let v: Value = serde_json::from_str(pct).unwrap();
+    let cli = json(LOOSE_TTFT);
+    assert_eq!(
+        v["rows"], cli["percentiles"],
+        "the same rows as the report's JSON"
+    );
+    assert_eq!(v["sla_percentile"], "mean");
+    // The bench script's comment carries the top row's prediction at its concurrency.
+    let row = &cli["percentiles"][0];
+    assert_eq!(row["mode"], "agg");
+    let line = agg
+        .lines()
+        .find(|l| l.starts_with("# Predicted at concurrency "))
+        .expect("a prediction comment");
+    assert!(
+        line.contains(&format!("p99 {}", row["ttft_ms"]["p99"]))
+            && line.contains(&format!("TPOT mean {} ms", row["tpot_ms"]["mean"])),
+        "{line} vs {row}"
+    );
+}
