@@ -13,8 +13,8 @@ use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::{DatabaseMode, EmpiricalParams};
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant};
 use crate::search::{
-    Candidate, LoadTarget, ParallelSpace, RankBy, ReplicaConfig, Role, SearchRequest, DEFAULT_ISL,
-    DEFAULT_OSL, DEFAULT_TPOT_MS, DEFAULT_TTFT_MS,
+    Candidate, LoadTarget, ParallelSpace, RankBy, ReplicaConfig, Role, SearchRequest,
+    SlaPercentile, DEFAULT_ISL, DEFAULT_OSL, DEFAULT_TPOT_MS, DEFAULT_TTFT_MS,
 };
 use crate::serve::{mtp, ServeMode, Workload};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,7 @@ pub fn field_of(what: &str) -> Option<&'static str> {
         "decode_batch_size" => "decode_batch_size",
         "gpu_cost_per_hour" => "gpu_cost_per_hour",
         "rank_by" => "rank_by",
+        "sla-percentile" | "sla_percentile" => "sla_percentile",
         _ => return None,
     })
 }
@@ -280,6 +281,9 @@ pub struct DefaultInput {
     pub gpu_cost_per_hour: Option<f64>,
     /// throughput (default) or cost.
     pub rank_by: String,
+    /// What the TTFT/TPOT targets bound: `mean` (default, the closed form) or the simulated
+    /// `p50`, `p90`, `p99` of the top rows.
+    pub sla_percentile: String,
     /// Local files are read only for the CLI, never for a web request.
     #[serde(skip)]
     pub systems_path: Option<PathBuf>,
@@ -325,6 +329,7 @@ impl Default for DefaultInput {
             decode_parallel: None,
             gpu_cost_per_hour: None,
             rank_by: "throughput".into(),
+            sla_percentile: SlaPercentile::Mean.name().into(),
             systems_path: None,
             calibration: None,
             allow_local_files: false,
@@ -454,6 +459,7 @@ impl DefaultInput {
         req.strict_sla = a.strict_sla;
         req.gpu_cost_per_hour = a.gpu_cost_per_hour;
         req.rank_by = RankBy::parse(&a.rank_by).on("rank_by")?;
+        req.sla_percentile = SlaPercentile::parse(&a.sla_percentile).on("sla_percentile")?;
         req.validate().map_err(InputError::from_core)?;
         Ok(req)
     }
@@ -600,36 +606,45 @@ impl EstimateInput {
             allow_local_files: s.allow_local_files,
             ..EstimateInput::default()
         };
-        match (&c.agg, &c.prefill, &c.decode) {
-            (Some(a), _, _) => EstimateInput {
-                estimate_mode: "agg".into(),
-                tp_size: a.parallel.tp,
-                pp_size: a.parallel.pp,
-                attention_dp_size: a.parallel.dp,
-                moe_tp_size: Some(a.parallel.moe_tp),
-                moe_ep_size: Some(a.parallel.moe_ep),
-                batch_size: a.batch_size.into(),
-                ..base
-            },
-            (None, Some(p), Some(d)) => EstimateInput {
-                estimate_mode: "disagg".into(),
-                prefill_tp_size: Some(p.parallel.tp),
-                prefill_pp_size: Some(p.parallel.pp),
-                prefill_attention_dp_size: Some(p.parallel.dp),
-                prefill_moe_tp_size: Some(p.parallel.moe_tp),
-                prefill_moe_ep_size: Some(p.parallel.moe_ep),
-                prefill_batch_size: p.batch_size.into(),
-                prefill_num_workers: p.workers,
-                decode_tp_size: Some(d.parallel.tp),
-                decode_pp_size: Some(d.parallel.pp),
-                decode_attention_dp_size: Some(d.parallel.dp),
-                decode_moe_tp_size: Some(d.parallel.moe_tp),
-                decode_moe_ep_size: Some(d.parallel.moe_ep),
-                decode_batch_size: d.batch_size.into(),
-                decode_num_workers: d.workers,
-                ..base
-            },
-            _ => base,
+        // The row → workers rule is the search's own (the simulation of a row uses it too).
+        // Batches come from whole-number plans, so the cast is exact.
+        let bs = |w: &WorkerSpec| w.batch_size.round() as i64;
+        match c.estimate_workers() {
+            Some(w) if w.mode == ServeMode::Agg => {
+                let (a, p) = (&w.agg, &w.agg.parallel);
+                EstimateInput {
+                    estimate_mode: "agg".into(),
+                    tp_size: p.tp,
+                    pp_size: p.pp,
+                    attention_dp_size: p.dp,
+                    moe_tp_size: Some(p.moe_tp),
+                    moe_ep_size: Some(p.moe_ep),
+                    batch_size: bs(a),
+                    ..base
+                }
+            }
+            Some(w) => {
+                let (p, d) = (&w.prefill, &w.decode);
+                EstimateInput {
+                    estimate_mode: "disagg".into(),
+                    prefill_tp_size: Some(p.parallel.tp),
+                    prefill_pp_size: Some(p.parallel.pp),
+                    prefill_attention_dp_size: Some(p.parallel.dp),
+                    prefill_moe_tp_size: Some(p.parallel.moe_tp),
+                    prefill_moe_ep_size: Some(p.parallel.moe_ep),
+                    prefill_batch_size: bs(p),
+                    prefill_num_workers: p.workers,
+                    decode_tp_size: Some(d.parallel.tp),
+                    decode_pp_size: Some(d.parallel.pp),
+                    decode_attention_dp_size: Some(d.parallel.dp),
+                    decode_moe_tp_size: Some(d.parallel.moe_tp),
+                    decode_moe_ep_size: Some(d.parallel.moe_ep),
+                    decode_batch_size: bs(d),
+                    decode_num_workers: d.workers,
+                    ..base
+                }
+            }
+            None => base,
         }
     }
 
@@ -852,10 +867,71 @@ mod tests {
                 },
                 "target_request_rate",
             ),
+            (
+                DefaultInput {
+                    sla_percentile: "p95".into(),
+                    ..qwen()
+                },
+                "sla_percentile",
+            ),
         ];
         for (input, field) in cases {
             let e = input.search_request().unwrap_err();
             assert_eq!(e.field, Some(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn sla_percentile_reaches_the_search_and_lists_the_accepted_values() {
+        let req = DefaultInput {
+            sla_percentile: "p90".into(),
+            ..qwen()
+        }
+        .search_request()
+        .unwrap();
+        assert_eq!(req.sla_percentile, SlaPercentile::P90);
+        assert_eq!(
+            qwen().search_request().unwrap().sla_percentile,
+            SlaPercentile::Mean
+        );
+        let e = DefaultInput {
+            sla_percentile: "p95".into(),
+            ..qwen()
+        }
+        .search_request()
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown sla-percentile 'p95'; known: mean, p50, p90, p99"
+        );
+    }
+
+    /// A row's details request and its simulation come from one rule: the estimate built from
+    /// the search request and the one the page posts back are the same deployment.
+    #[test]
+    fn a_rows_estimate_request_is_its_details_request() {
+        let input = qwen();
+        let req = input.search_request().unwrap();
+        let r = crate::search::search(&req, None).unwrap();
+        for c in r.modes.iter().flat_map(|m| &m.top) {
+            let core = req
+                .estimate_request(c)
+                .expect("one quantization for every role");
+            let page = EstimateInput::for_row(&input, c)
+                .estimate_request()
+                .unwrap();
+            assert_eq!(core.mode, page.mode);
+            assert_eq!(core.backend, page.backend);
+            assert_eq!(core.quant, page.quant);
+            // Only the roles the row uses: an estimate fills the others with its defaults.
+            let used = match core.mode {
+                ServeMode::Disagg => vec![(core.prefill, page.prefill), (core.decode, page.decode)],
+                _ => vec![(core.agg, page.agg)],
+            };
+            for (a, b) in used {
+                assert_eq!(a, b, "{}", c.layout_label());
+            }
+            assert_eq!(core.workload, page.workload);
         }
     }
 

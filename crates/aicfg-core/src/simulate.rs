@@ -28,6 +28,10 @@ pub const MAX_REPLAY_TOKENS: f64 = 4.0e6;
 /// request count to concurrency × 10, the first wave starting at once.
 pub const BENCH_REQUESTS_PER_CLIENT: f64 = 10.0;
 
+/// Requests per client the generated `bench_run.sh` sends first and leaves out of its
+/// statistics (its aiperf `--warmup-request-count`): the first wave, which arrives at once.
+pub const BENCH_WARMUP_PER_CLIENT: u32 = 2;
+
 /// The spec a concurrency benchmark of this request runs ([`BENCH_REQUESTS_PER_CLIENT`]
 /// requests per client, cut to [`MAX_REPLAY_TOKENS`] for the largest runs).
 pub fn bench_spec(req: &EstimateRequest) -> SimSpec {

@@ -177,6 +177,26 @@ fn wide_ep_widens_moe_lists_and_replica_cap() {
     assert!(cap(&wide) > cap(&narrow));
 }
 
+/// `sla_percentile` reaches the search request and survives the resolved YAML; a value outside
+/// mean/p50/p90/p99 names the key and the accepted values.
+#[test]
+fn sla_percentile_key_reaches_the_search() {
+    let e = one(&format!("{QWEN_AGG}  sla_percentile: p90\n"));
+    let req = e
+        .search_request(&ModelRegistry::builtin(), &SystemRegistry::builtin())
+        .unwrap();
+    assert_eq!(req.sla_percentile, aicfg_core::search::SlaPercentile::P90);
+    let yaml = e.resolved_yaml();
+    assert!(yaml.contains("sla_percentile: p90"), "{yaml}");
+    assert_eq!(one(&yaml), e);
+    assert!(!one(QWEN_AGG).resolved_yaml().contains("sla_percentile"));
+    let msg = err(&format!("{QWEN_AGG}  sla_percentile: p95\n"));
+    assert!(
+        msg.contains("sla_percentile") && msg.contains("mean, p50, p90, p99"),
+        "{msg}"
+    );
+}
+
 /// `gpu_cost_per_hour` and `rank_by` reach the search request and survive the resolved YAML;
 /// without them the YAML has neither key.
 #[test]

@@ -141,6 +141,38 @@ pub struct BenchConfig {
     pub requests_per_concurrency: u32,
     pub warmup_per_concurrency: u32,
     pub random_seed: u32,
+    /// What the search predicted at benchmarked concurrencies (the simulated percentiles of
+    /// this row; empty when it was not simulated). Only annotates the bench script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predictions: Vec<BenchPrediction>,
+}
+
+/// A prediction at one concurrency, in ms: the closed-form mean and the simulated tail
+/// (`aicfg_core::search::percentile`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchPrediction {
+    pub concurrency: u32,
+    pub ttft_mean: f64,
+    pub ttft_p90: f64,
+    pub ttft_p99: f64,
+    pub tpot_mean: f64,
+    pub tpot_p90: f64,
+    pub tpot_p99: f64,
+}
+
+impl BenchPrediction {
+    /// The prediction of a simulated row at concurrency `c`, rounded to 3 decimals.
+    pub fn of(row: &aicfg_core::search::PercentileRow, concurrency: u32) -> Self {
+        BenchPrediction {
+            concurrency,
+            ttft_mean: r3(row.ttft_ms.mean),
+            ttft_p90: r3(row.ttft_ms.p90),
+            ttft_p99: r3(row.ttft_ms.p99),
+            tpot_mean: r3(row.tpot_ms.mean),
+            tpot_p90: r3(row.tpot_ms.p90),
+            tpot_p99: r3(row.tpot_ms.p99),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -393,8 +425,9 @@ impl GeneratorConfig {
                 estimated_concurrency: estimate,
                 concurrencies: bench_concurrencies(estimate),
                 requests_per_concurrency: 20,
-                warmup_per_concurrency: 2,
+                warmup_per_concurrency: aicfg_core::simulate::BENCH_WARMUP_PER_CLIENT,
                 random_seed: 100,
+                predictions: Vec::new(),
             },
             node: NodeConfig {
                 num_gpus_per_node: ctx.num_gpus_per_node.max(1),

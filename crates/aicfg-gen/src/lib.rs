@@ -136,10 +136,57 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
         dynamo_version: s.dynamo_version.clone(),
     };
     let mut g = GeneratorConfig::from_candidate(c, &ctx)?;
+    g.bench.predictions = predictions(s.result, c, g.bench.estimated_concurrency);
     for (k, v) in &s.sets {
         g.set(k, v)?;
     }
     Ok(g)
+}
+
+/// The search's predictions for the concurrencies row `c`'s bench script runs: the row's
+/// simulated percentiles at its own concurrency, when the search simulated it. Read from the
+/// result, never computed here.
+fn predictions(r: &SearchResult, c: &Candidate, estimated: u32) -> Vec<genconfig::BenchPrediction> {
+    let label = c.layout_label();
+    r.percentiles
+        .iter()
+        .filter(|p| {
+            p.rank.is_some()
+                && p.mode == c.mode
+                && p.backend == c.backend
+                && p.layout == label
+                && p.concurrency == c.concurrency
+        })
+        .take(1)
+        .map(|p| genconfig::BenchPrediction::of(p, estimated))
+        .collect()
+}
+
+/// `percentiles.json`: the simulated rows of the report's percentile table.
+fn percentiles_json(r: &SearchResult) -> Result<Vec<u8>> {
+    fn round(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+                if let Some(f) = n.as_f64() {
+                    *v = serde_json::json!((f * 1000.0).round() / 1000.0);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(round),
+            serde_json::Value::Object(o) => o.values_mut().for_each(round),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::json!({
+        "sla_percentile": r.sla_percentile,
+        "ttft_ms": r.ttft_ms,
+        "tpot_ms": r.tpot_ms,
+        "rows": r.percentiles,
+    });
+    round(&mut v);
+    let mut text = serde_json::to_string_pretty(&v)
+        .map_err(|e| GenError::Invalid(format!("percentiles.json: {e}")))?;
+    text.push('\n');
+    Ok(text.into_bytes())
 }
 
 /// The whole result tree, in a fixed order.
@@ -205,6 +252,7 @@ fn build_with(s: &SaveRequest, only: Option<(ServeMode, usize)>) -> Result<Vec<O
         "pareto_frontier.png".into(),
         plot::pareto_png(&title, &series, Some(1000.0 / req.tpot_ms))?,
     );
+    push("percentiles.json".into(), percentiles_json(res)?);
     let ctx = table::RowContext {
         model: req.model.name.clone(),
         isl: req.workload.isl as u32,

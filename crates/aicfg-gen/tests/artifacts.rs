@@ -177,6 +177,9 @@ fn check_tree(files: &[OutFile]) {
             }
         } else if p.ends_with(".png") {
             assert!(f.bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{p}");
+        } else if p == "percentiles.json" {
+            let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+            assert!(v["rows"].is_array(), "{p}");
         } else {
             panic!("unexpected file {p}");
         }
@@ -790,4 +793,35 @@ fn build_row_writes_only_the_chosen_rows_folder() {
         let e = aicfg_gen::build_row(&s, ServeMode::Disagg, bad).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
     }
+}
+
+/// The bench script states the search's prediction at each benchmarked concurrency it was given
+/// one for (the generator is handed the simulated percentiles; it computes none), and stays as
+/// it was without one.
+#[test]
+fn bench_script_states_the_predicted_percentiles_it_is_given() {
+    let mut g = common::config(
+        "trtllm",
+        false,
+        &[("agg", 1, common::params(4, 1, 1, 64, 4096))],
+    );
+    let plain = common::files(&g);
+    let plain = common::get(&plain, "bench_run.sh").to_string();
+    assert!(!plain.contains("# Predicted at concurrency"), "{plain}");
+    g.bench.predictions = vec![aicfg_gen::genconfig::BenchPrediction {
+        concurrency: 64,
+        ttft_mean: 812.5,
+        ttft_p90: 950.25,
+        ttft_p99: 2400.0,
+        tpot_mean: 21.5,
+        tpot_p90: 22.125,
+        tpot_p99: 23.75,
+    }];
+    let f = common::files(&g);
+    let script = common::get(&f, "bench_run.sh");
+    let want = "# Predicted at concurrency 64: TTFT mean 812.5 ms (p90 950.25, p99 2400.0), TPOT mean 21.5 ms (p90 22.125, p99 23.75); mean from the closed form, p90/p99 from the simulated benchmark.\n";
+    assert!(script.contains(want), "{script}");
+    // One comment line more, nothing else changed.
+    assert_eq!(script.replace(want, ""), plain);
+    assert!(common::get(&f, "generator_config.yaml").contains("predictions:"));
 }

@@ -2,6 +2,7 @@
 use crate::chart::{self, Series};
 use crate::view::{json_view, origin_tag, QUANT_HINT};
 use aicfg_core::input::DefaultInput;
+use aicfg_core::search::percentile::{SIM_MAX_RUNS, SIM_TOP_K};
 use aicfg_core::search::{
     mode_name, search, Candidate, LoadTarget, ModeResult, RankBy, Role, SearchResult, WorkerPlan,
 };
@@ -131,6 +132,14 @@ pub struct DefaultArgs {
     /// mode: fewest GPUs) or cost ($/M output tokens; recommend mode: cheapest cluster per hour).
     #[arg(long = "rank-by", alias = "rank_by", default_value = "throughput")]
     pub rank_by: String,
+    /// What --ttft and --tpot bound: mean (the closed form's means), or p50, p90, p99 of the
+    /// simulated top configurations of each mode (only a simulated one can then be the best).
+    #[arg(
+        long = "sla-percentile",
+        alias = "sla_percentile",
+        default_value = "mean"
+    )]
+    pub sla_percentile: String,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +184,7 @@ impl DefaultArgs {
             decode_parallel: None,
             gpu_cost_per_hour: self.gpu_cost_per_hour,
             rank_by: self.rank_by.clone(),
+            sla_percentile: self.sla_percentile.clone(),
             systems_path: self.systems_path.clone(),
             calibration: self.calibration.clone(),
             allow_local_files: true,
@@ -292,11 +302,21 @@ fn render_with(r: &SearchResult, chart: bool) -> String {
     }
     let _ = writeln!(
         o,
-        "    SLA Target: TTFT <= {:.1}ms, TPOT <= {:.1}ms",
-        r.ttft_ms, r.tpot_ms
+        "    SLA Target: TTFT <= {:.1}ms, TPOT <= {:.1}ms{}",
+        r.ttft_ms,
+        r.tpot_ms,
+        if r.sla_percentile.is_mean() {
+            String::new()
+        } else {
+            format!(
+                " at {} (simulated top configurations)",
+                r.sla_percentile.name()
+            )
+        }
     );
     let _ = writeln!(o, "{RULE}");
     best_block(&mut o, r);
+    percentile_table(&mut o, r);
     if chart {
         let _ = writeln!(o, "{RULE}");
         let _ = writeln!(o, "  Pareto Frontier:");
@@ -338,9 +358,14 @@ fn target_text(t: LoadTarget) -> String {
 fn best_block(o: &mut String, r: &SearchResult) {
     let recommend = r.target.is_some();
     let Some(best) = &r.best else {
+        let at = if r.sla_percentile.is_mean() {
+            String::new()
+        } else {
+            format!(" at {}", r.sla_percentile.name())
+        };
         let _ = writeln!(
             o,
-            "  No configuration meets the SLA (TTFT <= {:.1}ms, TPOT <= {:.1}ms).",
+            "  No configuration meets the SLA (TTFT <= {:.1}ms, TPOT <= {:.1}ms{at}).",
             r.ttft_ms, r.tpot_ms
         );
         let _ = writeln!(
@@ -478,6 +503,92 @@ fn best_block(o: &mut String, r: &SearchResult) {
     );
 }
 
+/// The simulated rows: level from the closed form, shape from the simulator
+/// (`aicfg_core::search::percentile`).
+fn percentile_table(o: &mut String, r: &SearchResult) {
+    if r.percentiles.is_empty() {
+        return;
+    }
+    let n = r
+        .modes
+        .iter()
+        .map(|m| r.percentiles.iter().filter(|p| p.mode == m.mode).count())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(o, "{RULE}");
+    if r.sla_percentile.is_mean() {
+        let _ = writeln!(
+            o,
+            "  Predicted latency percentiles (simulated top {n} per mode):"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  Predicted latency percentiles (simulated down the ranking for the SLA at {}):",
+            r.sla_percentile.name()
+        );
+    }
+    let mut t = Table::new();
+    t.load_preset(ASCII_SEED);
+    let multi_backend = r.backends.len() > 1;
+    let mut header = vec!["mode", "rank"];
+    if multi_backend {
+        header.push("backend");
+    }
+    header.extend([
+        "layout",
+        "concurrency",
+        "TTFT mean",
+        "TTFT p50",
+        "TTFT p90",
+        "TTFT p99",
+        "TPOT mean",
+        "TPOT p90",
+        "TPOT p99",
+        "tokens/s/gpu",
+    ]);
+    t.set_header(header);
+    for p in &r.percentiles {
+        let mut row = vec![
+            mode_name(p.mode).to_string(),
+            p.rank.map_or("-".into(), |k| k.to_string()),
+        ];
+        if multi_backend {
+            row.push(p.backend.name().to_string());
+        }
+        row.extend([
+            p.layout.clone(),
+            fmt_num(p.concurrency),
+            format!("{:.2}", p.ttft_ms.mean),
+            format!("{:.2}", p.ttft_ms.p50),
+            format!("{:.2}", p.ttft_ms.p90),
+            format!("{:.2}", p.ttft_ms.p99),
+            format!("{:.2}", p.tpot_ms.mean),
+            format!("{:.2}", p.tpot_ms.p90),
+            format!("{:.2}", p.tpot_ms.p99),
+            format!("{:.2}", p.tokens_per_s_per_gpu),
+        ]);
+        t.add_row(row);
+    }
+    for col in t.column_iter_mut() {
+        col.set_cell_alignment(CellAlignment::Right);
+    }
+    for line in t.to_string().lines() {
+        let _ = writeln!(o, "    {line}");
+    }
+    let _ = writeln!(
+        o,
+        "    ms; the mean is the closed form's, each percentile the mean times the simulator's percentile/mean ratio (benchmark replay at the row's concurrency)."
+    );
+    if !r.sla_percentile.is_mean() {
+        let _ = writeln!(
+            o,
+            "    --sla-percentile {p}: rank is the row of the top table below; '-' rows were simulated and left out (they miss TTFT or TPOT at {p}). Up to {SIM_MAX_RUNS} rows per mode are simulated to find {SIM_TOP_K} that meet it.",
+            p = r.sla_percentile.name()
+        );
+    }
+}
+
 fn plural(n: u32, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
@@ -611,7 +722,21 @@ fn top_table(o: &mut String, r: &SearchResult, m: &ModeResult) {
     } else {
         "Sorted by tokens/s/gpu"
     };
-    let _ = writeln!(o, "{} Top Configurations: ({sorted})", mode_name(m.mode));
+    let at = if r.sla_percentile.is_mean() {
+        String::new()
+    } else if m.sla_met {
+        format!(
+            "; simulated, meeting the SLA at {}",
+            r.sla_percentile.name()
+        )
+    } else {
+        format!("; simulated, at {}", r.sla_percentile.name())
+    };
+    let _ = writeln!(
+        o,
+        "{} Top Configurations: ({sorted}{at})",
+        mode_name(m.mode)
+    );
     if m.top.is_empty() {
         let _ = writeln!(
             o,

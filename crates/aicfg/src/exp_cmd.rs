@@ -31,6 +31,10 @@ pub struct ExpArgs {
         allow_negative_numbers = true
     )]
     pub gpu_cost_per_hour: Option<f64>,
+    /// What every experiment's ttft and tpot bound (over the experiments' `sla_percentile`):
+    /// mean (the closed form), or p50, p90, p99 of the simulated top configurations.
+    #[arg(long = "sla-percentile", alias = "sla_percentile")]
+    pub sla_percentile: Option<String>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -60,6 +64,12 @@ pub fn run_file(a: &ExpArgs) -> Result<Study> {
     if let Some(p) = a.gpu_cost_per_hour {
         for e in &mut exps {
             e.gpu_cost_per_hour = Some(p);
+        }
+    }
+    if let Some(s) = &a.sla_percentile {
+        let p = aicfg_core::search::SlaPercentile::parse(s)?;
+        for e in &mut exps {
+            e.sla_percentile = p;
         }
     }
     // The top list must be at least as long as the folders --save_dir writes.

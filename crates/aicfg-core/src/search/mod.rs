@@ -6,11 +6,14 @@
 //! reference tool there are no top-k truncations before the frontier: the search is fast enough
 //! to keep every evaluated point.
 pub mod pareto;
+pub mod percentile;
 pub mod space;
 
 use crate::backend::Backend;
 use crate::error::{AicfgError, Result};
-use crate::estimate::{resolve_quant, resolve_quant_explained, QuantOrigin, QuantRequest};
+use crate::estimate::{
+    resolve_quant, resolve_quant_explained, EstimateRequest, QuantOrigin, QuantRequest, WorkerSpec,
+};
 use crate::hardware::SystemSpec;
 use crate::limits::{self, Budget, SearchLimits};
 use crate::model::graph::Parallel;
@@ -23,6 +26,7 @@ use crate::serve::{
     PrefillSide, ServeMode, Worker, Workload,
 };
 use crate::DatabaseMode;
+pub use percentile::{PercentileRow, SlaPercentile};
 use serde::Serialize;
 pub use space::{ParallelSpace, ReplicaConfig, Role};
 
@@ -130,6 +134,9 @@ pub struct SearchRequest {
     /// `misc.gpu_cost_per_hour`.
     pub gpu_cost_per_hour: Option<f64>,
     pub rank_by: RankBy,
+    /// Statistic the SLA applies to: the closed-form means, or a simulated percentile
+    /// (`percentile.rs`).
+    pub sla_percentile: SlaPercentile,
 }
 
 /// Longest top-N list (rows per table are shown and serialized in full).
@@ -183,6 +190,7 @@ impl SearchRequest {
             limits: SearchLimits::default(),
             gpu_cost_per_hour: None,
             rank_by: RankBy::Throughput,
+            sla_percentile: SlaPercentile::Mean,
         }
     }
 
@@ -216,6 +224,38 @@ impl SearchRequest {
     /// The lists `role` searches, deduplicated and within the limits (errors name the list).
     pub fn checked_space(&self, role: Role, backend: Backend) -> Result<ParallelSpace> {
         self.space(role, backend).normalized(role, &self.limits)
+    }
+
+    /// The estimate that explains row `c` of this search (what its simulation replays): the
+    /// row's workers ([`Candidate::estimate_workers`]) with the search's model, systems,
+    /// workload, quantization, op source and prices. `None` when the row has no workers or its
+    /// prefill and decode workers ask for different quantization (an experiment can), which
+    /// one estimate request cannot carry. The search's latency correction scales are not part
+    /// of an estimate.
+    pub fn estimate_request(&self, c: &Candidate) -> Option<EstimateRequest> {
+        let w = c.estimate_workers()?;
+        let quant = match w.mode {
+            ServeMode::Disagg if self.prefill_quant != self.decode_quant => return None,
+            ServeMode::Disagg => self.prefill_quant,
+            _ => self.agg_quant,
+        };
+        Some(EstimateRequest {
+            model: self.model.clone(),
+            system: self.system.clone(),
+            decode_system: self.decode_system.clone(),
+            backend: c.backend,
+            mode: w.mode,
+            workload: self.workload,
+            quant,
+            agg: w.agg,
+            prefill: w.prefill,
+            decode: w.decode,
+            database_mode: self.database_mode,
+            backend_version: self.backend_version.clone(),
+            free_gpu_memory_fraction: self.free_gpu_memory_fraction,
+            calibration: self.calibration.clone(),
+            gpu_cost_per_hour: self.gpu_cost_per_hour,
+        })
     }
 
     fn max_worker_gpus(&self) -> u32 {
@@ -366,6 +406,15 @@ pub struct WorkerPlan {
     pub quant: QuantConfig,
 }
 
+/// A row's workers as an estimate takes them (see [`Candidate::estimate_workers`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowWorkers {
+    pub mode: ServeMode,
+    pub agg: WorkerSpec,
+    pub prefill: WorkerSpec,
+    pub decode: WorkerSpec,
+}
+
 /// One deployment the search evaluated, with cluster-level figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
@@ -405,6 +454,39 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The one rule from a row to an estimate's workers, behind both a row's details request
+    /// (`input::EstimateInput::for_row`) and its simulation ([`SearchRequest::estimate_request`]):
+    /// agg → the agg worker (its batch is per attention-DP rank); disagg → prefill and decode
+    /// workers with their batches and worker counts per replica. Roles a row does not use keep
+    /// an estimate's defaults (one GPU, batch 1, one worker). `None` for a row without workers.
+    pub fn estimate_workers(&self) -> Option<RowWorkers> {
+        let spec = |w: &WorkerPlan| WorkerSpec {
+            parallel: w.parallel,
+            batch_size: f64::from(w.batch_size),
+            workers: w.workers,
+        };
+        let unused = WorkerSpec {
+            parallel: Parallel::single(),
+            batch_size: 1.0,
+            workers: 1,
+        };
+        match (&self.agg, &self.prefill, &self.decode) {
+            (Some(a), _, _) => Some(RowWorkers {
+                mode: ServeMode::Agg,
+                agg: spec(a),
+                prefill: unused,
+                decode: unused,
+            }),
+            (None, Some(p), Some(d)) => Some(RowWorkers {
+                mode: ServeMode::Disagg,
+                agg: unused,
+                prefill: spec(p),
+                decode: spec(d),
+            }),
+            _ => None,
+        }
+    }
+
     /// The deployment without its expert split, with its numbers to 6 significant digits (the
     /// same sums taken in another order differ in the last bits): two candidates with equal keys
     /// differ only in moe_tp × moe_ep and predict the same.
@@ -534,6 +616,10 @@ pub struct SearchResult {
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "RankBy::is_throughput")]
     pub rank_by: RankBy,
+    #[serde(skip_serializing_if = "SlaPercentile::is_mean")]
+    pub sla_percentile: SlaPercentile,
+    /// Simulated latency percentiles of each mode's top rows (`percentile.rs`).
+    pub percentiles: Vec<PercentileRow>,
 }
 
 impl SearchResult {
@@ -707,12 +793,20 @@ pub fn search_with(
         return Err(no_fit(req));
     }
     let mut modes = Vec::new();
-    if do_agg {
-        modes.push(finish_mode(req, ServeMode::Agg, agg_eval, agg_all));
+    let mut orders = Vec::new();
+    for (on, mode, eval, all) in [
+        (do_agg, ServeMode::Agg, agg_eval, agg_all),
+        (do_dis, ServeMode::Disagg, dis_eval, dis_all),
+    ] {
+        if on {
+            let (m, order) = finish_mode(req, mode, eval, all);
+            modes.push(m);
+            orders.push(order);
+        }
     }
-    if do_dis {
-        modes.push(finish_mode(req, ServeMode::Disagg, dis_eval, dis_all));
-    }
+    // The closed form has screened everything; the simulator adds the tails of the top rows.
+    let pct = percentile::run(req, &params, &budget, &mut modes, &orders)?;
+    notes.extend(pct.notes);
     let (best, comparison) = pick_best(req, &modes);
     for m in &modes {
         if m.all.is_empty() {
@@ -720,7 +814,8 @@ pub fn search_with(
                 "{}: no deployment fits in GPU memory (weights alone exceed it, or no layout is valid)",
                 mode_name(m.mode)
             ));
-        } else if !m.sla_met {
+        } else if !m.sla_met && !pct.missed.contains(mode_name(m.mode)) {
+            // (A mode that misses only the percentile SLA has its own note.)
             notes.push(format!(
                 "{}: no configuration meets TTFT ≤ {} ms and TPOT ≤ {} ms; the closest are shown",
                 mode_name(m.mode),
@@ -747,6 +842,8 @@ pub fn search_with(
         quant,
         notes,
         rank_by: req.rank_by,
+        sla_percentile: req.sla_percentile,
+        percentiles: pct.rows,
     })
 }
 
@@ -1242,12 +1339,14 @@ fn prune_prefill(v: Vec<(usize, PrefillSide)>) -> Vec<(usize, PrefillSide)> {
         .collect()
 }
 
+/// The mode's result, and its ranking: indices into `all`, best first (the SLA-meeting points
+/// when any does, else every point by distance to the SLA).
 fn finish_mode(
     req: &SearchRequest,
     mode: ServeMode,
     evaluated: usize,
     all: Vec<Candidate>,
-) -> ModeResult {
+) -> (ModeResult, Vec<usize>) {
     let recommend = req.target.is_some();
     let in_frontier: Vec<usize> = (0..all.len())
         .filter(|&i| {
@@ -1271,15 +1370,16 @@ fn finish_mode(
         .into_iter()
         .map(|k| all[in_frontier[k]].clone())
         .collect();
-    let feasible: Vec<&Candidate> = all.iter().filter(|c| c.meets_sla).collect();
+    let feasible: Vec<usize> = (0..all.len()).filter(|&i| all[i].meets_sla).collect();
     let sla_met = !feasible.is_empty();
-    let mut pool: Vec<&Candidate> = if sla_met {
+    let mut order: Vec<usize> = if sla_met {
         feasible
     } else {
-        all.iter().collect()
+        (0..all.len()).collect()
     };
     let (ttft, tpot) = (req.ttft_ms, req.tpot_ms);
-    pool.sort_by(|a, b| {
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&all[a], &all[b]);
         let primary = if !sla_met {
             a.sla_excess(ttft, tpot)
                 .total_cmp(&b.sla_excess(ttft, tpot))
@@ -1307,7 +1407,7 @@ fn finish_mode(
     // first (MoE TP and EP are priced alike where the op model has no term that tells them apart).
     let mut folded: std::collections::BTreeMap<String, usize> = Default::default();
     let mut top: Vec<Candidate> = Vec::new();
-    for c in pool {
+    for c in order.iter().map(|&i| &all[i]) {
         if !seen.insert(c.layout_key()) {
             continue;
         }
@@ -1324,7 +1424,7 @@ fn finish_mode(
         folded.insert(key, top.len());
         top.push(c.clone());
     }
-    ModeResult {
+    let result = ModeResult {
         mode,
         evaluated,
         candidates: in_frontier.len(),
@@ -1332,7 +1432,8 @@ fn finish_mode(
         top,
         sla_met,
         all,
-    }
+    };
+    (result, order)
 }
 
 fn pick_best(req: &SearchRequest, modes: &[ModeResult]) -> (Option<Candidate>, Option<Comparison>) {

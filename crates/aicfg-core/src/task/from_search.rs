@@ -94,6 +94,7 @@ impl Experiment {
             enable_wide_ep: req.enable_wide_ep,
             gpu_cost_per_hour: req.gpu_cost_per_hour,
             rank_by: req.rank_by,
+            sla_percentile: req.sla_percentile,
             profiles: Vec::new(),
             config: ExpConfig {
                 nextn: w.nextn,

@@ -19,7 +19,9 @@ use crate::limits::{self, SearchLimits};
 use crate::model::{ModelRegistry, ModelSpec};
 use crate::perf::DatabaseMode;
 use crate::quant::{CommQuant, FmhaQuant, GemmQuant, KvQuant, MoeQuant, QuantConfig};
-use crate::search::{ParallelSpace, RankBy, ReplicaConfig, Role, SearchRequest, Tuning};
+use crate::search::{
+    ParallelSpace, RankBy, ReplicaConfig, Role, SearchRequest, SlaPercentile, Tuning,
+};
 use crate::serve::{mtp, ServeMode, Workload};
 use schema::{Reader, *};
 use serde::Serialize;
@@ -145,6 +147,9 @@ pub struct Experiment {
     /// Order of the top tables and choice of the best: throughput or cost.
     #[serde(skip_serializing_if = "RankBy::is_throughput")]
     pub rank_by: RankBy,
+    /// What `ttft` and `tpot` bound: the closed-form means, or a simulated percentile.
+    #[serde(skip_serializing_if = "SlaPercentile::is_mean")]
+    pub sla_percentile: SlaPercentile,
     pub profiles: Vec<String>,
     pub config: ExpConfig,
 }
@@ -511,6 +516,10 @@ fn resolve_one(
         Some(s) => RankBy::parse(&s).map_err(|e| r.err("rank_by", e.to_string()))?,
         None => RankBy::Throughput,
     };
+    let sla_percentile = match r.string("sla_percentile")? {
+        Some(s) => SlaPercentile::parse(&s).map_err(|e| r.err("sla_percentile", e.to_string()))?,
+        None => SlaPercentile::Mean,
+    };
     let mut exp = Experiment {
         name: name.to_string(),
         mode,
@@ -535,6 +544,7 @@ fn resolve_one(
         enable_wide_ep: ctx.wide_ep,
         gpu_cost_per_hour,
         rank_by,
+        sla_percentile,
         profiles,
         config,
     };
@@ -1021,6 +1031,7 @@ impl Experiment {
         req.enable_wide_ep = self.enable_wide_ep;
         req.gpu_cost_per_hour = self.gpu_cost_per_hour;
         req.rank_by = self.rank_by;
+        req.sla_percentile = self.sla_percentile;
         req.database_mode = self.database_mode;
         // The version only picks measured tables; naming one must not demand a database.
         if matches!(

@@ -22,6 +22,7 @@ pub const TOP_KEYS: &[&str] = &[
     "enable_wide_ep",
     "gpu_cost_per_hour",
     "rank_by",
+    "sla_percentile",
     "profiles",
     "config",
 ];

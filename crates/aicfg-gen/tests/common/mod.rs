@@ -95,6 +95,7 @@ pub fn config(backend: &str, moe: bool, roles: &[(&str, u32, WorkerParams)]) -> 
             requests_per_concurrency: 2,
             warmup_per_concurrency: 0,
             random_seed: 100,
+            predictions: Vec::new(),
         },
         node: NodeConfig {
             num_gpus_per_node: 8,

@@ -12,6 +12,7 @@ mod estimate_sim;
 mod eval;
 mod exp;
 mod hostile;
+mod percentiles;
 mod save;
 mod save_exp;
 mod serve_bench;

@@ -156,6 +156,28 @@ fn saved_config_yaml_reruns_to_the_same_best_disagg() {
 }
 
 #[test]
+fn saved_config_yaml_reruns_to_the_same_best_at_a_percentile_sla() {
+    // The percentile SLA is part of the experiment: rerun, the same simulated rows win.
+    roundtrip(
+        "rt-p99",
+        &[
+            "--model",
+            "QWEN3_32B",
+            "--total_gpus",
+            "32",
+            "--system",
+            "h200_sxm",
+            "--database-mode",
+            "empirical",
+            "--ttft",
+            "5000",
+            "--sla-percentile",
+            "p99",
+        ],
+    );
+}
+
+#[test]
 fn cli_exp_save_dir_writes_one_folder_per_experiment() {
     let dir = temp_dir("exp-save");
     let d = dir.to_str().unwrap();

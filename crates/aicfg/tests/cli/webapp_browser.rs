@@ -197,6 +197,22 @@ fn page_shows_the_same_best_configuration_as_the_cli() {
         best["tokens_per_s_per_gpu"]
     )));
 
+    // The percentile table: one row per simulated top row, with the CLI's p99 TTFT.
+    let rows = want["percentiles"].as_array().unwrap();
+    assert!(
+        dom.contains("id=\"percentile-table\""),
+        "no percentile table"
+    );
+    let table = &dom[dom.find("id=\"percentile-table\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(table.matches("<tr data-mode=").count(), rows.len());
+    for r in rows {
+        assert!(
+            table.contains(&format!("<td>{}</td>", f2(&r["ttft_ms"]["p99"]))),
+            "{r} not in the page's percentile table"
+        );
+    }
+
     // Every row has a working "zip" button (POST /api/save; the API tests check the zip).
     let zips: Vec<&str> = dom
         .split("<button")

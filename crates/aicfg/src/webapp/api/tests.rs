@@ -59,6 +59,39 @@ async fn default_matches_the_cli_json_view() {
     assert!(v["best"]["tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
 }
 
+/// The result carries the simulated percentiles of each mode's top rows, as `cli default
+/// --json` does; with `sla_percentile` the best is a simulated row that meets it.
+#[tokio::test]
+async fn default_carries_the_percentile_rows() {
+    let (s, v) = call(&app(), "POST", "/api/default", QWEN).await;
+    assert_eq!(s, StatusCode::OK);
+    let rows = v["percentiles"].as_array().unwrap();
+    for mode in ["agg", "disagg"] {
+        let ranks: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["mode"] == mode)
+            .map(|r| &r["rank"])
+            .collect();
+        assert_eq!(
+            ranks,
+            [1, 2, 3, 4].map(|k| json!(k)).iter().collect::<Vec<_>>()
+        );
+    }
+    let body = with(r#""ttft":5000,"sla_percentile":"p99""#);
+    let (s, v) = call(&app(), "POST", "/api/default", &body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sla_percentile"], "p99");
+    let best = &v["best"];
+    let row = v["percentiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["mode"] == best["mode"] && r["rank"] == 1)
+        .expect("the best is a simulated row");
+    assert!(row["ttft_ms"]["p99"].as_f64().unwrap() <= 5000.0, "{row}");
+    assert!(row["tpot_ms"]["p99"].as_f64().unwrap() <= 30.0, "{row}");
+}
+
 /// Every top row's `estimate` request predicts that row: same TTFT and TPOT, MTP included
 /// (the page used to send `nextn` without its acceptance, pricing zero accepted drafts).
 #[tokio::test]
@@ -151,6 +184,13 @@ async fn validation_errors_name_the_field() {
     )
     .await;
     rejects(&with(r#""top_n":0"#), unproc, "top_n", "top_n").await;
+    rejects(
+        &with(r#""sla_percentile":"p95""#),
+        unproc,
+        "sla_percentile",
+        "known: mean, p50, p90, p99",
+    )
+    .await;
     rejects(&with(r#""nextn":99"#), unproc, "nextn", "16").await;
     rejects(
         &with(r#""decode_system":"h999""#),

@@ -86,6 +86,7 @@ function formInput() {
     free_gpu_memory_fraction: num("free_gpu_memory_fraction"),
     gpu_cost_per_hour: num("gpu_cost_per_hour"),
     rank_by: f.rank_by.value,
+    sla_percentile: f.sla_percentile.value,
     strict_sla: f.strict_sla.checked || undefined,
     enable_wide_ep: f.enable_wide_ep.checked || undefined,
   };
@@ -333,7 +334,8 @@ function renderTables(r, input) {
   const multi = r.backends.length > 1;
   for (const m of [...r.modes].reverse()) {
     const card = el("section", { class: "card" });
-    const sorted = !m.sla_met ? "closest to the SLA; none meets it" : r.target ? "sorted by GPUs needed" : "sorted by tokens/s/gpu";
+    let sorted = !m.sla_met ? "closest to the SLA; none meets it" : r.target ? "sorted by GPUs needed" : "sorted by tokens/s/gpu";
+    if (r.sla_percentile) sorted += `; simulated, at ${r.sla_percentile}`;
     card.append(el("h2", {}, el("span", { class: `mode ${m.mode}`, text: modeName(m.mode) }), ` top configurations `, el("small", { text: `(${sorted}; ${m.evaluated} evaluated)` })));
     if (!m.top.length) {
       card.append(el("p", { text: `no ${m.mode} deployment fits in GPU memory with these lists` }));
@@ -440,9 +442,41 @@ async function toggleDetails(c, input, row) {
   ));
 }
 
+// Simulated latency percentiles of each mode's top rows (the JSON's `percentiles`): the mean is
+// the closed form's, each percentile that mean times the simulator's percentile/mean ratio.
+function renderPercentiles(r) {
+  const box = $("#percentiles");
+  const rows = r.percentiles || [];
+  box.hidden = rows.length === 0;
+  if (!rows.length) { box.replaceChildren(); return; }
+  const n = Math.max(...r.modes.map((m) => rows.filter((p) => p.mode === m.mode).length));
+  const multi = r.backends.length > 1;
+  const head = ["mode", "rank"];
+  if (multi) head.push("backend");
+  head.push("layout", "concurrency", "TTFT mean", "TTFT p50", "TTFT p90", "TTFT p99", "TPOT mean", "TPOT p90", "TPOT p99", "tokens/s/gpu");
+  const table = el("table", { class: "top", id: "percentile-table" });
+  table.append(el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))));
+  const tb = el("tbody");
+  for (const p of rows) {
+    const cells = [modeName(p.mode), p.rank === null ? "-" : String(p.rank)];
+    if (multi) cells.push(p.backend);
+    cells.push(p.layout, String(p.concurrency), f2(p.ttft_ms.mean), f2(p.ttft_ms.p50), f2(p.ttft_ms.p90), f2(p.ttft_ms.p99),
+      f2(p.tpot_ms.mean), f2(p.tpot_ms.p90), f2(p.tpot_ms.p99), f2(p.tokens_per_s_per_gpu));
+    tb.append(el("tr", { "data-mode": p.mode, class: p.meets_sla ? "" : "misses" }, ...cells.map((t) => el("td", { text: t }))));
+  }
+  table.append(tb);
+  const at = r.sla_percentile ? `; SLA at ${r.sla_percentile}: rank '-' misses it` : "";
+  box.replaceChildren(
+    el("h2", {}, "Predicted latency percentiles ", el("small", { text: `(simulated top ${n} per mode; ms${at})` })),
+    el("div", { class: "scroll" }, table),
+    el("p", { class: "verdict", text: "The mean is the closed form's; each percentile is that mean times the simulator's percentile/mean ratio (benchmark replay at the row's concurrency)." })
+  );
+}
+
 function renderResult(r, input) {
   $("#results").hidden = false;
   renderBest(r);
+  renderPercentiles(r);
   const yKey = r.target ? "replica_tokens_per_s_per_gpu" : "tokens_per_s_per_gpu";
   const series = [...r.modes].reverse().map((m) => ({ label: modeName(m.mode), color: COLORS[m.mode] || "#555", points: m.pareto }));
   drawChart($("#chart"), series, r.best, yKey);

@@ -33,6 +33,7 @@ fn cli_json(yaml: &str) -> Value {
         top_n: 5,
         systems_path: None,
         gpu_cost_per_hour: None,
+        sla_percentile: None,
         json: true,
         strict: false,
         save: Default::default(),
