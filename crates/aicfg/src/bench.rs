@@ -75,8 +75,9 @@ pub struct CalibrateArgs {
     /// Optimizer sweeps.
     #[arg(long, default_value_t = 6)]
     pub rounds: usize,
-    /// With --ops: fit only this op family's constants (those named `<FAMILY>_*`, e.g. moe) on
-    /// its tables; every other constant keeps its starting value.
+    /// With --ops: fit only this op family's constants on its tables (`<FAMILY>_*`, e.g. moe;
+    /// `context` fits `attn_ctx_*` on context attention and MLA, `generation` `attn_gen_*`);
+    /// every other constant keeps its starting value.
     #[arg(long = "op")]
     pub op: Option<String>,
     /// empirical: fit the serving constants used with the empirical op model (kernel constants

@@ -189,7 +189,7 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
     };
     let root = opcheck::data_root()?;
     let reg = SystemRegistry::builtin();
-    let only = a.op.as_ref().map(|f| format!("{f}_"));
+    let only = a.op.as_deref().map(opfit::constant_prefix);
     // The fit reads every version's MoE table (the database serves MoE points from all).
     let filter = OpFilter {
         family: a.op.clone(),

@@ -139,6 +139,14 @@ pub enum OpKind {
     Memory { bytes_per_token: f64 },
 }
 
+impl OpKind {
+    /// MLA prefill: attention over the decompressed per-head K/V, whose query/key width
+    /// (nope + rope) differs from the value width; it runs its own kernels and tables.
+    pub fn is_mla_prefill(&self) -> bool {
+        matches!(self, OpKind::Attention { qk_dim, v_dim, latent: false, .. } if qk_dim != v_dim)
+    }
+}
+
 /// Spread of routed tokens over the experts of an MoE layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Routing {

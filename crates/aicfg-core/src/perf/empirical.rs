@@ -84,6 +84,17 @@ pub struct OpCalib {
     /// Work tiles (requests × heads × 128-token query blocks) at which prefill attention
     /// reaches half its efficiency: fewer tiles than the GPU has SMs leave SMs idle.
     pub attn_ctx_tiles_half: f64,
+    /// Ratio of prefill-attention efficiency with an FP8 KV cache to that with a BF16 one,
+    /// for BF16 MHA attention: below 1 where the kernel dequantizes K/V read back from the
+    /// paged cache (SGLang on Hopper), above 1 where the backend switches to FP8 attention
+    /// (TRT-LLM's FP8 context FMHA). Capped at `EFF_MAX` overall.
+    #[serde(default = "one")]
+    pub attn_ctx_kvq_ratio: f64,
+    /// Multiplier on prefill-attention efficiency for MLA prefill (per-head K/V decompressed
+    /// from the latent, qk 192 / v 128 wide): its own kernels, up to 2.5x slower than the
+    /// backend's MHA kernel (SGLang on Hopper) or faster (TRT-LLM). Capped at `EFF_MAX` overall.
+    #[serde(default = "one")]
+    pub attn_ctx_mla_ratio: f64,
     /// Fraction of HBM bandwidth reached by decode attention KV reads.
     pub attn_gen_eff: f64,
     /// Fraction of tensor-core peak reached by decode attention when compute-bound (MLA decode:
@@ -159,6 +170,8 @@ impl OpCalib {
             ("attn_ctx_eff", &mut self.attn_ctx_eff),
             ("attn_ctx_m_half", &mut self.attn_ctx_m_half),
             ("attn_ctx_tiles_half", &mut self.attn_ctx_tiles_half),
+            ("attn_ctx_kvq_ratio", &mut self.attn_ctx_kvq_ratio),
+            ("attn_ctx_mla_ratio", &mut self.attn_ctx_mla_ratio),
             ("attn_gen_eff", &mut self.attn_gen_eff),
             ("attn_gen_flops_eff", &mut self.attn_gen_flops_eff),
             ("attn_us", &mut self.attn_us),
@@ -207,6 +220,12 @@ impl OpCalib {
 // inside their bounds (`opfit::bounds`), to be refitted with `bench calibrate --ops`.
 fn default_moe_eff() -> f64 {
     0.3
+}
+/// No kernel sustains the datasheet dense tensor-core peak (the fit's upper bound too).
+pub const EFF_MAX: f64 = 0.95;
+
+fn one() -> f64 {
+    1.0
 }
 fn default_moe_k_half() -> f64 {
     256.0
@@ -552,7 +571,8 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
         }
         WorkClass::ContextAttention | WorkClass::LinearAttention => {
             let mut eff = ramp(p.attn_ctx_eff, w.m, p.attn_ctx_m_half);
-            let mut mma_s = w.flops / peak(w.dtype);
+            let mma_s = w.flops / peak(w.dtype);
+            let mut sfu_s = 0.0;
             if let OpKind::Attention {
                 heads,
                 qk_dim,
@@ -560,6 +580,13 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 ..
             } = op
             {
+                if op.is_mla_prefill() {
+                    eff = (eff * p.attn_ctx_mla_ratio).min(EFF_MAX);
+                } else if w.dtype == ComputeDtype::Bf16 && w.shape.kv_quant.starts_with("fp8") {
+                    // Paged MHA prefill reads K/V back from the cache; MLA prefill attends over
+                    // freshly up-projected BF16 K/V, whatever the latent cache's format.
+                    eff = (eff * p.attn_ctx_kvq_ratio).min(EFF_MAX);
+                }
                 if w.shape.batch > 0.0 {
                     let tiles = w.shape.batch.max(1.0) * heads * (w.m / 128.0).ceil().max(1.0);
                     eff *= tiles / (tiles + p.attn_ctx_tiles_half);
@@ -567,9 +594,11 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 // Softmax: one exponential per score on the special-function units, which
                 // flash kernels overlap with the MMAs; bounds FP8 (and Blackwell) attention.
                 let scores = w.flops / (2.0 * (qk_dim + v_dim)).max(1.0);
-                mma_s = mma_s.max(scores / exp_rate(sys));
+                sfu_s = scores / exp_rate(sys);
             }
-            p.attn_us * 1e-6 + (mma_s / eff).max(w.bytes / bw)
+            // The exponentials run between a tile's two MMAs (the warp waits on them), so
+            // their time adds to the MMAs' rather than hiding under it.
+            p.attn_us * 1e-6 + ((mma_s + sfu_s) / eff).max(w.bytes / bw)
         }
         WorkClass::GenerationAttention => {
             let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
@@ -683,6 +712,67 @@ mod tests {
             &w1,
         );
         assert!((got1 - expect1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn prefill_attention_adds_the_exponentials_and_applies_kernel_ratios() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h100_sxm").unwrap();
+        let mut p = EmpiricalSource::embedded().p.ops_for(sys, "").clone();
+        // Flat curves so the hand value is the formula alone.
+        p.attn_ctx_eff = 0.5;
+        p.attn_ctx_m_half = 0.0;
+        p.attn_ctx_tiles_half = 0.0;
+        p.attn_us = 10.0;
+        p.attn_ctx_kvq_ratio = 0.5;
+        p.attn_ctx_mla_ratio = 1.5;
+        // One 8192-token causal prompt, 32 heads of 128: 4·h·d·s²/2 FLOPs, h·s²/2 scores.
+        let (h, d, s) = (32.0, 128.0, 8192.0);
+        let attn = |qk: f64, v: f64| OpKind::Attention {
+            heads: h,
+            kv_heads: 8.0,
+            qk_dim: qk,
+            v_dim: v,
+            window: None,
+            kv_elems_per_token: 2.0 * 8.0 * d,
+            latent: false,
+        };
+        let work = |qk: f64, v: f64, dtype: ComputeDtype, kv: &'static str| {
+            let flops = 2.0 * h * (qk + v) * s * s / 2.0;
+            let mut w = Work::new(WorkClass::ContextAttention, flops, 1.0, dtype);
+            w.m = s;
+            w.shape.batch = 1.0;
+            w.shape.kv_quant = kv;
+            w
+        };
+        let exp_rate = 989e12 / 256.0; // 16 exponentials per clock per SM on Hopper
+        let scores = h * s * s / 2.0;
+        let flops = 4.0 * h * d * s * s / 2.0;
+        let bf16 = 10e-6 + (flops / 989e12 + scores / exp_rate) / 0.5;
+        let got = kernel_s(
+            &p,
+            sys,
+            &attn(d, d),
+            &work(d, d, ComputeDtype::Bf16, "bfloat16"),
+        );
+        assert!((got - bf16).abs() < 1e-12, "{got} vs {bf16}");
+        // FP8 halves the MMA time but not the exponentials': at d = 128, 2/3 of BF16's.
+        let fp8 = 10e-6 + (flops / 1978e12 + scores / exp_rate) / 0.5;
+        let got8 = kernel_s(&p, sys, &attn(d, d), &work(d, d, ComputeDtype::Fp8, "fp8"));
+        assert!((got8 - fp8).abs() < 1e-12, "{got8} vs {fp8}");
+        assert!((got8 - 10e-6) / (got - 10e-6) > 0.66);
+        // BF16 attention over an FP8 cache runs at the ratio's efficiency.
+        let kvq = 10e-6 + (flops / 989e12 + scores / exp_rate) / 0.25;
+        let gotq = kernel_s(&p, sys, &attn(d, d), &work(d, d, ComputeDtype::Bf16, "fp8"));
+        assert!((gotq - kvq).abs() < 1e-12);
+        // MLA prefill (qk 192, v 128) takes its own ratio, whatever the cache format.
+        let (qk, v) = (192.0, 128.0);
+        let mla_flops = 2.0 * h * (qk + v) * s * s / 2.0;
+        let mla = 10e-6 + (mla_flops / 989e12 + scores / exp_rate) / 0.75;
+        for kv in ["bfloat16", "fp8"] {
+            let g = kernel_s(&p, sys, &attn(qk, v), &work(qk, v, ComputeDtype::Bf16, kv));
+            assert!((g - mla).abs() < 1e-12, "{kv}: {g} vs {mla}");
+        }
     }
 
     #[test]

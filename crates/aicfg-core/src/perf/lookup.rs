@@ -175,7 +175,7 @@ impl OpDb {
                 let kvb = kv_bytes(sh.kv_quant);
                 let f = peak(sys, w.dtype);
                 let kvc = code(sh.kv_quant, "KV-cache")?;
-                let ms = if qk_dim != v_dim {
+                let ms = if op.is_mla_prefill() {
                     // MLA prefill (decompressed K/V): context_mla table, keyed on the KV dtype.
                     if window.is_some() {
                         return Err(Lookup::Miss(

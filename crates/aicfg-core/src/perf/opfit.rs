@@ -37,12 +37,27 @@ pub struct FitData {
     pub points: Vec<FitPoint>,
 }
 
+/// Prefix of the constants an op family's tables pin down (`bench calibrate --ops --op F`):
+/// attention tables fit the `attn_ctx_*` / `attn_gen_*` curves, the others share their name.
+pub fn constant_prefix(family: &str) -> String {
+    if family.starts_with("context") {
+        "attn_ctx_".into()
+    } else if family.starts_with("generation") {
+        "attn_gen_".into()
+    } else {
+        format!("{}_", family.trim_end_matches('_'))
+    }
+}
+
 /// Physical bounds of one constant (see data/calibration/README.md for the sources).
 pub fn bounds(name: &str) -> (f64, f64) {
     match name {
         // HBM streaming reaches ~90-93 % of the datasheet bandwidth in the best kernels.
         "mem_eff" | "attn_gen_eff" => (0.3, 0.95),
         "dequant_eff" => (0.2, 1.0),
+        // Relative to the backend's BF16-cache MHA prefill kernel: at most the 2x an FP8 MMA
+        // has over BF16; the product stays under `EFF_MAX`.
+        "attn_ctx_kvq_ratio" | "attn_ctx_mla_ratio" => (0.2, 2.0),
         "attn_ctx_m_half" => (1.0, 16384.0),
         "attn_ctx_tiles_half" => (1.0, 4096.0),
         // Reduction length (elements) at which an expert GEMM's per-tile fixed cost equals its
@@ -438,5 +453,14 @@ mod tests {
         assert_eq!(bounds("gemm_m_half"), (1.0, 4096.0));
         assert_eq!(bounds("moe_k_half"), (32.0, 2048.0));
         assert_eq!(bounds("moe_route_bytes"), (2.0, 16.0));
+    }
+
+    #[test]
+    fn families_name_their_constants() {
+        assert_eq!(constant_prefix("context"), "attn_ctx_");
+        assert_eq!(constant_prefix("context_mla"), "attn_ctx_");
+        assert_eq!(constant_prefix("generation_attention"), "attn_gen_");
+        assert_eq!(constant_prefix("moe"), "moe_");
+        assert_eq!(constant_prefix("gemm"), "gemm_");
     }
 }
