@@ -1,6 +1,7 @@
 //! Serving frameworks: their scheduler defaults and memory rules, as data (docs/model.md §6, §7).
 use crate::error::Result;
 use crate::hardware::SystemSpec;
+use crate::model::graph::Parallel;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -122,13 +123,15 @@ impl Backend {
         self.scheduler_defaults(sys, false).1
     }
 
-    /// Default GPU-memory fraction and whether it is a share of free memory (TRT-LLM) or of
-    /// total memory (vLLM `gpu_memory_utilization`, SGLang `mem_fraction_static`).
-    pub fn memory_fraction(self) -> (f64, bool) {
+    /// Default GPU-memory fraction of a worker with parallel layout `p` on `sys` (with draft
+    /// tokens when `spec_decode`), and whether it is a share of free memory (TRT-LLM
+    /// `free_gpu_memory_fraction` 0.9) or of total memory (vLLM `gpu_memory_utilization` 0.9,
+    /// SGLang `mem_fraction_static`, see [`sglang_mem_fraction_static`]).
+    pub fn memory_fraction(self, sys: &SystemSpec, p: &Parallel, spec_decode: bool) -> (f64, bool) {
         match self {
             Backend::Trtllm => (0.9, true),
             Backend::Vllm => (0.9, false),
-            Backend::Sglang => (0.88, false),
+            Backend::Sglang => (sglang_mem_fraction_static(sys, p, spec_decode), false),
         }
     }
 
@@ -158,6 +161,58 @@ impl Backend {
     }
 }
 
+/// SGLang's `mem_fraction_static` when the user sets none (`ServerArgs`'s GPU-memory
+/// defaults, SGLang 0.5): total memory minus a reserve for activations and CUDA graphs, in MiB,
+/// `512 + 1.5 · max(chunked_prefill_size, 2048) + 2 · cuda_graph_max_bs + 1024 · tp · pp / 8`,
+/// plus `(3 + 1.5 if cuda_graph_max_bs > 300) · cuda_graph_max_bs · dp` with attention DP,
+/// at least 10 GiB on GPUs above 60 GiB, plus 2 GiB for draft (EAGLE/MTP) models; rounded to
+/// three decimals like SGLang. A 4×B200 DeepSeek-R1 FP8 worker gets 0.856 (its 157.5 GiB of
+/// weights do not fit), an 8×H100 worker 0.819.
+pub fn sglang_mem_fraction_static(sys: &SystemSpec, p: &Parallel, spec_decode: bool) -> f64 {
+    let mib = sys.gpu.mem_capacity / (1024.0 * 1024.0);
+    let gib = mib / 1024.0;
+    // SGLang's tp_size spans the attention-DP ranks (`--tp 8 --dp 8` is 8 GPUs).
+    let tp_size = p.tp.saturating_mul(p.dp);
+    let tp = f64::from(tp_size);
+    let chunk = Backend::Sglang.step_token_budget(sys);
+    let graph_bs = if gib < 20.0 {
+        8.0
+    } else if gib < 35.0 {
+        if tp_size < 4 {
+            24.0
+        } else {
+            80.0
+        }
+    } else if gib < 60.0 {
+        if tp_size < 4 {
+            32.0
+        } else {
+            160.0
+        }
+    } else if gib < 160.0 {
+        if tp_size < 4 {
+            256.0
+        } else {
+            512.0
+        }
+    } else {
+        512.0
+    };
+    let mut reserved =
+        512.0 + 1.5 * chunk.max(2048.0) + 2.0 * graph_bs + tp * f64::from(p.pp) / 8.0 * 1024.0;
+    if p.dp > 1 {
+        let per = if graph_bs > 300.0 { 4.5 } else { 3.0 };
+        reserved += per * graph_bs * f64::from(p.dp);
+    }
+    if gib > 60.0 {
+        reserved = reserved.max(10.0 * 1024.0);
+    }
+    if spec_decode {
+        reserved += 2.0 * 1024.0;
+    }
+    (((mib - reserved) / mib).max(0.0) * 1000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +221,47 @@ mod tests {
     fn defaults(b: Backend, sys: &str, offline: bool) -> (f64, f64) {
         let r = SystemRegistry::builtin();
         b.scheduler_defaults(r.get(sys).unwrap(), offline)
+    }
+
+    #[test]
+    fn sglang_static_fraction_follows_its_memory_heuristic() {
+        let r = SystemRegistry::builtin();
+        let par = |tp: u32, dp: u32| Parallel {
+            tp,
+            pp: 1,
+            dp,
+            moe_tp: 1,
+            moe_ep: 1,
+        };
+        let f = |sys: &str, p: Parallel, spec: bool| {
+            sglang_mem_fraction_static(r.get(sys).unwrap(), &p, spec)
+        };
+        // H100, 81 920 MiB, tp8: 512 + 1.5·8192 + 2·512 + 1024 = 14 848 MiB reserved.
+        assert_eq!(f("h100_sxm", par(8, 1), false), 0.819);
+        // H200, 144 384 MiB, tp1: 512 + 12 288 + 2·256 + 128 = 13 440 MiB.
+        assert_eq!(f("h200_sxm", par(1, 1), false), 0.907);
+        // B200, 184 320 MiB, tp4: 512 + 1.5·16 384 + 1024 + 512 = 26 624 MiB.
+        assert_eq!(f("b200_sxm", par(4, 1), false), 0.856);
+        // Attention DP over 8 ranks (tp_size 8) adds 4.5·512·8 MiB: 45 568 MiB.
+        assert_eq!(f("b200_sxm", par(1, 8), false), 0.753);
+        // A draft model reserves 2 GiB more: 28 672 MiB.
+        assert_eq!(f("b200_sxm", par(4, 1), true), 0.844);
+        // L40S (45 GiB, below 60 GiB): no 10 GiB floor; 4096-token chunks, 32 graph batches.
+        let l40s = r.get("l40s").unwrap();
+        let mib = l40s.gpu.mem_capacity / (1024.0 * 1024.0);
+        let want =
+            ((mib - (512.0 + 1.5 * 4096.0 + 2.0 * 32.0 + 128.0)) / mib * 1000.0).round() / 1000.0;
+        assert_eq!(f("l40s", par(1, 1), false), want);
+        // The other backends keep their fixed defaults.
+        let h = r.get("h200_sxm").unwrap();
+        assert_eq!(
+            Backend::Vllm.memory_fraction(h, &par(1, 1), false),
+            (0.9, false)
+        );
+        assert_eq!(
+            Backend::Trtllm.memory_fraction(h, &par(1, 1), false),
+            (0.9, true)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::simulate::bench_spec;
 use std::collections::{BTreeMap, HashMap};
 
 /// Why a row has no prediction: (status, detail), status one of `unsupported`, `invalid`,
-/// `underspecified`, `error`.
+/// `underspecified`, `oom` (does not fit at the framework's default memory settings), `error`.
 pub type Skip = (String, String);
 
 /// Columns every measured-runs CSV must have.
@@ -392,9 +392,19 @@ pub fn prepare(
 ) -> Vec<Prepared> {
     let mut mapper = RowMapper::new();
     mapper.backend_version = backend_version;
+    // Memory does not depend on the serving constants: one check per row, at preparation.
+    let params = EmpiricalParams::embedded();
     rows.into_iter()
         .map(|row| {
-            let req = mapper.request(&row, mode);
+            let req = mapper.request(&row, mode).and_then(|r| {
+                match crate::estimate::one_request_misfit(&r, &params) {
+                    Ok(Some(why)) => Err((
+                        "oom".into(),
+                        format!("{why}: the run set its own memory split, which the row does not record"),
+                    )),
+                    _ => Ok(r),
+                }
+            });
             Prepared { row, req }
         })
         .collect()

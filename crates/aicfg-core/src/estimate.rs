@@ -404,6 +404,49 @@ pub fn estimate(req: &EstimateRequest) -> Result<EstimateReport> {
     Ok(report.expect("evaluate builds the report when asked"))
 }
 
+/// Why one request of the workload's full length does not fit a worker of the deployment at
+/// its memory settings (the framework defaults unless the request sets a fraction), or `None`
+/// when it fits: weights, workspace and one sequence's KV cache. A measured run of a layout
+/// that does not fit set its own memory split, which the row does not record.
+pub fn one_request_misfit(
+    req: &EstimateRequest,
+    params: &EmpiricalParams,
+) -> Result<Option<String>> {
+    let dsys = req.decode_system.as_ref().unwrap_or(&req.system);
+    let sources = DeploymentSources::open(
+        DatabaseMode::Empirical,
+        params,
+        req.backend,
+        &req.system,
+        (req.mode == ServeMode::Disagg).then_some(dsys),
+        None,
+    )?;
+    let w = &req.workload;
+    let check = |role: &str, wk: &Worker, seq: f64, tokens: f64| {
+        let m = wk.memory(1.0, seq, tokens);
+        (m.oom || m.max_requests_by_kv < 1.0).then(|| {
+            format!(
+                "{role} worker {}: one request's KV cache needs {:.2} GiB, {:.2} GiB are left after {:.1} GiB of weights at memory fraction {:.3}",
+                wk.graph.parallel.label(),
+                m.kv_cache_gib,
+                m.kv_budget_gib,
+                m.weights_gib,
+                wk.memory_fraction()
+            )
+        })
+    };
+    Ok(match build_workers(req, &sources, None)? {
+        Workers::Agg(wk) => {
+            let budget = wk.backend.step_token_budget(&req.system);
+            check("agg", &wk, w.isl + w.osl, budget)
+        }
+        Workers::Disagg { prefill, decode } => {
+            check("prefill", &prefill, w.isl + 1.0, w.isl - w.prefix)
+                .or_else(|| check("decode", &decode, w.isl + w.osl, 1.0 + w.nextn as f64))
+        }
+    })
+}
+
 /// Build the workers, run the serving model, and (when `with_report`) collect the breakdowns.
 fn evaluate(
     req: &EstimateRequest,

@@ -74,6 +74,8 @@ pub struct MemoryInput {
     /// Tokens of the largest step (activation workspace).
     pub step_tokens: f64,
     pub free_gpu_memory_fraction: Option<f64>,
+    /// Draft tokens (MTP/EAGLE) run beside the model: SGLang reserves more memory for them.
+    pub spec_decode: bool,
 }
 
 pub fn memory(
@@ -93,7 +95,7 @@ pub fn memory(
     let kv = inp.batch * per_seq;
     let cap = sys.gpu.mem_capacity;
     let non_kv = weights + act + nccl + other;
-    let (default_f, of_free) = backend.memory_fraction();
+    let (default_f, of_free) = backend.memory_fraction(sys, p, inp.spec_decode);
     let f = inp.free_gpu_memory_fraction.unwrap_or(default_f);
     let budget = if of_free {
         (cap - non_kv) * f
@@ -162,6 +164,7 @@ mod tests {
                 seq_len: 5000.0,
                 step_tokens: 8192.0,
                 free_gpu_memory_fraction: None,
+                spec_decode: false,
             },
         );
         assert!((mb.weights_gib - 30.51).abs() < 0.01, "{}", mb.weights_gib);
@@ -178,25 +181,27 @@ mod tests {
 
     #[test]
     fn sglang_static_fraction_covers_weights_and_kv_only() {
-        // Qwen3-32B tp2 on H200 under SGLang: the KV pool is what 0.88 of the 151 397 597 184 B
-        // leaves after the weights (32 761 446 400 B) and the NCCL buffers (358 612 992 B);
-        // activations and the runtime reserve sit in the other 12 %.
+        // Qwen3-32B tp2 on H200 under SGLang: the KV pool is what 0.906 (SGLang's default for
+        // 144 384 MiB, tp2: 13 568 MiB reserved) of the 151 397 597 184 B leaves after the
+        // weights (32 761 446 400 B) and the NCCL buffers (358 612 992 B); activations and the
+        // runtime reserve sit in the other 9.4 %.
         let (m, sys, g) = qwen3_32b_tp2_h200();
         let inp = MemoryInput {
             batch: 1.0,
             seq_len: 5000.0,
             step_tokens: 8192.0,
             free_gpu_memory_fraction: None,
+            spec_decode: false,
         };
         let mb = memory(&m, &g, &sys, Backend::Sglang, &inp);
-        let budget = 0.88 * 151_397_597_184.0 - 32_761_446_400.0 - 358_612_992.0;
+        let budget = 0.906 * 151_397_597_184.0 - 32_761_446_400.0 - 358_612_992.0;
         assert!(
             (mb.kv_budget_gib - budget / GIB).abs() < 1e-9,
             "{}",
             mb.kv_budget_gib
         );
-        // 5000 tokens of 131 072 B each per request: ⌊100 109 826 130 / 655 360 000⌋ = 152.
-        assert_eq!(mb.max_requests_by_kv, 152.0);
+        // 5000 tokens of 131 072 B each per request: ⌊104 046 163 657 / 655 360 000⌋ = 158.
+        assert_eq!(mb.max_requests_by_kv, 158.0);
         // vLLM's utilization covers the whole process: activations and reserve come out of it.
         let v = memory(&m, &g, &sys, Backend::Vllm, &inp);
         let act = 2.0 * 8192.0 * 5120.0 * 6.5;

@@ -285,14 +285,12 @@ pub struct Context {
     pub decode_multi_node_nvlink: bool,
     /// Parameters of the model (every expert).
     pub param_count: f64,
-    /// KV memory fraction the memory model used (None = the backend default).
-    pub free_gpu_memory_fraction: Option<f64>,
     /// `--generated_config_version` and `--dynamo-version`.
     pub generated_version: Option<String>,
     pub dynamo_version: Option<String>,
 }
 
-fn params_of(w: &WorkerPlan, fraction: f64) -> WorkerParams {
+fn params_of(w: &WorkerPlan) -> WorkerParams {
     WorkerParams {
         tensor_parallel_size: w.parallel.tp,
         pipeline_parallel_size: w.parallel.pp,
@@ -308,7 +306,7 @@ fn params_of(w: &WorkerPlan, fraction: f64) -> WorkerParams {
         fmha_quant_mode: w.quant.fmha.name().to_string(),
         comm_quant_mode: w.quant.comm.name().to_string(),
         memory_gib: (w.memory_gib * 1000.0).round() / 1000.0,
-        free_gpu_memory_fraction: fraction,
+        free_gpu_memory_fraction: w.memory_fraction,
     }
 }
 
@@ -344,9 +342,7 @@ impl GeneratorConfig {
         let version = release.framework(backend).to_string();
         let dynamo_version = release.dynamo.clone();
         let image = m.image(backend, &dynamo_version);
-        let fraction = ctx
-            .free_gpu_memory_fraction
-            .unwrap_or(backend.memory_fraction().0);
+
         let count = |w: &Option<WorkerPlan>| {
             w.as_ref()
                 .map_or((0, 0), |w| (w.workers * c.replicas, w.gpus))
@@ -441,9 +437,9 @@ impl GeneratorConfig {
                 checkpoint_gib: checkpoint_gib(ctx.param_count),
             },
             params: Params {
-                agg: c.agg.as_ref().map(|w| params_of(w, fraction)),
-                prefill: c.prefill.as_ref().map(|w| params_of(w, fraction)),
-                decode: c.decode.as_ref().map(|w| params_of(w, fraction)),
+                agg: c.agg.as_ref().map(params_of),
+                prefill: c.prefill.as_ref().map(params_of),
+                decode: c.decode.as_ref().map(params_of),
             },
         })
     }

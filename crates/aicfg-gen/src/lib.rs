@@ -131,7 +131,6 @@ pub fn generator_config(s: &SaveRequest, c: &Candidate) -> Result<GeneratorConfi
         decode_multi_node_nvlink: decode_system.nvlink_domain()
             > decode_system.node.num_gpus_per_node,
         param_count: req.model.param_count(),
-        free_gpu_memory_fraction: req.free_gpu_memory_fraction,
         generated_version: s.generated_version.clone(),
         dynamo_version: s.dynamo_version.clone(),
     };

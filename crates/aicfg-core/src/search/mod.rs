@@ -403,6 +403,9 @@ pub struct WorkerPlan {
     /// Token budget of one scheduler step the prediction assumed.
     pub max_num_tokens: u32,
     pub memory_gib: f64,
+    /// GPU-memory fraction the memory model used (`--free-gpu-memory-fraction`, else the
+    /// backend's default for this layout; SGLang's depends on the GPU and the layout).
+    pub memory_fraction: f64,
     pub quant: QuantConfig,
 }
 
@@ -951,6 +954,7 @@ impl Ctx<'_> {
             workers,
             max_num_tokens: max_num_tokens.ceil() as u32,
             memory_gib,
+            memory_fraction: wk.memory_fraction(),
             quant: wk.graph.quant,
         }
     }

@@ -213,8 +213,19 @@ impl<'a> Worker<'a> {
                 seq_len,
                 step_tokens,
                 free_gpu_memory_fraction: self.free_gpu_memory_fraction,
+                spec_decode: self.layer_scale > 1.0,
             },
         )
+    }
+
+    /// GPU-memory fraction this worker's memory model uses (the user's, else the backend's
+    /// default for this layout), as the generated engine flags must state it.
+    pub fn memory_fraction(&self) -> f64 {
+        self.free_gpu_memory_fraction.unwrap_or_else(|| {
+            self.backend
+                .memory_fraction(self.system, &self.graph.parallel, self.layer_scale > 1.0)
+                .0
+        })
     }
 }
 

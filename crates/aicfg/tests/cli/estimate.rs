@@ -889,9 +889,11 @@ fn silent_cases_speak() {
 // the MoE kernel mechanisms, the published-layout row mapping, mixed steps averaged over whole
 // arrivals; serving constants refitted. Later: the launch floor of uncaptured steps, sweep rows
 // priced at the lengths their client drew; refitted. 2026-12-04: prefill attention with the
-// exponentials in series and FP8-KV / MLA kernel ratios (op tables); serving refitted.
-const RECORDED_TTFT_MDAPE: f64 = 33.4;
-const RECORDED_TPOT_MDAPE: f64 = 12.8;
+// exponentials in series and FP8-KV / MLA kernel ratios (op tables); serving refitted. Then
+// SGLang's own mem_fraction_static heuristic, rows that cannot hold one request at the
+// framework defaults reported as `oom`; refitted.
+const RECORDED_TTFT_MDAPE: f64 = 32.7;
+const RECORDED_TPOT_MDAPE: f64 = 12.4;
 
 #[test]
 fn accuracy_on_the_calibration_subset_holds() {
@@ -917,15 +919,20 @@ fn accuracy_on_the_calibration_subset_holds() {
             (f("silicon_ttft_ms"), f("silicon_tpot_ms")),
         );
     }
-    let (mut ttft, mut tpot) = (Vec::new(), Vec::new());
+    let (mut ttft, mut tpot, mut oom) = (Vec::new(), Vec::new(), 0);
     for r in csv::Reader::from_path(&preds).unwrap().deserialize() {
         let r: std::collections::HashMap<String, String> = r.unwrap();
+        // Four DeepSeek-R1 rows on 4×B200 under SGLang ran with their own memory split.
+        if r["status"] == "oom" {
+            oom += 1;
+            continue;
+        }
         assert_eq!(r["status"], "ok", "{r:?}");
         let (mt, mo) = measured[&r["id"]];
         ttft.push((r["pred_ttft_ms"].parse::<f64>().unwrap() / mt - 1.0).abs());
         tpot.push((r["pred_tpot_ms"].parse::<f64>().unwrap() / mo - 1.0).abs());
     }
-    assert_eq!(ttft.len(), 322);
+    assert_eq!((ttft.len(), oom), (318, 4));
     let mdape = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         100.0 * (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
