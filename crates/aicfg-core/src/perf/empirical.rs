@@ -69,6 +69,22 @@ pub struct OpCalib {
     pub gemm_eff_fp4: f64,
     /// GEMM rows at which compute efficiency reaches half its asymptote.
     pub gemm_m_half: f64,
+    /// Time per token row (ns) of the runtime activation quantization in front of a GEMM whose
+    /// MMAs take quantized activations (FP8/INT8/FP4, not weight-only): a per-token (or
+    /// per-128-group) scale reduction, one row per thread block. vLLM and SGLang run it as a
+    /// kernel of its own. 0 = none.
+    #[serde(default)]
+    pub gemm_quant_row_ns: f64,
+    /// Bytes moved per activation element by that quantization pass (a dynamic one reads the
+    /// BF16 row twice, max then scale, and writes the 1-byte copy: 5 B), at `mem_eff` of HBM
+    /// bandwidth. 0 = none.
+    #[serde(default)]
+    pub gemm_quant_bytes: f64,
+    /// The backend's per-tensor FP8 GEMMs take a calibrated static activation scale (TRT-LLM's
+    /// FP8 linear): the cast fuses into the producing kernel and no quantization pass runs.
+    /// False: the scale is computed per call (vLLM, SGLang). Not fitted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gemm_fp8_static_scale: bool,
     /// Multiplier on compute efficiency for weight-only modes (dequantize before the MMA).
     pub dequant_eff: f64,
     /// Fraction of HBM bandwidth reached by streaming kernels.
@@ -163,6 +179,8 @@ impl OpCalib {
             ("gemm_eff_fp8_block", &mut self.gemm_eff_fp8_block),
             ("gemm_eff_fp4", &mut self.gemm_eff_fp4),
             ("gemm_m_half", &mut self.gemm_m_half),
+            ("gemm_quant_row_ns", &mut self.gemm_quant_row_ns),
+            ("gemm_quant_bytes", &mut self.gemm_quant_bytes),
             ("dequant_eff", &mut self.dequant_eff),
             ("mem_eff", &mut self.mem_eff),
             ("kernel_us", &mut self.kernel_us),
@@ -567,7 +585,18 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
             if w.dequant {
                 eff *= p.dequant_eff;
             }
-            p.kernel_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw)
+            let quant_s = match op {
+                OpKind::Gemm { k, quant, .. }
+                    if !w.dequant
+                        && w.dtype != ComputeDtype::Bf16
+                        && !(p.gemm_fp8_static_scale && *quant == GemmQuant::Fp8)
+                        && *quant != GemmQuant::Fp8Static =>
+                {
+                    w.m * (p.gemm_quant_row_ns * 1e-9 + k * p.gemm_quant_bytes / bw)
+                }
+                _ => 0.0,
+            };
+            p.kernel_us * 1e-6 + (w.flops / (peak(w.dtype) * eff)).max(w.bytes / bw) + quant_s
         }
         WorkClass::ContextAttention | WorkClass::LinearAttention => {
             let mut eff = ramp(p.attn_ctx_eff, w.m, p.attn_ctx_m_half);
@@ -712,6 +741,72 @@ mod tests {
             &w1,
         );
         assert!((got1 - expect1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantized_activation_gemms_pay_the_quantization_pass() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h200_sxm").unwrap();
+        let mut p = EmpiricalSource::embedded().p.ops_for(sys, "vllm").clone();
+        p.gemm_quant_row_ns = 5.0;
+        p.gemm_quant_bytes = 4.0;
+        let (m, n, k) = (4096.0, 8192.0, 8192.0);
+        let gemm = |quant: GemmQuant| OpKind::Gemm {
+            n,
+            k,
+            quant,
+            last_token_only: false,
+        };
+        let work = |dtype: ComputeDtype, dequant: bool| {
+            let mut w = Work::new(WorkClass::Gemm, 2.0 * m * n * k, n * k + m * k, dtype);
+            w.m = m;
+            w.dequant = dequant;
+            w
+        };
+        let bw = 4.8e12 * p.mem_eff;
+        let base = |eff: f64, peak: f64| {
+            p.kernel_us * 1e-6
+                + (2.0 * m * n * k / (peak * eff * m / (m + p.gemm_m_half)))
+                    .max((n * k + m * k) / bw)
+        };
+        // FP8: 4096 rows at 5 ns plus 4 bytes per activation element, on top of the GEMM.
+        let got = kernel_s(
+            &p,
+            sys,
+            &gemm(GemmQuant::Fp8),
+            &work(ComputeDtype::Fp8, false),
+        );
+        let want = base(p.gemm_eff_fp8, 1978e12) + m * 5e-9 + m * k * 4.0 / bw;
+        assert!((got - want).abs() / want < 1e-9, "{got} vs {want}");
+        // BF16 and weight-only GEMMs quantize nothing at run time.
+        let bf = kernel_s(
+            &p,
+            sys,
+            &gemm(GemmQuant::Bfloat16),
+            &work(ComputeDtype::Bf16, false),
+        );
+        let want_bf = base(p.gemm_eff_bf16, 989e12);
+        assert!((bf - want_bf).abs() / want_bf < 1e-9, "{bf} vs {want_bf}");
+        let mut q = p.clone();
+        q.gemm_quant_row_ns = 0.0;
+        q.gemm_quant_bytes = 0.0;
+        let fp8 = work(ComputeDtype::Fp8, false);
+        let bare = kernel_s(&q, sys, &gemm(GemmQuant::Fp8), &fp8);
+        // A static activation scale (fp8_static, or a backend whose FP8 linear is static)
+        // fuses the cast into the producer: no pass.
+        assert_eq!(kernel_s(&p, sys, &gemm(GemmQuant::Fp8Static), &fp8), bare);
+        let mut st = p.clone();
+        st.gemm_fp8_static_scale = true;
+        assert_eq!(kernel_s(&st, sys, &gemm(GemmQuant::Fp8), &fp8), bare);
+        // ... but block-scaled FP8 quantizes each 128-group at run time whatever the backend.
+        let blk = kernel_s(&st, sys, &gemm(GemmQuant::Fp8Block), &fp8);
+        let blk0 = kernel_s(&q, sys, &gemm(GemmQuant::Fp8Block), &fp8);
+        assert!((blk - blk0 - (m * 5e-9 + m * k * 4.0 / bw)).abs() < 1e-12);
+        let wo = work(ComputeDtype::Fp8, true);
+        assert_eq!(
+            kernel_s(&p, sys, &gemm(GemmQuant::Fp8), &wo),
+            kernel_s(&q, sys, &gemm(GemmQuant::Fp8), &wo)
+        );
     }
 
     #[test]
@@ -868,11 +963,15 @@ mod tests {
         };
         let ramp = m / (m + p.gemm_m_half);
         let peak = sys.gpu.fp8_tc_flops.unwrap();
+        let bw = sys.gpu.mem_bw * p.mem_eff;
+        assert!(!p.gemm_fp8_static_scale);
         for (q, eff) in [
             (GemmQuant::Fp8, p.gemm_eff_fp8),
             (GemmQuant::Fp8Block, p.gemm_eff_fp8_block),
         ] {
-            let expect = (p.kernel_us * 1e-6 + 2.0 * m * n * k / (peak * eff * ramp)) * 1e3;
+            // Both quantize the activations at run time (the pooled set has no static scale).
+            let quant = m * (p.gemm_quant_row_ns * 1e-9 + k * p.gemm_quant_bytes / bw);
+            let expect = (p.kernel_us * 1e-6 + 2.0 * m * n * k / (peak * eff * ramp) + quant) * 1e3;
             let got = src.time_ms(sys, &gemm(q), &w);
             assert!((got - expect).abs() < 1e-9, "{q:?}: {got} vs {expect}");
         }

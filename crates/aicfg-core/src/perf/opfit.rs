@@ -55,6 +55,12 @@ pub fn bounds(name: &str) -> (f64, f64) {
         // HBM streaming reaches ~90-93 % of the datasheet bandwidth in the best kernels.
         "mem_eff" | "attn_gen_eff" => (0.3, 0.95),
         "dequant_eff" => (0.2, 1.0),
+        // One row per block of a reduction kernel: a few µs of block time over ~16 blocks per
+        // SM on 100-150 SMs gives at most tens of ns per row.
+        "gemm_quant_row_ns" => (0.0, 20.0),
+        // A dynamic per-row quantization reads the BF16 row twice (max, then scale) and writes
+        // the 1-byte copy: 5 B per element; 6 with the scales and some slack.
+        "gemm_quant_bytes" => (0.0, 6.0),
         // Relative to the backend's BF16-cache MHA prefill kernel: at most the 2x an FP8 MMA
         // has over BF16; the product stays under `EFF_MAX`.
         "attn_ctx_kvq_ratio" | "attn_ctx_mla_ratio" => (0.2, 2.0),
@@ -239,6 +245,10 @@ pub fn fit(
             continue;
         }
         let (lo, hi) = bounds(n);
+        // A log-space search cannot leave 0: an absent term starts inside its range.
+        if *v <= 0.0 && lo == 0.0 {
+            *v = hi / 8.0;
+        }
         *v = v.clamp(lo, hi);
     }
     let get = |c: &mut OpCalib, i: usize| *c.fields_mut()[i].1;
