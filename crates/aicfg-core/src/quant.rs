@@ -113,6 +113,15 @@ impl GemmQuant {
             GemmQuant::Int8Wo | GemmQuant::Int4Wo | GemmQuant::Nvfp4Wo | GemmQuant::W4a16Nvfp4
         )
     }
+    /// The MMAs take activations quantized per call (a scale computed from the data): block
+    /// FP8, NVFP4, SmoothQuant and dynamic per-tensor FP8. BF16, weight-only and static-scale
+    /// FP8 (`fp8_static`, whose cast fuses into the producing kernel) quantize nothing.
+    pub fn dynamic_activation_scale(self) -> bool {
+        matches!(
+            self,
+            GemmQuant::Fp8 | GemmQuant::Fp8Block | GemmQuant::Sq | GemmQuant::Nvfp4
+        )
+    }
     /// The MoE mode that stores experts the same way.
     pub fn as_moe(self) -> MoeQuant {
         match self {

@@ -587,10 +587,10 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
             }
             let quant_s = match op {
                 OpKind::Gemm { k, quant, .. }
-                    if !w.dequant
+                    if quant.dynamic_activation_scale()
+                        && !w.dequant
                         && w.dtype != ComputeDtype::Bf16
-                        && !(p.gemm_fp8_static_scale && *quant == GemmQuant::Fp8)
-                        && *quant != GemmQuant::Fp8Static =>
+                        && !(p.gemm_fp8_static_scale && *quant == GemmQuant::Fp8) =>
                 {
                     w.m * (p.gemm_quant_row_ns * 1e-9 + k * p.gemm_quant_bytes / bw)
                 }
@@ -743,6 +743,15 @@ mod tests {
         assert!((got1 - expect1).abs() < 1e-9);
     }
 
+    fn gemm_op(n: f64, k: f64, quant: GemmQuant) -> OpKind {
+        OpKind::Gemm {
+            n,
+            k,
+            quant,
+            last_token_only: false,
+        }
+    }
+
     #[test]
     fn quantized_activation_gemms_pay_the_quantization_pass() {
         let reg = SystemRegistry::builtin();
@@ -751,12 +760,7 @@ mod tests {
         p.gemm_quant_row_ns = 5.0;
         p.gemm_quant_bytes = 4.0;
         let (m, n, k) = (4096.0, 8192.0, 8192.0);
-        let gemm = |quant: GemmQuant| OpKind::Gemm {
-            n,
-            k,
-            quant,
-            last_token_only: false,
-        };
+        let gemm = |quant| gemm_op(n, k, quant);
         let work = |dtype: ComputeDtype, dequant: bool| {
             let mut w = Work::new(WorkClass::Gemm, 2.0 * m * n * k, n * k + m * k, dtype);
             w.m = m;
@@ -955,12 +959,7 @@ mod tests {
             ComputeDtype::Fp8,
         );
         w.m = m;
-        let gemm = |quant| OpKind::Gemm {
-            n,
-            k,
-            quant,
-            last_token_only: false,
-        };
+        let gemm = |quant| gemm_op(n, k, quant);
         let ramp = m / (m + p.gemm_m_half);
         let peak = sys.gpu.fp8_tc_flops.unwrap();
         let bw = sys.gpu.mem_bw * p.mem_eff;
