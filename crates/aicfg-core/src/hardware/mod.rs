@@ -35,6 +35,9 @@ pub struct GpuSpec {
     pub power: f64,
     #[serde(default)]
     pub sm_version: u32,
+    /// Streaming multiprocessors (compute units on AMD); 0 = not given.
+    #[serde(default)]
+    pub sm_count: u32,
     #[serde(default = "default_bw_scale")]
     pub mem_bw_empirical_scaling_factor: f64,
     #[serde(default = "default_mem_latency")]
@@ -113,6 +116,16 @@ pub struct SystemSpec {
 }
 
 impl SystemSpec {
+    /// SMs (compute units) the kernels spread their thread blocks over; an H100's 132 when the
+    /// description does not say.
+    pub fn sms(&self) -> f64 {
+        if self.gpu.sm_count > 0 {
+            f64::from(self.gpu.sm_count)
+        } else {
+            132.0
+        }
+    }
+
     /// Dense tensor-core FLOP/s for a compute dtype, or None when the GPU lacks it.
     pub fn flops(&self, dtype: ComputeDtype) -> Option<f64> {
         let v = match dtype {

@@ -118,6 +118,19 @@ pub struct OpCalib {
     pub attn_gen_flops_eff: f64,
     /// Fixed cost per attention kernel (µs).
     pub attn_us: f64,
+    /// Fixed cost of one decode-attention kernel (µs): launch, prologue and tail.
+    #[serde(default = "default_attn_gen_us")]
+    pub attn_gen_us: f64,
+    /// Fixed cost per decode-attention work unit (one request's KV head, a thread block or
+    /// split of one), µs of SM time: loading the query and page table, the softmax merge and
+    /// the output write, paid whatever the KV length. Spread over the GPU's SMs.
+    #[serde(default)]
+    pub attn_gen_unit_us: f64,
+    /// Ratio of MHA/GQA decode attention's HBM efficiency with an FP8 KV cache to that with a
+    /// BF16 one (MLA decode keeps its own curve): the FP8 kernels dequantize K/V in registers and are often a different kernel family
+    /// (TRT-LLM XQA FP8, FlashInfer vs FlashAttention-3 in SGLang). Capped at `EFF_MAX` overall.
+    #[serde(default = "one")]
+    pub attn_gen_kvq_ratio: f64,
     /// Asymptotic fraction of the format's tensor-core peak reached by grouped expert GEMMs,
     /// per expert format: the MoE kernels differ by format (per-tensor vs block-scaled FP8,
     /// weight-only 4-bit dequantizing to BF16 MMAs, FP4 MMAs on Blackwell), unlike dense GEMMs.
@@ -193,6 +206,9 @@ impl OpCalib {
             ("attn_gen_eff", &mut self.attn_gen_eff),
             ("attn_gen_flops_eff", &mut self.attn_gen_flops_eff),
             ("attn_us", &mut self.attn_us),
+            ("attn_gen_us", &mut self.attn_gen_us),
+            ("attn_gen_unit_us", &mut self.attn_gen_unit_us),
+            ("attn_gen_kvq_ratio", &mut self.attn_gen_kvq_ratio),
             ("moe_eff_bf16", &mut self.moe_eff_bf16),
             ("moe_eff_fp8", &mut self.moe_eff_fp8),
             ("moe_eff_fp8_block", &mut self.moe_eff_fp8_block),
@@ -244,6 +260,10 @@ pub const EFF_MAX: f64 = 0.95;
 
 fn one() -> f64 {
     1.0
+}
+/// Calibration files from before `attn_gen_us`: the shared attention kernel cost they fitted.
+fn default_attn_gen_us() -> f64 {
+    14.0
 }
 fn default_moe_k_half() -> f64 {
     256.0
@@ -630,9 +650,22 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
             p.attn_us * 1e-6 + ((mma_s + sfu_s) / eff).max(w.bytes / bw)
         }
         WorkClass::GenerationAttention => {
-            let kv_bw = sys.gpu.mem_bw * p.attn_gen_eff;
-            p.attn_us * 1e-6
+            let mha = matches!(op, OpKind::Attention { latent: false, .. });
+            let eff = if mha && w.shape.kv_quant.starts_with("fp8") {
+                (p.attn_gen_eff * p.attn_gen_kvq_ratio).min(EFF_MAX)
+            } else {
+                p.attn_gen_eff
+            };
+            let kv_bw = sys.gpu.mem_bw * eff;
+            // Decode kernels run one thread block per (request, KV head): a large batch of
+            // short sequences pays the blocks' fixed costs, not the KV stream.
+            let units = match op {
+                OpKind::Attention { kv_heads, .. } => w.shape.batch.max(1.0) * kv_heads.max(1.0),
+                _ => w.shape.batch.max(1.0),
+            };
+            p.attn_gen_us * 1e-6
                 + (w.flops / (peak(w.dtype) * p.attn_gen_flops_eff)).max(w.bytes / kv_bw)
+                + units * p.attn_gen_unit_us * 1e-6 / sys.sms()
         }
         WorkClass::Moe => {
             let mut eff = ramp(p.moe_eff(w.shape.quant), w.m, p.moe_m_half);
@@ -811,6 +844,67 @@ mod tests {
             kernel_s(&p, sys, &gemm(GemmQuant::Fp8), &wo),
             kernel_s(&q, sys, &gemm(GemmQuant::Fp8), &wo)
         );
+    }
+
+    #[test]
+    fn decode_attention_pays_the_kv_stream_and_each_blocks_fixed_cost() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h200_sxm").unwrap();
+        assert_eq!(sys.sms(), 132.0);
+        let mut unsaid = sys.clone();
+        unsaid.gpu.sm_count = 0;
+        assert_eq!(
+            unsaid.sms(),
+            132.0,
+            "an H100's SMs when the description does not say"
+        );
+        let mut p = EmpiricalSource::embedded().p.ops_for(sys, "").clone();
+        p.attn_gen_eff = 0.8;
+        p.attn_gen_flops_eff = 0.5;
+        p.attn_gen_us = 8.0;
+        p.attn_gen_unit_us = 1.32;
+        p.attn_gen_kvq_ratio = 1.1;
+        let op = |latent: bool| OpKind::Attention {
+            heads: 32.0,
+            kv_heads: 8.0,
+            qk_dim: 128.0,
+            v_dim: 128.0,
+            window: None,
+            kv_elems_per_token: 2048.0,
+            latent,
+        };
+        // 256 requests over 4096 cached tokens, 8 KV heads of 128, BF16 cache:
+        // 256·4096·8·256·2 B of K/V; 4·32·128·4096 FLOPs per request.
+        let (b, l) = (256.0, 4096.0);
+        let bytes = b * l * 8.0 * 256.0 * 2.0;
+        let flops = b * 4.0 * 32.0 * 128.0 * l;
+        let work = |kv: &'static str, bytes: f64| {
+            let mut w = Work::new(
+                WorkClass::GenerationAttention,
+                flops,
+                bytes,
+                ComputeDtype::Bf16,
+            );
+            w.shape.batch = b;
+            w.shape.kv_quant = kv;
+            w
+        };
+        // 256·8 blocks of 1.32 µs spread over 132 SMs: 20.48 µs.
+        let blocks = 256.0 * 8.0 * 1.32e-6 / 132.0;
+        let bf16 = 8e-6 + bytes / (4.8e12 * 0.8) + blocks;
+        let got = kernel_s(&p, sys, &op(false), &work("bfloat16", bytes));
+        assert!((got - bf16).abs() < 1e-12, "{got} vs {bf16}");
+        // An FP8 cache: half the bytes at the ratio's bandwidth.
+        let fp8 = 8e-6 + bytes / 2.0 / (4.8e12 * 0.88) + blocks;
+        let got8 = kernel_s(&p, sys, &op(false), &work("fp8", bytes / 2.0));
+        assert!((got8 - fp8).abs() < 1e-12, "{got8} vs {fp8}");
+        // MLA decode keeps the BF16-cache curve whatever the latent's format.
+        let mla = 8e-6 + bytes / 2.0 / (4.8e12 * 0.8) + blocks;
+        let gotm = kernel_s(&p, sys, &op(true), &work("fp8", bytes / 2.0));
+        assert!((gotm - mla).abs() < 1e-12, "{gotm} vs {mla}");
+        // Short sequences: the blocks' fixed cost, not the KV stream, sets the time.
+        let short = kernel_s(&p, sys, &op(false), &work("bfloat16", bytes / 4096.0));
+        assert!(short - 8e-6 > 0.9 * blocks);
     }
 
     #[test]

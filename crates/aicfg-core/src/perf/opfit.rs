@@ -63,7 +63,7 @@ pub fn bounds(name: &str) -> (f64, f64) {
         "gemm_quant_bytes" => (0.0, 6.0),
         // Relative to the backend's BF16-cache MHA prefill kernel: at most the 2x an FP8 MMA
         // has over BF16; the product stays under `EFF_MAX`.
-        "attn_ctx_kvq_ratio" | "attn_ctx_mla_ratio" => (0.2, 2.0),
+        "attn_ctx_kvq_ratio" | "attn_ctx_mla_ratio" | "attn_gen_kvq_ratio" => (0.2, 2.0),
         "attn_ctx_m_half" => (1.0, 16384.0),
         "attn_ctx_tiles_half" => (1.0, 4096.0),
         // Reduction length (elements) at which an expert GEMM's per-tile fixed cost equals its
@@ -80,7 +80,10 @@ pub fn bounds(name: &str) -> (f64, f64) {
         // No kernel sustains the datasheet dense tensor-core peak.
         n if n.contains("eff") => (0.05, 0.95),
         // Launch + ramp-up + tail of one kernel (or the few kernels of an MoE layer).
-        "kernel_us" | "attn_us" | "elem_us" | "allreduce_us" => (1.0, 50.0),
+        "kernel_us" | "attn_us" | "attn_gen_us" | "elem_us" | "allreduce_us" => (1.0, 50.0),
+        // A thread block's fixed work (query and page-table loads, softmax merge, output
+        // write): a few hundred cycles to a few thousand at ~1.8 GHz, 0.1-5 µs.
+        "attn_gen_unit_us" => (0.0, 5.0),
         _ => (1.0, 200.0),
     }
 }
