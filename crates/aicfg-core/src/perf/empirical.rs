@@ -126,6 +126,13 @@ pub struct OpCalib {
     /// the output write, paid whatever the KV length. Spread over the GPU's SMs.
     #[serde(default)]
     pub attn_gen_unit_us: f64,
+    /// MLA decode's own kernel cost and per-block cost (µs): FlashMLA-type kernels run one
+    /// block per request over all its heads (a 64-row tile of 576-wide queries), a larger
+    /// fixed unit than an MHA/GQA block. Absent: the MHA values.
+    #[serde(default = "default_attn_gen_us")]
+    pub attn_gen_mla_us: f64,
+    #[serde(default)]
+    pub attn_gen_mla_unit_us: f64,
     /// Ratio of MHA/GQA decode attention's HBM efficiency with an FP8 KV cache to that with a
     /// BF16 one (MLA decode keeps its own curve): the FP8 kernels dequantize K/V in registers and are often a different kernel family
     /// (TRT-LLM XQA FP8, FlashInfer vs FlashAttention-3 in SGLang). Capped at `EFF_MAX` overall.
@@ -209,6 +216,8 @@ impl OpCalib {
             ("attn_gen_us", &mut self.attn_gen_us),
             ("attn_gen_unit_us", &mut self.attn_gen_unit_us),
             ("attn_gen_kvq_ratio", &mut self.attn_gen_kvq_ratio),
+            ("attn_gen_mla_us", &mut self.attn_gen_mla_us),
+            ("attn_gen_mla_unit_us", &mut self.attn_gen_mla_unit_us),
             ("moe_eff_bf16", &mut self.moe_eff_bf16),
             ("moe_eff_fp8", &mut self.moe_eff_fp8),
             ("moe_eff_fp8_block", &mut self.moe_eff_fp8_block),
@@ -663,9 +672,14 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 OpKind::Attention { kv_heads, .. } => w.shape.batch.max(1.0) * kv_heads.max(1.0),
                 _ => w.shape.batch.max(1.0),
             };
-            p.attn_gen_us * 1e-6
+            let (fixed_us, unit_us) = if mha {
+                (p.attn_gen_us, p.attn_gen_unit_us)
+            } else {
+                (p.attn_gen_mla_us, p.attn_gen_mla_unit_us)
+            };
+            fixed_us * 1e-6
                 + (w.flops / (peak(w.dtype) * p.attn_gen_flops_eff)).max(w.bytes / kv_bw)
-                + units * p.attn_gen_unit_us * 1e-6 / sys.sms()
+                + units * unit_us * 1e-6 / sys.sms()
         }
         WorkClass::Moe => {
             let mut eff = ramp(p.moe_eff(w.shape.quant), w.m, p.moe_m_half);
@@ -864,6 +878,8 @@ mod tests {
         p.attn_gen_us = 8.0;
         p.attn_gen_unit_us = 1.32;
         p.attn_gen_kvq_ratio = 1.1;
+        p.attn_gen_mla_us = 12.0;
+        p.attn_gen_mla_unit_us = 6.6;
         let op = |latent: bool| OpKind::Attention {
             heads: 32.0,
             kv_heads: 8.0,
@@ -898,8 +914,9 @@ mod tests {
         let fp8 = 8e-6 + bytes / 2.0 / (4.8e12 * 0.88) + blocks;
         let got8 = kernel_s(&p, sys, &op(false), &work("fp8", bytes / 2.0));
         assert!((got8 - fp8).abs() < 1e-12, "{got8} vs {fp8}");
-        // MLA decode keeps the BF16-cache curve whatever the latent's format.
-        let mla = 8e-6 + bytes / 2.0 / (4.8e12 * 0.8) + blocks;
+        // MLA decode keeps the BF16-cache curve whatever the latent's format, and its own
+        // kernel and block costs (one block per request and KV head: 256·8·6.6 µs / 132).
+        let mla = 12e-6 + bytes / 2.0 / (4.8e12 * 0.8) + 5.0 * blocks;
         let gotm = kernel_s(&p, sys, &op(true), &work("fp8", bytes / 2.0));
         assert!((gotm - mla).abs() < 1e-12, "{gotm} vs {mla}");
         // Short sequences: the blocks' fixed cost, not the KV stream, sets the time.

@@ -80,10 +80,13 @@ pub fn bounds(name: &str) -> (f64, f64) {
         // No kernel sustains the datasheet dense tensor-core peak.
         n if n.contains("eff") => (0.05, 0.95),
         // Launch + ramp-up + tail of one kernel (or the few kernels of an MoE layer).
-        "kernel_us" | "attn_us" | "attn_gen_us" | "elem_us" | "allreduce_us" => (1.0, 50.0),
+        "kernel_us" | "attn_us" | "attn_gen_us" | "attn_gen_mla_us" | "elem_us"
+        | "allreduce_us" => (1.0, 50.0),
         // A thread block's fixed work (query and page-table loads, softmax merge, output
         // write): a few hundred cycles to a few thousand at ~1.8 GHz, 0.1-5 µs.
         "attn_gen_unit_us" => (0.0, 5.0),
+        // An MLA block covers a request's 16-128 query heads of 576 wide: up to ~4× more work.
+        "attn_gen_mla_unit_us" => (0.0, 20.0),
         _ => (1.0, 200.0),
     }
 }

@@ -892,10 +892,10 @@ fn silent_cases_speak() {
 // exponentials in series and FP8-KV / MLA kernel ratios (op tables); serving refitted. Then
 // SGLang's own mem_fraction_static heuristic, rows that cannot hold one request at the
 // framework defaults reported as `oom`; refitted. Then GEMM activation quantization; refitted.
-// Then decode attention's per-block fixed cost over the SMs and FP8-KV ratio (op tables; the
+// Then decode attention: per-block fixed costs over the SMs, MLA apart, FP8-KV ratio (op tables; the
 // serving refit did not improve its objective, so the serving constants stayed).
-const RECORDED_TTFT_MDAPE: f64 = 31.7;
-const RECORDED_TPOT_MDAPE: f64 = 12.0;
+const RECORDED_TTFT_MDAPE: f64 = 31.8;
+const RECORDED_TPOT_MDAPE: f64 = 12.2;
 
 #[test]
 fn accuracy_on_the_calibration_subset_holds() {
