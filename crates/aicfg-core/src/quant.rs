@@ -106,6 +106,23 @@ quant_enum!(
 });
 
 impl GemmQuant {
+    /// Which activation-quantize kernels a measured GEMM latency of this format carries that
+    /// the GEMM itself does not: the collector times TRT-LLM's and vLLM's per-tensor FP8 GEMMs
+    /// with the scale computation and the scale-and-cast (`Some(false)`), their NVFP4 GEMMs with
+    /// the scale computation (`Some(true)`); SGLang's table times the GEMM alone (`None`). The
+    /// measured quantize tables of those kernels come off, in `bench ops` and in the
+    /// measured-table source alike.
+    pub fn measured_quantize_kernels(self, backend: &str) -> Option<bool> {
+        if backend == "sglang" {
+            return None;
+        }
+        match self {
+            GemmQuant::Fp8 | GemmQuant::Fp8Static => Some(false),
+            GemmQuant::Nvfp4 => Some(true),
+            _ => None,
+        }
+    }
+
     /// Weight-only modes dequantize to bf16 before the MMA.
     pub fn weight_only(self) -> bool {
         matches!(
@@ -175,6 +192,29 @@ impl Default for QuantConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn measured_quantize_kernels_follow_the_collectors_timing() {
+        assert_eq!(
+            GemmQuant::Fp8.measured_quantize_kernels("trtllm"),
+            Some(false)
+        );
+        assert_eq!(
+            GemmQuant::Fp8Static.measured_quantize_kernels("vllm"),
+            Some(false)
+        );
+        assert_eq!(
+            GemmQuant::Nvfp4.measured_quantize_kernels("trtllm"),
+            Some(true)
+        );
+        // SGLang's GEMM table times the GEMM alone; block FP8 quantizes inside the kernel.
+        assert_eq!(GemmQuant::Fp8.measured_quantize_kernels("sglang"), None);
+        assert_eq!(GemmQuant::Fp8Block.measured_quantize_kernels("vllm"), None);
+        assert_eq!(
+            GemmQuant::Bfloat16.measured_quantize_kernels("trtllm"),
+            None
+        );
+    }
 
     #[test]
     fn parse_and_bytes() {

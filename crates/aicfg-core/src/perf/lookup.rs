@@ -130,10 +130,9 @@ impl OpDb {
                 let v = g
                     .query(&[*n, *k, m], &GEMM_BLEND, &sol)
                     .ok_or(Lookup::NoTable)?;
-                // The collector times quantized GEMMs with their activation quantization
-                // (compute the scale, then scale+cast the input). Serving uses static scales and
-                // fuses the cast into the producing norm/activation kernel, so those measured
-                // kernels (the quantize tables) come off, floored at the roofline (docs/model.md §5.4).
+                // The measured quantize kernels the table's timing includes
+                // (`GemmQuant::measured_quantize_kernels`) come off, floored at the roofline:
+                // serving fuses the cast into the producing kernel (docs/model.md §5.4).
                 let quant_ms = |scale_only: bool| {
                     let q = |sm: bool| {
                         t.quantize.get(&sm).and_then(|g| {
@@ -147,10 +146,9 @@ impl OpDb {
                             q(false).unwrap_or(0.0)
                         }
                 };
-                let v = match label {
-                    "fp8" => (v - quant_ms(false)).max(sol(&[*n, *k, m])),
-                    "nvfp4" => (v - quant_ms(true)).max(sol(&[*n, *k, m])),
-                    _ => v,
+                let v = match quant.measured_quantize_kernels(&self.key.backend) {
+                    Some(scale_only) => (v - quant_ms(scale_only)).max(sol(&[*n, *k, m])),
+                    None => v,
                 };
                 Ok(v * frac)
             }

@@ -197,10 +197,8 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                 if !(ok(lat(&fr, r)) && m > 0.0 && n > 0.0 && k > 0.0) {
                     continue;
                 }
-                // The collector times per-tensor FP8 and NVFP4 GEMMs with their activation
-                // quantization (compute the scale, scale and cast); serving fuses the cast into
-                // the producing kernel, so the measured quantize kernels come off (as the
-                // measured-table source does), floored at the GEMM's roofline.
+                // The measured quantize kernels the timing includes come off
+                // (`GemmQuant::measured_quantize_kernels`, the measured-table source's rule).
                 let qms = |scale_only: bool| {
                     let one = |sm: bool| {
                         quant_t
@@ -214,14 +212,11 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     one(true) + if scale_only { 0.0 } else { one(false) }
                 };
                 let floor = 2.0 * m * n * k * 1e-15;
-                // SGLang's GEMM table times the GEMM alone: its quantize kernels are as slow as
-                // the GEMM at small m, so nothing comes off there.
-                let sub = tf.backend != "sglang";
-                let measured = match q {
-                    _ if !sub => lat(&fr, r),
-                    GemmQuant::Fp8 => (lat(&fr, r) - qms(false)).max(floor.max(0.1 * lat(&fr, r))),
-                    GemmQuant::Nvfp4 => (lat(&fr, r) - qms(true)).max(floor.max(0.1 * lat(&fr, r))),
-                    _ => lat(&fr, r),
+                let measured = match q.measured_quantize_kernels(&tf.backend) {
+                    Some(scale_only) => {
+                        (lat(&fr, r) - qms(scale_only)).max(floor.max(0.1 * lat(&fr, r)))
+                    }
+                    None => lat(&fr, r),
                 };
                 out.push(OpCase {
                     family: format!("gemm/{}", q.name()),
