@@ -187,6 +187,10 @@ pub struct OpCalib {
     pub comm_us_nvlink: f64,
     /// Latency of one collective across the scale-out network (µs).
     pub comm_us_network: f64,
+    /// NCCL latency per ring step (µs): its LL protocol hands each chunk on peer to peer, so a
+    /// small collective's latency grows with the steps. Absent = 0.
+    #[serde(default)]
+    pub comm_hop_us: f64,
 }
 
 impl OpCalib {
@@ -234,6 +238,7 @@ impl OpCalib {
             ("allreduce_nccl_eff", &mut self.allreduce_nccl_eff),
             ("comm_us_nvlink", &mut self.comm_us_nvlink),
             ("comm_us_network", &mut self.comm_us_network),
+            ("comm_hop_us", &mut self.comm_hop_us),
         ]
     }
 
@@ -712,17 +717,31 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
                 // collective over the same links (both all-reduce regimes included).
                 return t.latency_us * 1e-6 + comm_bytes_on_wire(op, w.gpus, w.bytes) / t.bus_bw;
             }
-            let (lat, eff) =
-                if in_node_ar && p.allreduce_nccl_eff > 0.0 && w.bytes > CUSTOM_ALLREDUCE_MAX_BYTES
-                {
-                    (p.comm_us_nvlink, p.allreduce_nccl_eff)
-                } else if in_node_ar {
-                    (p.allreduce_us, p.allreduce_eff)
-                } else if sys.on_nvlink(w.gpus) {
-                    (p.comm_us_nvlink, p.comm_eff)
+            // Inside a node NCCL runs rings, whose small-message latency grows with the steps:
+            // n − 1 hops for a gather, scatter or all-to-all, 2(n − 1) for an all-reduce.
+            // Across nodes it switches to trees and NVLS, which the op tables do not measure:
+            // the base latency alone.
+            let hops = if w.gpus <= sys.node.num_gpus_per_node {
+                f64::from(w.gpus - 1) * if op == CommOp::AllReduce { 2.0 } else { 1.0 }
+            } else {
+                0.0
+            };
+            let nccl_ar = in_node_ar
+                && (w.nccl || (p.allreduce_nccl_eff > 0.0 && w.bytes > CUSTOM_ALLREDUCE_MAX_BYTES));
+            let (lat, eff) = if nccl_ar {
+                let eff = if p.allreduce_nccl_eff > 0.0 {
+                    p.allreduce_nccl_eff
                 } else {
-                    (p.comm_us_network, p.comm_eff)
+                    p.comm_eff
                 };
+                (p.comm_us_nvlink + hops * p.comm_hop_us, eff)
+            } else if in_node_ar {
+                (p.allreduce_us, p.allreduce_eff)
+            } else if sys.on_nvlink(w.gpus) {
+                (p.comm_us_nvlink + hops * p.comm_hop_us, p.comm_eff)
+            } else {
+                (p.comm_us_network + hops * p.comm_hop_us, p.comm_eff)
+            };
             lat * 1e-6 + comm_bytes_on_wire(op, w.gpus, w.bytes) / (sys.group_bw(w.gpus) * eff)
         }
         WorkClass::P2p => {
@@ -858,6 +877,62 @@ mod tests {
             kernel_s(&p, sys, &gemm(GemmQuant::Fp8), &wo),
             kernel_s(&q, sys, &gemm(GemmQuant::Fp8), &wo)
         );
+    }
+
+    #[test]
+    fn nccl_latency_grows_with_the_rings_steps_inside_a_node_only() {
+        let reg = SystemRegistry::builtin();
+        let sys = reg.get("h200_sxm").unwrap();
+        let mut p = EmpiricalSource::embedded().p.ops_for(sys, "").clone();
+        p.comm_us_nvlink = 4.5;
+        p.comm_hop_us = 0.9;
+        p.comm_eff = 0.5;
+        p.allreduce_nccl_eff = 0.0;
+        let op = |c: CommOp, gpus: u32| OpKind::Comm {
+            op: c,
+            gpus,
+            elems_per_token: 512.0,
+            bytes_per_elem: 2.0,
+        };
+        let work = |c: CommOp, gpus: u32, nccl: bool| {
+            let mut w = Work::new(WorkClass::Comm(c), 0.0, 1024.0, ComputeDtype::Bf16);
+            w.gpus = gpus;
+            w.nccl = nccl;
+            w
+        };
+        let wire = |c: CommOp, n: u32| comm_bytes_on_wire(c, n, 1024.0) / (sys.group_bw(n) * 0.5);
+        // 8-GPU all-gather: 7 ring steps.
+        let ag = kernel_s(
+            &p,
+            sys,
+            &op(CommOp::AllGather, 8),
+            &work(CommOp::AllGather, 8, false),
+        );
+        let want = (4.5 + 7.0 * 0.9) * 1e-6 + wire(CommOp::AllGather, 8);
+        assert!((ag - want).abs() < 1e-12, "{ag} vs {want}");
+        // The NCCL tables' 8-GPU all-reduce: 14 steps at the NCCL regime, not the custom kernel.
+        let ar = kernel_s(
+            &p,
+            sys,
+            &op(CommOp::AllReduce, 8),
+            &work(CommOp::AllReduce, 8, true),
+        );
+        let want = (4.5 + 14.0 * 0.9) * 1e-6 + wire(CommOp::AllReduce, 8);
+        assert!((ar - want).abs() < 1e-12, "{ar} vs {want}");
+        // Across nodes: the base latency only (NCCL's trees are not measured).
+        let far = kernel_s(
+            &p,
+            sys,
+            &op(CommOp::AllGather, 16),
+            &work(CommOp::AllGather, 16, false),
+        );
+        let base = if sys.on_nvlink(16) {
+            4.5
+        } else {
+            p.comm_us_network
+        };
+        let want = base * 1e-6 + wire(CommOp::AllGather, 16);
+        assert!((far - want).abs() < 1e-12, "{far} vs {want}");
     }
 
     #[test]
@@ -1046,7 +1121,9 @@ mod tests {
         let want = p.allreduce_us * 1e-6 + ring(small) / p.allreduce_eff;
         assert!((ar(&p, small) - want).abs() < 1e-12);
         let large = 64.0 * 1024.0 * 1024.0;
-        let want = p.comm_us_nvlink * 1e-6 + ring(large) / p.allreduce_nccl_eff;
+        // NCCL's ring: 2·7 steps of `comm_hop_us` on its base latency.
+        let want =
+            (p.comm_us_nvlink + 14.0 * p.comm_hop_us) * 1e-6 + ring(large) / p.allreduce_nccl_eff;
         assert!((ar(&p, large) - want).abs() < 1e-12);
         // Without the constant (older files) one regime prices every size.
         let mut c = p.clone();

@@ -48,6 +48,9 @@ pub struct Work {
     pub gpus: u32,
     /// Weight-only quantization: weights are dequantized before the MMA.
     pub dequant: bool,
+    /// A collective NCCL runs whatever its size (the NCCL op tables), not a framework's own
+    /// all-reduce kernel.
+    pub nccl: bool,
     /// Shape details the measured tables key on (docs/model.md §5.3).
     pub shape: Shape,
 }
@@ -80,6 +83,7 @@ impl Work {
             m: 0.0,
             gpus: 1,
             dequant: false,
+            nccl: false,
             shape: Shape::default(),
         }
     }

@@ -4,7 +4,7 @@
 //! latency. `bench ops` reports the errors; `bench calibrate --ops` fits the kernel constants
 //! to the same points (see `opfit`).
 use super::step::{op_work, Step};
-use super::PerfSource;
+use super::{PerfSource, Work};
 use crate::error::{AicfgError, Result};
 use crate::hardware::{SystemRegistry, SystemSpec};
 use crate::model::graph::{CommOp, Op, OpKind, Parallel, Part, Routing, WorkerGraph};
@@ -136,11 +136,23 @@ pub struct OpCase {
     pub measured_ms: f64,
     /// Table coordinates, for reports.
     pub shape: String,
+    /// An NCCL table's collective (NCCL at every size, not a custom all-reduce).
+    pub nccl: bool,
 }
 
 impl OpCase {
     /// Priced by `src` on `sys` through the serving path (`op_work`).
     pub fn predict_ms(&self, src: &dyn PerfSource, sys: &SystemSpec) -> f64 {
+        let (op, works) = self.works();
+        works
+            .iter()
+            .flatten()
+            .map(|w| src.time_ms(sys, &op.kind, w))
+            .sum()
+    }
+
+    /// The single-op graph the case runs in and its works, as serving builds them.
+    pub fn works(&self) -> (Op, [Option<Work>; 2]) {
         let g = WorkerGraph {
             ops: Vec::new(),
             parallel: Parallel::single(),
@@ -156,11 +168,11 @@ impl OpCase {
             part: Part::All,
             per_layer: false,
         };
-        op_work(&g, &op, &self.step)
-            .iter()
-            .flatten()
-            .map(|w| src.time_ms(sys, &op.kind, w))
-            .sum()
+        let mut works = op_work(&g, &op, &self.step);
+        for w in works.iter_mut().flatten() {
+            w.nccl = self.nccl;
+        }
+        (op, works)
     }
 }
 
@@ -230,6 +242,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     step: Step::context(1.0, m, 0.0),
                     measured_ms: measured,
                     shape: format!("m{m} n{n} k{k}"),
+                    nccl: false,
                 });
             }
         }
@@ -311,6 +324,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     step: st,
                     measured_ms: lat(&fr, r),
                     shape,
+                    nccl: false,
                 });
             }
         }
@@ -389,6 +403,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     step: st,
                     measured_ms: lat(&fr, r),
                     shape,
+                    nccl: false,
                 });
             }
         }
@@ -430,6 +445,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     step: Step::context(1.0, t, 0.0),
                     measured_ms: lat(&fr, r),
                     shape: format!("{name} tokens{t} h{h}"),
+                    nccl: false,
                 });
             }
         }
@@ -533,6 +549,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     step: Step::context(1.0, 1.0, 0.0),
                     measured_ms: l,
                     shape: format!("gpus{g} elems{m} {}B", bpe),
+                    nccl,
                 });
             }
         }
@@ -559,6 +576,7 @@ pub fn read_cases(tf: &TableFile) -> Result<Vec<OpCase>> {
                     step: Step::context(1.0, m, 0.0),
                     measured_ms: lat(&fr, r),
                     shape: format!("m{m} k{k}"),
+                    nccl: false,
                 });
             }
         }
@@ -680,6 +698,7 @@ fn moe_cases(fr: &Frame) -> Vec<OpCase> {
                 step: Step::context(1.0, t as f64, 0.0),
                 measured_ms: l,
                 shape: format!("tokens{t} h{h} I{i} E{e} top{k} tp{tp} ep{ep} {dist}{ng}"),
+                nccl: false,
             });
         }
     }

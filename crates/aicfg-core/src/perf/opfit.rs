@@ -3,12 +3,10 @@
 //! search in log space inside physical bounds; plus a leave-one-system-out check.
 use super::empirical::{GenCalib, OpCalib, OpCalibSource};
 use super::opcheck::{self, par_map, stats_of, OpFilter, TableFile};
-use super::step::op_work;
 use super::{generation, PerfSource, Work};
 use crate::error::Result;
 use crate::hardware::{SystemRegistry, SystemSpec};
-use crate::model::graph::{Op, OpKind, Parallel, Part, WorkerGraph};
-use crate::model::Family;
+use crate::model::graph::OpKind;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -44,6 +42,8 @@ pub fn constant_prefix(family: &str) -> String {
         "attn_ctx_".into()
     } else if family.starts_with("generation") {
         "attn_gen_".into()
+    } else if family.starts_with("nccl") {
+        "comm_".into()
     } else {
         format!("{}_", family.trim_end_matches('_'))
     }
@@ -85,6 +85,9 @@ pub fn bounds(name: &str) -> (f64, f64) {
         // A thread block's fixed work (query and page-table loads, softmax merge, output
         // write): a few hundred cycles to a few thousand at ~1.8 GHz, 0.1-5 µs.
         "attn_gen_unit_us" => (0.0, 5.0),
+        // One peer-to-peer hand-off of NCCL's low-latency protocol: ~1 µs over NVLink, a few
+        // over a NIC.
+        "comm_hop_us" => (0.0, 5.0),
         // An MLA block covers a request's 16-128 query heads of 576 wide: up to ~4× more work.
         "attn_gen_mla_unit_us" => (0.0, 20.0),
         _ => (1.0, 200.0),
@@ -141,26 +144,12 @@ pub fn load(root: &Path, reg: &SystemRegistry, filter: &OpFilter) -> Result<FitD
                 d.groups.push(key);
                 d.groups.len() - 1
             });
-            let g = WorkerGraph {
-                ops: Vec::new(),
-                parallel: Parallel::single(),
-                quant: c.quant,
-                family: Family::Llama,
-                num_layers: 1,
-            };
-            let op = Op {
-                name: "fit",
-                kind: c.op.clone(),
-                count: 1.0,
-                weight_bytes: 0.0,
-                part: Part::All,
-                per_layer: false,
-            };
+            let (_, works) = c.works();
             d.points.push(FitPoint {
                 sys: si,
                 backend: tf.backend.clone(),
                 group: gi,
-                works: op_work(&g, &op, &c.step),
+                works,
                 op: c.op,
                 measured_ms: c.measured_ms,
             });

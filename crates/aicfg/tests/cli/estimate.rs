@@ -893,8 +893,9 @@ fn silent_cases_speak() {
 // SGLang's own mem_fraction_static heuristic, rows that cannot hold one request at the
 // framework defaults reported as `oom`; refitted. Then GEMM activation quantization; refitted.
 // Then decode attention: per-block fixed costs over the SMs, MLA apart, FP8-KV ratio (op tables; the
-// serving refit did not improve its objective, so the serving constants stayed).
-const RECORDED_TTFT_MDAPE: f64 = 31.8;
+// serving refit did not improve its objective, so the serving constants stayed). Then NCCL
+// ring-step latency inside a node (op tables).
+const RECORDED_TTFT_MDAPE: f64 = 31.4;
 const RECORDED_TPOT_MDAPE: f64 = 12.2;
 
 #[test]
