@@ -250,19 +250,8 @@ pub fn calibrate_ops(a: &crate::bench::CalibrateArgs) -> Result<()> {
     if let Some(h) = fitted.generations.get("hopper") {
         params.ops = h.ops.clone();
     }
-    if only.is_some() {
-        // Generations the tables of this family do not reach keep their sections.
-        for (g, gc) in fitted.generations {
-            match params.generations.get_mut(&g) {
-                Some(old) => {
-                    old.ops = gc.ops;
-                    old.backends.extend(gc.backends);
-                }
-                None => {
-                    params.generations.insert(g, gc);
-                }
-            }
-        }
+    if let Some(o) = only.as_deref() {
+        opfit::merge_scoped(&mut params.generations, fitted.generations, o);
     } else {
         params.generations = fitted.generations;
     }

@@ -279,6 +279,39 @@ pub fn fit(
     (c, best)
 }
 
+/// Merge a one-family fit (`only`: the prefix of its constants) into the installed sections.
+/// Generations its tables do not reach keep their sections; backends it refitted take their new
+/// section; the other backends of a fitted generation (its tables are shared, as NCCL's are, or
+/// that backend has none) take the generation's new pooled values of the fitted constants.
+pub fn merge_scoped(
+    into: &mut BTreeMap<String, GenCalib>,
+    fitted: BTreeMap<String, GenCalib>,
+    only: &str,
+) {
+    for (g, gc) in fitted {
+        match into.get_mut(&g) {
+            Some(old) => {
+                let mut pooled = gc.ops.clone();
+                for (b, sec) in old.backends.iter_mut() {
+                    if gc.backends.contains_key(b) {
+                        continue;
+                    }
+                    for ((n, x), (_, y)) in sec.fields_mut().into_iter().zip(pooled.fields_mut()) {
+                        if n.starts_with(only) {
+                            *x = *y;
+                        }
+                    }
+                }
+                old.ops = gc.ops;
+                old.backends.extend(gc.backends);
+            }
+            None => {
+                into.insert(g, gc);
+            }
+        }
+    }
+}
+
 /// What a `--ops` calibration produced.
 #[derive(Debug, Default)]
 pub struct OpsFit {
@@ -439,6 +472,41 @@ fn par_each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_table_family_reaches_every_backend_section() {
+        let base = crate::perf::empirical::EmpiricalParams::embedded();
+        let mut into = base.generations.clone();
+        let hopper = into["hopper"].clone();
+        let mut fitted = BTreeMap::new();
+        let mut pooled = hopper.ops.clone();
+        pooled.comm_hop_us = 0.9;
+        pooled.gemm_eff_bf16 = 0.11;
+        let mut refit = pooled.clone();
+        refit.comm_hop_us = 1.7;
+        let mut backends = BTreeMap::new();
+        backends.insert("vllm".to_string(), refit);
+        fitted.insert(
+            "hopper".to_string(),
+            GenCalib {
+                ops: pooled,
+                backends,
+            },
+        );
+        merge_scoped(&mut into, fitted, "comm_");
+        let h = &into["hopper"];
+        assert_eq!(
+            h.backends["vllm"].comm_hop_us, 1.7,
+            "a refitted backend keeps its fit"
+        );
+        // The others take the pooled fitted constants and keep every other constant.
+        assert_eq!(h.backends["sglang"].comm_hop_us, 0.9);
+        assert_eq!(
+            h.backends["sglang"].gemm_eff_bf16,
+            hopper.backends["sglang"].gemm_eff_bf16
+        );
+        assert_eq!(into["blackwell"], base.generations["blackwell"]);
+    }
 
     #[test]
     fn bounds_are_physical() {
