@@ -2,14 +2,20 @@
 use crate::error::Result;
 use crate::hardware::SystemSpec;
 use crate::model::graph::Parallel;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Trtllm,
     Vllm,
     Sglang,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// vLLM V1's largest CUDA-graph capture size (tokens per step): `max_cudagraph_capture_size`

@@ -85,11 +85,11 @@ pub fn cuda_graph_sizes(bs: u32) -> Vec<u32> {
     v
 }
 
-fn service_name(backend: &str, role: RoleKind) -> String {
+fn service_name(backend: Backend, role: RoleKind) -> String {
     let b = match backend {
-        "trtllm" => "TRTLLM",
-        "vllm" => "Vllm",
-        _ => "SGLang",
+        Backend::Trtllm => "TRTLLM",
+        Backend::Vllm => "Vllm",
+        Backend::Sglang => "SGLang",
     };
     match role {
         RoleKind::Agg => format!("{b}Worker"),
@@ -98,9 +98,9 @@ fn service_name(backend: &str, role: RoleKind) -> String {
     }
 }
 
-fn kv_dtype(backend: &str, kv: &str) -> &'static str {
+fn kv_dtype(backend: Backend, kv: &str) -> &'static str {
     match (backend, kv) {
-        ("sglang", k) if k.starts_with("fp8") => "fp8_e4m3",
+        (Backend::Sglang, k) if k.starts_with("fp8") => "fp8_e4m3",
         (_, k) if k.starts_with("fp8") => "fp8",
         _ => "auto",
     }
@@ -108,8 +108,11 @@ fn kv_dtype(backend: &str, kv: &str) -> &'static str {
 
 /// Version rules of a generator config.
 pub fn rules_of(g: &GeneratorConfig) -> Rules {
-    let b = Backend::parse(&g.backend).unwrap_or(Backend::Trtllm);
-    versions::rules(b, &g.generated_config_version, &g.dynamo.dynamo_version)
+    versions::rules(
+        g.backend,
+        &g.generated_config_version,
+        &g.dynamo.dynamo_version,
+    )
 }
 
 /// Ports one worker listens on besides what the framework picks itself. In a pod the
@@ -146,15 +149,15 @@ impl Ports {
 pub fn port_flags(g: &GeneratorConfig, r: &RoleSpec, ports: Ports) -> Vec<String> {
     let mut a = Vec::new();
     let kv_events = g.dynamo.publish_kv_events;
-    match g.backend.as_str() {
-        "vllm" if kv_events => a.extend([
+    match g.backend {
+        Backend::Vllm if kv_events => a.extend([
             "--kv-events-config".to_string(),
             format!(
                 r#"{{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:{}"}}"#,
                 ports.kv_events
             ),
         ]),
-        "sglang" => {
+        Backend::Sglang => {
             if kv_events {
                 a.extend([
                     "--kv-events-config".to_string(),
@@ -171,14 +174,14 @@ pub fn port_flags(g: &GeneratorConfig, r: &RoleSpec, ports: Ports) -> Vec<String
                 ]);
             }
         }
-        _ => {}
+        Backend::Vllm | Backend::Trtllm => {}
     }
     a
 }
 
 /// Environment a worker needs for its ports.
 pub fn port_env(g: &GeneratorConfig, r: &RoleSpec, ports: Ports) -> Vec<(String, String)> {
-    if g.backend == "vllm" && r.role != RoleKind::Agg {
+    if g.backend == Backend::Vllm && r.role != RoleKind::Agg {
         vec![(
             "VLLM_NIXL_SIDE_CHANNEL_PORT".to_string(),
             ports.nixl_side_channel.to_string(),
@@ -211,7 +214,7 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
     let bs = p.max_batch_size.max(1);
     let moe = g.model.is_moe;
     let bench = g.rule == Rule::Benchmark;
-    let backend = g.backend.as_str();
+    let backend = g.backend;
     let rules = rules_of(g);
     // Tokens one decode step carries per request: the token plus the MTP draft tokens.
     let step_tokens = 1 + g.model.nextn;
@@ -220,8 +223,8 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
     let dp = p.data_parallel_size.max(1);
     let tp = match (backend, moe) {
         (_, false) => p.tensor_parallel_size,
-        ("vllm", true) => (expert_gpus / dp).max(1),
-        (_, true) => expert_gpus.max(1),
+        (Backend::Vllm, true) => (expert_gpus / dp).max(1),
+        (Backend::Trtllm | Backend::Sglang, true) => expert_gpus.max(1),
     };
     let enable_attention_dp = moe && dp > 1;
     // Production keeps the reference's service sizing; benchmark reproduces what was simulated.
@@ -231,17 +234,19 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
             bs,
             round_up(p.max_num_tokens.max(decode_tokens), TOKENS_PER_BLOCK),
         ),
-        ("trtllm", RoleKind::Agg, _) => (bs, round_up(decode_tokens + isl + 500, TOKENS_PER_BLOCK)),
-        ("trtllm", RoleKind::Prefill, _) => (bs, round_up(isl + 500, TOKENS_PER_BLOCK)),
-        ("trtllm", RoleKind::Decode, _) => (bs, round_up(decode_tokens, TOKENS_PER_BLOCK)),
-        (_, RoleKind::Prefill, _) => (bs, isl + 1500),
-        (_, RoleKind::Agg, _) => {
+        (Backend::Trtllm, RoleKind::Agg, _) => {
+            (bs, round_up(decode_tokens + isl + 500, TOKENS_PER_BLOCK))
+        }
+        (Backend::Trtllm, RoleKind::Prefill, _) => (bs, round_up(isl + 500, TOKENS_PER_BLOCK)),
+        (Backend::Trtllm, RoleKind::Decode, _) => (bs, round_up(decode_tokens, TOKENS_PER_BLOCK)),
+        (Backend::Vllm | Backend::Sglang, RoleKind::Prefill, _) => (bs, isl + 1500),
+        (Backend::Vllm | Backend::Sglang, RoleKind::Agg, _) => {
             let seqs = if bs < 512 { 512 } else { 2 * bs };
             (seqs, decode_tokens + isl + 1500)
         }
-        (_, RoleKind::Decode, _) => {
+        (Backend::Vllm | Backend::Sglang, RoleKind::Decode, _) => {
             let seqs = if bs < 512 { 512 } else { 2 * bs };
-            let tokens = if backend == "sglang" {
+            let tokens = if backend == Backend::Sglang {
                 (isl + 1500).max(seqs * step_tokens)
             } else {
                 seqs * step_tokens
@@ -304,7 +309,7 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
     let kv = kv_dtype(backend, &p.kvcache_quant_mode);
     let f = |s: &str| s.to_string();
     match backend {
-        "vllm" => {
+        Backend::Vllm => {
             let mut a = vec![
                 f("--tensor-parallel-size"),
                 tp.to_string(),
@@ -355,7 +360,7 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
             }
             spec.flags = a;
         }
-        "sglang" => {
+        Backend::Sglang => {
             // With attention DP SGLang divides the limit by the DP size: write what makes
             // every rank admit the planned per-rank batch.
             let running = if enable_attention_dp {
@@ -424,7 +429,7 @@ fn role_spec(g: &GeneratorConfig, role: RoleKind, p: &WorkerParams, workers: u32
             }
             spec.flags = a;
         }
-        _ => {
+        Backend::Trtllm => {
             let file = format!("{}_config.yaml", role.name());
             let mut a = vec![
                 f("--extra-engine-args"),

@@ -236,7 +236,7 @@ pub struct Params {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorConfig {
-    pub backend: String,
+    pub backend: Backend,
     /// Framework version the files are written for.
     pub generated_config_version: String,
     pub rule: Rule,
@@ -360,7 +360,7 @@ impl GeneratorConfig {
             _ => "agg",
         };
         Ok(GeneratorConfig {
-            backend: backend.name().to_string(),
+            backend,
             generated_config_version: version,
             rule: Rule::Production,
             service: ServiceConfig {

@@ -6,6 +6,7 @@ use crate::engine::{
 };
 use crate::error::{GenError, Result};
 use crate::genconfig::GeneratorConfig;
+use aicfg_core::Backend;
 use minijinja::{context, Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -159,7 +160,7 @@ fn launch_cmd(
         Target::Pod => k8s_quote(s),
     };
     let module = format!("dynamo.{}", g.backend);
-    let model_flag = if g.backend == "vllm" {
+    let model_flag = if g.backend == Backend::Vllm {
         "--model"
     } else {
         "--model-path"
@@ -243,16 +244,16 @@ fn place(g: &GeneratorConfig, specs: &[RoleSpec]) -> Vec<Node> {
                 for rank in 0..nnodes {
                     new_node(&mut nodes);
                     let here = gpn.min(g_w - rank * gpn);
-                    let launch = match g.backend.as_str() {
-                        "trtllm" if rank == 0 => Some(format!(
+                    let launch = match g.backend {
+                        Backend::Trtllm if rank == 0 => Some(format!(
                             "mpirun --allow-run-as-root -H \"${{WORKER_HOSTS:?set WORKER_HOSTS to the {nnodes} hosts of {name}, comma separated}}\" -n {g_w} trtllm-llmapi-launch {leader}"
                         )),
                         // mpirun on the first node starts these ranks over ssh.
-                        "trtllm" => None,
-                        "sglang" => Some(format!(
+                        Backend::Trtllm => None,
+                        Backend::Sglang => Some(format!(
                             "{leader} --nnodes {nnodes} --node-rank {rank} --dist-init-addr \"${{DIST_INIT_ADDR:?set DIST_INIT_ADDR to host:port of the first node of {name}}}\""
                         )),
-                        _ => Some(format!(
+                        Backend::Vllm => Some(format!(
                             "{leader} --nnodes {nnodes} --node-rank {rank} --master-addr \"${{MASTER_ADDR:?set MASTER_ADDR to the first node of {name}}}\"{}",
                             if rank > 0 { " --headless" } else { "" }
                         )),
@@ -347,7 +348,7 @@ fn llmd_values(
     views: &[RoleView],
     name: &str,
 ) -> Result<Option<String>> {
-    if g.backend != "vllm" {
+    if g.backend != Backend::Vllm {
         return Ok(None);
     }
     let mut roles = Vec::new();
@@ -432,7 +433,7 @@ pub fn render(g: &GeneratorConfig) -> Result<Vec<(String, String)>> {
         ),
     )];
     let rules = rules_of(g);
-    if g.backend == "trtllm" {
+    if g.backend == Backend::Trtllm {
         let isl = g.sla.isl;
         let osl = g.sla.osl;
         for r in &mut specs {

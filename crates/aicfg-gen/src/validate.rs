@@ -1,6 +1,7 @@
 //! `aicfg validate DIR`: re-check a generated (or hand-edited) tree against the schema
 //! snapshots of the release each deployment targets, and say what a framework would reject.
 use crate::genconfig::GeneratorConfig;
+use aicfg_core::Backend;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,12 +40,12 @@ fn snapshot(name: &str) -> Option<Json> {
 
 /// Options allowed on `python3 -m dynamo.<backend>` of a release; None without snapshots.
 pub fn allowed_flags(
-    backend: &str,
+    backend: Backend,
     framework: &str,
     dynamo: &str,
 ) -> Option<BTreeMap<String, Json>> {
     let mut names = vec![format!("dynamo-{backend}-{dynamo}")];
-    if backend != "trtllm" {
+    if backend != Backend::Trtllm {
         names.push(format!("{backend}-{framework}"));
     }
     let mut out = BTreeMap::new();
@@ -349,7 +350,7 @@ fn validate_deployment(dir: &Path, gen: &Path, report: &mut Report) -> std::io::
         g.dynamo.dynamo_version
     );
     let Some(allowed) = allowed_flags(
-        &g.backend,
+        g.backend,
         &g.generated_config_version,
         &g.dynamo.dynamo_version,
     ) else {
@@ -394,7 +395,7 @@ fn validate_deployment(dir: &Path, gen: &Path, report: &mut Report) -> std::io::
                     push(check_command(&args, fa));
                 }
             }
-        } else if g.backend == "trtllm"
+        } else if g.backend == Backend::Trtllm
             && name.ends_with("_config.yaml")
             && name != "generator_config.yaml"
         {

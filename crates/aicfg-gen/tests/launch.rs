@@ -544,7 +544,7 @@ fn mtp_token_budget_counts_draft_tokens() {
     let f = files(&g);
     let e: Value = serde_norway::from_str(get(&f, "decode_config.yaml")).unwrap();
     assert_eq!(e["max_num_tokens"].as_u64(), Some(96));
-    g.backend = "vllm".into();
+    g.backend = aicfg_core::Backend::Vllm;
     g.generated_config_version = "0.31.0".into();
     let f = files(&g);
     let words: Vec<String> = pod_script(&f, "VllmDecodeWorker")

@@ -142,7 +142,7 @@ fn variants(backend: &str) -> Vec<(String, GeneratorConfig)> {
 }
 
 fn at_release(g: &mut GeneratorConfig, r: &Release) {
-    let b = Backend::parse(&g.backend).unwrap();
+    let b = g.backend;
     g.generated_config_version = r.framework(b).to_string();
     g.dynamo.dynamo_version = r.dynamo.clone();
     g.k8s.k8s_image = matrix().image(b, &r.dynamo);

@@ -36,7 +36,7 @@ pub fn config(backend: &str, moe: bool, roles: &[(&str, u32, WorkerParams)]) -> 
     let b = aicfg_core::Backend::parse(backend).unwrap();
     let image = aicfg_gen::versions::matrix().image(b, &release.dynamo);
     GeneratorConfig {
-        backend: backend.into(),
+        backend: b,
         generated_config_version: release.framework(b).to_string(),
         rule: Rule::Production,
         service: ServiceConfig {

@@ -278,7 +278,7 @@ impl Deployment {
             ),
         };
         Ok(DeploymentDesc {
-            backend: g.backend.clone(),
+            backend: g.backend.name().to_string(),
             backend_version: g.generated_config_version.clone(),
             model_path: g.model.model_name.clone(),
             system: self.system.clone(),
