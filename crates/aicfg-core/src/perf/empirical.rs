@@ -128,14 +128,15 @@ pub struct OpCalib {
     pub attn_gen_unit_us: f64,
     /// MLA decode's own kernel cost and per-block cost (µs): FlashMLA-type kernels run one
     /// block per request over all its heads (a 64-row tile of 576-wide queries), a larger
-    /// fixed unit than an MHA/GQA block. Absent: the MHA values.
+    /// fixed unit than an MHA/GQA block. Absent: 14 µs and 0.
     #[serde(default = "default_attn_gen_us")]
     pub attn_gen_mla_us: f64,
     #[serde(default)]
     pub attn_gen_mla_unit_us: f64,
     /// Ratio of MHA/GQA decode attention's HBM efficiency with an FP8 KV cache to that with a
-    /// BF16 one (MLA decode keeps its own curve): the FP8 kernels dequantize K/V in registers and are often a different kernel family
-    /// (TRT-LLM XQA FP8, FlashInfer vs FlashAttention-3 in SGLang). Capped at `EFF_MAX` overall.
+    /// BF16 one (MLA decode keeps its own curve): the FP8 kernels dequantize K/V in registers
+    /// and are often a different kernel family (TRT-LLM XQA FP8, FlashInfer vs
+    /// FlashAttention-3 in SGLang). Capped at `EFF_MAX` overall.
     #[serde(default = "one")]
     pub attn_gen_kvq_ratio: f64,
     /// Asymptotic fraction of the format's tensor-core peak reached by grouped expert GEMMs,
@@ -664,19 +665,20 @@ pub(crate) fn kernel_s(p: &OpCalib, sys: &SystemSpec, op: &OpKind, w: &Work) -> 
             p.attn_us * 1e-6 + ((mma_s + sfu_s) / eff).max(w.bytes / bw)
         }
         WorkClass::GenerationAttention => {
-            let mha = matches!(op, OpKind::Attention { latent: false, .. });
+            // Decode kernels run one thread block per (request, KV head): a large batch of
+            // short sequences pays the blocks' fixed costs, not the KV stream.
+            let (mha, units) = match op {
+                OpKind::Attention {
+                    kv_heads, latent, ..
+                } => (!latent, w.shape.batch.max(1.0) * kv_heads.max(1.0)),
+                _ => (false, w.shape.batch.max(1.0)),
+            };
             let eff = if mha && w.shape.kv_quant.starts_with("fp8") {
                 (p.attn_gen_eff * p.attn_gen_kvq_ratio).min(EFF_MAX)
             } else {
                 p.attn_gen_eff
             };
             let kv_bw = sys.gpu.mem_bw * eff;
-            // Decode kernels run one thread block per (request, KV head): a large batch of
-            // short sequences pays the blocks' fixed costs, not the KV stream.
-            let units = match op {
-                OpKind::Attention { kv_heads, .. } => w.shape.batch.max(1.0) * kv_heads.max(1.0),
-                _ => w.shape.batch.max(1.0),
-            };
             let (fixed_us, unit_us) = if mha {
                 (p.attn_gen_us, p.attn_gen_unit_us)
             } else {
@@ -901,31 +903,17 @@ mod tests {
             w
         };
         let wire = |c: CommOp, n: u32| comm_bytes_on_wire(c, n, 1024.0) / (sys.group_bw(n) * 0.5);
+        let time = |c: CommOp, n: u32, nccl: bool| kernel_s(&p, sys, &op(c, n), &work(c, n, nccl));
         // 8-GPU all-gather: 7 ring steps.
-        let ag = kernel_s(
-            &p,
-            sys,
-            &op(CommOp::AllGather, 8),
-            &work(CommOp::AllGather, 8, false),
-        );
+        let ag = time(CommOp::AllGather, 8, false);
         let want = (4.5 + 7.0 * 0.9) * 1e-6 + wire(CommOp::AllGather, 8);
         assert!((ag - want).abs() < 1e-12, "{ag} vs {want}");
         // The NCCL tables' 8-GPU all-reduce: 14 steps at the NCCL regime, not the custom kernel.
-        let ar = kernel_s(
-            &p,
-            sys,
-            &op(CommOp::AllReduce, 8),
-            &work(CommOp::AllReduce, 8, true),
-        );
+        let ar = time(CommOp::AllReduce, 8, true);
         let want = (4.5 + 14.0 * 0.9) * 1e-6 + wire(CommOp::AllReduce, 8);
         assert!((ar - want).abs() < 1e-12, "{ar} vs {want}");
         // Across nodes: the base latency only (NCCL's trees are not measured).
-        let far = kernel_s(
-            &p,
-            sys,
-            &op(CommOp::AllGather, 16),
-            &work(CommOp::AllGather, 16, false),
-        );
+        let far = time(CommOp::AllGather, 16, false);
         let base = if sys.on_nvlink(16) {
             4.5
         } else {
